@@ -1,0 +1,253 @@
+"""``conformance`` command line: run, validate, list, schema, report.
+
+Exit codes: 0 all cells pass (match/known/unsupported/skipped), 1 a cell is ``mismatch`` or
+``error``, 2 usage or case-file errors (the valid cases still run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import __version__, backends, registry, results, spec
+from .compare import STATUSES
+from .plan import plan
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+STATUS_STYLE = {"match": "green", "known": "blue", "mismatch": "bold red", "error": "red",
+                "unsupported": "dim", "skipped": "dim"}
+
+
+def default_cases() -> list[str]:
+    """``./cases`` when it exists, else the cases bundled beside the package's source tree."""
+    here = Path("cases")
+    if here.is_dir():
+        return [str(here)]
+    bundled = Path(__file__).resolve().parent.parent / "cases"
+    return [str(bundled)]
+
+
+def _load(paths, backends_filter=None, device="all", keyword=None):
+    loaded = spec.load_paths(paths or default_cases())
+    p = plan(loaded.cases, registry.load(), backends=backends_filter, device=device, keyword=keyword)
+    return loaded, p, loaded.errors + p.errors
+
+
+def _print_errors(errors) -> None:
+    for e in errors:
+        err_console.print(str(e), markup=False)
+
+
+# --- run ---------------------------------------------------------------------------------------
+
+def cmd_run(a) -> int:
+    pythons, unavailable, problems = backends.resolve(a.backend)
+    if problems:
+        for p in problems:
+            err_console.print(f"error: {p}", markup=False)
+        return 2
+    selected = set(pythons) | set(unavailable) if not a.backend else set(pythons)
+    loaded, p, errors = _load(a.paths, selected, a.device, a.k)
+    _print_errors(errors)
+    if not p.cells:
+        err_console.print("no cells to run" + (" (see the errors above)" if errors else ""))
+        return 2 if errors else 1
+    out = Path(a.out)
+    from .runner import Runner
+    from .worker import WorkerPool
+
+    pool = WorkerPool({k: v for k, v in backends.MODULES.items()}, pythons)
+    runner = Runner(registry.load(), pool, unavailable, timeout=a.timeout)
+    writer = results.Writer(out / "results.json")
+    counts: Counter = Counter()
+    try:
+        _execute(p.cells, runner, writer, counts)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: finished cells are in " + str(writer.journal))
+        return 130
+    finally:
+        writer.set_backends(runner.backends)
+        doc = writer.close()
+        pool.close()
+    from . import report
+
+    index = report.render(doc, out)
+    _summary(doc)
+    console.print(f"results: {out / 'results.json'}   report: {index}", markup=False)
+    if errors:
+        return 2
+    return 1 if counts["mismatch"] or counts["error"] else 0
+
+
+def _execute(cells, runner, writer, counts) -> None:
+    """One thread per (backend, device) so frameworks run side by side; each drives its own
+    worker, so a slow or hanging framework never holds up the others."""
+    groups = defaultdict(list)
+    for c in cells:
+        groups[(c.backend, c.device)].append(c)
+    lock = threading.Lock()
+    show = console.is_terminal
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console, disable=not show)
+
+    def work(key, group, task):
+        for cell in group:
+            rec = runner.run(cell)
+            writer.add(rec)
+            with lock:
+                counts[rec["status"]] += 1
+                progress.advance(task)
+                if rec["status"] in ("mismatch", "error") and not show:
+                    console.print(f"{rec['status'].upper()} {rec['id']}: {rec['message'][:300]}", markup=False)
+
+    with progress:
+        tasks = {k: progress.add_task(f"{k[0]}/{k[1]}", total=len(g)) for k, g in groups.items()}
+        with ThreadPoolExecutor(max_workers=max(1, len(groups))) as ex:
+            futures = [ex.submit(work, k, g, tasks[k]) for k, g in groups.items()]
+            for f in futures:
+                f.result()
+
+
+def _summary(doc: dict) -> None:
+    table = Table(title="conformance summary")
+    table.add_column("backend/device")
+    for s in STATUSES:
+        table.add_column(s, justify="right", style=STATUS_STYLE[s])
+    rows = defaultdict(Counter)
+    for r in doc["results"]:
+        rows[f"{r['backend']}/{r['device']}"][r["status"]] += 1
+    for key in sorted(rows):
+        table.add_row(key, *(str(rows[key][s]) for s in STATUSES))
+    console.print(table)
+    bad = [r for r in doc["results"] if r["status"] in ("mismatch", "error")]
+    for r in bad[:20]:
+        console.print(f"[{STATUS_STYLE[r['status']]}]{r['status']}[/] ", end="")
+        console.print(f"{r['id']}: {r['message'][:500]}", markup=False)
+    if len(bad) > 20:
+        console.print(f"... and {len(bad) - 20} more in the report")
+
+
+# --- validate / list / schema / report ---------------------------------------------------------
+
+def cmd_validate(a) -> int:
+    loaded, p, errors = _load(a.paths)
+    _print_errors(errors)
+    files = len(spec.case_files(a.paths or default_cases()))
+    msg = f"{files} files, {len(loaded.cases)} valid cases, {len(p.cells)} cells"
+    if errors:
+        err_console.print(f"{len(errors)} problems; {msg}")
+        return 2
+    console.print(f"ok: {msg}")
+    return 0
+
+
+def cmd_list(a) -> int:
+    if a.what == "cases":
+        loaded, p, errors = _load(a.paths)
+        _print_errors(errors)
+        per_case = Counter(c.case.id for c in p.cells)
+        t = Table("id", "cells", "title", "file")
+        for sc in loaded.cases:
+            t.add_row(sc.case.id, str(per_case[sc.case.id]), sc.case.title, f"{sc.path}:{sc.line}")
+        console.print(t)
+    elif a.what == "apis":
+        reg = registry.load()
+        t = Table("source API", "target API", "category")
+        for m in reg.mappings:
+            t.add_row(m.source, m.target, m.category)
+        console.print(t)
+    else:
+        pythons, unavailable, _ = backends.resolve(None)
+        t = Table("backend", "status", "interpreter", "version", "devices")
+        from .worker import WorkerError, WorkerPool
+
+        pool = WorkerPool(dict(backends.MODULES), pythons)
+        try:
+            for name in sorted(set(pythons) | set(unavailable)):
+                if name not in pythons:
+                    t.add_row(name, "unavailable", "", "", unavailable[name])
+                    continue
+                try:
+                    info = pool.hello(name, "cpu").get("info", {})
+                except WorkerError as e:
+                    t.add_row(name, "broken", pythons[name], "", str(e)[:200])
+                    continue
+                devs = ", ".join(f"{d}" if why is None else f"{d}: {why}" for d, why in info.get("devices", {}).items())
+                t.add_row(name, "ok", pythons[name], str(info.get("version")), devs)
+        finally:
+            pool.close()
+        console.print(t)
+    return 0
+
+
+def cmd_schema(a) -> int:
+    text = json.dumps(spec.json_schema(), indent=2)
+    if a.out:
+        Path(a.out).write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text)
+    return 0
+
+
+def cmd_report(a) -> int:
+    from . import report
+
+    docs = []
+    for path in a.results:
+        try:
+            docs.append(results.load(path))
+        except (OSError, ValueError) as e:
+            err_console.print(f"{path}: cannot read results: {e}", markup=False)
+            return 2
+    index = report.render(results.merge(docs), a.out)
+    console.print(f"report: {index}", markup=False)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="conformance", description=__doc__.split("\n")[0])
+    ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run cases on backends, write results.json and index.html")
+    r.add_argument("paths", nargs="*", help="case files or directories (default: cases/)")
+    r.add_argument("--backend", action="append", metavar="NAME[=PYTHON]",
+                   help="backend to run, optionally with the interpreter of its worker (repeatable)")
+    r.add_argument("--device", choices=["cpu", "gpu", "all"], default="all")
+    r.add_argument("--out", default="reports", help="output directory (default: reports)")
+    r.add_argument("-k", metavar="EXPR", help="only cells whose id matches (pytest -k syntax)")
+    r.add_argument("--timeout", type=float, default=120.0, help="seconds one cell may take")
+    r.set_defaults(fn=cmd_run)
+    v = sub.add_parser("validate", help="check case files; errors as path:line: field: problem")
+    v.add_argument("paths", nargs="*")
+    v.set_defaults(fn=cmd_validate)
+    li = sub.add_parser("list", help="list cases, API mappings or backends")
+    li.add_argument("what", choices=["cases", "apis", "backends"])
+    li.add_argument("paths", nargs="*")
+    li.set_defaults(fn=cmd_list)
+    s = sub.add_parser("schema", help="print the JSON Schema of a case file")
+    s.add_argument("--out", help="write it to this file")
+    s.set_defaults(fn=cmd_schema)
+    rp = sub.add_parser("report", help="render results JSON file(s) into an HTML report")
+    rp.add_argument("results", nargs="+", help="results.json or results.jsonl files (merged)")
+    rp.add_argument("--out", default="reports")
+    rp.set_defaults(fn=cmd_report)
+    return ap
+
+
+def main(argv=None) -> int:
+    a = build_parser().parse_args(argv)
+    return a.fn(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

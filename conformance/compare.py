@@ -1,0 +1,154 @@
+"""Tolerance policy, error metrics and the NaN-aware comparison of a cell's outputs.
+
+A value ``got`` is close to ``want`` when ``|got - want| <= atol + rtol * |want|`` (the rule of
+``torch.testing.assert_close``), NaN equals NaN in the same place, and infinities must match
+exactly. Metrics are recorded for every comparison, pass or fail.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+#: torch.testing.assert_close's defaults per dtype: (rtol, atol).
+DEFAULT_TOLERANCE = {
+    "float64": (1e-7, 1e-7),
+    "float32": (1.3e-6, 1e-5),
+    "float16": (1e-3, 1e-5),
+    "bfloat16": (1.6e-2, 1e-5),
+}
+
+STATUSES = ("match", "known", "mismatch", "error", "unsupported", "skipped")
+
+
+def tolerance(dtype: str, overrides: Optional[dict] = None) -> tuple[float, float]:
+    """(rtol, atol) for ``dtype``: the case's override (which carries a reason) or the default."""
+    if overrides and dtype in overrides:
+        t = overrides[dtype]
+        return float(t.rtol), float(t.atol)
+    return DEFAULT_TOLERANCE[dtype]
+
+
+@dataclass
+class Metrics:
+    size: int = 0
+    mismatched: int = 0
+    max_abs_err: float = 0.0
+    max_rel_err: float = 0.0
+    worst: str = ""  # "[1, 2]: got 0.1 want 0.2"
+
+    def as_dict(self) -> dict:
+        return {"size": self.size, "mismatched": self.mismatched,
+                "max_abs_err": self.max_abs_err, "max_rel_err": self.max_rel_err}
+
+
+def compare_arrays(got, want, rtol: float, atol: float) -> Metrics:
+    """Element-wise closeness with NaN == NaN; returns metrics (mismatched == 0 means close)."""
+    g = np.asarray(got, dtype=np.float64)
+    w = np.asarray(want, dtype=np.float64)
+    m = Metrics(size=int(w.size))
+    if g.shape != w.shape:
+        m.mismatched = max(int(w.size), int(g.size), 1)
+        m.max_abs_err = m.max_rel_err = math.inf
+        m.worst = f"shape {list(g.shape)} != expected {list(w.shape)}"
+        return m
+    if w.size == 0:
+        return m
+    both_nan = np.isnan(g) & np.isnan(w)
+    same_inf = np.isinf(g) & np.isinf(w) & (np.sign(g) == np.sign(w))
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        diff = np.abs(g - w)
+        diff = np.where(both_nan | same_inf, 0.0, diff)
+        diff = np.where(np.isnan(diff), np.inf, diff)  # NaN on one side only
+        rel = np.where(diff == 0, 0.0, diff / np.abs(w))
+        rel = np.where(np.isnan(rel), np.inf, rel)
+        bad = diff > atol + rtol * np.where(np.isfinite(w), np.abs(w), 0.0)
+    m.mismatched = int(bad.sum())
+    m.max_abs_err = float(diff.max())
+    m.max_rel_err = float(rel.max())
+    if m.mismatched:
+        score = np.where(bad, diff - rtol * np.abs(np.nan_to_num(w)), -np.inf)
+        idx = np.unravel_index(int(np.argmax(score)), w.shape)
+        m.worst = f"{list(map(int, idx))}: got {g[idx]!r} want {w[idx]!r}"
+    return m
+
+
+@dataclass
+class Comparison:
+    """The outcome of comparing one framework's outputs with one oracle result."""
+
+    params: dict = field(default_factory=dict)  # name -> Metrics
+    problems: list = field(default_factory=list)  # human-readable reasons it is not close
+    norm_got: Optional[float] = None
+    norm_want: Optional[float] = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def totals(self) -> dict:
+        ms = list(self.params.values())
+        if not ms:
+            return {"max_abs_err": None, "max_rel_err": None, "mismatched": None}
+        return {"max_abs_err": max(m.max_abs_err for m in ms),
+                "max_rel_err": max(m.max_rel_err for m in ms),
+                "mismatched": sum(m.mismatched for m in ms)}
+
+    def summary(self) -> str:
+        return "; ".join(self.problems)
+
+
+def compare_outputs(got_grads: dict, want_grads: dict, rtol: float, atol: float,
+                    got_norm=None, want_norm=None, label: str = "") -> Comparison:
+    """Compare gradients (name -> array or None) and, where both exist, the returned norm."""
+    c = Comparison(norm_got=got_norm, norm_want=want_norm)
+    for name, want in want_grads.items():
+        got = got_grads.get(name, "absent")
+        if isinstance(got, str):
+            c.problems.append(f"{label}{name}: missing from the framework's output")
+            continue
+        if want is None or got is None:
+            if (want is None) != (got is None):
+                c.problems.append(f"{label}{name}: gradient is {'None' if got is None else 'set'}, "
+                                  f"expected {'None' if want is None else 'a tensor'}")
+            continue
+        m = compare_arrays(got, want, rtol, atol)
+        c.params[label + name] = m
+        if m.mismatched:
+            c.problems.append(f"{label}{name}: {m.mismatched}/{m.size} elements differ "
+                              f"(max abs {m.max_abs_err:.3g}, max rel {m.max_rel_err:.3g}; worst {m.worst})")
+    if got_norm is not None and want_norm is not None:
+        m = compare_arrays(np.float64(got_norm), np.float64(want_norm), rtol, atol)
+        c.params[label + "(returned norm)"] = m
+        if m.mismatched:
+            c.problems.append(f"{label}returned norm {got_norm!r} != expected {want_norm!r}")
+    return c
+
+
+def check_expect(expect, grads: dict, norm, raised: bool) -> list[str]:
+    """Check a case's literal ``expect`` numbers; returns the failures (empty list: all hold)."""
+    fails = []
+    if expect is None:
+        return fails
+    if expect.raises != raised:
+        fails.append(f"expect.raises is {expect.raises} but the call {'raised' if raised else 'returned'}")
+        return fails
+    if raised:
+        return fails
+    if expect.total_norm is not None and norm is not None:
+        if not np.isclose(norm, expect.total_norm, rtol=0, atol=expect.atol, equal_nan=True):
+            fails.append(f"expect.total_norm: got {norm!r}, expected {expect.total_norm!r} (atol {expect.atol})")
+    for name, want in (expect.grads or {}).items():
+        got = grads.get(name)
+        if want is None or got is None:
+            if (want is None) != (got is None):
+                fails.append(f"expect.grads.{name}: got {'None' if got is None else 'a tensor'}")
+            continue
+        m = compare_arrays(got, np.asarray(want, dtype=np.float64), 0.0, expect.atol)
+        if m.mismatched:
+            fails.append(f"expect.grads.{name}: {m.mismatched} elements off by more than "
+                         f"atol {expect.atol} (worst {m.worst})")
+    return fails

@@ -1,0 +1,286 @@
+"""Float64 reference semantics of gradient clipping: one pure function per semantic.
+
+Gradients are a list of float64 arrays; a ``None`` entry is a parameter without a gradient:
+norms ignore it and it comes back as ``None``. Inputs are never modified: results are new
+arrays. The defaults reproduce ``torch.nn.utils``; the keyword-only *variant knobs* reproduce
+the other frameworks' documented or measured behaviour (``docs/ARCHITECTURE.md``):
+
+* ``scope``      ``"global"``: one total norm for all tensors; ``"per_tensor"``: each tensor
+  clipped by its own ``vector_norm`` (no total norm).
+* ``nesting``    ``"nested"``: total norm = ``vector_norm`` of the per-tensor norms (torch);
+  ``"flat"``: ``vector_norm`` of all elements concatenated. Equal for every p except 0.
+* ``eps``        added to the norm in the coefficient ``max_norm / (norm + eps)``.
+* ``threshold``  ``"clamp"``: ``g * min(1, coef)`` always (torch); ``"strict"``:
+  ``g * coef`` only if ``norm > max_norm``; ``"non_strict"``: only if ``norm >= max_norm``.
+* ``accumulate`` ``"float64"``: exact norms; a dtype name (``"float32"``, ``"float16"``,
+  ``"bfloat16"``): naive arithmetic in that dtype, every intermediate rounded with
+  ``round_to``. (The registry's ``"input"`` is resolved to the cell's dtype by the caller.)
+* ``nonfinite``  what a NaN or +-inf total norm does: ``"propagate"`` (IEEE arithmetic
+  carries on), ``"skip"`` (gradients unchanged), ``"raise"`` (``raises="RuntimeError"``).
+
+Every arithmetic step uses numpy float64 with IEEE semantics (x/0 = +-inf, 0/0 = NaN, no
+Python exceptions). numpy and the standard library only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from conformance.tensors import round_to
+
+_THRESHOLDS = ("clamp", "strict", "non_strict")
+_NONFINITE = ("propagate", "skip", "raise")
+
+
+@dataclass
+class OracleResult:
+    """What a clipping call should leave behind.
+
+    ``grads``: the gradients after the call (``None`` entries for parameters without one), or
+    ``None`` when the call raises. ``total_norm``: the norm the API returns (``None`` if it
+    returns none). ``raises``: the exception type name the API raises, or ``None``.
+    """
+
+    grads: Optional[list]
+    total_norm: Optional[float]
+    raises: Optional[str] = None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _round(x, accumulate: str):
+    """``x`` rounded to the ``accumulate`` dtype (identity for ``"float64"``), float64 carrier."""
+    return np.asarray(x, dtype=np.float64) if accumulate == "float64" else round_to(x, accumulate)
+
+
+def _scalar(x, accumulate: str) -> float:
+    return float(_round(np.float64(x), accumulate))
+
+
+def _copy(grads: list) -> list:
+    return [None if g is None else np.array(g, dtype=np.float64) for g in grads]
+
+
+def _present(grads: list) -> list:
+    return [np.asarray(g, dtype=np.float64) for g in grads if g is not None]
+
+
+def _check(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+# --------------------------------------------------------------------------- norms
+
+
+def vector_norm(x, p, *, accumulate: str = "float64") -> float:
+    """p-norm of the flattened array ``x`` (``torch.linalg.vector_norm(x, p)``).
+
+    ``p = inf``: ``max |x|``; ``p = -inf``: ``min |x|``; ``p = 0``: the number of elements
+    with ``x != 0`` (NaN != 0, so a NaN counts as nonzero and gives a finite count);
+    any other ``p``: ``(sum |x|**p) ** (1/p)`` (fractional and negative p included).
+    Empty ``x``: 0.0 for ``p >= 0`` and ``p = inf``; ``+inf`` for any ``p < 0`` (``min`` over
+    nothing; torch raises for ``+-inf`` on an empty tensor instead). For ``p != 0``, a NaN
+    anywhere gives NaN.
+
+    ``accumulate="float64"``: exact up to float64 rounding and free of spurious overflow and
+    underflow: ``m * (fsum (|x|/m)**p) ** (1/p)`` with ``m = max|x|`` for ``p > 0`` and
+    ``m = min|x|`` for ``p < 0`` (every scaled term is then <= 1), summed with ``math.fsum``.
+    ``[2e200, 2e200]`` gives ``2e200 * sqrt(2)``; ``[1e-200] * 4`` gives ``2e-200``.
+
+    ``accumulate=<dtype>``: naive accumulation in that dtype: ``a = r(|x|)``,
+    ``s = r(sum r(a**p))``, result ``r(s ** (1/p))``, with ``r = round_to(., dtype)`` (overflow
+    gives inf; the summation order is not emulated). ``p = +-inf``: ``max``/``min`` of ``a``;
+    ``p = 0``: ``r(count)``.
+    """
+    p = float(p)
+    a = np.abs(np.asarray(x, dtype=np.float64)).ravel()
+    if accumulate != "float64":
+        a = round_to(a, accumulate)
+    if p == 0:
+        return _scalar(np.count_nonzero(a != 0), accumulate)
+    if a.size == 0:
+        return 0.0 if p > 0 else math.inf
+    if np.isnan(a).any():
+        return math.nan
+    if p == math.inf:
+        return float(a.max())
+    if p == -math.inf:
+        return float(a.min())
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
+        if accumulate != "float64":
+            s = round_to(np.sum(round_to(a**p, accumulate)), accumulate)
+            return float(round_to(s ** (1.0 / p), accumulate))
+        m = a.max() if p > 0 else a.min()
+        if m == 0 or m == math.inf:  # p > 0: all zero / some inf; p < 0: some zero / all inf
+            return float(m)
+        return float(m * np.float64(math.fsum((a / m) ** p)) ** (1.0 / p))
+
+
+def total_norm(grads: list, norm_type: float = 2.0, *, nesting: str = "nested", accumulate: str = "float64") -> float:
+    """The norm of several gradient tensors (``None`` entries ignored).
+
+    ``nesting="nested"`` (torch): ``vector_norm([vector_norm(g, p) for g in grads], p)``, the
+    norm of the per-tensor norms; for ``p = 0`` that is the number of tensors having any
+    nonzero element. ``nesting="flat"``: ``vector_norm(concatenate(g.ravel() for g in grads),
+    p)``; for ``p = 0`` the number of nonzero elements. Other p give the same value both ways
+    (up to rounding). No gradients at all: 0.0. ``accumulate`` as in ``vector_norm``, applied
+    to each norm (so nested per-tensor norms are rounded before the outer norm).
+    """
+    _check("nesting", nesting, ("nested", "flat"))
+    gs = _present(grads)
+    if not gs:
+        return 0.0
+    if nesting == "flat":
+        return vector_norm(np.concatenate([g.ravel() for g in gs]), norm_type, accumulate=accumulate)
+    norms = np.array([vector_norm(g, norm_type, accumulate=accumulate) for g in gs])
+    return vector_norm(norms, norm_type, accumulate=accumulate)
+
+
+# --------------------------------------------------------------------------- norm clipping
+
+
+def _scale(g, max_norm, norm, *, eps, threshold, accumulate):
+    """One tensor scaled for ``norm``: ``coef = r(max_norm / r(norm + eps))``, then
+    ``clamp``: ``r(g * minimum(coef, 1))`` (``np.minimum`` so a NaN coef propagates, as
+    ``torch.clamp``); ``strict``: ``r(g * coef)`` if ``norm > max_norm`` else ``g``;
+    ``non_strict``: the same with ``>=``. ``r`` rounds to ``accumulate``."""
+    g = np.asarray(g, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        coef = _round(np.float64(max_norm) / _round(np.float64(norm) + np.float64(eps), accumulate), accumulate)
+        if threshold == "clamp":
+            return _round(g * np.minimum(coef, 1.0), accumulate)
+        above = norm > max_norm if threshold == "strict" else norm >= max_norm
+        return _round(g * coef, accumulate) if above else g.copy()
+
+
+def clip_grads_with_norm(grads: list, max_norm: float, total_norm: float, *, eps: float = 1e-6,
+                         threshold: str = "clamp", accumulate: str = "float64") -> OracleResult:
+    """Scale every gradient by the coefficient for a given ``total_norm``
+    (``torch.nn.utils.clip_grads_with_norm_``, which returns nothing: ``total_norm`` is None).
+
+    ``coef = max_norm / (total_norm + eps)``; ``threshold="clamp"``: ``g * min(1, coef)``
+    (torch); ``"strict"``: ``g * coef`` if ``total_norm > max_norm`` else ``g``;
+    ``"non_strict"``: ``g * coef`` if ``total_norm >= max_norm`` else ``g``. Plain IEEE
+    arithmetic: a negative ``max_norm`` flips signs, 0 zeroes, ``0 / 0`` (``eps = 0``, norm 0,
+    max_norm 0) gives NaN, an infinite norm gives coef 0 (so ``inf * 0 = NaN``), a NaN norm a NaN
+    coef under ``clamp`` (and no scaling under ``strict``/``non_strict``, as ``NaN > x`` is false).
+    With ``accumulate=<dtype>`` ``norm + eps``, ``coef`` and the outputs are rounded to it.
+    """
+    _check("threshold", threshold, _THRESHOLDS)
+    out = [None if g is None else _scale(g, max_norm, total_norm, eps=eps, threshold=threshold,
+                                         accumulate=accumulate) for g in grads]
+    return OracleResult(grads=out, total_norm=None)
+
+
+def get_total_norm(grads: list, norm_type: float = 2.0, error_if_nonfinite: bool = False, *,
+                   nesting: str = "nested", accumulate: str = "float64",
+                   nonfinite: str = "propagate") -> OracleResult:
+    """``total_norm(grads, norm_type)`` with the gradients unchanged
+    (``torch.nn.utils.get_total_norm``).
+
+    A NaN or +-inf norm with ``nonfinite="raise"`` (or ``error_if_nonfinite=True``) gives
+    ``OracleResult(grads=None, total_norm=norm, raises="RuntimeError")``; ``"propagate"`` and
+    ``"skip"`` return the norm (there is nothing to skip).
+    """
+    _check("nonfinite", nonfinite, _NONFINITE)
+    norm = total_norm(grads, norm_type, nesting=nesting, accumulate=accumulate)
+    if (error_if_nonfinite or nonfinite == "raise") and not math.isfinite(norm):
+        return OracleResult(grads=None, total_norm=norm, raises="RuntimeError")
+    return OracleResult(grads=_copy(grads), total_norm=norm)
+
+
+def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False, *,
+                   scope: str = "global", nesting: str = "nested", eps: float = 1e-6,
+                   threshold: str = "clamp", accumulate: str = "float64",
+                   nonfinite: str = "propagate") -> OracleResult:
+    """Clip gradients by norm (defaults: ``torch.nn.utils.clip_grad_norm_``).
+
+    ``scope="global"``: ``norm = total_norm(grads, norm_type, nesting=nesting)``, then every
+    gradient is scaled as in ``clip_grads_with_norm(grads, max_norm, norm)``; the result's
+    ``total_norm`` is ``norm``. ``scope="per_tensor"``: each gradient ``g`` is scaled by its own
+    ``vector_norm(g, norm_type)`` (``nesting`` does not apply); ``total_norm`` is None.
+
+    Non-finite norm (NaN or +-inf; per tensor under ``per_tensor``): ``nonfinite="propagate"``
+    computes as usual (IEEE); ``"skip"`` leaves the gradient(s) unchanged; ``"raise"`` (also
+    ``error_if_nonfinite=True``) gives ``OracleResult(None, norm, "RuntimeError")`` (norm None
+    under ``per_tensor``). No gradients at all: ``total_norm`` 0.0, nothing changed.
+    ``accumulate=<dtype>``: norms, coefficient and outputs rounded to that dtype.
+    """
+    _check("scope", scope, ("global", "per_tensor"))
+    _check("threshold", threshold, _THRESHOLDS)
+    _check("nonfinite", nonfinite, _NONFINITE)
+    if error_if_nonfinite:
+        nonfinite = "raise"
+    knobs = dict(eps=eps, threshold=threshold, accumulate=accumulate)
+    if scope == "per_tensor":
+        out = []
+        for g in grads:
+            n = None if g is None else vector_norm(g, norm_type, accumulate=accumulate)
+            if n is not None and not math.isfinite(n) and nonfinite != "propagate":
+                if nonfinite == "raise":
+                    return OracleResult(grads=None, total_norm=None, raises="RuntimeError")
+                out.append(np.array(g, dtype=np.float64))
+            else:
+                out.append(None if g is None else _scale(g, max_norm, n, **knobs))
+        return OracleResult(grads=out, total_norm=None)
+    norm = total_norm(grads, norm_type, nesting=nesting, accumulate=accumulate)
+    if not _present(grads):
+        return OracleResult(grads=_copy(grads), total_norm=norm)
+    if not math.isfinite(norm):
+        if nonfinite == "raise":
+            return OracleResult(grads=None, total_norm=norm, raises="RuntimeError")
+        if nonfinite == "skip":
+            return OracleResult(grads=_copy(grads), total_norm=norm)
+    clipped = clip_grads_with_norm(grads, max_norm, norm, **knobs)
+    return OracleResult(grads=clipped.grads, total_norm=norm)
+
+
+# --------------------------------------------------------------------------- value clipping
+
+
+def clip_grad_value(grads: list, clip_value: Optional[float] = None, *, min: Optional[float] = None,
+                    max: Optional[float] = None, order: str = "max_last",
+                    nan: str = "propagate") -> OracleResult:
+    """Clamp every gradient element into ``[lo, hi]`` (``torch.nn.utils.clip_grad_value_``).
+
+    Bounds: ``lo, hi = -clip_value, clip_value``, unless ``min`` or ``max`` is given: then
+    ``lo, hi = min, max`` and a ``None`` bound is absent (one-sided clamp). A negative
+    ``clip_value`` makes ``lo > hi``.
+
+    ``order="max_last"``: ``minimum(maximum(g, lo), hi)`` (``torch.clamp``: if ``lo > hi``
+    every element becomes ``hi``); ``"min_last"``: ``maximum(minimum(g, hi), lo)`` (every
+    element becomes ``lo``). ``nan="propagate"``: NaN stays NaN (``np.maximum``/``np.minimum``
+    propagate it); ``"min"``/``"max"``: a NaN element becomes ``lo``/``hi`` (what a
+    compare-and-select implementation gives; NaN stays if that bound is absent).
+    No norm is returned (``total_norm`` None).
+    """
+    _check("order", order, ("max_last", "min_last"))
+    _check("nan", nan, ("propagate", "min", "max"))
+    if min is None and max is None:
+        if clip_value is None:
+            raise TypeError("clip_grad_value needs clip_value, min or max")
+        lo, hi = -float(clip_value), float(clip_value)
+    else:
+        lo, hi = min, max
+
+    def clamp(g):
+        g = np.asarray(g, dtype=np.float64)
+        first, last = (np.maximum, lo), (np.minimum, hi)
+        if order == "min_last":
+            first, last = last, first
+        out = g
+        for fn, bound in (first, last):
+            if bound is not None:
+                out = fn(out, bound)
+        bound = {"propagate": None, "min": lo, "max": hi}[nan]
+        if bound is not None:
+            out = np.where(np.isnan(g), bound, out)
+        return np.array(out, dtype=np.float64)
+
+    return OracleResult(grads=[None if g is None else clamp(g) for g in grads], total_norm=None)

@@ -1,0 +1,129 @@
+"""Expand loaded cases into cells: case variant x target API x dtype x device.
+
+Cell ids read ``case-id[api-dtype-device]`` (plus ``-name=value`` for each swept argument), the
+same in the CLI, the results JSON, the report and pytest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .registry import Mapping, Registry
+from .spec import CaseError, SourceCase, Variant
+
+
+@dataclass
+class Cell:
+    id: str
+    source: SourceCase
+    variant: Variant
+    mapping: Mapping
+    dtype: str
+    device: str
+    args: dict  # the source API's arguments, defaults filled
+    target_args: dict  # translated into the target API's terms
+
+    @property
+    def case(self):
+        return self.source.case
+
+    @property
+    def api(self) -> str:
+        return self.mapping.target
+
+    @property
+    def source_api(self) -> str:
+        return self.mapping.source
+
+    @property
+    def backend(self) -> str:
+        return self.mapping.backend
+
+    def facts(self) -> dict:
+        """What ``when:``/``unless:`` conditions of the registry may test."""
+        f = {"dtype": self.dtype, "device": self.device, "backend": self.backend,
+             "grads": "model" if self.case.model is not None else "injected"}
+        f.update({f"args.{k}": v for k, v in self.args.items()})
+        return f
+
+
+def cell_id(case_id: str, api: str, dtype: str, device: str, label: str = "") -> str:
+    return f"{case_id}[{api}-{dtype}-{device}{'-' + label if label else ''}]"
+
+
+@dataclass
+class Plan:
+    cells: list = field(default_factory=list)
+    errors: list = field(default_factory=list)
+
+
+def keyword_matcher(expr: Optional[str]):
+    """A predicate over cell ids for ``-k``: pytest's own keyword-expression language
+    (``torch and not float16``), matching substrings case-insensitively as pytest does."""
+    if not expr:
+        return lambda _id: True
+    from _pytest.mark.expression import Expression  # pytest is a dependency; reuse its parser
+
+    compiled = Expression.compile(expr)
+
+    def match(cell_id_: str) -> bool:
+        low = cell_id_.lower()
+        return compiled.evaluate(lambda name, **kw: name.lower() in low)
+
+    return match
+
+
+def plan(cases: list[SourceCase], registry: Registry, *, backends: Optional[set] = None,
+         device: str = "all", keyword: Optional[str] = None) -> Plan:
+    """Expand ``cases``; API or argument problems become ``CaseError``s with the file's line."""
+    out = Plan()
+    match = keyword_matcher(keyword)
+    for sc in cases:
+        case = sc.case
+        line = lambda *loc: sc.lines.get(tuple(loc), sc.line)  # noqa: E731
+        api = registry.apis.get(case.clip.api)
+        if api is None or not registry.targets(case.clip.api):
+            from .spec import _suggest
+
+            hint = _suggest(case.clip.api, registry.sources())
+            out.errors.append(CaseError(sc.path, line("clip", "api"), "clip.api",
+                                        f"{case.clip.api!r} is not a source API in the registry{hint}"))
+            continue
+        mappings = registry.targets(case.clip.api)
+        if case.targets is not None:
+            known = {m.target for m in mappings}
+            for i, t in enumerate(case.targets):
+                if t not in known:
+                    from .spec import _suggest
+
+                    out.errors.append(CaseError(sc.path, line("targets", i), f"targets[{i}]",
+                                                f"{t!r} is not a target of {case.clip.api}{_suggest(t, known)}"))
+            mappings = [m for m in mappings if m.target in case.targets]
+        bad = False
+        for variant in case.variants():
+            args, problems = registry.source_args(case.clip.api, variant.args)
+            for p in problems:
+                arg = p.split(":", 1)[0]
+                swept = f"clip.args.{arg}" in case.sweep
+                loc = ("sweep", f"clip.args.{arg}") if swept else ("clip", "args", arg)
+                if loc not in sc.lines:
+                    loc = ("clip", "args")
+                err = CaseError(sc.path, line(*loc), "clip.args." + arg, p.split(": ", 1)[1])
+                if str(err) not in map(str, out.errors):
+                    out.errors.append(err)
+                bad = True
+            if bad:
+                continue
+            for m in mappings:
+                if backends is not None and m.backend not in backends:
+                    continue
+                target_args = registry.translate(m, args)
+                for dtype in variant.dtypes:
+                    for dev in variant.devices:
+                        if device != "all" and dev != device:
+                            continue
+                        cid = cell_id(case.id, m.target, dtype, dev, variant.label())
+                        if match(cid):
+                            out.cells.append(Cell(cid, sc, variant, m, dtype, dev, args, target_args))
+    return out

@@ -1,0 +1,245 @@
+"""The API-mapping knowledge base: APIs, source -> target mappings, declared differences.
+
+Data lives in ``conformance/registry/*.yaml`` (one file per source framework); this module only
+loads and validates it and answers questions about it. Nothing here is evaluated: conditions
+(``when:`` / ``unless:``) are plain ``field: [allowed values]`` mappings.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+HERE = Path(__file__).parent
+
+#: Paddle's API-mapping categories (the PaConvert / "PyTorch-Paddle API mapping" vocabulary),
+#: plus "identity" for an API run against its own oracle (the reference check).
+CATEGORIES = (
+    "identity",
+    "fully consistent",
+    "only API name differs",
+    "only parameter names differ",
+    "more parameters on the source side",
+    "more parameters on the target side",
+    "default values differ",
+    "input usage differs",
+    "return type differs",
+    "composite replacement",
+    "missing",
+)
+
+KNOBS = {"scope", "nesting", "eps", "threshold", "accumulate", "nonfinite", "order", "nan", "raises"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Param(_Strict):
+    required: bool = False
+    default: Any = None
+    doc: str = ""
+
+
+class OracleSpec(_Strict):
+    fn: str  # a function of conformance.oracle.clipping
+    args: dict[str, str] = {}  # oracle parameter -> this API's parameter
+    knobs: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _knobs(self):
+        bad = set(self.knobs) - KNOBS
+        if bad:
+            raise ValueError(f"unknown oracle knobs {sorted(bad)}; known: {sorted(KNOBS)}")
+        return self
+
+
+class Api(_Strict):
+    name: str
+    framework: Literal["torch", "mindspore", "paddle", "tensorflow", "jax"]
+    signature: str
+    doc: str = ""
+    summary: str = ""
+    params: dict[str, Param] = {}
+    takes: Literal["parameters", "grads"] = "parameters"  # what the first argument is
+    returns: Literal["total_norm", "grads", "none"] = "none"
+    oracle: Optional[OracleSpec] = None  # how the oracle reproduces this API as a source
+
+
+class Condition(_Strict):
+    """``{dtype: [float16], args.norm_type: [1.0, .inf]}``: every named field must be in its list."""
+
+    fields: dict[str, list[Any]]
+
+    def holds(self, facts: dict) -> bool:
+        return all(any(_same(facts.get(k), v) for v in vs) for k, vs in self.fields.items())
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+    return a == b
+
+
+class Difference(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    text: str
+    when: dict[str, list[Any]] = {}
+    unless: dict[str, list[Any]] = {}
+    variant: dict[str, Any]  # oracle knobs that reproduce the target's behaviour
+    docs_contradict: str = ""  # where the framework's own documentation says otherwise
+
+    @model_validator(mode="after")
+    def _variant(self):
+        bad = set(self.variant) - KNOBS
+        if bad:
+            raise ValueError(f"unknown oracle knobs {sorted(bad)}; known: {sorted(KNOBS)}")
+        return self
+
+    def applies(self, facts: dict) -> bool:
+        return applies(self.when, self.unless, facts)
+
+
+class Unsupported(_Strict):
+    when: dict[str, list[Any]] = {}
+    unless: dict[str, list[Any]] = {}
+    reason: str
+
+    def applies(self, facts: dict) -> bool:
+        return applies(self.when, self.unless, facts)
+
+
+def applies(when: dict, unless: dict, facts: dict) -> bool:
+    if when and not Condition(fields=when).holds(facts):
+        return False
+    if unless and Condition(fields=unless).holds(facts):
+        return False
+    return True
+
+
+ArgRule = Union[str, dict[str, Any]]  # "source_param" | {from: p, op: neg} | {value: v}
+
+
+class Mapping(_Strict):
+    source: str
+    target: str
+    category: str
+    args: Optional[dict[str, ArgRule]] = None  # target param -> rule; None: same names
+    notes: str = ""
+    differences: list[Difference] = []
+    unsupported: list[Unsupported] = []
+
+    @model_validator(mode="after")
+    def _category(self):
+        if self.category not in CATEGORIES:
+            raise ValueError(f"unknown category {self.category!r}; known: {list(CATEGORIES)}")
+        return self
+
+    @property
+    def backend(self) -> str:
+        return self.target.split(".", 1)[0]
+
+
+class RegistryFile(_Strict):
+    apis: dict[str, dict[str, Any]] = {}
+    mappings: list[Mapping] = []
+
+
+class Registry:
+    def __init__(self, apis: dict[str, Api], mappings: list[Mapping]):
+        self.apis = apis
+        self.mappings = mappings
+        for m in mappings:
+            if m.category == "missing":  # target names only the framework that lacks the API
+                if "." in m.target:
+                    raise ValueError(f"missing mapping {m.source} -> {m.target}: name only the framework")
+                continue
+            for end in (m.source, m.target):
+                if end not in apis:
+                    raise ValueError(f"mapping {m.source} -> {m.target}: {end} is not a registered API")
+            if apis[m.source].oracle is None:
+                raise ValueError(f"mapping source {m.source} has no oracle")
+
+    def targets(self, source: str, runnable: bool = True) -> list[Mapping]:
+        """The mappings of ``source``; ``runnable`` leaves out the ``missing`` ones."""
+        return [m for m in self.mappings
+                if m.source == source and not (runnable and m.category == "missing")]
+
+    def sources(self) -> list[str]:
+        return list(dict.fromkeys(m.source for m in self.mappings))
+
+    def difference(self, diff_id: str) -> Optional[Difference]:
+        for m in self.mappings:
+            for d in m.differences:
+                if d.id == diff_id:
+                    return d
+        return None
+
+    def source_args(self, source: str, given: dict) -> tuple[dict, list[str]]:
+        """The source call's full arguments (defaults filled) and problems with ``given``."""
+        api = self.apis[source]
+        problems = []
+        import difflib
+
+        for k in given:
+            if k not in api.params:
+                close = difflib.get_close_matches(k, list(api.params), n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                problems.append(f"{k}: {source} has no argument {k!r}{hint}")
+        for k, p in api.params.items():
+            if p.required and k not in given:
+                problems.append(f"{k}: required argument of {source} is missing")
+        args = {k: p.default for k, p in api.params.items() if not p.required}
+        args.update({k: v for k, v in given.items() if k in api.params})
+        return args, problems
+
+    @staticmethod
+    def translate(mapping: Mapping, args: dict) -> dict:
+        """Source-API arguments -> target-API arguments, by the mapping's declarative rules."""
+        if mapping.args is None:
+            return dict(args)
+        out = {}
+        for target_param, rule in mapping.args.items():
+            if isinstance(rule, str):
+                if rule in args:
+                    out[target_param] = args[rule]
+            elif "value" in rule:
+                out[target_param] = rule["value"]
+            else:
+                v = args.get(rule["from"])
+                op = rule.get("op", "identity")
+                if v is None or op == "identity":
+                    out[target_param] = v
+                elif op == "neg":
+                    out[target_param] = -v
+                else:
+                    raise ValueError(f"unknown argument op {op!r} in {mapping.source} -> {mapping.target}")
+        return out
+
+
+def _load_file(path: Path) -> RegistryFile:
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        return RegistryFile.model_validate(data)
+    except Exception as e:  # re-raise with the file name: the registry is shipped data
+        raise ValueError(f"{path}: {e}") from e
+
+
+@lru_cache(maxsize=None)
+def load(directory: Optional[str] = None) -> Registry:
+    """Load every ``*.yaml`` in the registry directory (default: the bundled one)."""
+    apis: dict[str, Api] = {}
+    mappings: list[Mapping] = []
+    for path in sorted(Path(directory or HERE).glob("*.yaml")):
+        f = _load_file(path)
+        for name, body in f.apis.items():
+            if name in apis:
+                raise ValueError(f"{path}: API {name} is registered twice")
+            apis[name] = Api(name=name, **body)
+        mappings.extend(f.mappings)
+    return Registry(apis, mappings)

@@ -1,0 +1,152 @@
+"""Copy-paste reproduction snippets, one function per framework (text only: no framework is
+imported here). Values are embedded as numpy literals when small, else as the numpy expression
+of the case's generator, so the snippet runs without this suite installed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .spec import tensor_data
+
+_INLINE_LIMIT = 64
+
+
+def _literal(a: np.ndarray) -> str:
+    body = np.array2string(np.asarray(a, dtype=np.float64), separator=", ", threshold=10**9,
+                           floatmode="unique", max_line_width=100)
+    body = body.replace("nan", "np.nan").replace("inf", "np.inf")
+    return f"np.array({body})"
+
+
+def _any_literal(a: np.ndarray) -> str:
+    return repr(a.tolist()) if a.dtype.kind in "iu" else _literal(a)
+
+
+def _generator_expr(spec: dict) -> str:
+    shape = tuple(spec.get("shape") or ())
+    scale = f" * {spec['scale']!r}" if spec.get("scale", 1.0) != 1.0 else ""
+    if "random" in spec:
+        rng = f"np.random.default_rng({spec.get('seed', 0)})"
+        if spec["random"] == "normal":
+            return f"{rng}.normal({spec.get('mean', 0.0)!r}, {spec.get('std', 1.0)!r}, size={shape}){scale}"
+        if spec["random"] == "uniform":
+            return f"{rng}.uniform({spec.get('low', -1.0)!r}, {spec.get('high', 1.0)!r}, size={shape}){scale}"
+        return f"{rng}.integers({int(spec['low'])}, {int(spec['high'])}, size={shape})"
+    if "fill" in spec:
+        return f"np.full({shape}, {float(spec['fill'])!r}){scale}"
+    start, stop = spec["arange"]
+    reshape = f".reshape({shape})" if shape else ""
+    return f"np.arange({start!r}, {stop!r}, dtype=np.float64){reshape}{scale}"
+
+
+def array_expr(value, materialised: np.ndarray) -> str:
+    """numpy source for a case tensor value: literal when small, generator expression else."""
+    data = tensor_data(value)
+    if isinstance(data, dict) and np.asarray(materialised).size > _INLINE_LIMIT:
+        return _generator_expr(data)
+    return _literal(materialised)
+
+
+def _kwargs(args: dict) -> str:
+    def fmt(v):
+        if isinstance(v, float) and not np.isfinite(v):
+            return "float('nan')" if np.isnan(v) else ("float('inf')" if v > 0 else "-float('inf')")
+        return repr(v)
+
+    return ", ".join(f"{k}={fmt(v)}" for k, v in args.items() if v is not None)
+
+
+def torch_snippet(cell, inputs) -> str:
+    case = cell.case
+    dt = f"torch.{cell.dtype}"
+    dev = "'cuda'" if cell.device == "gpu" else "'cpu'"
+    lines = [
+        f"# {cell.id}",
+        f"# case file: {cell.source.path}:{cell.source.line}",
+        "import numpy as np",
+        "import torch",
+        "",
+    ]
+    if case.grads is not None:
+        lines.append("params = []")
+        for name, value in case.grads.items():
+            g = inputs.grads[name]
+            if g is None:
+                lines.append(f"params.append(torch.zeros(1, dtype={dt}, device={dev}, requires_grad=True))  # {name}: no grad")
+                continue
+            lines += [f"p = torch.zeros({tuple(g.shape)}, dtype={dt}, device={dev}, requires_grad=True)  # {name}",
+                      f"p.grad = torch.tensor({array_expr(value, g)}, dtype={dt}, device={dev})",
+                      "params.append(p)"]
+    else:
+        lines += _torch_model_lines(cell, inputs, dt, dev)
+    api = cell.api
+    args = dict(cell.target_args)
+    if api.endswith("get_total_norm"):
+        call = f"{api}([p.grad for p in params if p.grad is not None], {_kwargs(args)})"
+    elif api.endswith("clip_grads_with_norm_"):
+        total = args.pop("total_norm")
+        call = f"{api}(params, {_kwargs(args)}, total_norm=torch.tensor({total!r}, dtype={dt}))"
+    else:
+        call = f"{api}(params, {_kwargs(args)})"
+    lines += ["", f"out = {call}", "print('returned:', out)",
+              "for p in params:", "    print(p.grad)"]
+    return "\n".join(lines) + "\n"
+
+
+def _torch_model_lines(cell, inputs, dt, dev) -> list[str]:
+    model = cell.case.model
+    mods = []
+    setup = []
+    for i, layer in enumerate(model.layers):
+        name = layer.name or str(i)
+        if layer.type == "linear":
+            has_bias = not ("bias" in layer.model_fields_set and layer.bias is None)
+            mods.append(f"('{name}', torch.nn.Linear({layer.in_}, {layer.out}, bias={has_bias}))")
+        elif layer.type == "conv2d":
+            mods.append(f"('{name}', torch.nn.Conv2d({layer.in_}, {layer.out}, {layer.kernel!r}, "
+                        f"stride={layer.stride!r}, padding={layer.padding!r}))")
+        elif layer.type == "embedding":
+            mods.append(f"('{name}', torch.nn.Embedding({layer.num}, {layer.dim}))")
+        else:
+            cls = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "flatten": "Flatten"}[layer.type]
+            mods.append(f"('{name}', torch.nn.{cls}())")
+    lines = ["from collections import OrderedDict",
+             "net = torch.nn.Sequential(OrderedDict([" + ", ".join(mods) + f"])).to({dev}, {dt})",
+             "with torch.no_grad():"]
+    from .runner import _layer_arrays  # the exact weights the cell used
+
+    for layer in _layer_arrays(cell.case, cell.dtype):
+        for key in ("weight", "bias"):
+            if layer.get(key) is not None:
+                setup.append(f"    net.get_submodule('{layer['name']}').{key}.copy_(torch.tensor({_literal(layer[key])}))")
+    lines += setup or ["    pass"]
+    x = inputs.values["inputs"]
+    xt = "torch.long" if x.dtype.kind in "iu" else dt
+    lines.append(f"x = torch.tensor({_any_literal(x)}, dtype={xt}, device={dev})")
+    y = inputs.values["targets"]
+    loss = model.loss
+    if y is not None:
+        yt = "torch.long" if loss.type == "cross_entropy" else dt
+        lines.append(f"y = torch.tensor({_any_literal(y)}, dtype={yt}, device={dev})")
+    fn = {"cross_entropy": "torch.nn.functional.cross_entropy", "mse": "torch.nn.functional.mse_loss",
+          "l1": "torch.nn.functional.l1_loss"}.get(loss.type)
+    if fn:
+        lines.append(f"loss = {fn}(net(x), y, reduction='{loss.reduction}')")
+    else:
+        lines.append(f"loss = net(x).{'sum' if loss.reduction == 'sum' else 'mean'}()")
+    lines += ["loss.backward()", "params = list(net.parameters())"]
+    return lines
+
+
+SNIPPETS = {"torch": torch_snippet}
+
+
+def snippet(cell, inputs) -> str:
+    fn = SNIPPETS.get(cell.backend)
+    if fn is None:
+        return f"# no reproduction snippet for {cell.backend} yet\n"
+    try:
+        return fn(cell, inputs)
+    except Exception as e:  # a snippet must never break a run
+        return f"# could not build a reproduction snippet: {type(e).__name__}: {e}\n"

@@ -1,0 +1,280 @@
+"""Run one cell: materialise its inputs, ask the oracle, ask the backend worker, classify.
+
+Main process only: imports numpy, never a framework. Inputs and oracle results are cached per
+(case variant, dtype), so the targets of one case share them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from . import compare, repro, tensors
+from .oracle import clipping, network
+from .plan import Cell
+from .registry import Api, Registry
+from .spec import Case, tensor_data
+from .worker import BackendError, WorkerError, WorkerPool
+
+
+@dataclass
+class Inputs:
+    names: list  # parameter names, in order
+    grads: dict  # name -> float64 array (rounded to the dtype) or None: the clipping input
+    job: dict  # the "params" or "model" part of a worker job
+    raw: Optional[dict] = None  # model cases: the oracle's gradients before clipping
+    values: Optional[dict] = None  # for reproduction snippets: name -> float64 array
+
+
+def _layer_arrays(case: Case, dtype: str) -> list[dict]:
+    """Materialise layer specs: weights in torch layout, default init where none is given
+    (uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) seeded by the layer index, like torch's scheme)."""
+    out = []
+    for i, layer in enumerate(case.model.layers):
+        d = {"type": layer.type, "name": layer.name or str(i)}
+        if layer.type in ("linear", "conv2d"):
+            d.update({"in": layer.in_, "out": layer.out})
+            if layer.type == "conv2d":
+                from .spec import _pair
+
+                d.update({"kernel": _pair(layer.kernel), "stride": _pair(layer.stride),
+                          "padding": _pair(layer.padding)})
+                wshape = [layer.out, layer.in_, *d["kernel"]]
+                fan_in = layer.in_ * d["kernel"][0] * d["kernel"][1]
+            else:
+                wshape, fan_in = [layer.out, layer.in_], layer.in_
+            bound = 1.0 / math.sqrt(fan_in)
+            default = {"random": "uniform", "low": -bound, "high": bound, "seed": i}
+            d["weight"] = _param(layer.weight, default, wshape, dtype)
+            if "bias" in layer.model_fields_set and layer.bias is None:
+                d["bias"] = None
+            else:
+                d["bias"] = _param(layer.bias, dict(default, seed=1000 + i), [layer.out], dtype)
+        elif layer.type == "embedding":
+            d.update({"num": layer.num, "dim": layer.dim})
+            default = {"random": "normal", "seed": i}
+            d["weight"] = _param(layer.weight, default, [layer.num, layer.dim], dtype)
+        out.append(d)
+    return out
+
+
+def _param(value, default: dict, shape: list, dtype: str) -> np.ndarray:
+    spec = tensor_data(value) if value is not None else default
+    a = tensors.materialize(spec, shape_hint=shape)
+    if list(a.shape) != list(shape):
+        if a.size == 1:
+            a = np.full(shape, float(a.reshape(-1)[0]))
+        else:
+            raise ValueError(f"a parameter of shape {list(a.shape)} where {shape} is needed")
+    return tensors.round_to(a, dtype)
+
+
+def build_inputs(case: Case, dtype: str) -> Inputs:
+    if case.grads is not None:
+        grads, params = {}, []
+        for name, value in case.grads.items():
+            g = None if value is None else tensors.round_to(tensors.materialize(tensor_data(value)), dtype)
+            grads[name] = g
+            params.append({"name": name, "shape": list(g.shape) if g is not None else [1],
+                           "grad": None if g is None else tensors.to_carrier(g, dtype)})
+        return Inputs(list(grads), grads, {"params": params}, values=grads)
+    model = case.model
+    layers = _layer_arrays(case, dtype)
+    embed_first = layers[0]["type"] == "embedding"
+    inputs = tensors.materialize(tensor_data(model.inputs), integer=embed_first)
+    if not embed_first:
+        inputs = tensors.round_to(inputs, dtype)
+    targets = None
+    if model.targets is not None:
+        integer = model.loss.type == "cross_entropy"
+        targets = tensors.materialize(tensor_data(model.targets), integer=integer)
+        if not integer:
+            targets = tensors.round_to(targets, dtype)
+    loss = model.loss.model_dump()
+    raw = network.forward_backward(layers, loss, inputs, targets).grads
+    grads = {n: tensors.round_to(g, dtype) for n, g in raw.items()}
+
+    def carry(a):
+        return a if a is None or a.dtype.kind in "iu" else tensors.to_carrier(a, dtype)
+
+    job_layers = [{k: (carry(v) if isinstance(v, np.ndarray) else v) for k, v in layer.items()}
+                  for layer in layers]
+    job = {"model": {"layers": job_layers, "loss": loss, "inputs": carry(inputs),
+                     "targets": carry(targets)}}
+    return Inputs(list(raw), grads, job, raw=raw, values={"inputs": inputs, "targets": targets})
+
+
+def oracle_call(api: Api, args: dict, grads: list, dtype: str, variant: Optional[dict] = None):
+    """The source API's semantics (optionally with a declared difference's knobs) in float64."""
+    fn = getattr(clipping, api.oracle.fn)
+    kwargs = {o: args[a] for o, a in api.oracle.args.items() if a in args}
+    knobs = {**api.oracle.knobs, **(variant or {})}
+    raises = knobs.pop("raises", None)
+    if raises:
+        return clipping.OracleResult(grads=None, total_norm=None, raises=raises)
+    if knobs.get("accumulate") == "input":
+        knobs["accumulate"] = dtype
+    return fn(grads, **kwargs, **knobs)
+
+
+class Runner:
+    """Runs cells through a WorkerPool. ``unavailable`` maps backend -> reason it is skipped."""
+
+    def __init__(self, registry: Registry, pool: WorkerPool, unavailable: Optional[dict] = None,
+                 timeout: float = 120.0):
+        self.registry = registry
+        self.pool = pool
+        self.unavailable = dict(unavailable or {})
+        self.timeout = timeout
+        self._inputs: dict = {}
+        self._oracle: dict = {}
+        self.backends: dict = {}  # backend -> {"version", "devices", "python", ...} for results
+
+    # -- backends -------------------------------------------------------------------------------
+    def device_reason(self, backend: str, device: str) -> Optional[str]:
+        """None when (backend, device) can run; else why its cells are skipped."""
+        if backend in self.unavailable:
+            return self.unavailable[backend]
+        if backend not in self.pool.modules:
+            return f"no {backend} backend in this version of the suite"
+        if backend not in self.backends:
+            try:
+                hello = self.pool.hello(backend, "cpu")
+            except WorkerError as e:
+                self.unavailable[backend] = f"{backend} worker failed to start: {e}"
+                return self.unavailable[backend]
+            info = hello.get("info", {})
+            self.backends[backend] = {"version": info.get("version"), "build": info.get("build"),
+                                      "python": hello.get("executable"),
+                                      "python_version": hello.get("python"),
+                                      "devices": [d for d, why in info.get("devices", {}).items() if why is None],
+                                      "unavailable": {d: why for d, why in info.get("devices", {}).items() if why}}
+        return self.backends[backend]["unavailable"].get(device)
+
+    # -- one cell -------------------------------------------------------------------------------
+    def inputs(self, cell: Cell) -> Inputs:
+        key = (cell.case.id, cell.variant.label(), cell.dtype)
+        if key not in self._inputs:
+            if len(self._inputs) > 64:
+                self._inputs.clear()
+            self._inputs[key] = build_inputs(cell.case, cell.dtype)
+        return self._inputs[key]
+
+    def oracle(self, cell: Cell, inputs: Inputs, variant: Optional[dict] = None):
+        key = (cell.case.id, cell.variant.label(), cell.dtype, cell.source_api, repr(sorted((variant or {}).items())))
+        if key not in self._oracle:
+            if len(self._oracle) > 256:
+                self._oracle.clear()
+            api = self.registry.apis[cell.source_api]
+            self._oracle[key] = oracle_call(api, cell.args, [inputs.grads[n] for n in inputs.names],
+                                            cell.dtype, variant)
+        return self._oracle[key]
+
+    def run(self, cell: Cell) -> dict:
+        start = time.perf_counter()
+        rec = self._record(cell)
+        reason = self.device_reason(cell.backend, cell.device)
+        if reason:
+            rec.update(status="skipped", message=reason)
+            return self._done(rec, start)
+        rec["backend_version"] = self.backends[cell.backend]["version"]
+        try:
+            inputs = self.inputs(cell)
+            want = self.oracle(cell, inputs)
+        except Exception as e:  # a suite bug or an impossible case: never silently passes
+            rec.update(status="error", message=f"preparing inputs/oracle failed: {type(e).__name__}: {e}")
+            return self._done(rec, start)
+        job = {"api": cell.api, "args": cell.target_args, "dtype": cell.dtype, "device": cell.device,
+               **inputs.job}
+        try:
+            got = self.pool.get(cell.backend, cell.device).call(job, timeout=self.timeout, label=cell.id)
+        except (WorkerError, BackendError) as e:
+            rec.update(status="error", message=f"{type(e).__name__}: {e}")
+            rec["reproduce"] = repro.snippet(cell, inputs)
+            return self._done(rec, start)
+        self._classify(cell, inputs, want, got, rec)
+        if rec["status"] in ("mismatch", "error", "known"):
+            rec["reproduce"] = repro.snippet(cell, inputs)
+        return self._done(rec, start)
+
+    @staticmethod
+    def _record(cell: Cell) -> dict:
+        return {"id": cell.id, "case": cell.case.id, "title": cell.case.title, "tags": list(cell.case.tags),
+                "path": f"{cell.source.path}:{cell.source.line}", "source_api": cell.source_api,
+                "api": cell.api, "backend": cell.backend, "device": cell.device, "dtype": cell.dtype,
+                "category": cell.mapping.category, "sweep": cell.variant.sweep, "args": cell.target_args,
+                "status": None, "difference": None, "max_abs_err": None, "max_rel_err": None,
+                "mismatched": None, "message": ""}
+
+    @staticmethod
+    def _done(rec: dict, start: float) -> dict:
+        rec["elapsed_ms"] = round((time.perf_counter() - start) * 1000, 3)
+        return rec
+
+    def _compare(self, cell: Cell, inputs: Inputs, want, got: dict) -> compare.Comparison:
+        rtol, atol = compare.tolerance(cell.dtype, cell.case.tolerance)
+        api = self.registry.apis[cell.api]
+        source = self.registry.apis[cell.source_api]
+        want_grads = dict(zip(inputs.names, want.grads)) if want.grads is not None else dict(inputs.grads)
+        norms = api.returns == "total_norm" and source.returns == "total_norm"
+        c = compare.compare_outputs(got.get("grads") or {}, want_grads, rtol, atol,
+                                    got.get("returned") if norms else None,
+                                    want.total_norm if norms else None)
+        if inputs.raw is not None and got.get("raw_grads") is not None:
+            raw_want = {n: inputs.grads[n] for n in inputs.names}
+            r = compare.compare_outputs(got["raw_grads"], raw_want, rtol, atol, label="before clipping: ")
+            c.params.update(r.params)
+            c.problems[:0] = r.problems
+        return c
+
+    def _classify(self, cell: Cell, inputs: Inputs, want, got: dict, rec: dict) -> None:
+        facts = cell.facts()
+        mapping = cell.mapping
+        diffs = [d for d in mapping.differences if d.applies(facts)]
+        raised = got.get("raised")
+        expect = cell.case.expect
+        if raised:
+            text = f"{raised['type']}: {raised['message']}"
+            if want.raises:
+                fails = compare.check_expect(expect, {}, None, True)
+                rec.update(status="mismatch" if fails else "match",
+                           message="; ".join(fails) or f"raised as the source does ({text})")
+                return
+            for d in diffs:
+                if d.variant.get("raises") in (raised["type"], "*"):
+                    rec.update(status="known", difference=d.id, message=text)
+                    return
+            for u in mapping.unsupported:
+                if u.applies(facts):
+                    rec.update(status="unsupported", message=f"{u.reason} ({text})")
+                    return
+            rec.update(status="error", message=f"raised where the source API returns: {text}")
+            return
+        if want.raises:
+            for d in diffs:
+                if "raises" not in d.variant:
+                    alt = self.oracle(cell, inputs, d.variant)
+                    if not alt.raises and self._compare(cell, inputs, alt, got).ok:
+                        rec.update(status="known", difference=d.id,
+                                   message=f"returned where the source raises {want.raises}")
+                        return
+            rec.update(status="mismatch", message=f"the source API raises {want.raises} here; {cell.api} returned")
+            return
+        c = self._compare(cell, inputs, want, got)
+        rec.update(c.totals())
+        rec["params"] = {k: m.as_dict() for k, m in c.params.items()}
+        rec["total_norm"] = {"got": got.get("returned"), "want": want.total_norm}
+        if c.ok:
+            fails = compare.check_expect(expect, got.get("grads") or {}, got.get("returned"), False)
+            rec.update(status="mismatch" if fails else "match", message="; ".join(fails))
+            return
+        for d in diffs:
+            alt = self.oracle(cell, inputs, d.variant)
+            if not alt.raises and self._compare(cell, inputs, alt, got).ok:
+                rec.update(status="known", difference=d.id, message=d.text)
+                return
+        rec.update(status="mismatch", message=c.summary())

@@ -1,0 +1,589 @@
+"""Case files: pydantic models, safe YAML loading with ``file:line: field: problem`` errors,
+sweep expansion and the JSON Schema editors use.
+
+Only ``yaml.SafeLoader`` is used and nothing from a file is evaluated: tensor values are data
+(lists or generator mappings) that ``tensors`` materialises.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+Dtype = Literal["float64", "float32", "float16", "bfloat16"]
+Device = Literal["cpu", "gpu"]
+ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# tensor values
+
+
+class RandomGen(_Strict):
+    random: Literal["normal", "uniform", "randint"]
+    shape: list[Annotated[int, Field(ge=0)]] = []
+    seed: int = 0
+    mean: float = 0.0
+    std: float = 1.0
+    low: Optional[float] = None
+    high: Optional[float] = None
+    scale: float = 1.0
+
+    @model_validator(mode="after")
+    def _bounds(self):
+        if self.random == "randint" and (self.low is None or self.high is None):
+            raise ValueError("randint needs low and high")
+        return self
+
+    def as_dict(self) -> dict:
+        d = self.model_dump(exclude_none=True)
+        d.setdefault("low", -1.0)
+        d.setdefault("high", 1.0)
+        return d
+
+
+class FillGen(_Strict):
+    fill: float
+    shape: list[Annotated[int, Field(ge=0)]] = []
+    scale: float = 1.0
+
+    def as_dict(self) -> dict:
+        return self.model_dump()
+
+
+class ArangeGen(_Strict):
+    arange: Annotated[list[float], Field(min_length=2, max_length=2)]
+    shape: list[Annotated[int, Field(ge=0)]] = []
+    scale: float = 1.0
+
+    def as_dict(self) -> dict:
+        return self.model_dump()
+
+
+def _check_nested(v: Any) -> Any:
+    """A nested list must be rectangular and hold numbers only (YAML .nan/.inf are numbers)."""
+
+    def shape_of(x, where):
+        if isinstance(x, list):
+            shapes = {shape_of(e, f"{where}[{i}]") for i, e in enumerate(x)}
+            if len(shapes) > 1:
+                raise ValueError(f"ragged nested list at {where or 'top level'}")
+            return (len(x),) + (shapes.pop() if shapes else ())
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            raise ValueError(f"expected a number at {where or 'top level'}, got {x!r}")
+        return ()
+
+    shape_of(v, "")
+    return v
+
+
+def _tensor_kind(v: Any) -> Optional[str]:
+    if isinstance(v, dict):
+        for key in ("random", "fill", "arange"):
+            if key in v:
+                return key
+        return None
+    if isinstance(v, list):
+        return "list"
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return "scalar"
+    return None
+
+
+TensorValue = Annotated[
+    Union[
+        Annotated[RandomGen, Tag("random")],
+        Annotated[FillGen, Tag("fill")],
+        Annotated[ArangeGen, Tag("arange")],
+        Annotated[list, Tag("list")],
+        Annotated[float, Tag("scalar")],
+    ],
+    Discriminator(
+        _tensor_kind,
+        custom_error_type="tensor_value",
+        custom_error_message="expected a number, a nested list or a generator mapping "
+        "({random: ...}, {fill: ...} or {arange: ...})",
+    ),
+]
+
+
+def tensor_data(v: Any) -> Any:
+    """The plain value ``tensors.materialize`` takes (generator models become dicts)."""
+    return v.as_dict() if hasattr(v, "as_dict") else v
+
+
+# ---------------------------------------------------------------------------------------------
+# models
+
+
+def _pair(v) -> list[int]:
+    return [v, v] if isinstance(v, int) else list(v)
+
+
+class _Layer(_Strict):
+    name: Optional[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")]] = None
+
+
+class Linear(_Layer):
+    type: Literal["linear"]
+    in_: Annotated[int, Field(alias="in", ge=1)]
+    out: Annotated[int, Field(ge=1)]
+    weight: Optional[TensorValue] = None
+    bias: Optional[TensorValue] = None  # explicitly null = no bias; absent = default init
+
+
+class Conv2d(_Layer):
+    type: Literal["conv2d"]
+    in_: Annotated[int, Field(alias="in", ge=1)]
+    out: Annotated[int, Field(ge=1)]
+    kernel: Union[int, Annotated[list[int], Field(min_length=2, max_length=2)]]
+    stride: Union[int, Annotated[list[int], Field(min_length=2, max_length=2)]] = 1
+    padding: Union[int, Annotated[list[int], Field(min_length=2, max_length=2)]] = 0
+    weight: Optional[TensorValue] = None
+    bias: Optional[TensorValue] = None
+
+
+class Embedding(_Layer):
+    type: Literal["embedding"]
+    num: Annotated[int, Field(ge=1)]
+    dim: Annotated[int, Field(ge=1)]
+    weight: Optional[TensorValue] = None
+
+
+class Activation(_Layer):
+    type: Literal["relu", "tanh", "sigmoid", "flatten"]
+
+
+Layer = Annotated[Union[Linear, Conv2d, Embedding, Activation], Field(discriminator="type")]
+
+
+class Loss(_Strict):
+    type: Literal["cross_entropy", "mse", "l1", "sum"]
+    reduction: Literal["mean", "sum"] = "mean"
+
+
+class Model(_Strict):
+    layers: Annotated[list[Layer], Field(min_length=1)]
+    loss: Loss
+    inputs: TensorValue
+    targets: Optional[TensorValue] = None
+
+    @model_validator(mode="after")
+    def _targets(self):
+        if self.targets is None and self.loss.type != "sum":
+            raise ValueError(f"loss {self.loss.type} needs targets")
+        return self
+
+
+class Clip(_Strict):
+    api: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")]
+    args: dict[str, Any] = {}
+
+
+class Expect(_Strict):
+    total_norm: Optional[float] = None
+    grads: Optional[dict[str, Optional[TensorValue]]] = None
+    atol: Annotated[float, Field(ge=0)] = 1e-6
+    raises: bool = False
+
+
+class Tolerance(_Strict):
+    rtol: Annotated[float, Field(ge=0)]
+    atol: Annotated[float, Field(ge=0)]
+    reason: Annotated[str, Field(min_length=3)]
+
+
+SWEEP_KEYS = ("dtypes", "devices")
+
+
+class Case(_Strict):
+    id: Annotated[str, Field(pattern=ID_PATTERN)]
+    title: str
+    source: str = ""
+    tags: list[str] = []
+    dtypes: Annotated[list[Dtype], Field(min_length=1)] = ["float32"]
+    devices: Annotated[list[Device], Field(min_length=1)] = ["cpu", "gpu"]
+    grads: Optional[dict[str, Optional[TensorValue]]] = None
+    model: Optional[Model] = None
+    clip: Clip
+    targets: Optional[list[str]] = None  # restrict to these target APIs (default: all mapped)
+    sweep: dict[str, Annotated[list[Any], Field(min_length=1)]] = {}
+    expect: Optional[Expect] = None
+    tolerance: dict[Dtype, Tolerance] = {}
+
+    @model_validator(mode="after")
+    def _one_source_of_grads(self):
+        if (self.grads is None) == (self.model is None):
+            raise ValueError("exactly one of `grads:` or `model:` is required")
+        return self
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep_keys(cls, v):
+        for key, values in v.items():
+            if key in SWEEP_KEYS:
+                allowed = Dtype.__args__ if key == "dtypes" else Device.__args__
+                bad = [x for x in values if x not in allowed]
+                if bad:
+                    raise ValueError(f"sweep {key}: {bad} not in {list(allowed)}")
+            elif not key.startswith("clip.args.") or key == "clip.args.":
+                hint = _suggest(key, ["clip.args.NAME", *SWEEP_KEYS])
+                raise ValueError(f"sweep key {key!r} is not one of clip.args.NAME, dtypes, devices{hint}")
+        return v
+
+    # -- derived --------------------------------------------------------------------------
+    def variants(self) -> list["Variant"]:
+        """Expand ``sweep`` into the cartesian product of its values, in file order."""
+        keys = list(self.sweep)
+        out = []
+        for combo in itertools.product(*(self.sweep[k] for k in keys)) if keys else [()]:
+            chosen = dict(zip(keys, combo))
+            args = dict(self.clip.args)
+            shown = {}
+            for k, v in chosen.items():
+                if k.startswith("clip.args."):
+                    args[k[len("clip.args."):]] = v
+                    shown[k[len("clip.args."):]] = v
+            dtypes = [chosen["dtypes"]] if "dtypes" in chosen else list(self.dtypes)
+            devices = [chosen["devices"]] if "devices" in chosen else list(self.devices)
+            out.append(Variant(self, args, dtypes, devices, shown))
+        return out
+
+
+@dataclass
+class Variant:
+    """One sweep combination of a case: its source-API args and the dtypes/devices to run."""
+
+    case: Case
+    args: dict
+    dtypes: list
+    devices: list
+    sweep: dict = field(default_factory=dict)
+
+    def label(self) -> str:
+        return "-".join(f"{k}={format_value(v)}" for k, v in self.sweep.items())
+
+
+def format_value(v: Any) -> str:
+    if isinstance(v, float):
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        if math.isnan(v):
+            return "nan"
+        return repr(v)
+    return str(v)
+
+
+# ---------------------------------------------------------------------------------------------
+# loading with line numbers
+
+
+@dataclass
+class CaseError:
+    path: str
+    line: int
+    field: str
+    problem: str
+
+    def __str__(self) -> str:
+        where = f"{self.field}: " if self.field else ""
+        return f"{self.path}:{self.line}: {where}{self.problem}"
+
+
+@dataclass
+class SourceCase:
+    case: Case
+    path: str
+    line: int  # first line of the document
+    lines: dict  # field path tuple -> line
+
+
+@dataclass
+class LoadResult:
+    cases: list[SourceCase] = field(default_factory=list)
+    errors: list[CaseError] = field(default_factory=list)
+
+
+class _Dup(Exception):
+    pass
+
+
+def _line_map(node, path=(), out=None, fname="") -> dict:
+    """Map each field path (tuple of keys / indices) to its 1-based line in the file.
+
+    Also rejects duplicate keys, which PyYAML would otherwise silently overwrite.
+    """
+    out = {} if out is None else out
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen = {}
+        for knode, vnode in node.value:
+            key = knode.value
+            if key in seen:
+                raise _Dup(CaseError(fname, knode.start_mark.line + 1, _dotted(path + (key,)),
+                                     f"duplicate key (first at line {seen[key]})"))
+            seen[key] = knode.start_mark.line + 1
+            out[path + (key,)] = knode.start_mark.line + 1
+            _line_map(vnode, path + (key,), out, fname)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _line_map(item, path + (i,), out, fname)
+    return out
+
+
+def _dotted(path) -> str:
+    s = ""
+    for p in path:
+        s += f"[{p}]" if isinstance(p, int) else (f".{p}" if s else str(p))
+    return s
+
+
+def _line_of(lines: dict, loc) -> int:
+    loc = tuple(loc)
+    while loc and loc not in lines:
+        loc = loc[:-1]
+    return lines.get(loc, 1)
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _model_fields_at(loc, data) -> list[str]:
+    """Names a misspelt key at ``loc`` could have meant: the fields of the model found there by
+    following the type annotations from ``Case`` along ``loc`` (dict keys, list indices, fields)."""
+    ann: Any = Case
+    node = data
+    for part in loc[:-1]:
+        node = node[part] if _has(node, part) else None
+        ann = _step(ann, part, node)
+        if ann is None:
+            return []
+    model = _pick_model(ann, node)
+    return [f.alias or n for n, f in model.model_fields.items()] if model else []
+
+
+def _step(ann, part, node):
+    """The annotation one level down: a model field, a dict value or a list item."""
+    import typing
+
+    model = _pick_model(ann, node if isinstance(part, int) else None)
+    for a in _flatten(ann):
+        origin = typing.get_origin(a)
+        if origin is dict and isinstance(part, str) and (model is None or part not in model.model_fields):
+            return typing.get_args(a)[1]
+        if origin is list and isinstance(part, int):
+            return typing.get_args(a)[0]
+    if model is not None and isinstance(part, str):
+        f = model.model_fields.get(part) or next(
+            (x for x in model.model_fields.values() if x.alias == part), None)
+        return f.annotation if f else None
+    return None
+
+
+def _flatten(ann) -> list:
+    """Unwrap Annotated/Optional/Union into their member annotations."""
+    import typing
+
+    origin = typing.get_origin(ann)
+    if origin is Annotated:
+        return _flatten(typing.get_args(ann)[0])
+    if origin is Union:
+        return [m for a in typing.get_args(ann) for m in _flatten(a)]
+    return [ann]
+
+
+def _pick_model(ann, node):
+    """The pydantic model among ``ann``'s members that fits ``node`` (layer ``type``, generator key)."""
+    import typing
+
+    models = [a for a in _flatten(ann) if isinstance(a, type) and issubclass(a, BaseModel)]
+    if isinstance(node, dict):
+        for m in models:
+            t = m.model_fields.get("type")
+            if t is not None and node.get("type") in typing.get_args(t.annotation):
+                return m
+            if any(k in node and k in m.model_fields for k in GENERATOR_KEYS):
+                return m
+    return models[0] if len(models) == 1 else None
+
+
+def _has(node, part) -> bool:
+    return (isinstance(node, dict) and part in node) or (
+        isinstance(node, list) and isinstance(part, int) and part < len(node))
+
+
+GENERATOR_KEYS = ("random", "fill", "arange")
+
+
+def _data_loc(loc, data) -> list:
+    """Drop the union tags pydantic inserts into an error location (``grads.w.random.seed``):
+    keep only the parts that walk the real data, plus the final (possibly missing) key."""
+    out, node = [], data
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if _has(node, part):
+            nxt = None if last else loc[i + 1]
+            if nxt is not None and not _has(node[part], nxt) and _has(node, nxt):
+                continue  # a tag that happens to equal a key of the value ({random: normal})
+            out.append(part)
+            node = node[part]
+        elif last and isinstance(node, dict):
+            out.append(part)
+    return out
+
+
+def _errors_from_validation(exc: ValidationError, path: str, lines: dict, data) -> list[CaseError]:
+    out = []
+    for err in exc.errors():
+        loc = _data_loc(err["loc"], data)
+        problem = err["msg"]
+        value = err.get("input")
+        if err["type"] == "extra_forbidden":
+            problem = "unknown field" + _suggest(loc[-1], _model_fields_at(loc, data))
+        elif err["type"] == "missing":
+            problem = "required field is missing"
+        elif err["type"] == "union_tag_invalid":
+            kind = value.get("type") if isinstance(value, dict) else value
+            problem = f"unknown layer type {kind!r}" + _suggest(
+                str(kind), ["linear", "conv2d", "embedding", "relu", "tanh", "sigmoid", "flatten"])
+        elif err["type"] == "tensor_value" and isinstance(value, dict):
+            hint = next((_suggest(k, GENERATOR_KEYS) for k in value if _suggest(k, GENERATOR_KEYS)), "")
+            problem = f"a generator mapping needs one of the keys random, fill, arange{hint}"
+        out.append(CaseError(path, _line_of(lines, loc), _dotted(loc), problem))
+    return out
+
+
+def parse_text(text: str, path: str = "<string>") -> LoadResult:
+    """Parse one YAML file (one or more documents) into cases, collecting errors."""
+    result = LoadResult()
+    try:
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        line = mark.line + 1 if mark else 1
+        problem = getattr(e, "problem", None) or str(e)
+        result.errors.append(CaseError(path, line, "", f"YAML syntax error: {problem}"))
+        return result
+    for node in nodes:
+        if node is None:
+            continue
+        try:
+            lines = _line_map(node, fname=path)
+        except _Dup as d:
+            result.errors.append(d.args[0])
+            continue
+        data = _construct(node)
+        start = node.start_mark.line + 1
+        if not isinstance(data, dict):
+            result.errors.append(CaseError(path, start, "", "a case file must be a mapping"))
+            continue
+        try:
+            case = Case.model_validate(data)
+        except ValidationError as e:
+            result.errors.extend(_errors_from_validation(e, path, lines, data))
+            continue
+        for key, loc in _nested_list_locs(data):
+            try:
+                _check_nested(key)
+            except ValueError as e:
+                result.errors.append(CaseError(path, _line_of(lines, loc), _dotted(loc), str(e)))
+        result.cases.append(SourceCase(case, path, start, lines))
+    return result
+
+
+def _construct(node):
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _nested_list_locs(data):
+    """Yield (value, loc) for every tensor value given as a nested list (checked for shape)."""
+    if isinstance(data.get("grads"), dict):
+        for k, v in data["grads"].items():
+            if isinstance(v, list):
+                yield v, ("grads", k)
+    model = data.get("model")
+    if isinstance(model, dict):
+        for key in ("inputs", "targets"):
+            if isinstance(model.get(key), list):
+                yield model[key], ("model", key)
+        for i, layer in enumerate(model.get("layers") or []):
+            if isinstance(layer, dict):
+                for key in ("weight", "bias"):
+                    if isinstance(layer.get(key), list):
+                        yield layer[key], ("model", "layers", i, key)
+    expect = data.get("expect")
+    if isinstance(expect, dict) and isinstance(expect.get("grads"), dict):
+        for k, v in expect["grads"].items():
+            if isinstance(v, list):
+                yield v, ("expect", "grads", k)
+
+
+def case_files(paths) -> list[Path]:
+    """Expand files and directories (recursively, *.yaml / *.yml) in a stable order."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml")))
+        else:
+            out.append(p)
+    return out
+
+
+def load_paths(paths) -> LoadResult:
+    """Load every case file under ``paths``; a broken file never stops the others.
+
+    Also reports duplicate case ids across files.
+    """
+    result = LoadResult()
+    seen: dict[str, str] = {}
+    for f in case_files(paths):
+        try:
+            text = f.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            result.errors.append(CaseError(str(f), 1, "", f"cannot read: {e}"))
+            continue
+        one = parse_text(text, str(f))
+        result.errors.extend(one.errors)
+        for sc in one.cases:
+            where = f"{sc.path}:{sc.line}"
+            if sc.case.id in seen:
+                result.errors.append(CaseError(sc.path, sc.lines.get(("id",), sc.line), "id",
+                                               f"duplicate case id {sc.case.id!r} (also at {seen[sc.case.id]})"))
+                continue
+            seen[sc.case.id] = where
+            result.cases.append(sc)
+    return result
+
+
+def json_schema() -> dict:
+    """JSON Schema of a case file (shipped as cases/case.schema.json for editors)."""
+    schema = Case.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "gradclip conformance case"
+    return schema

@@ -1,0 +1,109 @@
+"""Tensor values from case files, and rounding to each dtype.
+
+A value is a nested list, a scalar, or a generator mapping (see ``Generator`` in ``spec``).
+Everything is produced as float64 numpy first, then rounded to the cell's dtype with
+``round_to``: the rounded numbers are what every framework *and* the oracle receive.
+
+Standard library and numpy only: backends and workers import this module too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FLOAT_DTYPES = ("float64", "float32", "float16", "bfloat16")
+
+#: numpy dtype used to *carry* each float dtype between processes (numpy has no bfloat16:
+#: bfloat16 values travel as float32 numbers that are exactly representable in bfloat16).
+CARRIER = {"float64": np.float64, "float32": np.float32, "float16": np.float16, "bfloat16": np.float32}
+
+
+def _round_bfloat16(x: np.ndarray) -> np.ndarray:
+    """Round float64 values to the nearest bfloat16 (round half to even), returned as float32.
+
+    bfloat16 is the top 16 bits of an IEEE float32. Rounding float64 -> float32 -> bfloat16 is a
+    double rounding; it can differ from direct rounding only on exact float32 ties, which the
+    frameworks' own float32 -> bfloat16 casts share, so this matches what they compute.
+    """
+    f32 = np.asarray(x, dtype=np.float64).astype(np.float32)
+    bits = f32.view(np.uint32).astype(np.uint64)
+    lsb = (bits >> 16) & 1
+    rounded = ((bits + 0x7FFF + lsb) >> 16) << 16
+    nan = np.isnan(f32)
+    out = (rounded & 0xFFFFFFFF).astype(np.uint32).view(np.float32)
+    return np.where(nan, np.float32(np.nan), out)
+
+
+def round_to(x, dtype: str) -> np.ndarray:
+    """Return ``x`` rounded to ``dtype``'s precision and range, as a float64 array.
+
+    float16 overflow gives +-inf, as a cast in any framework does.
+    """
+    a = np.asarray(x, dtype=np.float64)
+    if dtype == "float64":
+        return a.copy()
+    if dtype == "bfloat16":
+        return _round_bfloat16(a).astype(np.float64)
+    with np.errstate(over="ignore"):
+        return a.astype(CARRIER[dtype]).astype(np.float64)
+
+
+def to_carrier(x, dtype: str) -> np.ndarray:
+    """The array a worker receives for a ``dtype`` cell (values already rounded)."""
+    return round_to(x, dtype).astype(CARRIER[dtype])
+
+
+def finfo(dtype: str) -> dict:
+    """eps / max / smallest normal of a float dtype (bfloat16 included)."""
+    if dtype == "bfloat16":
+        return {"eps": 2.0**-7, "max": float(np.float32(3.3895313892515355e38)), "tiny": 2.0**-126}
+    fi = np.finfo(CARRIER[dtype])
+    return {"eps": float(fi.eps), "max": float(fi.max), "tiny": float(fi.tiny)}
+
+
+def generate(spec: dict, shape_hint=None) -> np.ndarray:
+    """Materialise a generator mapping into a float64 (or int64) array.
+
+    ``{random: normal, shape, seed, mean=0, std=1}``, ``{random: uniform, shape, seed, low=-1,
+    high=1}``, ``{random: randint, shape, seed, low, high}`` (int64, high exclusive),
+    ``{fill: v, shape}``, ``{arange: [start, stop], shape}``; each may add ``scale: s``.
+    ``shape_hint`` stands in for a missing ``shape`` (a layer knows its weight's shape).
+    Keys have been validated by ``spec``; this function trusts them.
+    """
+    shape = tuple(spec.get("shape") or shape_hint or ())
+    if "random" in spec:
+        rng = np.random.default_rng(spec.get("seed", 0))
+        kind = spec["random"]
+        if kind == "normal":
+            a = rng.normal(spec.get("mean", 0.0), spec.get("std", 1.0), size=shape)
+        elif kind == "uniform":
+            a = rng.uniform(spec.get("low", -1.0), spec.get("high", 1.0), size=shape)
+        elif kind == "randint":
+            return rng.integers(int(spec["low"]), int(spec["high"]), size=shape, dtype=np.int64)
+        else:  # pragma: no cover - spec validation rejects it first
+            raise ValueError(f"unknown random kind {kind!r}")
+    elif "fill" in spec:
+        a = np.full(shape, float(spec["fill"]), dtype=np.float64)
+    elif "arange" in spec:
+        start, stop = spec["arange"]
+        a = np.arange(start, stop, dtype=np.float64)
+        if shape:
+            a = a.reshape(shape)
+    else:  # pragma: no cover
+        raise ValueError(f"not a generator: {sorted(spec)}")
+    return a * float(spec.get("scale", 1.0))
+
+
+def materialize(value, shape_hint=None, integer: bool = False) -> np.ndarray:
+    """A case-file tensor value (list, scalar or generator mapping) as a numpy array.
+
+    Floats come back as float64 (YAML ``.nan``/``.inf`` included); ``integer=True`` gives int64
+    (class indices, embedding indices).
+    """
+    if isinstance(value, dict):
+        a = generate(value, shape_hint)
+    else:
+        a = np.asarray(value, dtype=np.float64)
+    if integer:
+        return np.asarray(a).astype(np.int64)
+    return np.asarray(a, dtype=np.float64)

@@ -1,0 +1,359 @@
+"""The oracle's clipping semantics: hand-computed numbers, numpy.linalg.norm and the seeds'
+worked examples. numpy only: the oracle must not lean on any framework."""
+
+import math
+
+import numpy as np
+import pytest
+
+from conformance.oracle import (
+    OracleResult,
+    clip_grad_norm,
+    clip_grad_value,
+    clip_grads_with_norm,
+    get_total_norm,
+    total_norm,
+    vector_norm,
+)
+from conformance.tensors import round_to
+
+INF, NAN = math.inf, math.nan
+SEED_W = np.array([[-0.1, -0.25, -0.1], [0.1, 0.25, 0.1]])
+SEED_B = np.array([-0.5, 0.5])
+
+
+def grads345():
+    """One tensor of L2 norm exactly 5."""
+    return [np.array([3.0, 4.0])]
+
+
+# --------------------------------------------------------------------------- seeds' examples
+
+
+def test_seed_000_clip_grad_norm():
+    """MindSpore's clip_by_norm mapping page: total norm 0.8154753, clipped to 0.5."""
+    res = clip_grad_norm([SEED_W, SEED_B], max_norm=0.5)
+    assert res.raises is None
+    assert res.total_norm == pytest.approx(0.8154753, abs=1e-7)
+    assert res.total_norm == pytest.approx(math.sqrt(0.665), rel=1e-15)
+    w, b = res.grads
+    np.testing.assert_allclose(w, [[-0.0613, -0.1533, -0.0613], [0.0613, 0.1533, 0.0613]], atol=1e-4)
+    np.testing.assert_allclose(b, [-0.3066, 0.3066], atol=1e-4)
+    # the float32 numbers MindSpore printed
+    np.testing.assert_allclose(w[0], [-6.13138638e-02, -1.53284654e-01, -6.13138638e-02], atol=1e-6)
+    np.testing.assert_allclose(b, [-3.06569308e-01, 3.06569308e-01], atol=1e-6)
+    # exactly g * max_norm / (norm + 1e-6)
+    np.testing.assert_allclose(b, SEED_B * 0.5 / (math.sqrt(0.665) + 1e-6), rtol=1e-15)
+
+
+def test_seed_001_clip_grad_value():
+    res = clip_grad_value([SEED_W, SEED_B], 0.1)
+    assert res.total_norm is None and res.raises is None
+    np.testing.assert_array_equal(res.grads[0], [[-0.1] * 3, [0.1] * 3])
+    np.testing.assert_array_equal(res.grads[1], [-0.1, 0.1])
+
+
+# --------------------------------------------------------------------------- norms
+
+
+@pytest.mark.parametrize("p", [0.5, 1.0, 2.0, 3.0, INF])
+def test_norms_match_numpy_linalg_norm(p):
+    rng = np.random.default_rng(0)
+    grads = [rng.normal(size=(4, 5)), rng.normal(size=7), rng.normal(size=(2, 3, 2))]
+    flat = np.concatenate([g.ravel() for g in grads])
+    expected = np.linalg.norm(flat, ord=p)
+    assert vector_norm(flat, p) == pytest.approx(expected, rel=1e-13)
+    assert total_norm(grads, p, nesting="flat") == pytest.approx(expected, rel=1e-13)
+    assert total_norm(grads, p) == pytest.approx(expected, rel=1e-13)
+    assert get_total_norm(grads, p).total_norm == pytest.approx(expected, rel=1e-13)
+
+
+def test_special_orders_by_hand():
+    x = np.array([[-3.0, 0.0], [4.0, 0.5]])
+    assert vector_norm(x, INF) == 4.0
+    assert vector_norm(x, -INF) == 0.0
+    assert vector_norm(np.array([-3.0, 2.0]), -INF) == 2.0
+    assert vector_norm(x, 0) == 3.0
+    assert vector_norm(x, 1) == 7.5
+    assert vector_norm(np.array([1.0, 4.0]), 0.5) == 9.0  # (1 + 2)**2
+    assert vector_norm(np.array([1.0, 2.0]), -1) == pytest.approx(2 / 3)  # 1 / (1 + 1/2)
+    assert vector_norm(np.array([0.0, 2.0]), -1) == 0.0
+
+
+def test_empty_array_norms():
+    e = np.zeros((0, 3))
+    for p in [0, 0.5, 1, 2, INF]:
+        assert vector_norm(e, p) == 0.0
+    assert vector_norm(e, -INF) == INF
+
+
+def test_p0_nested_and_flat_differ():
+    grads = [np.array([0.0, 1.0, 2.0]), np.array([0.0, 0.0]), np.array([[5.0]])]
+    assert total_norm(grads, 0, nesting="flat") == 3.0  # nonzero elements
+    assert total_norm(grads, 0, nesting="nested") == 2.0  # tensors having a nonzero element
+    assert total_norm(grads, 0) == 2.0  # nested is the default (torch)
+
+
+@pytest.mark.parametrize("p", [1.0, 2.0, 3.0, INF])
+def test_nested_and_flat_agree_for_nonzero_p(p):
+    rng = np.random.default_rng(1)
+    grads = [rng.normal(size=(3, 3)), rng.normal(size=4)]
+    assert total_norm(grads, p, nesting="nested") == pytest.approx(total_norm(grads, p, nesting="flat"), rel=1e-14)
+
+
+def test_nan_in_norms():
+    x = np.array([1.0, NAN, 0.0])
+    for p in [0.5, 1, 2, INF, -INF]:
+        assert math.isnan(vector_norm(x, p))
+    assert vector_norm(x, 0) == 2.0  # NaN != 0, so it counts
+    assert vector_norm(np.array([1.0, INF]), 2) == INF
+    assert vector_norm(np.array([1.0, INF]), -INF) == 1.0
+
+
+def test_scaled_float64_norm_has_no_spurious_overflow_or_underflow():
+    assert vector_norm(np.array([2e200, 2e200]), 2) == 2e200 * math.sqrt(2)
+    assert vector_norm(np.array([1e-200] * 4), 2) == 2e-200
+    assert vector_norm(np.array([1e200, 1e200]), 3) == pytest.approx(1e200 * 2 ** (1 / 3), rel=1e-15)
+    assert vector_norm(np.array([1e20] * 4), 2) == 2e20
+    assert vector_norm(np.array([1e-200, 1.0]), -2) == pytest.approx(1e-200, rel=1e-15)
+    assert total_norm([np.array([1e20]), np.array([1e20])], 2) == pytest.approx(1e20 * math.sqrt(2), rel=1e-15)
+
+
+def test_float32_accumulation_overflows():
+    x = np.array([1e20, 1e20])
+    assert vector_norm(x, 2, accumulate="float32") == INF  # 1e40 > float32 max
+    assert vector_norm(x, 1, accumulate="float32") == float(np.float32(2e20))
+    assert total_norm([x], 2, accumulate="float32") == INF
+    res = clip_grad_norm([x], 1.0, accumulate="float32")
+    assert res.total_norm == INF
+    np.testing.assert_array_equal(res.grads[0], [0.0, 0.0])  # coefficient 1 / inf = 0
+
+
+def test_accumulation_in_low_precision_by_hand():
+    # float16: 300**2 = 90000 > 65504 overflows; float32 does not
+    x = np.array([300.0, 300.0])
+    assert vector_norm(x, 2, accumulate="float16") == INF
+    assert vector_norm(x, 2, accumulate="float32") == float(np.float32(300 * math.sqrt(2)))
+    # the result is rounded to the dtype
+    assert vector_norm(np.ones(2), 2, accumulate="float32") == float(np.float32(math.sqrt(2)))
+    assert vector_norm(np.ones(2), 2, accumulate="bfloat16") == 1.4140625
+    assert vector_norm(np.ones(2), 2, accumulate="float16") == float(np.float16(math.sqrt(2)))
+    # each term is rounded: 0.1**2 in float16 is not 0.01
+    t = float(np.float16(float(np.float16(0.1)) ** 2))
+    assert vector_norm(np.array([0.1]), 2, accumulate="float16") == float(np.float16(math.sqrt(t)))
+    assert vector_norm(np.array([1.0, -2.5, 0.0]), INF, accumulate="bfloat16") == 2.5
+    assert vector_norm(np.array([1.0, -2.5, 0.0]), 0, accumulate="float16") == 2.0
+
+
+def test_low_precision_clip_rounds_coefficient_and_outputs():
+    g = round_to(np.array([0.3, -0.7, 1.9]), "float16")
+    res = clip_grad_norm([g], 0.5, accumulate="float16")
+    norm = float(np.float16(math.sqrt(float(np.float16(float(np.sum(round_to(g**2, "float16"))))))))
+    assert res.total_norm == norm
+    coef = float(np.float16(0.5 / float(np.float16(norm + 1e-6))))
+    np.testing.assert_array_equal(res.grads[0], round_to(g * coef, "float16"))
+
+
+# --------------------------------------------------------------------------- thresholds
+
+
+@pytest.mark.parametrize("threshold,max_norm,scaled", [
+    ("clamp", 10.0, False), ("strict", 10.0, False), ("non_strict", 10.0, False),  # below
+    ("clamp", 5.0, True), ("strict", 5.0, False), ("non_strict", 5.0, True),  # at
+    ("clamp", 1.0, True), ("strict", 1.0, True), ("non_strict", 1.0, True),  # above
+])
+def test_threshold_rules(threshold, max_norm, scaled):
+    res = clip_grad_norm(grads345(), max_norm, threshold=threshold)
+    assert res.total_norm == 5.0
+    expected = np.array([3.0, 4.0]) * (max_norm / (5.0 + 1e-6) if scaled else 1.0)
+    np.testing.assert_allclose(res.grads[0], expected, rtol=1e-15)
+
+
+def test_threshold_rules_with_eps_zero_at_the_norm():
+    for threshold in ["clamp", "strict", "non_strict"]:
+        res = clip_grad_norm(grads345(), 5.0, eps=0.0, threshold=threshold)
+        np.testing.assert_array_equal(res.grads[0], [3.0, 4.0])
+    res = clip_grad_norm(grads345(), 2.5, eps=0.0, threshold="strict")
+    np.testing.assert_array_equal(res.grads[0], [1.5, 2.0])
+
+
+def test_eps_enters_the_coefficient():
+    res = clip_grad_norm(grads345(), 1.0, eps=1.0)
+    np.testing.assert_allclose(res.grads[0], [0.5, 4.0 / 6.0], rtol=1e-15)
+
+
+def test_negative_and_zero_max_norm_are_plain_arithmetic():
+    res = clip_grad_norm(grads345(), -1.0)
+    np.testing.assert_allclose(res.grads[0], [-3.0 / (5 + 1e-6), -4.0 / (5 + 1e-6)], rtol=1e-15)
+    res = clip_grad_norm(grads345(), -1.0, threshold="strict")  # 5 > -1: scaled, sign flipped
+    assert (res.grads[0] < 0).all()
+    np.testing.assert_array_equal(clip_grad_norm(grads345(), 0.0).grads[0], [0.0, 0.0])
+    res = clip_grad_norm([np.zeros(2)], 0.0, eps=0.0)  # 0 / 0
+    assert res.total_norm == 0.0 and np.isnan(res.grads[0]).all()
+    res = clip_grad_norm([np.zeros(2)], 1.0, eps=0.0)  # 1 / 0 = inf, min(1, inf) = 1
+    np.testing.assert_array_equal(res.grads[0], [0.0, 0.0])
+
+
+def test_clip_grads_with_norm_uses_the_given_norm():
+    res = clip_grads_with_norm([np.array([3.0, 4.0]), None], 1.0, 10.0)
+    assert res.total_norm is None and res.raises is None
+    np.testing.assert_allclose(res.grads[0], [0.3 / (1 + 1e-7), 0.4 / (1 + 1e-7)], rtol=1e-15)
+    assert res.grads[1] is None
+    res = clip_grads_with_norm(grads345(), 1.0, 0.5, threshold="strict")
+    np.testing.assert_array_equal(res.grads[0], [3.0, 4.0])
+
+
+# --------------------------------------------------------------------------- non-finite norms
+
+
+def test_inf_norm_propagate():
+    res = clip_grad_norm([np.array([1.0, INF, -2.0]), np.array([0.5])], 1.0)
+    assert res.total_norm == INF and res.raises is None
+    np.testing.assert_array_equal(res.grads[0], [0.0, NAN, -0.0])  # inf * 0 = NaN
+    np.testing.assert_array_equal(res.grads[1], [0.0])
+
+
+def test_nan_norm_propagate():
+    res = clip_grad_norm([np.array([1.0, NAN]), np.array([0.5])], 1.0)
+    assert math.isnan(res.total_norm)
+    assert all(np.isnan(g).all() for g in res.grads)  # NaN coefficient everywhere
+    # only-if-above: NaN > max_norm is false, nothing is scaled
+    res = clip_grad_norm([np.array([1.0, NAN]), np.array([0.5])], 1.0, threshold="strict")
+    np.testing.assert_array_equal(res.grads[1], [0.5])
+
+
+@pytest.mark.parametrize("bad", [INF, NAN])
+def test_nonfinite_skip_leaves_grads_unchanged(bad):
+    grads = [np.array([1.0, bad]), None, np.array([0.5])]
+    res = clip_grad_norm(grads, 1.0, nonfinite="skip")
+    assert res.raises is None and not math.isfinite(res.total_norm)
+    np.testing.assert_array_equal(res.grads[0], grads[0])
+    assert res.grads[1] is None
+    np.testing.assert_array_equal(res.grads[2], [0.5])
+
+
+@pytest.mark.parametrize("bad", [INF, -INF, NAN])
+def test_nonfinite_raise(bad):
+    grads = [np.array([1.0, bad])]
+    for res in [clip_grad_norm(grads, 1.0, nonfinite="raise"), clip_grad_norm(grads, 1.0, error_if_nonfinite=True),
+                clip_grad_norm(grads, 1.0, 2.0, True), get_total_norm(grads, 2.0, True),
+                get_total_norm(grads, nonfinite="raise")]:
+        assert res.raises == "RuntimeError" and res.grads is None
+        assert not math.isfinite(res.total_norm)
+    assert clip_grad_norm([np.array([1.0])], 1.0, error_if_nonfinite=True).raises is None
+
+
+def test_get_total_norm_leaves_grads_alone():
+    grads = [np.array([3.0, 4.0]), None]
+    res = get_total_norm(grads)
+    assert res == OracleResult(grads=res.grads, total_norm=5.0)
+    np.testing.assert_array_equal(res.grads[0], [3.0, 4.0])
+    assert res.grads[1] is None and res.grads[0] is not grads[0]
+    assert get_total_norm([np.array([INF])]).total_norm == INF
+
+
+# --------------------------------------------------------------------------- per-tensor scope
+
+
+def test_per_tensor_scope():
+    grads = [np.array([3.0, 4.0]), np.array([0.3, 0.4]), None]
+    res = clip_grad_norm(grads, 1.0, scope="per_tensor")
+    assert res.total_norm is None
+    np.testing.assert_allclose(res.grads[0], [0.6 / (1 + 2e-7), 0.8 / (1 + 2e-7)], rtol=1e-15)
+    np.testing.assert_array_equal(res.grads[1], [0.3, 0.4])  # norm 0.5 < 1: min(1, coef) = 1
+    assert res.grads[2] is None
+    glob = clip_grad_norm(grads, 1.0)  # the global norm (5.025) scales both
+    assert glob.total_norm == pytest.approx(math.sqrt(25.25))
+    assert glob.grads[1][0] < 0.3
+
+
+def test_per_tensor_nonfinite_policies():
+    grads = [np.array([INF, 1.0]), np.array([3.0, 4.0])]
+    skip = clip_grad_norm(grads, 1.0, scope="per_tensor", nonfinite="skip")
+    np.testing.assert_array_equal(skip.grads[0], [INF, 1.0])
+    np.testing.assert_allclose(skip.grads[1], [0.6, 0.8], rtol=1e-6)
+    prop = clip_grad_norm(grads, 1.0, scope="per_tensor")
+    np.testing.assert_array_equal(prop.grads[0], [NAN, 0.0])
+    raised = clip_grad_norm(grads, 1.0, scope="per_tensor", error_if_nonfinite=True)
+    assert raised.raises == "RuntimeError" and raised.grads is None and raised.total_norm is None
+
+
+# --------------------------------------------------------------------------- value clipping
+
+
+def test_value_clip_negative_clip_value():
+    """clip_value -0.5 gives lo = 0.5 > hi = -0.5: torch.clamp makes everything hi."""
+    g = np.array([-2.0, 0.0, 2.0])
+    np.testing.assert_array_equal(clip_grad_value([g], -0.5).grads[0], [-0.5, -0.5, -0.5])
+    np.testing.assert_array_equal(clip_grad_value([g], -0.5, order="min_last").grads[0], [0.5, 0.5, 0.5])
+
+
+def test_value_clip_min_above_max_both_orders():
+    g = np.array([-2.0, 0.5, 2.0])
+    np.testing.assert_array_equal(clip_grad_value([g], min=1.0, max=-1.0).grads[0], [-1.0, -1.0, -1.0])
+    np.testing.assert_array_equal(clip_grad_value([g], min=1.0, max=-1.0, order="min_last").grads[0], [1.0] * 3)
+    # with lo <= hi both orders agree
+    for order in ["max_last", "min_last"]:
+        np.testing.assert_array_equal(clip_grad_value([g], min=-1.0, max=1.0, order=order).grads[0], [-1.0, 0.5, 1.0])
+
+
+def test_value_clip_one_sided_and_override():
+    g = np.array([-2.0, 0.5, 2.0])
+    np.testing.assert_array_equal(clip_grad_value([g], min=0.0).grads[0], [0.0, 0.5, 2.0])
+    np.testing.assert_array_equal(clip_grad_value([g], max=0.0).grads[0], [-2.0, 0.0, 0.0])
+    np.testing.assert_array_equal(clip_grad_value([g], 0.1, min=-1.0, max=1.5).grads[0], [-1.0, 0.5, 1.5])
+    with pytest.raises(TypeError):
+        clip_grad_value([g])
+
+
+@pytest.mark.parametrize("nan,expected", [("propagate", NAN), ("min", -0.5), ("max", 0.5)])
+def test_value_clip_nan_policies(nan, expected):
+    g = np.array([NAN, 1.0, -1.0, INF, -INF])
+    out = clip_grad_value([g], 0.5, nan=nan).grads[0]
+    np.testing.assert_array_equal(out, [expected, 0.5, -0.5, 0.5, -0.5])
+    one_sided = clip_grad_value([g], max=0.5, nan="min").grads[0]  # no lower bound: NaN stays
+    assert math.isnan(one_sided[0])
+
+
+# --------------------------------------------------------------------------- None and empty
+
+
+def test_none_gradients_are_ignored_and_returned_as_none():
+    g = np.array([3.0, 4.0])
+    for res in [clip_grad_norm([None, g, None], 1.0), clip_grad_norm([None, g], 1.0, scope="per_tensor"),
+                clip_grad_value([None, g], 1.0), get_total_norm([None, g])]:
+        assert res.grads[0] is None
+    assert clip_grad_norm([None, g, None], 1.0).total_norm == 5.0
+    np.testing.assert_allclose(clip_grad_norm([None, g, None], 1.0).grads[1], g / (5 + 1e-6), rtol=1e-15)
+
+
+@pytest.mark.parametrize("grads", [[], [None, None]])
+def test_no_gradients(grads):
+    for p in [0, 1.0, 2.0, INF, -INF]:
+        assert total_norm(grads, p) == 0.0
+        assert total_norm(grads, p, nesting="flat") == 0.0
+    res = clip_grad_norm(grads, 1.0)
+    assert res == OracleResult(grads=list(grads), total_norm=0.0)
+    assert clip_grad_norm(grads, 1.0, error_if_nonfinite=True).raises is None
+    assert get_total_norm(grads).total_norm == 0.0
+    assert clip_grad_value(grads, 1.0).grads == list(grads)
+    assert clip_grad_norm(grads, 1.0, scope="per_tensor").grads == list(grads)
+
+
+def test_inputs_are_not_modified_and_outputs_are_float64():
+    g = np.array([3.0, 4.0], dtype=np.float32)
+    for res in [clip_grad_norm([g], 1.0), clip_grad_value([g], 1.0), clip_grad_norm([g], 1.0, threshold="strict")]:
+        assert res.grads[0].dtype == np.float64
+        assert res.grads[0] is not g
+    np.testing.assert_array_equal(g, [3.0, 4.0])
+
+
+def test_unknown_knob_values_are_rejected():
+    with pytest.raises(ValueError):
+        clip_grad_norm(grads345(), 1.0, threshold="above")
+    with pytest.raises(ValueError):
+        clip_grad_norm(grads345(), 1.0, scope="layer")
+    with pytest.raises(ValueError):
+        total_norm(grads345(), nesting="deep")
+    with pytest.raises(ValueError):
+        clip_grad_value(grads345(), 1.0, order="sideways")

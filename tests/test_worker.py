@@ -1,0 +1,478 @@
+"""conformance.wire, conformance.worker_main and conformance.worker.
+
+The worker tests start real subprocesses running ``tests.fake_backend`` (no framework).
+Set CONFORMANCE_TEST_PYTHON to another interpreter (one with numpy 1.x, say) to also run the
+echo test under it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from conformance import wire
+from conformance.worker import BackendError, Worker, WorkerError, WorkerPool
+
+FAKE = "tests.fake_backend"
+
+
+# ---- wire ------------------------------------------------------------------------------------
+
+
+def roundtrip(obj):
+    return wire.decode(wire.encode(obj))
+
+
+def assert_same_array(got, want):
+    assert isinstance(got, np.ndarray)
+    assert got.dtype == want.dtype
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got, want)  # NaN == NaN here
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "int64", "int32", "bool",
+                                   "uint8", "int8"])
+def test_wire_array_dtypes(dtype):
+    a = (np.arange(12).reshape(3, 4) % 5).astype(dtype)
+    assert_same_array(roundtrip(a), a)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
+def test_wire_nonfinite(dtype):
+    a = np.array([np.nan, np.inf, -np.inf, -0.0, 1e-8, 65504.0], dtype=dtype)
+    b = roundtrip(a)
+    assert_same_array(b, a)
+    assert np.signbit(b[3])
+    assert roundtrip({"x": float("nan"), "y": float("-inf")})["y"] == float("-inf")
+
+
+def test_wire_shapes():
+    for a in [np.array(3.5), np.array(2, dtype=np.int64), np.zeros((0,)),
+              np.zeros((0, 3), np.float32), np.zeros((2, 0, 4), np.float16),
+              np.ones((1, 1, 1, 1)), np.array(True)]:
+        assert_same_array(roundtrip(a), a)
+
+
+def test_wire_layouts_and_byte_order():
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    assert_same_array(roundtrip(a.T), a.T)  # Fortran-ordered view
+    assert_same_array(roundtrip(a[:, ::2]), a[:, ::2])  # strided view
+    big = np.arange(4, dtype=">f8")
+    got = roundtrip(big)
+    np.testing.assert_array_equal(got, big)
+    assert got.dtype == np.float64 and got.dtype.isnative
+
+
+def test_wire_decoded_arrays_are_writable():
+    b = roundtrip(np.arange(3.0))
+    b[0] = 7.0
+    assert b.flags.writeable and b.flags.c_contiguous
+
+
+def test_wire_nested_and_scalars():
+    obj = {
+        "api": "torch.nn.utils.clip_grad_norm_",
+        "args": {"max_norm": np.float32(0.5), "norm_type": np.float64(2.0), "n": np.int64(3),
+                 "flag": np.bool_(True), "none": None},
+        "params": [{"name": "w", "shape": [2, 3], "grad": np.ones((2, 3))},
+                   {"name": "b", "shape": [2], "grad": None}],
+        "nested": [[1, [2, {"deep": np.arange(2, dtype=np.int32)}]], (4, 5)],
+        "text": "naïve ∑ unicode",
+    }
+    got = roundtrip(obj)
+    assert got["args"] == {"max_norm": 0.5, "norm_type": 2.0, "n": 3, "flag": True,
+                           "none": None}
+    assert type(got["args"]["max_norm"]) is float and type(got["args"]["n"]) is int
+    assert type(got["args"]["flag"]) is bool
+    assert_same_array(got["params"][0]["grad"], np.ones((2, 3)))
+    assert got["params"][1]["grad"] is None
+    assert_same_array(got["nested"][0][1][1]["deep"], np.arange(2, dtype=np.int32))
+    assert got["nested"][1] == [4, 5]
+    assert got["text"] == obj["text"]
+
+
+def test_wire_refuses_what_it_cannot_carry():
+    for bad in [np.array(["a"]), np.array([object()]), object(), {1, 2}]:
+        with pytest.raises(TypeError):
+            wire.encode({"x": bad})
+
+
+def test_wire_frames():
+    stream = io.BytesIO()
+    msgs = [{"type": "hello", "a": np.arange(3.0)}, [1, 2], None, "x" * 100_000]
+    for m in msgs:
+        wire.write_frame(stream, m)
+    data = stream.getvalue()
+    assert int.from_bytes(data[:4], "big") == len(wire.encode(msgs[0]))
+    stream.seek(0)
+    got = [wire.read_frame(stream) for _ in msgs]
+    assert_same_array(got[0]["a"], np.arange(3.0))
+    assert got[1:] == msgs[1:]
+    with pytest.raises(EOFError):
+        wire.read_frame(stream)  # clean end
+    with pytest.raises(EOFError, match="inside a frame"):
+        wire.read_frame(io.BytesIO(data[:10]))  # truncated payload
+    with pytest.raises(EOFError, match="inside a frame"):
+        wire.read_frame(io.BytesIO(data[:2]))  # truncated header
+
+
+class Trickle(io.RawIOBase):
+    """A stream that returns at most 3 bytes per read, like a slow pipe."""
+
+    def __init__(self, data):
+        self._data = memoryview(data)
+
+    def readable(self):
+        return True
+
+    def read(self, n=-1):
+        chunk, self._data = self._data[:min(n, 3)], self._data[min(n, 3):]
+        return bytes(chunk)
+
+
+def test_wire_partial_reads():
+    data = wire.frame({"a": np.arange(5.0)}) + wire.frame([1])
+    stream = Trickle(data)
+    assert_same_array(wire.read_frame(stream)["a"], np.arange(5.0))
+    assert wire.read_frame(stream) == [1]
+
+
+# ---- worker ----------------------------------------------------------------------------------
+
+
+def echo_job(params, **args):
+    return {"api": "fake.echo", "args": args, "dtype": "float32", "device": "cpu",
+            "params": params}
+
+
+def gone(pid):
+    """The process no longer exists (or is a zombie that is not ours to reap)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+@pytest.fixture
+def worker():
+    w = Worker("fake", FAKE, "cpu")
+    yield w
+    w.close()
+
+
+def test_hello(worker):
+    hello = worker.hello
+    assert hello["type"] == "hello" and hello["protocol"] == 1
+    assert hello["backend"] == "fake"
+    assert hello["pid"] == worker.pid
+    assert hello["python"].count(".") == 2
+    assert hello["executable"]
+    assert hello["info"]["device_available"] is True
+    assert worker.starts == 1
+
+
+def test_echo_through_worker(worker):
+    params = [{"name": n, "shape": list(a.shape), "grad": a} for n, a in [
+        ("f64", np.array([[1.5, np.nan], [np.inf, -np.inf]])),
+        ("f32", np.arange(3, dtype=np.float32) / 3),
+        ("f16", np.array([65504, 6e-8, np.nan], dtype=np.float16)),
+        ("i64", np.array([3, -1], dtype=np.int64)),
+        ("b", np.array([True, False])),
+        ("scalar", np.array(2.0)),
+        ("empty", np.zeros((0, 3), np.float32)),
+    ]] + [{"name": "none", "shape": [2], "grad": None}]
+    res = worker.call(echo_job(params, returned=np.float32(0.25)), timeout=10, label="c1")
+    assert res["dtypes"] == {"f64": "float64", "f32": "float32", "f16": "float16",
+                             "i64": "int64", "b": "bool", "scalar": "float64",
+                             "empty": "float32", "none": None}
+    for p in params:
+        got = res["grads"][p["name"]]
+        if p["grad"] is None:
+            assert got is None
+        else:
+            assert_same_array(got, p["grad"])
+    assert list(res["grads"]) == [p["name"] for p in params]  # order kept
+    assert res["returned"] == 0.25
+    assert worker.last_elapsed is not None and 0 <= worker.last_elapsed < 5
+
+
+def test_reuse_and_overhead(worker):
+    worker.start()
+    pid = worker.pid
+    job = echo_job([{"name": "w", "shape": [2, 3], "grad": np.ones((2, 3), np.float32)}],
+                   max_norm=1.0)
+    worker.call(job, timeout=10)  # warm
+    n = 50
+    t0 = time.perf_counter()
+    for i in range(n):
+        res = worker.call(job, timeout=10, label=f"c{i}")
+        assert res["grads"]["w"].shape == (2, 3)
+    per_call = (time.perf_counter() - t0) / n
+    print(f"worker per-call overhead: {per_call * 1e3:.3f} ms")
+    assert worker.pid == pid and worker.hello["pid"] == pid and worker.starts == 1
+    assert worker.call({"api": "fake.pid"}, timeout=10)["pid"] == pid
+    assert per_call < 0.020
+
+
+def test_backend_exception_keeps_worker(worker):
+    pid = worker.hello["pid"]
+    with pytest.raises(BackendError) as info:
+        worker.call({"api": "fake.raise"}, timeout=10, label="cell-r")
+    e = info.value
+    assert e.type == "ValueError" and e.message == "boom"
+    assert str(e) == "ValueError: boom"
+    assert "fake_backend.py" in e.traceback and "raise ValueError" in e.traceback
+    assert e.label == "cell-r" and e.backend == "fake"
+    assert worker.call({"api": "fake.pid"}, timeout=10)["pid"] == pid
+    assert worker.starts == 1
+    with pytest.raises(BackendError, match="NotImplementedError"):
+        worker.call({"api": "fake.nope"}, timeout=10)
+    with pytest.raises(BackendError, match="cannot be sent"):
+        worker.call({"api": "fake.unencodable"}, timeout=10)
+    assert worker.call({"api": "fake.pid"}, timeout=10)["pid"] == pid
+
+
+def test_unencodable_job_sends_nothing(worker):
+    pid = worker.hello["pid"]
+    with pytest.raises(TypeError):
+        worker.call({"api": "fake.echo", "x": object()}, timeout=10)
+    assert worker.call({"api": "fake.pid"}, timeout=10)["pid"] == pid
+
+
+def test_crash_sigkill_then_restart(worker):
+    old = worker.hello["pid"]
+    with pytest.raises(WorkerError) as info:
+        worker.call({"api": "fake.crash"}, timeout=10, label="case-1/torch/float32/cpu")
+    e = info.value
+    assert e.kind == "crash"
+    assert e.signal == "SIGKILL" and e.returncode == -signal.SIGKILL and e.pid == old
+    text = str(e)
+    assert "worker fake/cpu" in text and "died with signal SIGKILL" in text
+    assert "while running cell case-1/torch/float32/cpu" in text
+    assert "about to SIGKILL myself" in e.stderr_tail and "about to SIGKILL myself" in text
+    assert not worker.alive and gone(old)
+    res = worker.call({"api": "fake.pid"}, timeout=10)
+    assert res["pid"] != old and res["pid"] == worker.pid
+    assert worker.starts == 2
+
+
+def test_crash_exit_code(worker):
+    worker.start()
+    with pytest.raises(WorkerError) as info:
+        worker.call({"api": "fake.exit"}, timeout=10, label="x")
+    e = info.value
+    assert e.kind == "crash" and e.returncode == 3 and e.signal is None
+    assert "exited with code 3" in str(e) and "exiting with code 3" in str(e)
+    assert worker.call({"api": "fake.pid"}, timeout=10)["pid"] == worker.pid
+    assert worker.starts == 2
+
+
+def test_crash_segfault_shows_python_stack(worker):
+    with pytest.raises(WorkerError) as info:
+        worker.call({"api": "fake.segv"}, timeout=10, label="x")
+    e = info.value
+    assert e.kind == "crash" and e.signal == "SIGSEGV"
+    assert "Fatal Python error" in e.stderr_tail and "fake_backend.py" in e.stderr_tail
+
+
+def test_crash_with_grandchild_holding_pipes(worker):
+    t0 = time.perf_counter()
+    with pytest.raises(WorkerError) as info:
+        worker.call({"api": "fake.fork_crash"}, timeout=20, label="x")
+    assert time.perf_counter() - t0 < 5  # not the timeout: the child's death is seen
+    e = info.value
+    assert e.kind == "crash" and e.signal == "SIGKILL"
+    grandchild = int(e.stderr_tail.split("grandchild ")[1].split()[0])
+    deadline = time.monotonic() + 5
+    while not gone(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert gone(grandchild)  # killed with the worker's process group
+    assert worker.call({"api": "fake.pid"}, timeout=10)["pid"] == worker.pid
+
+
+def test_timeout_kills_and_restarts(worker):
+    old = worker.hello["pid"]
+    t0 = time.perf_counter()
+    with pytest.raises(WorkerError) as info:
+        worker.call({"api": "fake.hang"}, timeout=1, label="slow-cell")
+    took = time.perf_counter() - t0
+    assert 1.0 <= took < 2.5
+    e = info.value
+    assert e.kind == "timeout"
+    assert "timed out after 1 s while running cell slow-cell" in str(e)
+    assert "fake_backend.py" in e.stderr_tail  # faulthandler's stack dump: where it hung
+    assert gone(old)
+    assert worker.call({"api": "fake.pid"}, timeout=10)["pid"] != old
+    assert worker.starts == 2
+
+
+def test_junk_output_does_not_corrupt_protocol(worker):
+    params = [{"name": "w", "shape": [2], "grad": np.array([1.0, 2.0])}]
+    res = worker.call({"api": "fake.print", "params": params}, timeout=10)
+    assert_same_array(res["grads"]["w"], np.array([1.0, 2.0]))
+    res = worker.call(echo_job(params), timeout=10)
+    assert_same_array(res["grads"]["w"], np.array([1.0, 2.0]))
+    tail = worker.stderr_tail()
+    for junk in ["junk on sys.stdout", "junk straight to fd 1", "junk on stderr",
+                 "junk straight to fd 2"]:
+        assert junk in tail
+    assert worker.starts == 1
+
+
+def test_stderr_tail_is_bounded(worker):
+    worker.call({"api": "fake.stderr", "args": {"text": "x" * 10_000 + "END\n"}}, timeout=10)
+    with pytest.raises(WorkerError) as info:
+        worker.call({"api": "fake.crash"}, timeout=10)
+    tail = info.value.stderr_tail
+    assert len(tail) <= 3000 and "about to SIGKILL myself" in tail and "END" in tail
+
+
+def test_import_failure_is_startup_error():
+    w = Worker("fake", FAKE, "cpu", env={"FAKE_BACKEND_IMPORT_ERROR": "1"})
+    with pytest.raises(WorkerError) as info:
+        w.call({"api": "fake.pid"}, timeout=10)
+    e = info.value
+    assert e.kind == "startup" and e.returncode == 1
+    assert "ImportError" in str(e) and "import refused" in str(e)
+    assert "Traceback" in e.stderr_tail
+    # remembered: no second launch
+    t0 = time.perf_counter()
+    with pytest.raises(WorkerError) as again:
+        w.call({"api": "fake.pid"}, timeout=10)
+    assert again.value is e and w.starts == 1 and time.perf_counter() - t0 < 0.1
+    with pytest.raises(WorkerError):
+        w.hello
+    w.env.pop("FAKE_BACKEND_IMPORT_ERROR")
+    w.reset()
+    assert w.call({"api": "fake.pid"}, timeout=10)["pid"] == w.pid and w.starts == 2
+    w.close()
+
+
+@pytest.mark.parametrize("module,env,text", [
+    ("tests.no_such_backend", {}, "ModuleNotFoundError"),
+    (FAKE, {"FAKE_BACKEND_INFO_ERROR": "1"}, "RuntimeError: fake_backend: info refused"),
+])
+def test_other_startup_failures(module, env, text):
+    w = Worker("fake", module, "cpu", env=env)
+    with pytest.raises(WorkerError) as info:
+        w.start()
+    assert info.value.kind == "startup" and text in str(info.value)
+    w.close()
+
+
+def test_missing_interpreter_is_startup_error():
+    w = Worker("fake", FAKE, "cpu", python="/nonexistent/python3")
+    with pytest.raises(WorkerError) as info:
+        w.call({"api": "fake.pid"}, timeout=10)
+    assert info.value.kind == "startup" and "/nonexistent/python3" in str(info.value)
+
+
+def test_startup_timeout():
+    w = Worker("fake", FAKE, "cpu", startup_timeout=0.001)
+    with pytest.raises(WorkerError) as info:
+        w.start()
+    assert info.value.kind == "startup" and "did not say hello" in str(info.value)
+    assert gone(info.value.pid)
+
+
+def test_close_and_context_manager():
+    with Worker("fake", FAKE, "cpu") as w:
+        pid = w.hello["pid"]
+    assert not w.alive and gone(pid)
+    w.close()  # idempotent
+    assert w.call({"api": "fake.pid"}, timeout=10)["pid"] != pid  # restarts after close
+    w.close()
+
+
+def test_pool_reuses_and_closes():
+    pool = WorkerPool({"fake": FAKE})
+    try:
+        w = pool.get("fake", "cpu")
+        assert pool.get("fake", "cpu") is w
+        assert pool.hello("fake", "cpu")["info"]["device_available"] is True
+        gpu = pool.hello("fake", "gpu")
+        assert gpu["info"]["device_available"] is False and "gpu" in gpu["info"]["reason"]
+        assert pool.get("fake", "gpu") is not w
+        with pytest.raises(KeyError, match="no worker module"):
+            pool.get("jax", "cpu")
+        pids = {}
+        errors = []
+
+        def drive(device):
+            try:
+                for _ in range(30):
+                    pids.setdefault(device, set()).add(
+                        pool.call("fake", device, {"api": "fake.pid"}, timeout=10)["pid"])
+            except Exception as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        threads = [threading.Thread(target=drive, args=(d,)) for d in ("cpu", "gpu")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        all_pids = [w.pid for w in pool.workers]
+        assert len(set(all_pids)) == 2
+        assert all(len(s) == 1 for s in pids.values())
+        assert all(w.starts == 1 for w in pool.workers)
+    finally:
+        pool.close()
+    assert all(gone(pid) for pid in all_pids)
+    assert not pool.workers
+
+
+@pytest.mark.skipif(not os.environ.get("CONFORMANCE_TEST_PYTHON"),
+                    reason="set CONFORMANCE_TEST_PYTHON to an interpreter with numpy")
+def test_other_interpreter():
+    python = os.environ["CONFORMANCE_TEST_PYTHON"]
+    with Worker("fake", FAKE, "cpu", python=python) as w:
+        assert w.hello["executable"] != sys.executable or python == sys.executable
+        params = [{"name": "h", "shape": [3], "grad": np.array([1, np.nan, 2], np.float16)},
+                  {"name": "i", "shape": [2], "grad": np.array([5, 6], np.int64)}]
+        res = w.call(echo_job(params, returned=1.5), timeout=30)
+        assert_same_array(res["grads"]["h"], params[0]["grad"])
+        assert_same_array(res["grads"]["i"], params[1]["grad"])
+        print("other interpreter:", w.hello["python"], w.hello["info"]["numpy"])
+
+
+def test_without_pidfd(monkeypatch):
+    """Where os.pidfd_open is missing (macOS, old kernels) deaths are still seen."""
+    monkeypatch.delattr(os, "pidfd_open", raising=False)
+    with Worker("fake", FAKE, "cpu") as w:
+        assert w.call({"api": "fake.pid"}, timeout=10)["pid"] == w.pid
+        assert w._pidfd is None
+        with pytest.raises(WorkerError) as info:
+            w.call({"api": "fake.exit"}, timeout=10)
+        assert info.value.kind == "crash" and info.value.returncode == 3
+        t0 = time.perf_counter()
+        with pytest.raises(WorkerError) as info:
+            w.call({"api": "fake.fork_crash"}, timeout=20)
+        assert info.value.kind == "crash" and time.perf_counter() - t0 < 5
+        assert info.value.signal == "SIGKILL"
+        assert w.call({"api": "fake.pid"}, timeout=10)["pid"] == w.pid and w.starts == 3
+
+
+def test_errors_pickle():
+    import pickle
+
+    e = WorkerError("crash", "worker x died", "tail", backend="fake", device="cpu",
+                    label="c", returncode=-9, pid=12)
+    f = pickle.loads(pickle.dumps(e))
+    assert (f.kind, f.message, f.stderr_tail, f.signal, f.pid, str(f)) == \
+        ("crash", "worker x died", "tail", "SIGKILL", 12, str(e))
+    b = pickle.loads(pickle.dumps(BackendError("ValueError", "boom", "tb", label="c")))
+    assert (b.type, b.message, b.traceback, b.label, str(b)) == \
+        ("ValueError", "boom", "tb", "c", "ValueError: boom")
