@@ -72,7 +72,7 @@ def compare_arrays(got, want, rtol: float, atol: float) -> Metrics:
     if m.mismatched:
         score = np.where(bad, diff - rtol * np.abs(np.nan_to_num(w)), -np.inf)
         idx = np.unravel_index(int(np.argmax(score)), w.shape)
-        m.worst = f"{list(map(int, idx))}: got {g[idx]!r} want {w[idx]!r}"
+        m.worst = f"{list(map(int, idx))}: got {float(g[idx])!r} want {float(w[idx])!r}"
     return m
 
 

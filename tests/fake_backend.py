@@ -38,9 +38,7 @@ NAME = "fake"
 def info(device: str) -> dict:
     if os.environ.get("FAKE_BACKEND_INFO_ERROR"):
         raise RuntimeError("fake_backend: info refused (FAKE_BACKEND_INFO_ERROR is set)")
-    available = device == "cpu"
-    return {"version": "0", "device_available": available,
-            "reason": "" if available else f"fake has no device {device!r}",
+    return {"version": "0", "devices": {"cpu": None, "gpu": "fake has no device 'gpu'"},
             "numpy": np.__version__}
 
 

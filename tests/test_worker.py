@@ -179,7 +179,7 @@ def test_hello(worker):
     assert hello["pid"] == worker.pid
     assert hello["python"].count(".") == 2
     assert hello["executable"]
-    assert hello["info"]["device_available"] is True
+    assert hello["info"]["devices"]["cpu"] is None
     assert worker.starts == 1
 
 
@@ -401,9 +401,9 @@ def test_pool_reuses_and_closes():
     try:
         w = pool.get("fake", "cpu")
         assert pool.get("fake", "cpu") is w
-        assert pool.hello("fake", "cpu")["info"]["device_available"] is True
+        assert pool.hello("fake", "cpu")["info"]["devices"]["cpu"] is None
         gpu = pool.hello("fake", "gpu")
-        assert gpu["info"]["device_available"] is False and "gpu" in gpu["info"]["reason"]
+        assert "gpu" in gpu["info"]["devices"]["gpu"]
         assert pool.get("fake", "gpu") is not w
         with pytest.raises(KeyError, match="no worker module"):
             pool.get("jax", "cpu")

@@ -1,0 +1,169 @@
+"""End to end through the real torch backend: backends vs oracle, classification, crash handling,
+and the CLI's exit codes. Skipped where torch is not installed (the `unit` tox environment)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance import backends, registry, spec
+from conformance.plan import plan
+from conformance.runner import Runner
+from conformance.worker import WorkerPool
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = ROOT / "cases"
+REGISTRY = ROOT / "conformance" / "registry"
+
+pytestmark = pytest.mark.skipif(not backends.installed_here("torch"), reason="torch is not installed here")
+
+
+@pytest.fixture(scope="module")
+def pool():
+    p = WorkerPool(dict(backends.MODULES), {"torch": sys.executable})
+    yield p
+    p.close()
+
+
+def _cells(paths, reg, keyword=None):
+    loaded = spec.load_paths(paths)
+    assert not loaded.errors
+    p = plan(loaded.cases, reg, backends={"torch"}, device="cpu", keyword=keyword)
+    assert not p.errors
+    return p.cells
+
+
+def test_every_bundled_torch_cell_matches_the_oracle(pool):
+    reg = registry.load()
+    cells = _cells([CASES], reg)
+    assert len(cells) >= 100
+    runner = Runner(reg, pool)
+    recs = [runner.run(c) for c in cells]
+    bad = [(r["id"], r["status"], r["message"]) for r in recs if r["status"] != "match"]
+    assert not bad
+    seed = next(r for r in recs if r["case"] == "seed-000-linear-clip-grad-norm")
+    assert seed["total_norm"]["got"] == pytest.approx(0.8154753, abs=1e-6)
+    # the raw (pre-clip) gradients of model cases are compared too
+    assert "before clipping: 0.weight" in seed["params"]
+
+
+def _registry_copy(tmp_path, edit) -> registry.Registry:
+    d = tmp_path / "reg"
+    d.mkdir()
+    text = (REGISTRY / "torch.yaml").read_text()
+    (d / "torch.yaml").write_text(edit(text))
+    return registry.load(str(d))
+
+
+def test_a_wrong_oracle_variant_turns_cells_into_mismatches(pool, tmp_path):
+    # torch nests per-tensor norms; a flat oracle disagrees for norm_type 0 (counts differ)
+    reg = _registry_copy(tmp_path, lambda t: t.replace(
+        "knobs: {scope: global, nesting: nested, eps: 1.0e-6, threshold: clamp}",
+        "knobs: {scope: global, nesting: flat, eps: 1.0e-6, threshold: clamp}"))
+    cells = _cells([CASES / "sweeps" / "clip-grad-norm-norm-types.yaml"], reg,
+                   keyword="torch.nn.utils.clip_grad_norm_ and float64")
+    recs = {c.variant.sweep["norm_type"]: Runner(reg, pool).run(c) for c in cells}
+    assert recs[0.0]["status"] == "mismatch"
+    assert "returned norm 3.0 != expected 49.0" in recs[0.0]["message"]
+    assert recs[2.0]["status"] == "match"  # nesting does not change a 2-norm
+    assert "torch.nn.utils.clip_grad_norm_(params" in recs[0.0]["reproduce"]
+
+
+def test_a_declared_difference_makes_a_cell_known(pool, tmp_path):
+    # pretend the source's oracle has eps 0.25; a declared difference with torch's real
+    # eps (1e-6) then explains what torch does, so the cell is `known`, naming the difference
+    def edit(t):
+        t = t.replace("knobs: {scope: global, nesting: nested, eps: 1.0e-6, threshold: clamp}",
+                      "knobs: {scope: global, nesting: nested, eps: 0.25, threshold: clamp}")
+        return t.replace(
+            "    notes: torch against the oracle of its own documented formula.\n",
+            "    notes: torch against the oracle of its own documented formula.\n"
+            "    differences:\n"
+            "      - id: test-eps\n"
+            "        text: torch adds 1e-6, not 0.25\n"
+            "        when: {dtype: [float64]}\n"
+            "        variant: {eps: 1.0e-6}\n")
+
+    reg = _registry_copy(tmp_path, edit)
+    cells = _cells([CASES / "seeds" / "seed-000-injected.yaml"], reg, keyword="torch.nn.utils.clip_grad_norm_")
+    recs = {c.dtype: Runner(reg, pool).run(c) for c in cells}
+    assert recs["float64"]["status"] == "known"
+    assert recs["float64"]["difference"] == "test-eps"
+    assert recs["float64"]["max_rel_err"] > 0.1  # how large the difference measured
+    assert recs["float32"]["status"] == "mismatch"  # the difference is declared for float64 only
+
+
+def test_a_killed_worker_gives_one_error_cell_and_the_run_goes_on(tmp_path):
+    reg = registry.load()
+    cells = _cells([CASES / "sweeps" / "clip-grad-value.yaml"], reg)
+    p = WorkerPool(dict(backends.MODULES), {"torch": sys.executable})
+    try:
+        runner = Runner(reg, p)
+        recs = []
+        for i, c in enumerate(cells):
+            if i == 5:
+                os.kill(p.get("torch", "cpu").pid, signal.SIGKILL)
+            recs.append(runner.run(c))
+        errors = [r for r in recs if r["status"] == "error"]
+        assert len(errors) == 1 and errors[0]["id"] == cells[5].id
+        assert "SIGKILL" in errors[0]["message"]
+        assert all(r["status"] == "match" for r in recs if r is not errors[0])
+        assert p.get("torch", "cpu").starts == 2
+    finally:
+        p.close()
+
+
+def _cli(*args, cwd=ROOT, timeout=300):
+    return subprocess.run([sys.executable, "-m", "conformance.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_cli_run_writes_results_and_report(tmp_path):
+    out = tmp_path / "out"
+    r = _cli("run", str(CASES / "seeds"), "--backend", "torch", "--out", str(out))
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads((out / "results.json").read_text())
+    statuses = {x["status"] for x in doc["results"]}
+    assert statuses == {"match", "skipped"}  # skipped: the gpu cells on this machine
+    assert doc["backends"]["torch"]["version"].startswith("2.")
+    assert (out / "index.html").read_text().count("seed-000-linear-clip-grad-norm") >= 1
+    assert len((out / "results.jsonl").read_text().splitlines()) == len(doc["results"]) + 2
+
+
+def test_cli_broken_case_file_is_reported_and_the_others_still_run(tmp_path):
+    d = tmp_path / "cases"
+    shutil.copytree(CASES / "seeds", d)
+    (d / "broken.yaml").write_text(
+        "id: broken\ntitle: x\ngrads: {w: [1.0]}\nclip:\n  api: torch.nn.utils.clip_grad_norm_\n"
+        "  args: {max_nrom: 1.0}\n")
+    out = tmp_path / "out"
+    r = _cli("run", str(d), "--backend", "torch", "--device", "cpu", "--out", str(out))
+    assert r.returncode == 2
+    assert f"{d / 'broken.yaml'}:6: clip.args.max_nrom:" in r.stderr
+    assert "did you mean 'max_norm'?" in r.stderr
+    doc = json.loads((out / "results.json").read_text())
+    assert len(doc["results"]) > 0 and all(x["status"] == "match" for x in doc["results"])
+
+
+def test_cli_validate_and_usage_errors(tmp_path):
+    bad = tmp_path / "cases" / "typo.yaml"
+    bad.parent.mkdir()
+    bad.write_text("id: t\ntitle: x\ngrads: {w: [1.0]}\nclip: {api: torch.nn.utils.clip_grad_norm_, "
+                   "args: {max_norm: 1}}\ndtyps: [float32]\n")
+    r = _cli("validate", str(bad))
+    assert r.returncode == 2
+    assert f"{bad}:5: dtyps: unknown field (did you mean 'dtypes'?)" in r.stderr
+    assert _cli("validate").returncode == 0
+    assert _cli("run", "--backend", "nosuch").returncode == 2
+
+
+def test_shipped_schema_is_current():
+    r = _cli("schema")
+    assert json.loads(r.stdout) == json.loads((CASES / "case.schema.json").read_text())
