@@ -76,7 +76,7 @@ def cmd_run(a) -> int:
         err_console.print("interrupted: finished cells are in " + str(writer.journal))
         return 130
     finally:
-        writer.set_backends(runner.backends)
+        writer.set_backends(runner.backend_summary())
         doc = writer.close()
         pool.close()
     from . import report

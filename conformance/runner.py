@@ -155,6 +155,14 @@ class Runner:
                                       "unavailable": {d: why for d, why in info.get("devices", {}).items() if why}}
         return self.backends[backend]["unavailable"].get(device)
 
+    def backend_summary(self) -> dict:
+        """The results document's ``backends``: versions of those that ran, reasons for the rest."""
+        out = {k: dict(v) for k, v in self.backends.items()}
+        for name, reason in self.unavailable.items():
+            out.setdefault(name, {"version": None, "devices": [],
+                                  "unavailable": {"cpu": reason, "gpu": reason}})
+        return out
+
     # -- one cell -------------------------------------------------------------------------------
     def inputs(self, cell: Cell) -> Inputs:
         key = (cell.case.id, cell.variant.label(), cell.dtype)
