@@ -16,13 +16,13 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
     Field,
     Tag,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
@@ -216,6 +216,13 @@ class Tolerance(_Strict):
 SWEEP_KEYS = ("dtypes", "devices")
 
 
+def _sweep_key(key: str) -> str:
+    if key not in SWEEP_KEYS and (not key.startswith("clip.args.") or key == "clip.args."):
+        hint = _suggest(key, ["clip.args.NAME", *SWEEP_KEYS])
+        raise ValueError(f"sweep key {key!r} is not one of clip.args.NAME, dtypes, devices{hint}")
+    return key
+
+
 class Case(_Strict):
     id: Annotated[str, Field(pattern=ID_PATTERN)]
     title: str
@@ -227,7 +234,7 @@ class Case(_Strict):
     model: Optional[Model] = None
     clip: Clip
     targets: Optional[list[str]] = None  # restrict to these target APIs (default: all mapped)
-    sweep: dict[str, Annotated[list[Any], Field(min_length=1)]] = {}
+    sweep: dict[Annotated[str, AfterValidator(_sweep_key)], Annotated[list[Any], Field(min_length=1)]] = {}
     expect: Optional[Expect] = None
     tolerance: dict[Dtype, Tolerance] = {}
 
@@ -237,19 +244,14 @@ class Case(_Strict):
             raise ValueError("exactly one of `grads:` or `model:` is required")
         return self
 
-    @field_validator("sweep")
-    @classmethod
-    def _sweep_keys(cls, v):
-        for key, values in v.items():
-            if key in SWEEP_KEYS:
-                allowed = Dtype.__args__ if key == "dtypes" else Device.__args__
-                bad = [x for x in values if x not in allowed]
-                if bad:
-                    raise ValueError(f"sweep {key}: {bad} not in {list(allowed)}")
-            elif not key.startswith("clip.args.") or key == "clip.args.":
-                hint = _suggest(key, ["clip.args.NAME", *SWEEP_KEYS])
-                raise ValueError(f"sweep key {key!r} is not one of clip.args.NAME, dtypes, devices{hint}")
-        return v
+    @model_validator(mode="after")
+    def _sweep_values(self):
+        for key in ("dtypes", "devices"):
+            allowed = Dtype.__args__ if key == "dtypes" else Device.__args__
+            bad = [x for x in self.sweep.get(key, []) if x not in allowed]
+            if bad:
+                raise ValueError(f"sweep {key}: {bad} not in {list(allowed)}")
+        return self
 
     # -- derived --------------------------------------------------------------------------
     def variants(self) -> list["Variant"]:
@@ -334,7 +336,7 @@ def _line_map(node, path=(), out=None, fname="") -> dict:
     Also rejects duplicate keys, which PyYAML would otherwise silently overwrite.
     """
     out = {} if out is None else out
-    out[path] = node.start_mark.line + 1
+    out.setdefault(path, node.start_mark.line + 1)  # a key's own line wins over its block's
     if isinstance(node, yaml.MappingNode):
         seen = {}
         for knode, vnode in node.value:
@@ -464,6 +466,8 @@ def _errors_from_validation(exc: ValidationError, path: str, lines: dict, data) 
             problem = "unknown field" + _suggest(loc[-1], _model_fields_at(loc, data))
         elif err["type"] == "missing":
             problem = "required field is missing"
+        elif err["type"] == "value_error" and "error" in (err.get("ctx") or {}):
+            problem = str(err["ctx"]["error"])
         elif err["type"] == "union_tag_invalid":
             kind = value.get("type") if isinstance(value, dict) else value
             problem = f"unknown layer type {kind!r}" + _suggest(
@@ -494,8 +498,14 @@ def parse_text(text: str, path: str = "<string>") -> LoadResult:
         except _Dup as d:
             result.errors.append(d.args[0])
             continue
-        data = _construct(node)
         start = node.start_mark.line + 1
+        try:
+            data = _construct(node)
+        except yaml.YAMLError as e:  # e.g. a !!python/... tag: SafeLoader refuses to build it
+            mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+            problem = getattr(e, "problem", None) or str(e)
+            result.errors.append(CaseError(path, mark.line + 1 if mark else start, "", f"YAML error: {problem}"))
+            continue
         if not isinstance(data, dict):
             result.errors.append(CaseError(path, start, "", "a case file must be a mapping"))
             continue
@@ -504,12 +514,15 @@ def parse_text(text: str, path: str = "<string>") -> LoadResult:
         except ValidationError as e:
             result.errors.extend(_errors_from_validation(e, path, lines, data))
             continue
-        for key, loc in _nested_list_locs(data):
+        ok = True
+        for value, loc in _nested_list_locs(data):
             try:
-                _check_nested(key)
+                _check_nested(value)
             except ValueError as e:
+                ok = False
                 result.errors.append(CaseError(path, _line_of(lines, loc), _dotted(loc), str(e)))
-        result.cases.append(SourceCase(case, path, start, lines))
+        if ok:
+            result.cases.append(SourceCase(case, path, start, lines))
     return result
 
 

@@ -10,6 +10,8 @@ import importlib.util
 
 MODULES = {
     "torch": "conformance.backends.torch_backend",
+    "mindspore": "conformance.backends.mindspore_backend",
+    "paddle": "conformance.backends.paddle_backend",
 }
 
 #: The package that must be importable for each backend (checked without importing it).

@@ -81,6 +81,8 @@ class Condition(_Strict):
 
 
 def _same(a, b) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
         return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
     return a == b
@@ -240,6 +242,9 @@ def load(directory: Optional[str] = None) -> Registry:
         for name, body in f.apis.items():
             if name in apis:
                 raise ValueError(f"{path}: API {name} is registered twice")
-            apis[name] = Api(name=name, **body)
+            try:
+                apis[name] = Api(name=name, **body)
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"{path}: API {name}: {e}") from e
         mappings.extend(f.mappings)
     return Registry(apis, mappings)

@@ -1,63 +1,11 @@
-"""Copy-paste reproduction snippets, one function per framework (text only: no framework is
-imported here). Values are embedded as numpy literals when small, else as the numpy expression
-of the case's generator, so the snippet runs without this suite installed.
-"""
+"""torch reproduction snippets (text only: torch is not imported here)."""
 
 from __future__ import annotations
 
-import numpy as np
-
-from .spec import tensor_data
-
-_INLINE_LIMIT = 64
+from . import _any_literal, _kwargs, _literal, array_expr
 
 
-def _literal(a: np.ndarray) -> str:
-    body = np.array2string(np.asarray(a, dtype=np.float64), separator=", ", threshold=10**9,
-                           floatmode="unique", max_line_width=100)
-    body = body.replace("nan", "np.nan").replace("inf", "np.inf")
-    return f"np.array({body})"
-
-
-def _any_literal(a: np.ndarray) -> str:
-    return repr(a.tolist()) if a.dtype.kind in "iu" else _literal(a)
-
-
-def _generator_expr(spec: dict) -> str:
-    shape = tuple(spec.get("shape") or ())
-    scale = f" * {spec['scale']!r}" if spec.get("scale", 1.0) != 1.0 else ""
-    if "random" in spec:
-        rng = f"np.random.default_rng({spec.get('seed', 0)})"
-        if spec["random"] == "normal":
-            return f"{rng}.normal({spec.get('mean', 0.0)!r}, {spec.get('std', 1.0)!r}, size={shape}){scale}"
-        if spec["random"] == "uniform":
-            return f"{rng}.uniform({spec.get('low', -1.0)!r}, {spec.get('high', 1.0)!r}, size={shape}){scale}"
-        return f"{rng}.integers({int(spec['low'])}, {int(spec['high'])}, size={shape})"
-    if "fill" in spec:
-        return f"np.full({shape}, {float(spec['fill'])!r}){scale}"
-    start, stop = spec["arange"]
-    reshape = f".reshape({shape})" if shape else ""
-    return f"np.arange({start!r}, {stop!r}, dtype=np.float64){reshape}{scale}"
-
-
-def array_expr(value, materialised: np.ndarray) -> str:
-    """numpy source for a case tensor value: literal when small, generator expression else."""
-    data = tensor_data(value)
-    if isinstance(data, dict) and np.asarray(materialised).size > _INLINE_LIMIT:
-        return _generator_expr(data)
-    return _literal(materialised)
-
-
-def _kwargs(args: dict) -> str:
-    def fmt(v):
-        if isinstance(v, float) and not np.isfinite(v):
-            return "float('nan')" if np.isnan(v) else ("float('inf')" if v > 0 else "-float('inf')")
-        return repr(v)
-
-    return ", ".join(f"{k}={fmt(v)}" for k, v in args.items() if v is not None)
-
-
-def torch_snippet(cell, inputs) -> str:
+def snippet(cell, inputs) -> str:
     case = cell.case
     dt = f"torch.{cell.dtype}"
     dev = "'cuda'" if cell.device == "gpu" else "'cpu'"
@@ -114,7 +62,7 @@ def _torch_model_lines(cell, inputs, dt, dev) -> list[str]:
     lines = ["from collections import OrderedDict",
              "net = torch.nn.Sequential(OrderedDict([" + ", ".join(mods) + f"])).to({dev}, {dt})",
              "with torch.no_grad():"]
-    from .runner import _layer_arrays  # the exact weights the cell used
+    from ..runner import _layer_arrays  # the exact weights the cell used
 
     for layer in _layer_arrays(cell.case, cell.dtype):
         for key in ("weight", "bias"):
@@ -137,16 +85,3 @@ def _torch_model_lines(cell, inputs, dt, dev) -> list[str]:
         lines.append(f"loss = net(x).{'sum' if loss.reduction == 'sum' else 'mean'}()")
     lines += ["loss.backward()", "params = list(net.parameters())"]
     return lines
-
-
-SNIPPETS = {"torch": torch_snippet}
-
-
-def snippet(cell, inputs) -> str:
-    fn = SNIPPETS.get(cell.backend)
-    if fn is None:
-        return f"# no reproduction snippet for {cell.backend} yet\n"
-    try:
-        return fn(cell, inputs)
-    except Exception as e:  # a snippet must never break a run
-        return f"# could not build a reproduction snippet: {type(e).__name__}: {e}\n"

@@ -1,0 +1,74 @@
+"""Copy-paste reproduction snippets, one module per framework (text only: no framework is
+imported here). Values are embedded as numpy literals when small, else as the numpy expression
+of the case's generator, so the snippet runs without this suite installed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..spec import tensor_data
+
+_INLINE_LIMIT = 64
+
+
+def _literal(a: np.ndarray) -> str:
+    body = np.array2string(np.asarray(a, dtype=np.float64), separator=", ", threshold=10**9,
+                           floatmode="unique", max_line_width=100)
+    body = body.replace("nan", "np.nan").replace("inf", "np.inf")
+    return f"np.array({body})"
+
+
+def _any_literal(a: np.ndarray) -> str:
+    return repr(a.tolist()) if a.dtype.kind in "iu" else _literal(a)
+
+
+def _generator_expr(spec: dict) -> str:
+    shape = tuple(spec.get("shape") or ())
+    scale = f" * {spec['scale']!r}" if spec.get("scale", 1.0) != 1.0 else ""
+    if "random" in spec:
+        rng = f"np.random.default_rng({spec.get('seed', 0)})"
+        if spec["random"] == "normal":
+            return f"{rng}.normal({spec.get('mean', 0.0)!r}, {spec.get('std', 1.0)!r}, size={shape}){scale}"
+        if spec["random"] == "uniform":
+            return f"{rng}.uniform({spec.get('low', -1.0)!r}, {spec.get('high', 1.0)!r}, size={shape}){scale}"
+        return f"{rng}.integers({int(spec['low'])}, {int(spec['high'])}, size={shape})"
+    if "fill" in spec:
+        return f"np.full({shape}, {float(spec['fill'])!r}){scale}"
+    start, stop = spec["arange"]
+    reshape = f".reshape({shape})" if shape else ""
+    return f"np.arange({start!r}, {stop!r}, dtype=np.float64){reshape}{scale}"
+
+
+def array_expr(value, materialised: np.ndarray) -> str:
+    """numpy source for a case tensor value: literal when small, generator expression else."""
+    data = tensor_data(value)
+    if isinstance(data, dict) and np.asarray(materialised).size > _INLINE_LIMIT:
+        return _generator_expr(data)
+    return _literal(materialised)
+
+
+def _kwargs(args: dict) -> str:
+    def fmt(v):
+        if isinstance(v, float) and not np.isfinite(v):
+            return "float('nan')" if np.isnan(v) else ("float('inf')" if v > 0 else "-float('inf')")
+        return repr(v)
+
+    return ", ".join(f"{k}={fmt(v)}" for k, v in args.items() if v is not None)
+
+
+#: backend -> module of this package with ``snippet(cell, inputs) -> str`` (one per framework)
+MODULES = {"torch": "torch_snippet"}
+
+
+def snippet(cell, inputs) -> str:
+    """A copy-paste reproduction of ``cell`` in its target framework."""
+    import importlib
+
+    name = MODULES.get(cell.backend)
+    if name is None:
+        return f"# no reproduction snippet for {cell.backend} yet\n"
+    try:
+        return importlib.import_module(f"{__name__}.{name}").snippet(cell, inputs)
+    except Exception as e:  # a snippet must never break a run
+        return f"# could not build a reproduction snippet: {type(e).__name__}: {e}\n"

@@ -1,0 +1,177 @@
+"""Results JSON: the incremental journal, reading a journal cut short, and merging documents from
+several machines."""
+
+from __future__ import annotations
+
+import json
+import platform
+import socket
+
+import pytest
+
+from conformance import __version__, results
+
+
+def rec(cell_id: str, status: str = "match", difference=None, **extra) -> dict:
+    r = {"id": cell_id, "case": cell_id.split("[")[0], "api": "torch.nn.utils.clip_grad_norm_",
+         "backend": "torch", "device": "cpu", "dtype": "float32", "status": status,
+         "difference": difference, "max_abs_err": 0.0, "max_rel_err": 0.0, "mismatched": 0, "message": ""}
+    r.update(extra)
+    return r
+
+
+# --------------------------------------------------------------------------- Writer
+
+
+def test_journal_is_flushed_after_every_add(tmp_path):
+    out = tmp_path / "run" / "results.json"
+    w = results.Writer(out, backends={"torch": {"version": "2.13.0", "devices": ["cpu"]}})
+    try:
+        journal = tmp_path / "run" / "results.jsonl"
+        assert w.journal == journal
+        head = results.load(journal)
+        assert head["results"] == []
+        assert head["schema"] == 1
+        assert head["suite_version"] == __version__
+        assert head["machine"]["host"] == socket.gethostname()
+        assert head["machine"]["python"] == platform.python_version()
+        assert head["backends"] == {"torch": {"version": "2.13.0", "devices": ["cpu"]}}
+
+        w.add(rec("a[x]"))
+        assert [r["id"] for r in results.load(journal)["results"]] == ["a[x]"]
+        w.add(rec("b[x]", "mismatch", max_abs_err=0.5, mismatched=3))
+        doc = results.load(journal)
+        assert [r["id"] for r in doc["results"]] == ["a[x]", "b[x]"]
+        assert doc["results"][1]["max_abs_err"] == 0.5 and doc["results"][1]["mismatched"] == 3
+
+        w.set_backends({"paddle": {"version": "3.0.0", "devices": ["cpu"]}})
+        doc = results.load(journal)
+        assert sorted(doc["backends"]) == ["paddle", "torch"]
+        assert len(doc["results"]) == 2  # the backends line is not a result
+        assert journal.read_text().count("\n") == 4
+        assert not out.exists()  # results.json only at close()
+    finally:
+        final = w.close()
+    assert out.exists()
+    on_disk = results.load(out)
+    assert on_disk == final
+    assert [r["id"] for r in on_disk["results"]] == ["a[x]", "b[x]"]
+    assert on_disk["results"][1]["status"] == "mismatch"
+    assert on_disk["backends"] == {"torch": {"version": "2.13.0", "devices": ["cpu"]},
+                                   "paddle": {"version": "3.0.0", "devices": ["cpu"]}}
+    assert not (tmp_path / "run" / "results.json.tmp").exists()
+    # the journal stays readable and agrees with the final document
+    assert results.load(out.with_suffix(".jsonl"))["results"] == on_disk["results"]
+    assert w.close() == final  # closing twice is harmless
+
+
+def test_nonfinite_metrics_survive_the_round_trip(tmp_path):
+    w = results.Writer(tmp_path / "results.json")
+    w.add(rec("a[x]", "mismatch", max_abs_err=float("inf"), max_rel_err=float("nan")))
+    doc = results.load(tmp_path / "results.jsonl")
+    r = doc["results"][0]
+    assert r["max_abs_err"] == float("inf") and r["max_rel_err"] != r["max_rel_err"]
+    w.close()
+    r = results.load(tmp_path / "results.json")["results"][0]
+    assert r["max_abs_err"] == float("inf")
+
+
+def test_journal_cut_mid_line_keeps_the_complete_records(tmp_path):
+    w = results.Writer(tmp_path / "results.json")
+    for i in range(3):
+        w.add(rec(f"c{i}[x]", message=f"cell {i}"))
+    w.close()
+    journal = tmp_path / "results.jsonl"
+    data = journal.read_bytes()
+    last_line_start = data.rstrip(b"\n").rfind(b"\n") + 1
+    cut = data[: last_line_start + 25]  # a kill in the middle of the third record
+    assert not cut.endswith(b"\n")
+    journal.write_bytes(cut)
+    doc = results.load(journal)
+    assert [r["id"] for r in doc["results"]] == ["c0[x]", "c1[x]"]
+    assert [r["message"] for r in doc["results"]] == ["cell 0", "cell 1"]
+    assert doc["schema"] == 1
+
+
+def test_journal_cut_inside_the_header(tmp_path):
+    journal = tmp_path / "results.jsonl"
+    journal.write_text('{"schema": 1, "crea')
+    assert results.load(journal) == {"results": []}
+
+
+def test_load_reads_results_json(tmp_path):
+    doc = {"schema": 1, "results": [rec("a[x]")]}
+    (tmp_path / "r.json").write_text(json.dumps(doc))
+    assert results.load(tmp_path / "r.json") == doc
+
+
+# --------------------------------------------------------------------------- merge
+
+
+def doc(host: str, created: str, backends: dict, records: list) -> dict:
+    return {"schema": 1, "created": created, "machine": {"host": host, "python": "3.11.7"},
+            "backends": backends, "results": records}
+
+
+def test_merge_collapses_identical_and_keeps_conflicts():
+    a = doc("alpha", "2026-01-01T00:00:00+00:00",
+            {"torch": {"version": "2.13.0", "devices": ["cpu"]}},
+            [rec("same[x]"), rec("diff[x]", "match"), rec("known[x]", "known", "d1"), rec("only-a[x]")])
+    b = doc("beta", "2026-01-02T00:00:00+00:00",
+            {"torch": {"version": "2.13.0", "devices": ["gpu", "cpu"]},
+             "paddle": {"version": "3.0.0", "devices": ["cpu"]}},
+            [rec("same[x]", max_abs_err=1e-9), rec("diff[x]", "mismatch"), rec("known[x]", "known", "d2"),
+             rec("only-b[x]", "skipped")])
+    m = results.merge([a, b])
+    assert m["schema"] == 1
+    assert m["machines"] == [
+        {"host": "alpha", "python": "3.11.7", "created": "2026-01-01T00:00:00+00:00"},
+        {"host": "beta", "python": "3.11.7", "created": "2026-01-02T00:00:00+00:00"},
+    ]
+    assert m["backends"] == {"torch": {"version": "2.13.0", "devices": ["cpu", "gpu"]},
+                             "paddle": {"version": "3.0.0", "devices": ["cpu"]}}
+    got = [(r["id"], r["status"], r["host"], r.get("conflict")) for r in m["results"]]
+    conflict_status = "different outcomes across runs (alpha: match, beta: mismatch)"
+    conflict_diff = "different outcomes across runs (alpha: known, beta: known)"
+    assert got == [
+        ("same[x]", "match", "alpha", None),
+        ("diff[x]", "match", "alpha", conflict_status),
+        ("diff[x]", "mismatch", "beta", conflict_status),
+        ("known[x]", "known", "alpha", conflict_diff),
+        ("known[x]", "known", "beta", conflict_diff),
+        ("only-a[x]", "match", "alpha", None),
+        ("only-b[x]", "skipped", "beta", None),
+    ]
+    assert [r["difference"] for r in m["results"] if r["id"] == "known[x]"] == ["d1", "d2"]
+    # the inputs are not modified
+    assert "host" not in a["results"][0] and "conflict" not in b["results"][1]
+
+
+def test_merge_keeps_a_record_host_and_accepts_missing_fields():
+    a = doc("alpha", "t1", {}, [rec("c[x]", host="elsewhere")])
+    b = {"results": [rec("c[x]")]}
+    m = results.merge([a, b])
+    assert [(r["id"], r["host"]) for r in m["results"]] == [("c[x]", "elsewhere")]
+    assert m["machines"] == [{"host": "alpha", "python": "3.11.7", "created": "t1"}, {"created": None}]
+    assert m["backends"] == {}
+
+
+def test_merge_of_one_document_is_that_document():
+    a = doc("alpha", "t1", {}, [rec("c[x]")])
+    assert results.merge([a]) is a
+
+
+def test_merge_of_journal_and_json_from_two_machines(tmp_path):
+    w1 = results.Writer(tmp_path / "m1" / "results.json", backends={"torch": {"version": "2.13.0", "devices": ["cpu"]}})
+    w1.add(rec("c[x]"))
+    w2 = results.Writer(tmp_path / "m2" / "results.json", backends={"torch": {"version": "2.13.0", "devices": ["gpu"]}})
+    w2.add(rec("c[x]", "error", message="boom"))
+    w2.close()
+    m = results.merge([results.load(tmp_path / "m1" / "results.jsonl"), results.load(tmp_path / "m2" / "results.json")])
+    w1.close()
+    assert m["backends"]["torch"]["devices"] == ["cpu", "gpu"]
+    assert len(m["machines"]) == 2
+    assert [(r["status"], r["conflict"]) for r in m["results"]] == [
+        ("match", f"different outcomes across runs ({socket.gethostname()}: match, {socket.gethostname()}: error)"),
+        ("error", f"different outcomes across runs ({socket.gethostname()}: match, {socket.gethostname()}: error)"),
+    ]
