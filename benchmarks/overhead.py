@@ -1,6 +1,7 @@
 """How much slower is the suite than a bare script doing the same torch work?
 
-    python benchmarks/overhead.py [--cells 500] [--python PYTHON] [--keep] [--profile FILE]
+    python benchmarks/overhead.py [--cells 500] [--python PYTHON] [--repeat K] [--keep]
+                                  [--profile FILE]
 
 In one run it times two subprocesses of the same interpreter (imports included, wall clock):
 
@@ -13,8 +14,10 @@ In one run it times two subprocesses of the same interpreter (imports included, 
    gradients back to numpy.
 
 The last line printed is ``overhead ratio: X.XX`` (suite seconds / bare seconds); the goal is at
-most 1.5 for 500 cells. ``--profile FILE`` runs the suite subprocess under cProfile (its time
-is then inflated; the ratio printed is for that profiled run).
+most 1.5 for 500 cells. ``--repeat K`` times each side K times (alternating) and keeps the
+fastest of each, which steadies the numbers on a noisy machine. ``--profile FILE`` runs the
+suite subprocess under cProfile (main thread only; its time is then inflated and the ratio
+printed is for that profiled run).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -130,7 +134,8 @@ def run_bare(python: str, script: Path, cells: list) -> float:
                           capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode != 0 or proc.stdout.strip() != str(len(cells)):
-        sys.exit(f"bare script failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+        sys.exit(f"bare script failed ({proc.returncode}):\n"
+                 f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
     return wall
 
 
@@ -139,11 +144,13 @@ def main(argv=None) -> int:
     ap.add_argument("--cells", type=int, default=500, help="torch/cpu cells to run (default 500)")
     ap.add_argument("--python", default=sys.executable,
                     help="interpreter with the suite and torch (default: this one)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="time each side this many times (alternating) and keep the fastest")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--profile", metavar="FILE", help="run the suite under cProfile, stats to FILE")
     a = ap.parse_args(argv)
-    if a.cells < 1:
-        ap.error("--cells must be at least 1")
+    if a.cells < 1 or a.repeat < 1:
+        ap.error("--cells and --repeat must be at least 1")
 
     tmp = Path(tempfile.mkdtemp(prefix="conformance-overhead-"))
     cases, out, script = tmp / "cases", tmp / "out", tmp / "bare.py"
@@ -151,25 +158,31 @@ def main(argv=None) -> int:
     script.write_text(BARE, encoding="utf-8")
     profile = str(Path(a.profile).resolve()) if a.profile else None
 
-    bare = run_bare(a.python, script, cells)
-    suite = run_suite(a.python, cases, out, profile)
+    bares, suites = [], []
+    for _ in range(a.repeat):
+        bares.append(run_bare(a.python, script, cells))
+        shutil.rmtree(out, ignore_errors=True)
+        suites.append(run_suite(a.python, cases, out, profile))
+    bare, suite = min(bares), min(suites)
 
     doc = json.loads((out / "results.json").read_text(encoding="utf-8"))
     results = doc["results"]
     statuses = Counter(r["status"] for r in results)
-    others = [r["id"] for r in results if (r["backend"], r["device"], r["api"]) != ("torch", "cpu", API)]
+    others = [r["id"] for r in results
+              if (r["backend"], r["device"], r["api"]) != ("torch", "cpu", API)]
     if len(results) != a.cells or others:
         sys.exit(f"expected {a.cells} torch/cpu cells, results.json has {len(results)}"
                  f" ({len(others)} of another backend/device/api)")
     if not a.keep:
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
     else:
         print(f"kept: {tmp}")
 
     n = a.cells
     print(f"python: {a.python}")
+    if a.repeat > 1:
+        print("runs (suite/bare s): " + ", ".join(f"{x:.2f}/{y:.2f}" for x, y in zip(suites, bares))
+              + "; the fastest of each below")
     print("statuses: " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())))
     print(f"{'cells':>6} {'suite s':>9} {'bare s':>9} {'overhead ms/cell':>17}")
     print(f"{n:>6} {suite:>9.2f} {bare:>9.2f} {(suite - bare) / n * 1000:>17.2f}")

@@ -57,17 +57,19 @@ def cmd_run(a) -> int:
             err_console.print(f"error: {p}", markup=False)
         return 2
     selected = set(pythons) | set(unavailable) if not a.backend else set(pythons)
-    loaded, p, errors = _load(a.paths, selected, a.device, a.k)
-    _print_errors(errors)
-    if not p.cells:
-        err_console.print("no cells to run" + (" (see the errors above)" if errors else ""))
-        return 2 if errors else 1
-    out = Path(a.out)
     from .runner import Runner
     from .worker import WorkerPool
 
-    pool = WorkerPool({k: v for k, v in backends.MODULES.items()}, pythons)
+    pool = WorkerPool(dict(backends.MODULES), pythons)
     runner = Runner(registry.load(), pool, unavailable, timeout=a.timeout)
+    runner.prestart(pythons)  # frameworks import while the cases load
+    loaded, p, errors = _load(a.paths, selected, a.device, a.k)
+    _print_errors(errors)
+    if not p.cells:
+        pool.close()
+        err_console.print("no cells to run" + (" (see the errors above)" if errors else ""))
+        return 2 if errors else 1
+    out = Path(a.out)
     writer = results.Writer(out / "results.json")
     counts: Counter = Counter()
     try:

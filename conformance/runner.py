@@ -135,6 +135,21 @@ class Runner:
         self.backends: dict = {}  # backend -> {"version", "devices", "python", ...} for results
 
     # -- backends -------------------------------------------------------------------------------
+    def prestart(self, names) -> None:
+        """Start the cpu workers of ``names`` in the background, so a framework's import
+        (seconds) overlaps loading and planning the cases."""
+        import threading
+
+        for name in names:
+            if name in self.pool.modules and name not in self.unavailable:
+                threading.Thread(target=self._hello_quietly, args=(name,), daemon=True).start()
+
+    def _hello_quietly(self, name: str) -> None:
+        try:
+            self.pool.hello(name, "cpu")
+        except WorkerError:
+            pass  # reported when its first cell asks (device_reason)
+
     def device_reason(self, backend: str, device: str) -> Optional[str]:
         """None when (backend, device) can run; else why its cells are skipped."""
         if backend in self.unavailable:
@@ -165,7 +180,7 @@ class Runner:
 
     # -- one cell -------------------------------------------------------------------------------
     def inputs(self, cell: Cell) -> Inputs:
-        key = (cell.case.id, cell.variant.label(), cell.dtype)
+        key = (cell.case.id, cell.dtype)  # sweeps change arguments, never the inputs
         if key not in self._inputs:
             if len(self._inputs) > 64:
                 self._inputs.clear()

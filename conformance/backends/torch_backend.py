@@ -38,7 +38,9 @@ def _tensor(arr, dtype, device) -> torch.Tensor:
 
 
 def _numpy(t) -> np.ndarray | None:
-    return None if t is None else t.detach().to("cpu", torch.float64).numpy()
+    # copy: for a float64 CPU tensor .to() is a no-op and .numpy() shares memory, so an
+    # in-place clip would rewrite the "before clipping" gradients read earlier
+    return None if t is None else t.detach().to("cpu", torch.float64).numpy().copy()
 
 
 # --- models -----------------------------------------------------------------------------------
