@@ -167,3 +167,20 @@ def test_cli_validate_and_usage_errors(tmp_path):
 def test_shipped_schema_is_current():
     r = _cli("schema")
     assert json.loads(r.stdout) == json.loads((CASES / "case.schema.json").read_text())
+
+
+def test_pytest_xdist_workers_write_one_results_file(tmp_path):
+    pytest.importorskip("xdist")
+    out = tmp_path / "res" / "results.json"
+    r = subprocess.run([sys.executable, "-m", "pytest", str(CASES / "seeds"), "-n", "2", "-q",
+                        "-p", "no:cacheprovider", "--backend", "torch", "--results", str(out),
+                        "--report", str(tmp_path / "html")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    ids = [x["id"] for x in doc["results"]]
+    assert len(ids) == len(set(ids)) == 12  # 6 torch cpu cells + their 6 gpu twins
+    assert {x["status"] for x in doc["results"] if x["device"] == "cpu"} == {"match"}
+    assert doc["backends"]["torch"]["version"].startswith("2.")
+    assert (tmp_path / "html" / "index.html").exists()
+    assert "6 passed, 6 skipped" in r.stdout
