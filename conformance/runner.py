@@ -118,6 +118,8 @@ def oracle_call(api: Api, args: dict, grads: list, dtype: str, variant: Optional
         return clipping.OracleResult(grads=None, total_norm=None, raises=raises)
     if knobs.get("accumulate") == "input":
         knobs["accumulate"] = dtype
+    for name in [k for k in knobs if k in api.oracle.args]:  # a variant overriding an argument
+        kwargs[name] = knobs.pop(name)                        # (norm_type: an L2-only target)
     return fn(grads, **kwargs, **knobs)
 
 

@@ -238,7 +238,7 @@ def test_no_conditions_always_applies():
 
 def test_unknown_knob_in_a_difference_variant_is_rejected():
     with pytest.raises(ValueError, match=r"unknown oracle knobs \['epsilon'\]; known: \['accumulate', "
-                       r"'eps', 'nan', 'nesting', 'nonfinite', 'order', 'raises', 'scope', 'threshold'\]"):
+                       r"'eps', 'nan', 'nesting', 'nonfinite', 'norm_type', 'order', 'raises', 'scope', 'threshold'\]"):
         Difference(id="d5", text="t", variant={"epsilon": 0})
 
 

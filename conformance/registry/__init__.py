@@ -33,7 +33,8 @@ CATEGORIES = (
     "missing",
 )
 
-KNOBS = {"scope", "nesting", "eps", "threshold", "accumulate", "nonfinite", "order", "nan", "raises"}
+KNOBS = {"scope", "nesting", "eps", "threshold", "accumulate", "nonfinite", "order", "nan", "raises",
+         "norm_type"}  # norm_type: a variant overriding the source argument (an L2-only target)
 
 
 class _Strict(BaseModel):

@@ -58,7 +58,7 @@ def _kwargs(args: dict) -> str:
 
 
 #: backend -> module of this package with ``snippet(cell, inputs) -> str`` (one per framework)
-MODULES = {"torch": "torch_snippet"}
+MODULES = {"torch": "torch_snippet", "paddle": "paddle_snippet", "mindspore": "mindspore_snippet"}
 
 
 def snippet(cell, inputs) -> str:
