@@ -2,7 +2,7 @@
 PYTHON ?= python3
 TOOLS := .venv-tools
 TOX := $(TOOLS)/bin/tox
-BACKEND_ENVS := torch
+BACKEND_ENVS := torch paddle
 
 .PHONY: report test clean
 
