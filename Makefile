@@ -2,7 +2,7 @@
 PYTHON ?= python3
 TOOLS := .venv-tools
 TOX := $(TOOLS)/bin/tox
-BACKEND_ENVS := torch paddle
+BACKEND_ENVS := torch paddle mindspore
 
 .PHONY: report test clean
 

@@ -45,6 +45,9 @@ class Cell:
         f = {"dtype": self.dtype, "device": self.device, "backend": self.backend,
              "grads": "model" if self.case.model is not None else "injected"}
         f.update({f"args.{k}": v for k, v in self.args.items()})
+        if self.case.model is not None:  # when: {model.loss: [cross_entropy], model.layer.conv2d: [true]}
+            f["model.loss"] = self.case.model.loss.type
+            f.update({f"model.layer.{layer.type}": True for layer in self.case.model.layers})
         return f
 
 

@@ -15,6 +15,12 @@ the other frameworks' documented or measured behaviour (``docs/ARCHITECTURE.md``
 * ``accumulate`` ``"float64"``: exact norms; a dtype name (``"float32"``, ``"float16"``,
   ``"bfloat16"``): naive arithmetic in that dtype, every intermediate rounded with
   ``round_to``. (The registry's ``"input"`` is resolved to the cell's dtype by the caller.)
+* ``power_sum``  ``"abs"``: p-norms of ``|x|`` (torch); ``"signed"``: ``(sum x**p) ** (1/p)``
+  literally, without the absolute value, with IEEE ``pow`` (MindSpore's ``clip_by_norm``:
+  ``clip_func._old_norm``), for every p except ``inf`` (``max|x|``) and 0.
+* ``root``       ``"exact"``: the final root is ``** (1/p)``; ``"float32"``: ``** float32(1/p)``
+  (MindSpore's ``ops.vector_norm`` rounds the exponent to float32 even for float64 input:
+  a relative error of about ``|ln(sum |x|**p)| * 1e-8`` for p = 3).
 * ``nonfinite``  what a NaN or +-inf total norm does: ``"propagate"`` (IEEE arithmetic
   carries on), ``"skip"`` (gradients unchanged), ``"raise"`` (``raises="RuntimeError"``).
 
@@ -78,7 +84,39 @@ def _check(name: str, value, allowed) -> None:
 # --------------------------------------------------------------------------- norms
 
 
-def vector_norm(x, p, *, accumulate: str = "float64") -> float:
+def _signed_power_norm(x, p: float, accumulate: str) -> float:
+    """``(sum x**p) ** (1/p)`` with no absolute value (``power_sum="signed"``): IEEE ``pow``,
+    so a negative sum or a negative element to a fractional power gives NaN, odd p lets signs
+    cancel (p = 1 is the plain sum), and p = -inf gives 1 whenever the sum is finite
+    (``s ** -0.0``). Every step rounded to ``accumulate`` (identity for ``"float64"``; the
+    summation order is not emulated)."""
+    a = _round(np.asarray(x, dtype=np.float64).ravel(), accumulate)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
+        s = _round(np.sum(_round(np.power(a, p), accumulate)), accumulate)
+        return float(_round(np.power(s, 1.0 / p), accumulate))
+
+
+def _root32_norm(x, p: float, accumulate: str) -> float:
+    """``(sum |x|**p) ** e`` with ``e = float32(1/p)`` (``root="float32"``), scaled by
+    ``m = max|x|`` (``p > 0``) or ``min|x|`` (``p < 0``) as in ``vector_norm``:
+    ``m ** (p * e) * (fsum (|x|/m)**p) ** e``."""
+    e = float(np.float32(1.0 / p))
+    a = _round(np.abs(np.asarray(x, dtype=np.float64)).ravel(), accumulate)
+    if a.size == 0:
+        return 0.0 if p > 0 else math.inf
+    if np.isnan(a).any():
+        return math.nan
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
+        if accumulate != "float64":
+            s = _round(np.sum(_round(a**p, accumulate)), accumulate)
+            return float(_round(s**e, accumulate))
+        m = a.max() if p > 0 else a.min()
+        if m == 0 or m == math.inf:
+            return float(m)
+        return float(m ** (p * e) * np.float64(math.fsum((a / m) ** p)) ** e)
+
+
+def vector_norm(x, p, *, accumulate: str = "float64", power_sum: str = "abs", root: str = "exact") -> float:
     """p-norm of the flattened array ``x`` (``torch.linalg.vector_norm(x, p)``).
 
     ``p = inf``: ``max |x|``; ``p = -inf``: ``min |x|``; ``p = 0``: the number of elements
@@ -97,8 +135,17 @@ def vector_norm(x, p, *, accumulate: str = "float64") -> float:
     ``s = r(sum r(a**p))``, result ``r(s ** (1/p))``, with ``r = round_to(., dtype)`` (overflow
     gives inf; the summation order is not emulated). ``p = +-inf``: ``max``/``min`` of ``a``;
     ``p = 0``: ``r(count)``.
+
+    ``power_sum="signed"`` (p not inf, not 0): ``_signed_power_norm`` (no absolute value).
+    ``root="float32"`` (finite p, not 0): ``(sum |x|**p) ** float32(1/p)`` (``_root32_norm``).
     """
+    _check("power_sum", power_sum, ("abs", "signed"))
+    _check("root", root, ("exact", "float32"))
     p = float(p)
+    if power_sum == "signed" and p not in (0.0, math.inf):
+        return _signed_power_norm(x, p, accumulate)
+    if root == "float32" and p not in (0.0, math.inf, -math.inf):
+        return _root32_norm(x, p, accumulate)
     a = np.abs(np.asarray(x, dtype=np.float64)).ravel()
     if accumulate != "float64":
         a = round_to(a, accumulate)
@@ -122,7 +169,8 @@ def vector_norm(x, p, *, accumulate: str = "float64") -> float:
         return float(m * np.float64(math.fsum((a / m) ** p)) ** (1.0 / p))
 
 
-def total_norm(grads: list, norm_type: float = 2.0, *, nesting: str = "nested", accumulate: str = "float64") -> float:
+def total_norm(grads: list, norm_type: float = 2.0, *, nesting: str = "nested", accumulate: str = "float64",
+               power_sum: str = "abs", root: str = "exact") -> float:
     """The norm of several gradient tensors (``None`` entries ignored).
 
     ``nesting="nested"`` (torch): ``vector_norm([vector_norm(g, p) for g in grads], p)``, the
@@ -130,16 +178,18 @@ def total_norm(grads: list, norm_type: float = 2.0, *, nesting: str = "nested", 
     nonzero element. ``nesting="flat"``: ``vector_norm(concatenate(g.ravel() for g in grads),
     p)``; for ``p = 0`` the number of nonzero elements. Other p give the same value both ways
     (up to rounding). No gradients at all: 0.0. ``accumulate`` as in ``vector_norm``, applied
-    to each norm (so nested per-tensor norms are rounded before the outer norm).
+    to each norm (so nested per-tensor norms are rounded before the outer norm); ``power_sum``
+    and ``root`` as in ``vector_norm``, applied to the per-tensor and the outer norm.
     """
+    kw = dict(accumulate=accumulate, power_sum=power_sum, root=root)
     _check("nesting", nesting, ("nested", "flat"))
     gs = _present(grads)
     if not gs:
         return 0.0
     if nesting == "flat":
-        return vector_norm(np.concatenate([g.ravel() for g in gs]), norm_type, accumulate=accumulate)
-    norms = np.array([vector_norm(g, norm_type, accumulate=accumulate) for g in gs])
-    return vector_norm(norms, norm_type, accumulate=accumulate)
+        return vector_norm(np.concatenate([g.ravel() for g in gs]), norm_type, **kw)
+    norms = np.array([vector_norm(g, norm_type, **kw) for g in gs])
+    return vector_norm(norms, norm_type, **kw)
 
 
 # --------------------------------------------------------------------------- norm clipping
@@ -180,7 +230,7 @@ def clip_grads_with_norm(grads: list, max_norm: float, total_norm: float, *, eps
 
 def get_total_norm(grads: list, norm_type: float = 2.0, error_if_nonfinite: bool = False, *,
                    nesting: str = "nested", accumulate: str = "float64",
-                   nonfinite: str = "propagate") -> OracleResult:
+                   nonfinite: str = "propagate", power_sum: str = "abs", root: str = "exact") -> OracleResult:
     """``total_norm(grads, norm_type)`` with the gradients unchanged
     (``torch.nn.utils.get_total_norm``).
 
@@ -189,7 +239,7 @@ def get_total_norm(grads: list, norm_type: float = 2.0, error_if_nonfinite: bool
     ``"skip"`` return the norm (there is nothing to skip).
     """
     _check("nonfinite", nonfinite, _NONFINITE)
-    norm = total_norm(grads, norm_type, nesting=nesting, accumulate=accumulate)
+    norm = total_norm(grads, norm_type, nesting=nesting, accumulate=accumulate, power_sum=power_sum, root=root)
     if (error_if_nonfinite or nonfinite == "raise") and not math.isfinite(norm):
         return OracleResult(grads=None, total_norm=norm, raises="RuntimeError")
     return OracleResult(grads=_copy(grads), total_norm=norm)
@@ -198,7 +248,7 @@ def get_total_norm(grads: list, norm_type: float = 2.0, error_if_nonfinite: bool
 def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False, *,
                    scope: str = "global", nesting: str = "nested", eps: float = 1e-6,
                    threshold: str = "clamp", accumulate: str = "float64",
-                   nonfinite: str = "propagate") -> OracleResult:
+                   nonfinite: str = "propagate", power_sum: str = "abs", root: str = "exact") -> OracleResult:
     """Clip gradients by norm (defaults: ``torch.nn.utils.clip_grad_norm_``).
 
     ``scope="global"``: ``norm = total_norm(grads, norm_type, nesting=nesting)``, then every
@@ -211,6 +261,7 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
     ``error_if_nonfinite=True``) gives ``OracleResult(None, norm, "RuntimeError")`` (norm None
     under ``per_tensor``). No gradients at all: ``total_norm`` 0.0, nothing changed.
     ``accumulate=<dtype>``: norms, coefficient and outputs rounded to that dtype.
+    ``power_sum``, ``root``: how every norm is formed (``vector_norm``).
     """
     _check("scope", scope, ("global", "per_tensor"))
     _check("threshold", threshold, _THRESHOLDS)
@@ -221,7 +272,7 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
     if scope == "per_tensor":
         out = []
         for g in grads:
-            n = None if g is None else vector_norm(g, norm_type, accumulate=accumulate)
+            n = None if g is None else vector_norm(g, norm_type, accumulate=accumulate, power_sum=power_sum, root=root)
             if n is not None and not math.isfinite(n) and nonfinite != "propagate":
                 if nonfinite == "raise":
                     return OracleResult(grads=None, total_norm=None, raises="RuntimeError")
@@ -229,7 +280,7 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
             else:
                 out.append(None if g is None else _scale(g, max_norm, n, **knobs))
         return OracleResult(grads=out, total_norm=None)
-    norm = total_norm(grads, norm_type, nesting=nesting, accumulate=accumulate)
+    norm = total_norm(grads, norm_type, nesting=nesting, accumulate=accumulate, power_sum=power_sum, root=root)
     if not _present(grads):
         return OracleResult(grads=_copy(grads), total_norm=norm)
     if not math.isfinite(norm):

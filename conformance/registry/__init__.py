@@ -34,7 +34,7 @@ CATEGORIES = (
 )
 
 KNOBS = {"scope", "nesting", "eps", "threshold", "accumulate", "nonfinite", "order", "nan", "raises",
-         "norm_type"}  # norm_type: a variant overriding the source argument (an L2-only target)
+         "norm_type", "power_sum", "root"}  # norm_type: a variant overriding the source argument (an L2-only target)
 
 
 class _Strict(BaseModel):

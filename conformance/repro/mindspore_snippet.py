@@ -46,11 +46,21 @@ def snippet(cell, inputs) -> str:
         lines.append("grads = tuple(grads)")
     else:
         lines += _model_lines(cell, inputs, dt)
-    lines += ["", *_call_lines(cell.api, dict(cell.target_args))]
+    lines += ["", *_call_lines(cell.api, dict(cell.target_args), case.model is not None)]
     return "\n".join(lines) + "\n"
 
 
-def _call_lines(api: str, args: dict) -> list[str]:
+def _call_lines(api: str, args: dict, model: bool) -> list[str]:
+    if api.endswith(".via_sgd"):  # suite-only name: the clipped tuple applied by nn.SGD
+        lines = _call_lines(api[:-len(".via_sgd")], args, model)[:1]
+        params = ("weights" if model else
+                  "[ms.Parameter(ops.zeros_like(g), name=f'p{i}') for i, g in enumerate(grads)]")
+        return lines + [f"params = {params}",
+                        "for p in params:",
+                        "    p.set_data(ops.zeros_like(p))",
+                        "nn.SGD(params, learning_rate=1.0)(out)",
+                        "for p in params:",
+                        "    print(-p.value())  # the clipped gradient SGD applied"]
     short = api.replace("mindspore.", "", 1)
     if api == "mindspore.ops.vector_norm":
         order = args.get("ord", 2)
