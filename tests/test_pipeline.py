@@ -46,7 +46,9 @@ def test_every_bundled_torch_cell_matches_the_oracle(pool):
     assert len(cells) >= 100
     runner = Runner(reg, pool)
     recs = [runner.run(c) for c in cells]
-    bad = [(r["id"], r["status"], r["message"]) for r in recs if r["status"] != "match"]
+    # torch-sourced cells must match; a MindSpore/Paddle source (cases/reverse) may be `known`
+    bad = [(r["id"], r["status"], r["message"]) for r in recs
+           if r["status"] != "match" and not (r["status"] == "known" and not r["source_api"].startswith("torch."))]
     assert not bad
     seed = next(r for r in recs if r["case"] == "seed-000-linear-clip-grad-norm")
     assert seed["total_norm"]["got"] == pytest.approx(0.8154753, abs=1e-6)

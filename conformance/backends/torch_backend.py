@@ -109,6 +109,19 @@ def _call(api: str, params: list, args: dict):
         return utils.clip_grad_norm_(params, **args)
     if api == "torch.nn.utils.clip_grad_value_":
         return utils.clip_grad_value_(params, **args)
+    if api == "torch.nn.utils.clip_grad_norm_.per_parameter":
+        # composite: each parameter clipped by its own norm (a per-tensor source such as
+        # mindspore.nn.ClipByNorm / paddle.nn.ClipGradByNorm); nothing is returned
+        for p in params:
+            if p.grad is not None:
+                utils.clip_grad_norm_([p], **args)
+        return None
+    if api == "torch.clamp":
+        # composite: every gradient clamped in place into [min, max] (an absent bound: None)
+        for p in params:
+            if p.grad is not None:
+                p.grad.clamp_(**args)
+        return None
     if api == "torch.nn.utils.get_total_norm":
         return utils.get_total_norm([p.grad for p in params if p.grad is not None], **args)
     if api == "torch.nn.utils.clip_grads_with_norm_":

@@ -301,8 +301,9 @@ def clip_grad_value(grads: list, clip_value: Optional[float] = None, *, min: Opt
     """Clamp every gradient element into ``[lo, hi]`` (``torch.nn.utils.clip_grad_value_``).
 
     Bounds: ``lo, hi = -clip_value, clip_value``, unless ``min`` or ``max`` is given: then
-    ``lo, hi = min, max`` and a ``None`` bound is absent (one-sided clamp). A negative
-    ``clip_value`` makes ``lo > hi``.
+    ``lo, hi = min, max``; a ``None`` bound falls back to ``-clip_value`` / ``clip_value`` when
+    ``clip_value`` is given (Paddle's ``ClipGradByValue(max, min=None)``: min defaults to -max),
+    else it is absent (one-sided clamp). A negative ``clip_value`` makes ``lo > hi``.
 
     ``order="max_last"``: ``minimum(maximum(g, lo), hi)`` (``torch.clamp``: if ``lo > hi``
     every element becomes ``hi``); ``"min_last"``: ``maximum(minimum(g, hi), lo)`` (every
@@ -319,6 +320,9 @@ def clip_grad_value(grads: list, clip_value: Optional[float] = None, *, min: Opt
         lo, hi = -float(clip_value), float(clip_value)
     else:
         lo, hi = min, max
+        if clip_value is not None:
+            lo = -float(clip_value) if lo is None else lo
+            hi = float(clip_value) if hi is None else hi
 
     def clamp(g):
         g = np.asarray(g, dtype=np.float64)

@@ -35,6 +35,10 @@ def snippet(cell, inputs) -> str:
     elif api.endswith("clip_grads_with_norm_"):
         total = args.pop("total_norm")
         call = f"{api}(params, {_kwargs(args)}, total_norm=torch.tensor({total!r}, dtype={dt}))"
+    elif api == "torch.nn.utils.clip_grad_norm_.per_parameter":
+        call = f"[torch.nn.utils.clip_grad_norm_([p], {_kwargs(args)}) for p in params if p.grad is not None]"
+    elif api == "torch.clamp":
+        call = f"[p.grad.clamp_({_kwargs(args)}) for p in params if p.grad is not None]"
     else:
         call = f"{api}(params, {_kwargs(args)})"
     lines += ["", f"out = {call}", "print('returned:', out)",
