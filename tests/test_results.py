@@ -7,7 +7,6 @@ import json
 import platform
 import socket
 
-import pytest
 
 from conformance import __version__, results
 

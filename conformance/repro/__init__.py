@@ -57,6 +57,26 @@ def _kwargs(args: dict) -> str:
     return ", ".join(f"{k}={fmt(v)}" for k, v in args.items() if v is not None)
 
 
+def data_and_loss_lines(inputs, loss, tensor, functional: str) -> list[str]:
+    """``x``, ``y`` and ``loss`` lines of a model snippet, shared by frameworks whose functional
+    losses are named like torch's (``cross_entropy``, ``mse_loss``, ``l1_loss``).
+
+    ``tensor(literal, integer) -> str`` writes the framework's tensor constructor;
+    ``functional`` is the module holding the losses (``torch.nn.functional``).
+    """
+    x = inputs.values["inputs"]
+    lines = [f"x = {tensor(_any_literal(x), x.dtype.kind in 'iu')}"]
+    y = inputs.values["targets"]
+    if y is not None:
+        lines.append(f"y = {tensor(_any_literal(y), loss.type == 'cross_entropy')}")
+    fn = {"cross_entropy": "cross_entropy", "mse": "mse_loss", "l1": "l1_loss"}.get(loss.type)
+    if fn:
+        lines.append(f"loss = {functional}.{fn}(net(x), y, reduction='{loss.reduction}')")
+    else:
+        lines.append(f"loss = net(x).{'sum' if loss.reduction == 'sum' else 'mean'}()")
+    return lines
+
+
 #: backend -> module of this package with ``snippet(cell, inputs) -> str`` (one per framework)
 MODULES = {"torch": "torch_snippet", "paddle": "paddle_snippet", "mindspore": "mindspore_snippet"}
 

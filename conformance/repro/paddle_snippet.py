@@ -9,7 +9,7 @@ an ``paddle.optimizer.SGD(learning_rate=1.0, grad_clip=...)`` step on zeroed par
 
 from __future__ import annotations
 
-from . import _any_literal, _kwargs, _literal, array_expr
+from . import _kwargs, _literal, array_expr, data_and_loss_lines
 
 _VIA_SGD = ".via_sgd"
 
@@ -116,19 +116,9 @@ def _model_lines(cell, inputs, dt) -> tuple[list[str], list[int]]:
     lines.append(f"net.to(dtype={dt})")
     lines.append("layers = dict(net.named_children())")
     lines += setup
-    x = inputs.values["inputs"]
-    xt = "'int64'" if x.dtype.kind in "iu" else dt
-    lines.append(f"x = paddle.to_tensor({_any_literal(x)}).astype({xt})")
-    y = inputs.values["targets"]
-    loss = model.loss
-    if y is not None:
-        yt = "'int64'" if loss.type == "cross_entropy" else dt
-        lines.append(f"y = paddle.to_tensor({_any_literal(y)}).astype({yt})")
-    fn = {"cross_entropy": "paddle.nn.functional.cross_entropy", "mse": "paddle.nn.functional.mse_loss",
-          "l1": "paddle.nn.functional.l1_loss"}.get(loss.type)
-    if fn:
-        lines.append(f"loss = {fn}(net(x), y, reduction='{loss.reduction}')")
-    else:
-        lines.append(f"loss = net(x).{'sum' if loss.reduction == 'sum' else 'mean'}()")
+    lines += data_and_loss_lines(
+        inputs, model.loss,
+        lambda lit, integer: f"paddle.to_tensor({lit}).astype({repr('int64') if integer else dt})",
+        "paddle.nn.functional")
     lines += ["loss.backward()", "params = list(net.parameters())"]
     return lines, transposed

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import _any_literal, _kwargs, _literal, array_expr
+from . import _kwargs, _literal, array_expr, data_and_loss_lines
 
 
 def snippet(cell, inputs) -> str:
@@ -73,19 +73,9 @@ def _torch_model_lines(cell, inputs, dt, dev) -> list[str]:
             if layer.get(key) is not None:
                 setup.append(f"    net.get_submodule('{layer['name']}').{key}.copy_(torch.tensor({_literal(layer[key])}))")
     lines += setup or ["    pass"]
-    x = inputs.values["inputs"]
-    xt = "torch.long" if x.dtype.kind in "iu" else dt
-    lines.append(f"x = torch.tensor({_any_literal(x)}, dtype={xt}, device={dev})")
-    y = inputs.values["targets"]
-    loss = model.loss
-    if y is not None:
-        yt = "torch.long" if loss.type == "cross_entropy" else dt
-        lines.append(f"y = torch.tensor({_any_literal(y)}, dtype={yt}, device={dev})")
-    fn = {"cross_entropy": "torch.nn.functional.cross_entropy", "mse": "torch.nn.functional.mse_loss",
-          "l1": "torch.nn.functional.l1_loss"}.get(loss.type)
-    if fn:
-        lines.append(f"loss = {fn}(net(x), y, reduction='{loss.reduction}')")
-    else:
-        lines.append(f"loss = net(x).{'sum' if loss.reduction == 'sum' else 'mean'}()")
+    lines += data_and_loss_lines(
+        inputs, model.loss,
+        lambda lit, integer: f"torch.tensor({lit}, dtype={'torch.long' if integer else dt}, device={dev})",
+        "torch.nn.functional")
     lines += ["loss.backward()", "params = list(net.parameters())"]
     return lines
