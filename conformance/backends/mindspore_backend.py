@@ -169,6 +169,8 @@ def _total_norm(grads: tuple, ord_):
 def _call(api: str, grads: tuple, args: dict):
     """(clipped gradients as a tuple aligned with ``grads``, returned norm tensor or None)."""
     if api == "mindspore.ops.clip_by_norm":
+        if len(grads) == 1:  # one gradient is passed as a bare tensor (the single-tensor form)
+            return (ops.clip_by_norm(grads[0], **args),), None
         return tuple(ops.clip_by_norm(grads, **args)), None
     if api == "mindspore.ops.clip_by_global_norm":
         return tuple(ops.clip_by_global_norm(grads, **args)), None
