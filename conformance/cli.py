@@ -63,7 +63,12 @@ def cmd_run(a) -> int:
     pool = WorkerPool(dict(backends.MODULES), pythons)
     runner = Runner(registry.load(), pool, unavailable, timeout=a.timeout)
     runner.prestart(pythons)  # frameworks import while the cases load
-    loaded, p, errors = _load(a.paths, selected, a.device, a.k)
+    try:
+        loaded, p, errors = _load(a.paths, selected, a.device, a.k)
+    except ValueError as e:  # a bad -k expression
+        pool.close()
+        err_console.print(f"error: {e}", markup=False)
+        return 2
     _print_errors(errors)
     if not p.cells:
         pool.close()

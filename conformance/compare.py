@@ -120,6 +120,11 @@ def compare_outputs(got_grads: dict, want_grads: dict, rtol: float, atol: float,
         if m.mismatched:
             c.problems.append(f"{label}{name}: {m.mismatched}/{m.size} elements differ "
                               f"(max abs {m.max_abs_err:.3g}, max rel {m.max_rel_err:.3g}; worst {m.worst})")
+    for name in got_grads:
+        if name not in want_grads:
+            c.problems.append(f"{label}{name}: in the framework's output but not expected")
+    if want_norm is not None and got_norm is None:
+        c.problems.append(f"{label}returned no norm; expected {want_norm!r}")
     if got_norm is not None and want_norm is not None:
         m = compare_arrays(np.float64(got_norm), np.float64(want_norm), rtol, atol)
         c.params[label + "(returned norm)"] = m

@@ -65,14 +65,17 @@ def keyword_matcher(expr: Optional[str]):
     """A predicate over cell ids for ``-k``: pytest's own keyword-expression language
     (``torch and not float16``), matching substrings case-insensitively as pytest does."""
     if not expr:
-        return lambda _id: True
+        return lambda _id, tags=(): True
     from _pytest.mark.expression import Expression  # pytest is a dependency; reuse its parser
 
-    compiled = Expression.compile(expr)
+    try:
+        compiled = Expression.compile(expr)
+    except Exception as e:  # pytest's ParseError: a usage error, not a crash
+        raise ValueError(f"-k {expr!r}: {e}") from None
 
-    def match(cell_id_: str) -> bool:
+    def match(cell_id_: str, tags=()) -> bool:
         low = cell_id_.lower()
-        return compiled.evaluate(lambda name, **kw: name.lower() in low)
+        return compiled.evaluate(lambda name, **kw: name.lower() in low or name in tags)
 
     return match
 
@@ -103,8 +106,9 @@ def plan(cases: list[SourceCase], registry: Registry, *, backends: Optional[set]
                     out.errors.append(CaseError(sc.path, line("targets", i), f"targets[{i}]",
                                                 f"{t!r} is not a target of {case.clip.api}{_suggest(t, known)}"))
             mappings = [m for m in mappings if m.target in case.targets]
-        bad = False
+        seen_ids: set = set()
         for variant in case.variants():
+            bad = False
             args, problems = registry.source_args(case.clip.api, variant.args)
             for p in problems:
                 arg = p.split(":", 1)[0]
@@ -127,6 +131,13 @@ def plan(cases: list[SourceCase], registry: Registry, *, backends: Optional[set]
                         if device != "all" and dev != device:
                             continue
                         cid = cell_id(case.id, m.target, dtype, dev, variant.label())
-                        if match(cid):
+                        if cid in seen_ids:  # two sweep values that are the same value
+                            err = CaseError(sc.path, line("sweep"), "sweep",
+                                            f"two sweep combinations give the same cell {cid}")
+                            if str(err) not in map(str, out.errors):
+                                out.errors.append(err)
+                            continue
+                        seen_ids.add(cid)
+                        if match(cid, case.tags):
                             out.cells.append(Cell(cid, sc, variant, m, dtype, dev, args, target_args))
     return out

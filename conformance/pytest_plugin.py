@@ -40,6 +40,7 @@ class _State:
         explicit = config.getoption("conformance_backend")
         self.selected = set(self.pythons) if explicit else set(self.pythons) | set(self.unavailable)
         self._runner = None
+        self.case_ids: dict = {}
 
     @property
     def runner(self):
@@ -88,6 +89,13 @@ class CaseFile(pytest.File):
         loaded = spec.parse_text(self.path.read_text(encoding="utf-8"), str(self.path))
         p = plan(loaded.cases, registry.load(), backends=state.selected,
                  device=self.config.getoption("conformance_device"))
+        ids = state.case_ids  # ids are unique across the session, as load_paths checks for the CLI
+        for sc in loaded.cases:
+            first = ids.setdefault(sc.case.id, f"{sc.path}:{sc.line}")
+            if first != f"{sc.path}:{sc.line}":
+                loaded.errors.append(spec.CaseError(sc.path, sc.lines.get(("id",), sc.line), "id",
+                                                    f"duplicate case id {sc.case.id!r} (also at {first})"))
+                p.cells = [c for c in p.cells if c.source is not sc]
         for err in loaded.errors + p.errors:
             yield CaseErrorItem.from_parent(self, name=f"line {err.line}: {err.field or 'file'}", error=err)
         for cell in p.cells:

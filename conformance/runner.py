@@ -182,7 +182,7 @@ class Runner:
 
     # -- one cell -------------------------------------------------------------------------------
     def inputs(self, cell: Cell) -> Inputs:
-        key = (cell.case.id, cell.dtype)  # sweeps change arguments, never the inputs
+        key = (cell.source.path, cell.case.id, cell.dtype)  # sweeps change arguments, never inputs
         if key not in self._inputs:
             if len(self._inputs) > 64:
                 self._inputs.clear()
@@ -190,7 +190,8 @@ class Runner:
         return self._inputs[key]
 
     def oracle(self, cell: Cell, inputs: Inputs, variant: Optional[dict] = None):
-        key = (cell.case.id, cell.variant.label(), cell.dtype, cell.source_api, repr(sorted((variant or {}).items())))
+        key = (cell.source.path, cell.case.id, cell.variant.label(), cell.dtype, cell.source_api,
+               repr(sorted((variant or {}).items())))
         if key not in self._oracle:
             if len(self._oracle) > 256:
                 self._oracle.clear()
@@ -264,7 +265,11 @@ class Runner:
         expect = cell.case.expect
         if raised:
             text = f"{raised['type']}: {raised['message']}"
-            if want.raises:
+            for u in mapping.unsupported:  # a declared gap wins, whatever the source would do
+                if u.applies(facts, text):
+                    rec.update(status="unsupported", message=f"{u.reason} ({text})")
+                    return
+            if want.raises and raised["type"] == want.raises:
                 fails = compare.check_expect(expect, {}, None, True)
                 rec.update(status="mismatch" if fails else "match",
                            message="; ".join(fails) or f"raised as the source does ({text})")
@@ -273,11 +278,10 @@ class Runner:
                 if d.variant.get("raises") in (raised["type"], "*"):
                     rec.update(status="known", difference=d.id, message=text)
                     return
-            for u in mapping.unsupported:
-                if u.applies(facts):
-                    rec.update(status="unsupported", message=f"{u.reason} ({text})")
-                    return
-            rec.update(status="error", message=f"raised where the source API returns: {text}")
+            if want.raises:
+                rec.update(status="mismatch", message=f"raised {text}; the source raises {want.raises} here")
+            else:
+                rec.update(status="error", message=f"raised where the source API returns: {text}")
             return
         if want.raises:
             for d in diffs:

@@ -266,4 +266,6 @@ def run(job: dict) -> dict:
     except Exception as e:  # noqa: BLE001 - the API under test raised: a behaviour
         _drain()
         return {"grads": before, "raw_grads": raw, "returned": None, "raised": _raised(e)}
+    if len(clipped) != len(present):  # a runner error: never let an input pass for an output
+        raise RuntimeError(f"{api} returned {len(clipped)} tensors for {len(present)} gradients")
     return {"grads": grads, "raw_grads": raw, "returned": norm, "raised": None}

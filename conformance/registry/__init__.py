@@ -112,8 +112,11 @@ class Unsupported(_Strict):
     when: dict[str, list[Any]] = {}
     unless: dict[str, list[Any]] = {}
     reason: str
+    match: Optional[str] = None  # substring of "Type: message" the raised error must contain
 
-    def applies(self, facts: dict) -> bool:
+    def applies(self, facts: dict, raised_text: Optional[str] = None) -> bool:
+        if self.match is not None and raised_text is not None and self.match not in raised_text:
+            return False
         return applies(self.when, self.unless, facts)
 
 
@@ -194,6 +197,11 @@ class Registry:
                 close = difflib.get_close_matches(k, list(api.params), n=1, cutoff=0.6)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 problems.append(f"{k}: {source} has no argument {k!r}{hint}")
+        for k, v in given.items():  # a number where the API takes one (YAML "2.0" is a string)
+            p = api.params.get(k)
+            numeric = p is not None and isinstance(p.default, (int, float)) and not isinstance(p.default, bool)
+            if numeric and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                problems.append(f"{k}: {source} takes a number for {k!r}, got {v!r}")
         for k, p in api.params.items():
             if p.required and k not in given:
                 problems.append(f"{k}: required argument of {source} is missing")
