@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from conformance import backends, registry, spec
-from conformance.plan import plan
+from conformance import backends, registry
 from conformance.runner import Runner
 from conformance.worker import WorkerPool
+from conftest import torch_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "cases"
@@ -25,24 +25,9 @@ REGISTRY = ROOT / "conformance" / "registry"
 pytestmark = pytest.mark.skipif(not backends.installed_here("torch"), reason="torch is not installed here")
 
 
-@pytest.fixture(scope="module")
-def pool():
-    p = WorkerPool(dict(backends.MODULES), {"torch": sys.executable})
-    yield p
-    p.close()
-
-
-def _cells(paths, reg, keyword=None):
-    loaded = spec.load_paths(paths)
-    assert not loaded.errors
-    p = plan(loaded.cases, reg, backends={"torch"}, device="cpu", keyword=keyword)
-    assert not p.errors
-    return p.cells
-
-
 def test_every_bundled_torch_cell_matches_the_oracle(pool):
     reg = registry.load()
-    cells = _cells([CASES], reg)
+    cells = torch_cells([CASES], reg)
     assert len(cells) >= 100
     runner = Runner(reg, pool)
     recs = [runner.run(c) for c in cells]
@@ -69,7 +54,7 @@ def test_a_wrong_oracle_variant_turns_cells_into_mismatches(pool, tmp_path):
     reg = _registry_copy(tmp_path, lambda t: t.replace(
         "knobs: {scope: global, nesting: nested, eps: 1.0e-6, threshold: clamp}",
         "knobs: {scope: global, nesting: flat, eps: 1.0e-6, threshold: clamp}"))
-    cells = _cells([CASES / "sweeps" / "clip-grad-norm-norm-types.yaml"], reg,
+    cells = torch_cells([CASES / "sweeps" / "clip-grad-norm-norm-types.yaml"], reg,
                    keyword="torch.nn.utils.clip_grad_norm_ and float64")
     recs = {c.variant.sweep["norm_type"]: Runner(reg, pool).run(c) for c in cells}
     assert recs[0.0]["status"] == "mismatch"
@@ -94,7 +79,7 @@ def test_a_declared_difference_makes_a_cell_known(pool, tmp_path):
             "        variant: {eps: 1.0e-6}\n")
 
     reg = _registry_copy(tmp_path, edit)
-    cells = _cells([CASES / "seeds" / "seed-000-injected.yaml"], reg, keyword="torch.nn.utils.clip_grad_norm_")
+    cells = torch_cells([CASES / "seeds" / "seed-000-injected.yaml"], reg, keyword="torch.nn.utils.clip_grad_norm_")
     recs = {c.dtype: Runner(reg, pool).run(c) for c in cells}
     assert recs["float64"]["status"] == "known"
     assert recs["float64"]["difference"] == "test-eps"
@@ -104,7 +89,7 @@ def test_a_declared_difference_makes_a_cell_known(pool, tmp_path):
 
 def test_a_killed_worker_gives_one_error_cell_and_the_run_goes_on(tmp_path):
     reg = registry.load()
-    cells = _cells([CASES / "sweeps" / "clip-grad-value.yaml"], reg)
+    cells = torch_cells([CASES / "sweeps" / "clip-grad-value.yaml"], reg)
     p = WorkerPool(dict(backends.MODULES), {"torch": sys.executable})
     try:
         runner = Runner(reg, p)

@@ -4,15 +4,13 @@ target, through conformance.runner with the real torch worker. Skipped where tor
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import pytest
 
-from conformance import backends, registry, spec
-from conformance.plan import plan
+from conformance import backends, registry
 from conformance.runner import Runner
-from conformance.worker import WorkerPool
+from conftest import torch_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 REVERSE = ROOT / "cases" / "reverse"
@@ -20,21 +18,12 @@ REVERSE = ROOT / "cases" / "reverse"
 pytestmark = pytest.mark.skipif(not backends.installed_here("torch"), reason="torch is not installed here")
 
 
-@pytest.fixture(scope="module")
-def pool():
-    p = WorkerPool(dict(backends.MODULES), {"torch": sys.executable})
-    yield p
-    p.close()
-
-
 def _run(pool, path: Path, keyword=None) -> dict:
     reg = registry.load()
-    loaded = spec.load_paths([path])
-    assert not loaded.errors
-    p = plan(loaded.cases, reg, backends={"torch"}, device="cpu", keyword=keyword)
-    assert not p.errors and p.cells
+    cells = torch_cells([path], reg, keyword)
+    assert cells
     runner = Runner(reg, pool)
-    return {c.id: runner.run(c) for c in p.cells}
+    return {c.id: runner.run(c) for c in cells}
 
 
 def test_mindspore_sourced_seed_case_on_torch_is_match_or_known_eps(pool):
