@@ -96,6 +96,12 @@ def plan(cases: list[SourceCase], registry: Registry, *, backends: Optional[set]
             out.errors.append(CaseError(sc.path, line("clip", "api"), "clip.api",
                                         f"{case.clip.api!r} is not a source API in the registry{hint}"))
             continue
+        derives = api.oracle is not None and api.oracle.module == "derivation"
+        if derives != (case.function is not None):
+            out.errors.append(CaseError(sc.path, line("clip", "api"), "clip.api",
+                                        f"{case.clip.api} is a {'derivation' if derives else 'clipping'} API: "
+                                        f"it needs {'a `function:`' if derives else '`grads:` or `model:`'}"))
+            continue
         mappings = registry.targets(case.clip.api)
         if case.targets is not None:
             known = {m.target for m in mappings}
@@ -125,7 +131,18 @@ def plan(cases: list[SourceCase], registry: Registry, *, backends: Optional[set]
             for m in mappings:
                 if backends is not None and m.backend not in backends:
                     continue
-                target_args = registry.translate(m, args)
+                if case.function is not None:  # derivation: translated through a neutral request
+                    from .derive_args import translate
+
+                    try:
+                        target_args = translate(m.source, m.target, args, case.function)
+                    except ValueError as e:
+                        err = CaseError(sc.path, line("clip", "args"), "clip.args", f"{m.target}: {e}")
+                        if str(err) not in map(str, out.errors):
+                            out.errors.append(err)
+                        continue
+                else:
+                    target_args = registry.translate(m, args)
                 for dtype in variant.dtypes:
                     for dev in variant.devices:
                         if device != "all" and dev != device:

@@ -201,6 +201,10 @@ class Runner:
         return self._oracle[key]
 
     def run(self, cell: Cell) -> dict:
+        if cell.case.function is not None:  # a gradient-derivation cell (docs/derivation.md)
+            from .derive_runner import run_cell
+
+            return run_cell(self, cell)
         start = time.perf_counter()
         rec = self._record(cell)
         reason = self.device_reason(cell.backend, cell.device)

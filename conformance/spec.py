@@ -195,6 +195,69 @@ class Model(_Strict):
         return self
 
 
+# ---------------------------------------------------------------------------------------------
+# derivation cases: the differentiated function as data (docs/derivation.md)
+
+FN_OPS = ("add", "sub", "mul", "pow", "matmul", "linear", "tanh", "sum", "mean", "squeeze", "mse")
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*$"
+
+
+class FnOp(_Strict):
+    """One step of a ``function:``: ``out = op(*args)``; an arg names an input, a weight or an
+    earlier ``out``, or is a number where the op takes one (add, sub, mul, pow)."""
+
+    op: Literal[FN_OPS]
+    args: Annotated[list[Union[Annotated[str, Field(pattern=NAME_PATTERN)], float]], Field(min_length=1)]
+    out: Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+class Function(_Strict):
+    """The function a derivation API differentiates: named positional ``inputs`` (in order:
+    MindSpore's grad_position indexes them), named ``weights`` (parameters), ``ops`` from a
+    fixed vocabulary, and the ``outputs`` it returns, in order. Nothing is evaluated."""
+
+    inputs: dict[Annotated[str, Field(pattern=NAME_PATTERN)], TensorValue]
+    weights: dict[Annotated[str, Field(pattern=NAME_PATTERN)], TensorValue] = {}
+    ops: Annotated[list[FnOp], Field(min_length=1)]
+    outputs: Annotated[list[Annotated[str, Field(pattern=NAME_PATTERN)]], Field(min_length=1)]
+
+
+def function_problems(fn: Function) -> list[tuple[tuple, str]]:
+    """(location, problem) for names used before they are defined, defined twice, wrong op
+    arities, numbers where an op needs a tensor, and outputs that name nothing."""
+    from .oracle.derivation import ARITY, CONSTANTS_OK
+
+    out = []
+    defined = {}
+    for group in ("inputs", "weights"):
+        for name in getattr(fn, group):
+            if name in defined:
+                out.append(((("function", group, name)), f"{name!r} is also {defined[name]}"))
+            defined[name] = f"an {group[:-1]}" if group == "inputs" else "a weight"
+    for i, op in enumerate(fn.ops):
+        lo, hi = ARITY[op.op]
+        if not lo <= len(op.args) <= hi:
+            want = str(lo) if lo == hi else f"{lo} or {hi}"
+            out.append((("function", "ops", i, "args"), f"{op.op} takes {want} arguments, got {len(op.args)}"))
+        for j, a in enumerate(op.args):
+            loc = ("function", "ops", i, "args", j)
+            if isinstance(a, str):
+                if a not in defined:
+                    out.append((loc, f"{a!r} is not an input, a weight or an earlier op's out"
+                                     + _suggest(a, defined)))
+            elif op.op not in CONSTANTS_OK:
+                out.append((loc, f"{op.op} needs tensors, not the number {a!r}"))
+        if op.op == "pow" and len(op.args) == 2 and isinstance(op.args[1], str):
+            out.append((("function", "ops", i, "args", 1), "the exponent of pow must be a number"))
+        if op.out in defined:
+            out.append((("function", "ops", i, "out"), f"{op.out!r} is already {defined[op.out]}"))
+        defined.setdefault(op.out, f"the out of ops[{i}]")
+    for k, name in enumerate(fn.outputs):
+        if name not in defined:
+            out.append((("function", "outputs", k), f"{name!r} names nothing" + _suggest(name, defined)))
+    return out
+
+
 class Clip(_Strict):
     api: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")]
     args: dict[str, Any] = {}
@@ -203,6 +266,7 @@ class Clip(_Strict):
 class Expect(_Strict):
     total_norm: Optional[float] = None
     grads: Optional[dict[str, Optional[TensorValue]]] = None
+    values: Optional[dict[str, TensorValue]] = None  # derivation: returned outputs (value, aux) by name
     atol: Annotated[float, Field(ge=0)] = 1e-6
     raises: bool = False
 
@@ -232,6 +296,7 @@ class Case(_Strict):
     devices: Annotated[list[Device], Field(min_length=1)] = ["cpu", "gpu"]
     grads: Optional[dict[str, Optional[TensorValue]]] = None
     model: Optional[Model] = None
+    function: Optional[Function] = None  # derivation cases: the function the call differentiates
     clip: Clip
     targets: Optional[list[str]] = None  # restrict to these target APIs (default: all mapped)
     sweep: dict[Annotated[str, AfterValidator(_sweep_key)], Annotated[list[Any], Field(min_length=1)]] = {}
@@ -240,8 +305,8 @@ class Case(_Strict):
 
     @model_validator(mode="after")
     def _one_source_of_grads(self):
-        if (self.grads is None) == (self.model is None):
-            raise ValueError("exactly one of `grads:` or `model:` is required")
+        if [self.grads, self.model, self.function].count(None) != 2:
+            raise ValueError("exactly one of `grads:`, `model:` or `function:` is required")
         return self
 
     @model_validator(mode="after")
@@ -509,12 +574,20 @@ def parse_text(text: str, path: str = "<string>") -> LoadResult:
         if not isinstance(data, dict):
             result.errors.append(CaseError(path, start, "", "a case file must be a mapping"))
             continue
+        alias = _call_alias(data, lines)
+        if isinstance(alias, CaseError):
+            result.errors.append(CaseError(path, alias.line, alias.field, alias.problem))
+            continue
         try:
             case = Case.model_validate(data)
         except ValidationError as e:
-            result.errors.extend(_errors_from_validation(e, path, lines, data))
+            result.errors.extend(_aliased(err, alias) for err in _errors_from_validation(e, path, lines, data))
             continue
         ok = True
+        if case.function is not None:
+            for loc, problem in function_problems(case.function):
+                ok = False
+                result.errors.append(CaseError(path, _line_of(lines, loc), _dotted(loc), problem))
         for value, loc in _nested_list_locs(data):
             try:
                 _check_nested(value)
@@ -524,6 +597,34 @@ def parse_text(text: str, path: str = "<string>") -> LoadResult:
         if ok:
             result.cases.append(SourceCase(case, path, start, lines))
     return result
+
+
+def _call_alias(data: dict, lines: dict):
+    """``call:`` is a synonym of ``clip:`` (the call under test; clearer for derivation APIs),
+    and ``call.args.NAME`` of ``clip.args.NAME`` in ``sweep:``. Renames them in ``data`` and
+    ``lines`` so the model sees ``clip``; returns whether the alias was used (errors then say
+    ``call``), or a CaseError when both are given."""
+    if "call" not in data:
+        return False
+    if "clip" in data:
+        return CaseError("", lines.get(("call",), 1), "call", "give one of `call:` or `clip:`, not both")
+    data["clip"] = data.pop("call")
+    for loc in [k for k in lines if k[:1] == ("call",)]:
+        lines[("clip",) + loc[1:]] = lines[loc]
+    sweep = data.get("sweep")
+    if isinstance(sweep, dict):
+        for key in [k for k in sweep if isinstance(k, str) and k.startswith("call.args.")]:
+            new = "clip" + key[len("call"):]
+            sweep[new] = sweep.pop(key)
+            for loc in [k for k in lines if k[:2] == ("sweep", key)]:
+                lines[("sweep", new) + loc[2:]] = lines[loc]
+    return True
+
+
+def _aliased(err: CaseError, alias: bool) -> CaseError:
+    if alias and (err.field == "clip" or err.field.startswith(("clip.", "clip["))):
+        err.field = "call" + err.field[len("clip"):]
+    return err
 
 
 def _construct(node):
@@ -550,11 +651,19 @@ def _nested_list_locs(data):
                 for key in ("weight", "bias"):
                     if isinstance(layer.get(key), list):
                         yield layer[key], ("model", "layers", i, key)
+    function = data.get("function")
+    if isinstance(function, dict):
+        for group in ("inputs", "weights"):
+            if isinstance(function.get(group), dict):
+                for k, v in function[group].items():
+                    if isinstance(v, list):
+                        yield v, ("function", group, k)
     expect = data.get("expect")
-    if isinstance(expect, dict) and isinstance(expect.get("grads"), dict):
-        for k, v in expect["grads"].items():
-            if isinstance(v, list):
-                yield v, ("expect", "grads", k)
+    for group in ("grads", "values"):
+        if isinstance(expect, dict) and isinstance(expect.get(group), dict):
+            for k, v in expect[group].items():
+                if isinstance(v, list):
+                    yield v, ("expect", group, k)
 
 
 def case_files(paths) -> list[Path]:
@@ -597,6 +706,12 @@ def load_paths(paths) -> LoadResult:
 def json_schema() -> dict:
     """JSON Schema of a case file (shipped as cases/case.schema.json for editors)."""
     schema = Case.model_json_schema(by_alias=True)
+    # `call:` is accepted as a synonym of `clip:` (renamed before validation, see _call_alias)
+    props = schema.get("properties", {})
+    if "clip" in props:
+        props["call"] = dict(props["clip"], description="synonym of clip: the call under test")
+        schema["required"] = [r for r in schema.get("required", []) if r != "clip"]
+        schema["oneOf"] = [{"required": ["clip"]}, {"required": ["call"]}]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "gradclip conformance case"
     return schema

@@ -222,6 +222,10 @@ def _raised(e: Exception) -> dict:
 
 
 def run(job: dict) -> dict:
+    if job.get("kind") == "derive":  # gradient-derivation APIs (docs/derivation.md)
+        from . import mindspore_derive
+
+        return mindspore_derive.run(job)
     global _DEVICE_SET
     if _DEVICE_SET != job["device"]:
         _set_device(job["device"])

@@ -211,6 +211,10 @@ def _call(api: str, named: list, args: dict):
 
 
 def run(job: dict) -> dict:
+    if job.get("kind") == "derive":  # gradient-derivation APIs (docs/derivation.md)
+        from . import paddle_derive
+
+        return paddle_derive.run(job)
     dtype = job["dtype"]
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}")

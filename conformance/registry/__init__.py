@@ -34,7 +34,8 @@ CATEGORIES = (
 )
 
 KNOBS = {"scope", "nesting", "eps", "threshold", "accumulate", "nonfinite", "order", "nan", "raises",
-         "norm_type", "power_sum", "root"}  # norm_type: a variant overriding the source argument (an L2-only target)
+         "norm_type", "power_sum", "root",  # norm_type: a variant overriding the source argument (an L2-only target)
+         "nonscalar", "unused", "accumulation"}  # derivation knobs (conformance/oracle/derivation.py)
 
 
 class _Strict(BaseModel):
@@ -45,10 +46,14 @@ class Param(_Strict):
     required: bool = False
     default: Any = None
     doc: str = ""
+    # what a case may give: "number" (checked), "any" (e.g. MindSpore's grad_position: an int,
+    # a list or null); unset: a number when the default is one
+    accepts: Optional[Literal["number", "any"]] = None
 
 
 class OracleSpec(_Strict):
-    fn: str  # a function of conformance.oracle.clipping
+    module: Literal["clipping", "derivation"] = "clipping"  # which conformance.oracle module
+    fn: str  # a function of conformance.oracle.<module>
     args: dict[str, str] = {}  # oracle parameter -> this API's parameter
     knobs: dict[str, Any] = {}
 
@@ -68,7 +73,7 @@ class Api(_Strict):
     summary: str = ""
     params: dict[str, Param] = {}
     takes: Literal["parameters", "grads"] = "parameters"  # what the first argument is
-    returns: Literal["total_norm", "grads", "none"] = "none"
+    returns: Literal["total_norm", "grads", "values", "none"] = "none"  # values: derivation outputs too
     oracle: Optional[OracleSpec] = None  # how the oracle reproduces this API as a source
 
 
@@ -199,7 +204,8 @@ class Registry:
                 problems.append(f"{k}: {source} has no argument {k!r}{hint}")
         for k, v in given.items():  # a number where the API takes one (YAML "2.0" is a string)
             p = api.params.get(k)
-            numeric = p is not None and isinstance(p.default, (int, float)) and not isinstance(p.default, bool)
+            numeric = p is not None and (p.accepts == "number" or (
+                p.accepts is None and isinstance(p.default, (int, float)) and not isinstance(p.default, bool)))
             if numeric and (isinstance(v, bool) or not isinstance(v, (int, float))):
                 problems.append(f"{k}: {source} takes a number for {k!r}, got {v!r}")
         for k, p in api.params.items():

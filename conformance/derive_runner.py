@@ -1,0 +1,180 @@
+"""Run one gradient-derivation cell: materialise the case's ``function:``, ask the derivation
+oracle for the source API's semantics, ask the target's worker, compare, classify.
+
+Called from ``Runner.run`` for cells whose case has a ``function:`` block. The classification
+rules are the clipping cells' (docs/ARCHITECTURE.md, "Registry conditions"): a declared
+``unsupported`` wins when the target raises; a raise is ``match`` when the source's oracle
+raises the same type; a difference whose variant reproduces the target makes it ``known``.
+What is compared: the gradients by name (inputs and weights), and, where the source returns
+them and the target API returns outputs (``returns: values``), the returned outputs by name
+(value_and_grad's value, grad's aux outputs). Main process only: numpy, never a framework.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+import numpy as np
+
+from . import compare, derive_args, repro, tensors
+from .oracle import derivation
+from .spec import tensor_data
+
+
+def materialise(case, dtype: str) -> dict:
+    """The function with float64 arrays rounded to ``dtype`` (what every framework receives)."""
+    fn = case.function
+
+    def arr(v):
+        return tensors.round_to(tensors.materialize(tensor_data(v)), dtype)
+
+    return {"inputs": [[n, arr(v)] for n, v in fn.inputs.items()],
+            "weights": [[n, arr(v)] for n, v in fn.weights.items()],
+            "ops": [op.model_dump() for op in fn.ops], "outputs": list(fn.outputs)}
+
+
+def oracle_call(api, args: dict, fn: dict, variant: Optional[dict] = None) -> derivation.DeriveResult:
+    """The source API's semantics in float64, optionally with a declared difference's knobs."""
+    call = getattr(derivation, api.oracle.fn)
+    kwargs = {o: args[a] for o, a in api.oracle.args.items() if a in args}
+    return call(fn, **kwargs, **{**api.oracle.knobs, **(variant or {})})
+
+
+def _cache(runner) -> dict:
+    return runner.__dict__.setdefault("_derive_cache", {})
+
+
+def _function(runner, cell) -> dict:
+    key = ("fn", cell.source.path, cell.case.id, cell.dtype)
+    cache = _cache(runner)
+    if key not in cache:
+        if len(cache) > 256:
+            cache.clear()
+        cache[key] = materialise(cell.case, cell.dtype)
+    return cache[key]
+
+
+def _oracle(runner, cell, fn: dict, variant: Optional[dict] = None):
+    key = ("oracle", cell.source.path, cell.case.id, cell.variant.label(), cell.dtype,
+           cell.source_api, repr(sorted((variant or {}).items())))
+    cache = _cache(runner)
+    if key not in cache:
+        cache[key] = oracle_call(runner.registry.apis[cell.source_api], cell.args, fn, variant)
+    return cache[key]
+
+
+def job(cell, fn: dict) -> dict:
+    """The worker job: docs/derivation.md."""
+    extras = derive_args.job_extras(cell.source_api, cell.api, cell.args, cell.case.function)
+    carried = {"inputs": [[n, tensors.to_carrier(a, cell.dtype)] for n, a in fn["inputs"]],
+               "weights": [[n, tensors.to_carrier(a, cell.dtype)] for n, a in fn["weights"]],
+               "ops": fn["ops"], "outputs": extras["fn_outputs"]}
+    return {"kind": "derive", "api": cell.api, "args": cell.target_args, "dtype": cell.dtype,
+            "device": cell.device, "repeat": extras["repeat"], "function": carried}
+
+
+def run_cell(runner, cell) -> dict:
+    start = time.perf_counter()
+    rec = runner._record(cell)
+    reason = runner.device_reason(cell.backend, cell.device)
+    if reason:
+        rec.update(status="skipped", message=reason)
+        return runner._done(rec, start)
+    rec["backend_version"] = runner.backends[cell.backend]["version"]
+    try:
+        fn = _function(runner, cell)
+        want = _oracle(runner, cell, fn)
+        the_job = job(cell, fn)
+    except Exception as e:  # a suite bug or an impossible case: never silently passes
+        rec.update(status="error", message=f"preparing inputs/oracle failed: {type(e).__name__}: {e}")
+        return runner._done(rec, start)
+    from .worker import BackendError, WorkerError
+
+    try:
+        got = runner.pool.get(cell.backend, cell.device).call(the_job, timeout=runner.timeout, label=cell.id)
+    except (WorkerError, BackendError) as e:
+        rec.update(status="error", message=f"{type(e).__name__}: {e}")
+        rec["reproduce"] = repro.snippet(cell, None)
+        return runner._done(rec, start)
+    classify(runner, cell, fn, want, got, rec)
+    if rec["status"] in ("mismatch", "error", "known"):
+        rec["reproduce"] = repro.snippet(cell, None)
+    return runner._done(rec, start)
+
+
+def compare_result(runner, cell, want: derivation.DeriveResult, got: dict) -> compare.Comparison:
+    """Gradients by name; returned outputs where the source returns them and the target can."""
+    rtol, atol = compare.tolerance(cell.dtype, cell.case.tolerance)
+    c = compare.compare_outputs(got.get("grads") or {}, want.grads or {}, rtol, atol)
+    if want.values is not None and runner.registry.apis[cell.api].returns == "values":
+        v = compare.compare_outputs(got.get("values") or {}, want.values, rtol, atol, label="value ")
+        c.params.update(v.params)
+        c.problems += v.problems
+    return c
+
+
+def check_expect(expect, got: dict, raised: bool) -> list:
+    """The case's literal numbers: ``expect.grads`` / ``expect.values`` by name, ``raises``."""
+    fails = compare.check_expect(expect, got.get("grads") or {}, None, raised)
+    if expect is None or raised or expect.values is None:
+        return fails
+    values = got.get("values") or {}
+    for name, want in expect.values.items():
+        if name not in values:
+            continue  # an API that does not return this output (torch.autograd.grad, say)
+        m = compare.compare_arrays(values[name], np.asarray(tensor_data(want), dtype=np.float64), 0.0, expect.atol)
+        if m.mismatched:
+            fails.append(f"expect.values.{name}: off by more than atol {expect.atol} (worst {m.worst})")
+    return fails
+
+
+def classify(runner, cell, fn: dict, want, got: dict, rec: dict) -> None:
+    facts = cell.facts()
+    mapping = cell.mapping
+    diffs = [d for d in mapping.differences if d.applies(facts)]
+    raised = got.get("raised")
+    expect = cell.case.expect
+    if raised:
+        text = f"{raised['type']}: {raised['message']}"
+        for u in mapping.unsupported:  # a declared gap wins, whatever the source would do
+            if u.applies(facts, text):
+                rec.update(status="unsupported", message=f"{u.reason} ({text})")
+                return
+        if want.raises and raised["type"] == want.raises:
+            fails = check_expect(expect, {}, True)
+            rec.update(status="mismatch" if fails else "match",
+                       message="; ".join(fails) or f"raised as the source does ({text})")
+            return
+        for d in diffs:
+            if d.variant.get("raises") in (raised["type"], "*"):
+                rec.update(status="known", difference=d.id, message=text)
+                return
+        if want.raises:
+            rec.update(status="mismatch", message=f"raised {text}; the source raises {want.raises} here")
+        else:
+            rec.update(status="error", message=f"raised where the source API returns: {text}")
+        return
+    if want.raises:
+        for d in diffs:
+            if "raises" not in d.variant:
+                alt = _oracle(runner, cell, fn, d.variant)
+                if not alt.raises and compare_result(runner, cell, alt, got).ok:
+                    rec.update(status="known", difference=d.id,
+                               message=f"returned where the source raises {want.raises}: {d.text}")
+                    return
+        rec.update(status="mismatch", message=f"the source API raises {want.raises} here; {cell.api} returned")
+        return
+    c = compare_result(runner, cell, want, got)
+    rec.update(c.totals())
+    rec["params"] = {k: m.as_dict() for k, m in c.params.items()}
+    if c.ok:
+        fails = check_expect(expect, got, False)
+        rec.update(status="mismatch" if fails else "match", message="; ".join(fails))
+        return
+    for d in diffs:
+        alt = _oracle(runner, cell, fn, d.variant)
+        if not alt.raises and compare_result(runner, cell, alt, got).ok:
+            rec.update(status="known", difference=d.id, message=d.text)
+            return
+    rec.update(status="mismatch", message=c.summary())
