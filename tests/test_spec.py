@@ -202,12 +202,12 @@ def test_both_grads_and_model_is_an_error():
     assert res.cases == []
     e = only_error(res)
     assert (e.line, e.field) == (1, "")
-    assert str(e) == "f.yaml:1: exactly one of `grads:` or `model:` is required"
+    assert str(e) == "f.yaml:1: exactly one of `grads:`, `model:` or `function:` is required"
 
 
 def test_neither_grads_nor_model_is_an_error():
     e = only_error(parse("id: c1", "title: t", "clip: {api: a.b}"))
-    assert str(e) == "f.yaml:1: exactly one of `grads:` or `model:` is required"
+    assert str(e) == "f.yaml:1: exactly one of `grads:`, `model:` or `function:` is required"
 
 
 def test_ragged_nested_list():
@@ -493,7 +493,8 @@ def test_json_schema_shape():
     assert json.loads(json.dumps(s)) == s  # plain JSON
     assert s["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert s["type"] == "object"
-    assert {"id", "clip"} <= set(s["required"])
+    assert {"id"} <= set(s["required"])
+    assert {"required": ["clip"]} in s["oneOf"] and {"required": ["call"]} in s["oneOf"]  # call: synonym
     assert "grads" not in s["required"] and "model" not in s["required"]
     assert s["additionalProperties"] is False
     assert s["properties"]["id"]["pattern"] == spec.ID_PATTERN
