@@ -32,7 +32,16 @@ def _unpack(res, grad_position, weights) -> tuple[list, list]:
     return list(pos), list(wts)
 
 
+APIS = ("mindspore.grad", "mindspore.value_and_grad")
+
+
+class StructureError(RuntimeError):
+    """The result's nesting is not what the suite expects: a runner error, not a behaviour."""
+
+
 def _call(api: str, args: dict, fn: dict, dtype, repeat: int):
+    if api not in APIS:
+        raise NotImplementedError(f"the mindspore backend has no derivation API {api}")
     names = [n for n, _ in fn["inputs"]]
     # reshape: _tensor goes through np.ascontiguousarray, which makes a 0-d array 1-d
     inputs = [msb._tensor(a, dtype).reshape(a.shape) for _, a in fn["inputs"]]
@@ -56,16 +65,14 @@ def _call(api: str, args: dict, fn: dict, dtype, repeat: int):
         if has_aux:
             res, aux = res
             value = dict(zip(outs[1:], aux))
-    elif api == "mindspore.value_and_grad":
+    else:  # mindspore.value_and_grad
         for _ in range(repeat):
             value, res = ms.value_and_grad(forward, grad_position=gp, weights=weights, has_aux=has_aux)(*inputs)
         value = dict(zip(outs, value if len(outs) > 1 else (value,)))
-    else:
-        raise NotImplementedError(f"the mindspore backend has no derivation API {api}")
     pos, wts = _unpack(res, gp, weights)
     selected = [names[i] for i in ((gp,) if isinstance(gp, int) else (gp or ()))]
     if len(pos) != len(selected) or len(wts) != len(wnames):  # never let a structure slip by
-        raise RuntimeError(f"{api} returned {len(pos)}+{len(wts)} gradients for "
+        raise StructureError(f"{api} returned {len(pos)}+{len(wts)} gradients for "
                            f"{selected} and {wnames}")
     grads = {n: msb._numpy(g) for n, g in zip(selected + wnames, pos + wts)}
     return grads, None if value is None else {o: msb._numpy(v) for o, v in value.items()}
@@ -78,7 +85,7 @@ def run(job: dict) -> dict:
     dtype = msb.DTYPES[job["dtype"]]
     try:
         grads, values = _call(job["api"], job["args"], job["function"], dtype, int(job.get("repeat", 1)))
-    except NotImplementedError:
+    except (NotImplementedError, StructureError):
         raise
     except Exception as e:  # noqa: BLE001 - the API under test raised: a behaviour
         msb._drain()
