@@ -86,9 +86,12 @@ def snippet(cell, inputs) -> str:
     import importlib
 
     name = MODULES.get(cell.backend)
+    if getattr(cell.case, "function", None) is not None:  # a derivation cell (derive_snippet)
+        name = "derive_snippet" if name else None
     if name is None:
         return f"# no reproduction snippet for {cell.backend} yet\n"
     try:
-        return importlib.import_module(f"{__name__}.{name}").snippet(cell, inputs)
+        module = importlib.import_module(f"{__name__}.{name}")
+        return module.snippet(cell) if name == "derive_snippet" else module.snippet(cell, inputs)
     except Exception as e:  # a snippet must never break a run
         return f"# could not build a reproduction snippet: {type(e).__name__}: {e}\n"
