@@ -147,7 +147,7 @@ def classify(runner, cell, fn: dict, want, got: dict, rec: dict) -> None:
                        message="; ".join(fails) or f"raised as the source does ({text})")
             return
         for d in diffs:
-            if d.variant.get("raises") in (raised["type"], "*"):
+            if d.variant.get("raises") in (raised["type"], "*") and (d.match is None or d.match in text):
                 rec.update(status="known", difference=d.id, message=text)
                 return
         if want.raises:

@@ -279,7 +279,7 @@ class Runner:
                            message="; ".join(fails) or f"raised as the source does ({text})")
                 return
             for d in diffs:
-                if d.variant.get("raises") in (raised["type"], "*"):
+                if d.variant.get("raises") in (raised["type"], "*") and (d.match is None or d.match in text):
                     rec.update(status="known", difference=d.id, message=text)
                     return
             if want.raises:

@@ -120,6 +120,10 @@ EXPECTED_KNOWN = {
     "seed-003-grad-both-none[torch.autograd.grad-float32-cpu]": "torch-grad-nothing-selected-runtimeerror",
     "seed-003-grad-both-none[paddle.grad-float32-cpu]": "paddle-grad-nothing-selected-assertion",
     "derive-ms-value-and-grad-no-aux[torch.func.grad_and_value-float32-cpu]": "torch-func-nonscalar-raises",
+    "derive-ms-value-and-grad-both-none[torch.func.grad_and_value-float32-cpu]": "torch-func-nothing-selected",
+    "derive-paddle-grad-nonscalar-output[torch.autograd.grad-float32-cpu]": "torch-grad-from-paddle-nonscalar-raises",
+    "derive-paddle-grad-unused-input[torch.autograd.grad-float32-cpu]": "torch-grad-from-paddle-unused-runtimeerror",
+    "derive-paddle-grad-unused-input[mindspore.grad-float32-cpu]": "ms-grad-from-paddle-unused-zeros",
 }
 
 

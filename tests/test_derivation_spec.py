@@ -183,4 +183,5 @@ def test_every_bundled_derivation_case_plans_without_errors(reg):
     assert {c.backend for c in p.cells} == {"torch", "mindspore", "paddle"}
     # both directions: torch sources with MindSpore/Paddle targets, MindSpore sources with torch/Paddle
     pairs = {(c.source_api.split(".")[0], c.backend) for c in p.cells}
-    assert {("torch", "mindspore"), ("torch", "paddle"), ("mindspore", "torch"), ("mindspore", "paddle")} <= pairs
+    assert {("torch", "mindspore"), ("torch", "paddle"), ("mindspore", "torch"), ("mindspore", "paddle"),
+            ("paddle", "torch"), ("paddle", "mindspore")} <= pairs

@@ -240,6 +240,21 @@ def autograd_grad(fn: dict, outputs=None, inputs=(), allow_unused=False, *, nons
     return DeriveResult(grads=grads, raises=err)
 
 
+def paddle_grad(fn: dict, outputs=None, inputs=(), allow_unused=False, *, nonscalar="ones",
+                unused=None, accumulation="last", raises=None) -> DeriveResult:
+    """``paddle.grad(outputs, inputs, allow_unused)``: as ``autograd_grad``, but a non-scalar
+    output gets all-ones ``grad_outputs`` (the gradient of its sum), an empty ``inputs``
+    raises ``AssertionError`` and an unused input without ``allow_unused`` ``ValueError``."""
+    if raises:
+        return DeriveResult(raises=raises)
+    outs = list(outputs) if outputs else _names_out(fn)[:1]
+    if not inputs:
+        return DeriveResult(raises="AssertionError")
+    rule = unused or ("none" if allow_unused else "raise")
+    grads, _, err = gradients(fn, outs, list(inputs), nonscalar=nonscalar, unused=rule, error="ValueError")
+    return DeriveResult(grads=grads, raises=err)
+
+
 def _names_out(fn: dict) -> list:
     return list(fn["outputs"])
 

@@ -101,6 +101,7 @@ class Difference(_Strict):
     unless: dict[str, list[Any]] = {}
     variant: dict[str, Any]  # oracle knobs that reproduce the target's behaviour
     docs_contradict: str = ""  # where the framework's own documentation says otherwise
+    match: Optional[str] = None  # with `raises`: a substring the "Type: message" text must contain
 
     @model_validator(mode="after")
     def _variant(self):
