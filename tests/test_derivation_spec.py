@@ -219,3 +219,14 @@ def test_translated_calls_have_the_same_oracle_gradients(pos, weights, has_aux, 
         assert extras["fn_outputs"] == ["loss", "logits"]
         again = derivation.mindspore_grad(fn, **back)
         assert {n: g.tolist() for n, g in again.grads.items()} == {n: g.tolist() for n, g in want.grads.items()}
+
+
+def test_sweep_keys_may_use_call(reg):
+    text = case_text() + "sweep:\n  call.args.grad_position: [0, 1]\n"
+    res = spec.parse_text(text, "f.yaml")
+    assert not res.errors
+    c = res.cases[0].case
+    assert [v.args["grad_position"] for v in c.variants()] == [0, 1]
+    cells = plan(res.cases, reg, device="cpu", keyword="torch.autograd.grad and float32").cells
+    assert [c.target_args["inputs"] for c in cells] == [["x"], ["y"]]
+    assert cells[1].id == "c[torch.autograd.grad-float32-cpu-grad_position=1]"
