@@ -151,3 +151,29 @@ def test_every_derivation_case_runs_clean_on_the_backend(worker_pool):
         assert seed["status"] == "match" and "value logits" in seed["params"]
     if name == "paddle":
         assert recs["derive-torch-grad-inputs-weights[paddle.grad-float16-cpu]"]["status"] == "unsupported"
+
+
+GRAD_API = {  # backend -> (api, args for "every name, the sum of both outputs")
+    "torch": ("torch.autograd.grad", {"outputs": ["loss", "aux"], "inputs": ["x", "s", "t", "W", "b", "M"],
+                                      "allow_unused": False}),
+    "mindspore": ("mindspore.grad", {"grad_position": [0, 1, 2], "weights": ["W", "b", "M"], "has_aux": False}),
+    "paddle": ("paddle.grad", {"outputs": ["loss", "aux"], "inputs": ["x", "s", "t", "W", "b", "M"],
+                               "allow_unused": False}),
+}
+
+
+def test_every_op_of_the_vocabulary_agrees_with_the_oracle(worker_pool):
+    """Broadcasting add, constants on either side, pow, matmul, linear with bias, tanh, squeeze,
+    mse against a broadcast target, mean and sum: each framework's op against the oracle's."""
+    from test_derivation_oracle import every_op
+
+    name, p = worker_pool
+    fn = every_op(np.random.default_rng(3))
+    api, args = GRAD_API[name]
+    job = {"kind": "derive", "api": api, "args": args, "dtype": "float64", "device": "cpu",
+           "repeat": 1, "function": fn}
+    got = p.get(name, "cpu").call(job, timeout=120)
+    assert got["raised"] is None, got["raised"]
+    grads, _, _ = d.gradients(fn, ["loss", "aux"], ["x", "s", "t", "W", "b", "M"])
+    for n, g in grads.items():
+        np.testing.assert_allclose(got["grads"][n], g, rtol=1e-10, atol=1e-12, err_msg=f"{api} {n}")
