@@ -201,6 +201,10 @@ class Runner:
         return self._oracle[key]
 
     def run(self, cell: Cell) -> dict:
+        if cell.case.step is not None:  # a training-step case (docs/training.md)
+            from . import train_runner
+
+            return train_runner.run(self, cell)
         start = time.perf_counter()
         rec = self._record(cell)
         reason = self.device_reason(cell.backend, cell.device)

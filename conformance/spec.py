@@ -200,6 +200,37 @@ class Clip(_Strict):
     args: dict[str, Any] = {}
 
 
+# --- training step (docs/training.md) ----------------------------------------------------------
+
+
+class StepGroup(_Strict):
+    """An optimizer parameter group: its parameters and the hyper-parameters it overrides."""
+
+    params: Annotated[list[str], Field(min_length=1)]
+    lr: Optional[Annotated[float, Field(gt=0)]] = None
+    weight_decay: Optional[Annotated[float, Field(ge=0)]] = None
+
+
+class Step(_Strict):
+    """A training-step case: the loop around the clip (``clip.api`` names a training-step API of
+    the registry). Inputs are split into ``micro_batches`` along the batch dimension; step ``k``
+    multiplies them by ``input_scales[k]`` (huge values make that step overflow)."""
+
+    steps: Annotated[int, Field(ge=1, le=50)] = 1
+    micro_batches: Annotated[int, Field(ge=1)] = 1
+    input_scales: Optional[list[float]] = None
+    max_norm: Optional[Annotated[float, Field(gt=0)]] = None  # clip_grad_norm_ inside the step
+    clip_params: Optional[list[str]] = None  # parameters clipped (default: all)
+    lr: Annotated[float, Field(gt=0)] = 0.1  # the step's SGD (an optimizer source API sets its own)
+    groups: Optional[Annotated[list[StepGroup], Field(min_length=1)]] = None
+
+    @model_validator(mode="after")
+    def _lengths(self):
+        if self.input_scales is not None and len(self.input_scales) != self.steps:
+            raise ValueError(f"input_scales has {len(self.input_scales)} values for {self.steps} steps")
+        return self
+
+
 class Expect(_Strict):
     total_norm: Optional[float] = None
     grads: Optional[dict[str, Optional[TensorValue]]] = None
@@ -233,6 +264,7 @@ class Case(_Strict):
     grads: Optional[dict[str, Optional[TensorValue]]] = None
     model: Optional[Model] = None
     clip: Clip
+    step: Optional[Step] = None  # a training-step case (needs `model:`)
     targets: Optional[list[str]] = None  # restrict to these target APIs (default: all mapped)
     sweep: dict[Annotated[str, AfterValidator(_sweep_key)], Annotated[list[Any], Field(min_length=1)]] = {}
     expect: Optional[Expect] = None
@@ -242,6 +274,8 @@ class Case(_Strict):
     def _one_source_of_grads(self):
         if (self.grads is None) == (self.model is None):
             raise ValueError("exactly one of `grads:` or `model:` is required")
+        if self.step is not None and self.model is None:
+            raise ValueError("a `step:` case needs `model:` (each framework differentiates it)")
         return self
 
     @model_validator(mode="after")

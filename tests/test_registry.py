@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conformance import registry
-from conformance.oracle import clipping
+from conformance.oracle import clipping, training
 from conformance.registry import Difference, Mapping, Registry
 
 CLIP_NORM = "torch.nn.utils.clip_grad_norm_"
@@ -49,7 +49,8 @@ def test_every_mapping_source_has_an_oracle_function(reg):
     for m in reg.mappings:
         api = reg.apis[m.source]
         assert api.oracle is not None, m.source
-        assert callable(getattr(clipping, api.oracle.fn, None)), f"{m.source}: {api.oracle.fn}"
+        module = training if api.oracle.module == "training" else clipping
+        assert callable(getattr(module, api.oracle.fn, None)), f"{m.source}: {api.oracle.fn}"
         # the oracle's arguments name parameters the source API really has
         assert set(api.oracle.args.values()) <= set(api.params), m.source
 

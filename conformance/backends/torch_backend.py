@@ -135,6 +135,10 @@ def _call(api: str, params: list, args: dict):
 
 
 def run(job: dict) -> dict:
+    if job.get("kind") == "train":  # a training-step job (docs/training.md)
+        from . import torch_train
+
+        return torch_train.run(job)
     dtype, device = DTYPES[job["dtype"]], _device(job["device"])
     if "model" in job:
         named = _model_params(job["model"], dtype, device)

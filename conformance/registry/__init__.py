@@ -35,6 +35,9 @@ CATEGORIES = (
 
 KNOBS = {"scope", "nesting", "eps", "threshold", "accumulate", "nonfinite", "order", "nan", "raises",
          "norm_type", "power_sum", "root"}  # norm_type: a variant overriding the source argument (an L2-only target)
+#: knobs of conformance.oracle.training (training-step APIs, registry/training.yaml)
+TRAINING_KNOBS = {"scaler", "backoff", "min_scale", "backoff_every", "group_lr", "clip_eps", "micro_loss"}
+KNOBS = KNOBS | TRAINING_KNOBS
 
 
 class _Strict(BaseModel):
@@ -48,7 +51,8 @@ class Param(_Strict):
 
 
 class OracleSpec(_Strict):
-    fn: str  # a function of conformance.oracle.clipping
+    module: Literal["clipping", "training"] = "clipping"  # conformance.oracle.<module>
+    fn: str  # a function of that module
     args: dict[str, str] = {}  # oracle parameter -> this API's parameter
     knobs: dict[str, Any] = {}
 
