@@ -232,6 +232,9 @@ class Registry:
                     out[target_param] = v
                 elif op == "neg":
                     out[target_param] = -v
+                elif op == "int":  # a target that takes an int (an integral float converts;
+                    # any other value passes unchanged, so the target's own error shows)
+                    out[target_param] = int(v) if isinstance(v, float) and v.is_integer() else v
                 else:
                     raise ValueError(f"unknown argument op {op!r} in {mapping.source} -> {mapping.target}")
         return out
