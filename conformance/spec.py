@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -224,11 +225,13 @@ class Step(_Strict):
     lr: Annotated[float, Field(gt=0)] = 0.1  # the step's SGD (an optimizer source API sets its own)
     groups: Optional[Annotated[list[StepGroup], Field(min_length=1)]] = None
 
-    @model_validator(mode="after")
-    def _lengths(self):
-        if self.input_scales is not None and len(self.input_scales) != self.steps:
-            raise ValueError(f"input_scales has {len(self.input_scales)} values for {self.steps} steps")
-        return self
+    @field_validator("input_scales")
+    @classmethod
+    def _one_per_step(cls, v, info):
+        steps = info.data.get("steps")  # validated before input_scales (field order)
+        if v is not None and steps is not None and len(v) != steps:
+            raise ValueError(f"{len(v)} values for {steps} steps (one input scale per step)")
+        return v
 
 
 class Expect(_Strict):
