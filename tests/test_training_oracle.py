@@ -69,6 +69,9 @@ def test_overflows_uses_the_dtype_range():
     assert training.overflows({"w": np.array([2.0])}, 65536.0, "float16")  # 131072 > 65504
     assert not training.overflows(g, 1.0e35, "float64")
     assert training.overflows({"w": np.array([np.nan])}, 1.0, "float64")
+    # 65536 is not a float16: the loss is multiplied by inf, whatever the gradients
+    assert training.overflows({"w": np.array([1e-3])}, 65536.0, "float16")
+    assert not training.overflows({"w": np.array([1e-3])}, 32768.0, "float16")
 
 
 def test_split_batches_rejects_unequal_micro_batches():

@@ -36,6 +36,13 @@ def run(job: dict) -> dict:
     api, args, step = job["api"], job["args"], job["step"]
     if api not in APIS:
         raise NotImplementedError(f"the torch backend has no training step for {api}")
+    try:
+        return _run(job, api, args, step)
+    except Exception as e:  # the step raised (GradScaler refuses float16 gradients): a behaviour
+        return {"outputs": {}, "raised": {"type": type(e).__name__, "message": str(e)}}
+
+
+def _run(job: dict, api: str, args: dict, step: dict) -> dict:
     dtype, device = DTYPES[job["dtype"]], _device(job["device"])
     model = job["model"]
     net = torch.nn.Sequential(OrderedDict(

@@ -32,6 +32,7 @@ from typing import Optional
 
 import numpy as np
 
+from .. import tensors
 from . import clipping, network
 
 _SCALERS = ("dynamic", "static", "disabled", "none")
@@ -70,7 +71,12 @@ def accumulate(micro_grads: list, *, micro_loss: str = "mean") -> dict:
 def overflows(grads: dict, scale: float, dtype: str) -> bool:
     """True when a scaled gradient ``scale * g`` is not finite in ``dtype``:
     ``|scale * g| > finfo(dtype).max`` or NaN (what ``_amp_foreach_non_finite_check_and_unscale_``
-    and ``mindspore.amp.all_finite`` see after a backward in that dtype)."""
+    and ``mindspore.amp.all_finite`` see after a backward in that dtype). The loss is multiplied
+    by the scale *in the loss's dtype*, so a scale that dtype cannot hold (65536 > 65504 in
+    float16) rounds to inf and makes every gradient non-finite (measured: torch and MindSpore
+    float16 ``loss * 65536.0`` give inf/NaN gradients; ``loss * 32768.0`` does not)."""
+    if not math.isfinite(float(tensors.round_to(scale, dtype))):
+        return True
     big = float(np.finfo(np.float32 if dtype == "bfloat16" else dtype).max)
     for g in grads.values():
         s = np.abs(np.asarray(g, dtype=np.float64) * scale)
