@@ -19,13 +19,14 @@ from .worker import BackendError, WorkerError
 
 def facts(cell: Cell) -> dict:
     """The cell's facts plus the step's: ``step.micro_batches``, ``step.clip`` (a clip inside
-    the step), ``step.group_lr`` (a parameter group sets its own lr), ``step.overflow`` (an
-    input scale other than 1)."""
+    the step), ``step.group_lr`` (a parameter group sets its own lr), ``step.groups`` (how many
+    optimizer parameter groups), ``step.overflow`` (an input scale other than 1)."""
     f = cell.facts()
     st = cell.case.step
     f["step.micro_batches"] = st.micro_batches
     f["step.clip"] = st.max_norm is not None
     f["step.group_lr"] = any(g.lr is not None for g in st.groups or [])
+    f["step.groups"] = len(st.groups or [None])
     f["step.overflow"] = any(s != 1 for s in st.input_scales or [])
     return f
 
@@ -60,8 +61,12 @@ def oracle(runner, cell: Cell, variant: Optional[dict] = None) -> training.Train
 
 
 def _compare(cell: Cell, want: training.TrainResult, got: dict) -> compare.Comparison:
+    """Outputs a backend declares it cannot observe (``omitted``: output prefix -> why, e.g.
+    ``grad`` where the clip happens inside the optimizer) are left out of the comparison."""
     rtol, atol = compare.tolerance(cell.dtype, cell.case.tolerance)
-    return compare.compare_outputs(got.get("outputs") or {}, want.outputs, rtol, atol)
+    omitted = tuple(f"{k}:" for k in (got.get("omitted") or {}))
+    wanted = {k: v for k, v in want.outputs.items() if not k.startswith(omitted)} if omitted else want.outputs
+    return compare.compare_outputs(got.get("outputs") or {}, wanted, rtol, atol)
 
 
 def run(runner, cell: Cell) -> dict:
@@ -105,13 +110,14 @@ def classify(runner, cell: Cell, want, got: dict, rec: dict) -> None:
     c = _compare(cell, want, got)
     rec.update(c.totals())
     rec["params"] = {k: m.as_dict() for k, m in c.params.items()}
+    notes = "; ".join(f"not compared: {k} ({why})" for k, why in (got.get("omitted") or {}).items())
     if c.ok:
-        rec.update(status="match", message="")
+        rec.update(status="match", message=notes)
         return
     for d in diffs:
         alt = oracle(runner, cell, d.variant)
         if _compare(cell, alt, got).ok:
-            rec.update(status="known", difference=d.id, message=d.text)
+            rec.update(status="known", difference=d.id, message="; ".join(filter(None, [d.text, notes])))
             return
-    rec.update(status="mismatch", message=c.summary())
+    rec.update(status="mismatch", message="; ".join(filter(None, [c.summary(), notes])))
 

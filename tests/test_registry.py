@@ -238,9 +238,9 @@ def test_no_conditions_always_applies():
 
 
 def test_unknown_knob_in_a_difference_variant_is_rejected():
+    # the known list names every knob, sorted (clipping's and training's)
     with pytest.raises(ValueError, match=r"unknown oracle knobs \['epsilon'\]; known: \['accumulate', "
-                       r"'eps', 'nan', 'nesting', 'nonfinite', 'norm_type', 'order', 'power_sum', 'raises', 'root', "
-                       r"'scope', 'threshold'\]"):
+                       r"'backoff', .*'eps', .*'nesting', 'nonfinite', 'norm_type', .*'scope', 'threshold'\]"):
         Difference(id="d5", text="t", variant={"epsilon": 0})
 
 

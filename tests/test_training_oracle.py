@@ -182,3 +182,17 @@ def test_input_scales_make_one_step_overflow():
 def test_unknown_scaler_knob_is_rejected():
     with pytest.raises(ValueError, match="scaler must be one of"):
         training.train_steps(LINEAR, MSE, np.ones((1, 2)), np.zeros((1, 1)), scaler="amp")
+
+
+def test_clip_per_group_uses_each_groups_own_norm():
+    # the measured Paddle example: gradients [3, 4] and [6, 8], clip to 1, lr 1
+    grads = {"a": np.array([3.0, 4.0]), "b": np.array([6.0, 8.0])}
+    per = training.clip_subsets(grads, training._clip_sets(["a", "b"], [{"params": ["a"]}, {"params": ["b"]}],
+                                                           "per_group"), 1.0, eps=0.0)
+    np.testing.assert_allclose(per["a"], [0.6, 0.8])
+    np.testing.assert_allclose(per["b"], [0.6, 0.8])
+    glob = training.clip_subsets(grads, training._clip_sets(["a", "b"], [], "all"), 1.0, eps=0.0)
+    np.testing.assert_allclose(glob["a"], np.array([3.0, 4.0]) / math.sqrt(125.0))
+    # a parameter excluded from clipping stays as it is in either scope
+    only_a = training.clip_subsets(grads, training._clip_sets(["a"], [{"params": ["a", "b"]}], "per_group"), 1.0)
+    np.testing.assert_allclose(only_a["b"], [6.0, 8.0])

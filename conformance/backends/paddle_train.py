@@ -15,7 +15,8 @@ import paddle
 
 from .paddle_backend import _layer, _loss, _numpy, _tensor
 
-APIS = ("paddle.amp.GradScaler", "paddle.optimizer.SGD")
+GRAD_CLIP = "paddle.optimizer.SGD.grad_clip"  # suite-only name: the clip inside the optimizer
+APIS = ("paddle.amp.GradScaler", "paddle.optimizer.SGD", GRAD_CLIP)
 
 
 def _groups(step: dict, named: dict) -> list:
@@ -51,15 +52,26 @@ def run(job: dict) -> dict:
         if api == "paddle.optimizer.SGD":
             opt = paddle.optimizer.SGD(parameters=_groups(step, named), **args)
             scaler = None
+        elif api == GRAD_CLIP:
+            # Paddle's own form of "clip then step": SGD(grad_clip=ClipGradByGlobalNorm(max_norm)),
+            # the parameters left out of the clip marked need_clip=False (the ParamAttr flag)
+            chosen = set(step.get("clip_params") or named)
+            for name, (p, _) in named.items():
+                p.need_clip = name in chosen
+            clip = None
+            if step.get("max_norm") is not None:
+                clip = paddle.nn.ClipGradByGlobalNorm(clip_norm=step["max_norm"])
+            opt = paddle.optimizer.SGD(parameters=_groups(step, named), grad_clip=clip, **args)
+            scaler = None
         else:
             opt = paddle.optimizer.SGD(learning_rate=step["lr"], parameters=_groups(step, named))
             scaler = paddle.amp.GradScaler(**args)
-        return _loop(step, model, dtype, net, named, opt, scaler)
+        return _loop(step, model, dtype, net, named, opt, scaler, in_optimizer=api == GRAD_CLIP)
     except Exception as e:  # noqa: BLE001 - a kernel without this dtype: reported, maybe declared
         return {"outputs": {}, "raised": {"type": type(e).__name__, "message": str(e)}}
 
 
-def _loop(step, model, dtype, net, named, opt, scaler) -> dict:
+def _loop(step, model, dtype, net, named, opt, scaler, in_optimizer=False) -> dict:
     n = step["micro_batches"]
     clip = [named[k][0] for k in (step.get("clip_params") or list(named))]
     inputs = np.asarray(model["inputs"], dtype=np.float64)
@@ -78,9 +90,11 @@ def _loop(step, model, dtype, net, named, opt, scaler) -> dict:
             # the scaler's own verdict (what scaler.step consults); a disabled scaler
             # (Paddle off-GPU: "AmpScaler can only be enabled on CUDAPlace ...") checks nothing
             found = scaler.is_enable() and bool(scaler._found_inf)
-        if step.get("max_norm") is not None:
+        if step.get("max_norm") is not None and not in_optimizer:
             paddle.nn.utils.clip_grad_norm_(clip, step["max_norm"])
-        grads = {name: _out(p, tr, grad=True) for name, (p, tr) in named.items()}
+        # (with the clip inside the optimizer, .grad keeps the unclipped gradients: the clipped
+        # ones exist only inside opt.step(), so only the parameters show the clip)
+        grads = {} if in_optimizer else {name: _out(p, tr, grad=True) for name, (p, tr) in named.items()}
         if scaler:
             scaler.step(opt)
             scaler.update()
@@ -95,4 +109,7 @@ def _loop(step, model, dtype, net, named, opt, scaler) -> dict:
     out["skipped"] = np.array(skipped)
     if scaler:
         out["scale"] = np.array(scales)
+    if in_optimizer:
+        return {"outputs": out, "raised": None, "omitted": {
+            "grad": "clipped inside opt.step(): .grad keeps the unclipped gradients"}}
     return {"outputs": out, "raised": None}

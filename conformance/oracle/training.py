@@ -22,6 +22,7 @@ clipping from ``oracle.clipping``. Knobs (keyword-only, declared in the registry
 | `group_lr` | `absolute`, `multiply` | a group's lr replaces the base lr (torch, MindSpore) or multiplies it (Paddle) |
 | `clip_eps` | float | the epsilon of the clip inside the step (torch 1e-6; MindSpore's clip_by_global_norm 0) |
 | `micro_loss` | `mean`, `sum` | micro-batch losses divided by n before backward, or not |
+| `clip_scope` | `all`, `per_group` | one global norm over every clipped parameter, or one per optimizer parameter group (a clip applied by the optimizer group by group: Paddle's ``grad_clip=``) |
 """
 
 from __future__ import annotations
@@ -128,6 +129,26 @@ def sgd_update(params: dict, grads: dict, groups: list, *, lr: float, weight_dec
     return out
 
 
+def _clip_sets(clip_names: list, groups: list, clip_scope: str) -> list:
+    if clip_scope == "all":
+        return [list(clip_names)]
+    if clip_scope != "per_group":
+        raise ValueError(f"clip_scope must be all or per_group, got {clip_scope!r}")
+    return [[n for n in g["params"] if n in clip_names] for g in groups]
+
+
+def clip_subsets(grads: dict, subsets: list, max_norm: float, norm_type: float = 2.0, *,
+                 eps: float = 1e-6) -> dict:
+    """Each subset of parameters clipped by its own total norm (``clip_grad_norm`` with
+    ``eps``); parameters in no subset are left unclipped."""
+    out = dict(grads)
+    for names in subsets:
+        if names:
+            res = clipping.clip_grad_norm([grads[n] for n in names], max_norm, norm_type, eps=eps)
+            out.update(zip(names, res.grads))
+    return out
+
+
 def _set_params(layers: list, params: dict) -> list:
     out = []
     for layer in layers:
@@ -154,7 +175,7 @@ def train_steps(layers: list, loss: dict, inputs: np.ndarray, targets, *, dtype:
                 growth_interval: int = 2000,
                 scaler: str = "none", backoff: str = "factor", min_scale: float = 0.0,
                 backoff_every: int = 1, group_lr: str = "absolute", clip_eps: float = 1e-6,
-                micro_loss: str = "mean") -> TrainResult:
+                micro_loss: str = "mean", clip_scope: str = "all") -> TrainResult:
     """``steps`` training steps of the model (module docstring's loop). Step ``k`` multiplies the
     inputs by ``input_scales[k]`` (huge values make its scaled gradients overflow). Parameters
     are float64 throughout: the oracle states the exact semantics, the comparison's tolerance
@@ -177,9 +198,8 @@ def train_steps(layers: list, loss: dict, inputs: np.ndarray, targets, *, dtype:
         grads = accumulate(micro, micro_loss=micro_loss)
         found_inf = scaler in ("dynamic", "static") and overflows(grads, scale, dtype)
         if not found_inf and max_norm is not None:
-            clipped = clipping.clip_grad_norm([grads[n] for n in clip_names], max_norm, norm_type,
-                                              eps=clip_eps)
-            grads.update(zip(clip_names, clipped.grads))
+            grads = clip_subsets(grads, _clip_sets(clip_names, groups, clip_scope), max_norm,
+                                 norm_type, eps=clip_eps)
         if not found_inf:
             params = sgd_update(params, grads, groups, lr=lr, weight_decay=weight_decay,
                                 group_lr=group_lr)

@@ -36,7 +36,8 @@ CATEGORIES = (
 KNOBS = {"scope", "nesting", "eps", "threshold", "accumulate", "nonfinite", "order", "nan", "raises",
          "norm_type", "power_sum", "root"}  # norm_type: a variant overriding the source argument (an L2-only target)
 #: knobs of conformance.oracle.training (training-step APIs, registry/training.yaml)
-TRAINING_KNOBS = {"scaler", "backoff", "min_scale", "backoff_every", "group_lr", "clip_eps", "micro_loss"}
+TRAINING_KNOBS = {"scaler", "backoff", "min_scale", "backoff_every", "group_lr", "clip_eps", "micro_loss",
+                  "clip_scope"}
 KNOBS = KNOBS | TRAINING_KNOBS
 
 
