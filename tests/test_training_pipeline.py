@@ -47,6 +47,19 @@ def test_torch_training_cells_match_and_the_overflow_step_is_skipped(pool):
     assert "param:0.weight" in recs[over.id]["params"] and "scale" in recs[over.id]["params"]
 
 
+@pytest.mark.skipif(not backends.installed_here("torch"), reason="torch is not installed here")
+def test_torch_gradscaler_refuses_float16_and_that_is_declared_unsupported(pool, tmp_path):
+    text = (CASES / "train-scaler-fp16.yaml").read_text()
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("targets:"))
+    (tmp_path / "fp16.yaml").write_text(text)
+    loaded = spec.load_paths([tmp_path])
+    reg = registry.load()
+    (cell,) = plan(loaded.cases, reg, backends={"torch"}, device="cpu").cells
+    rec = Runner(reg, pool).run(cell)
+    assert rec["status"] == "unsupported"
+    assert "ValueError: Attempting to unscale FP16 gradients." in rec["message"]
+
+
 def _python(name):
     python = backends.default_python(name)
     if python:
@@ -72,7 +85,7 @@ def test_paddle_training_cells():
     recs = _run("paddle", registry.load())
     assert all(r["status"] in ("match", "known", "unsupported") for r in recs.values()), recs
     s = {i: (r["status"], r["difference"]) for i, r in recs.items()}
-    scaler = {i: v for i, v in s.items() if "GradScaler" in i}
+    scaler = {i: v for i, v in s.items() if "GradScaler" in i and "float16" not in i}
     assert scaler and set(scaler.values()) == {("known", "paddle-gradscaler-disabled-on-cpu")}
     assert s["train-sgd-groups[paddle.optimizer.SGD-float32-cpu]"] == ("known", "paddle-sgd-group-lr-multiplies")
     assert s["train-accumulate-4[paddle.optimizer.SGD-float64-cpu]"] == ("match", None)
