@@ -90,9 +90,21 @@ def run(runner, cell: Cell) -> dict:
         got = runner.pool.get(cell.backend, cell.device).call(job, timeout=runner.timeout, label=cell.id)
     except (WorkerError, BackendError) as e:
         rec.update(status="error", message=f"{type(e).__name__}: {e}")
+        rec["reproduce"] = _snippet(cell, inputs)
         return runner._done(rec, start)
     classify(runner, cell, want, got, rec)
+    if rec["status"] in ("mismatch", "error", "known"):
+        rec["reproduce"] = _snippet(cell, inputs)
     return runner._done(rec, start)
+
+
+def _snippet(cell: Cell, inputs) -> str:
+    try:
+        from .repro import train_snippet
+
+        return train_snippet.snippet(cell, inputs)
+    except Exception as e:  # a snippet must never break a run
+        return f"# could not build a reproduction snippet: {type(e).__name__}: {e}\n"
 
 
 def classify(runner, cell: Cell, want, got: dict, rec: dict) -> None:
