@@ -234,6 +234,15 @@ class Step(_Strict):
         return v
 
 
+def _batch_size(value) -> Optional[int]:
+    """The first dimension of a tensor value when the file states it (a list, or a generator's
+    ``shape``); None otherwise."""
+    if isinstance(value, list):
+        return len(value)
+    shape = getattr(value, "shape", None)
+    return shape[0] if shape else None
+
+
 class Expect(_Strict):
     total_norm: Optional[float] = None
     grads: Optional[dict[str, Optional[TensorValue]]] = None
@@ -279,6 +288,11 @@ class Case(_Strict):
             raise ValueError("exactly one of `grads:` or `model:` is required")
         if self.step is not None and self.model is None:
             raise ValueError("a `step:` case needs `model:` (each framework differentiates it)")
+        if self.step is not None:
+            batch = _batch_size(self.model.inputs)
+            if batch is not None and batch % self.step.micro_batches:
+                raise ValueError(f"step.micro_batches: {self.step.micro_batches} does not divide "
+                                 f"the batch of {batch} inputs into equal micro-batches")
         return self
 
     @model_validator(mode="after")

@@ -61,3 +61,11 @@ def test_a_group_needs_parameters():
             "step:\n  groups:\n    - {lr: 0.1}\n")
     errs = [str(e) for e in _load(text).errors]
     assert errs == ["case.yaml:12: step.groups[0].params: required field is missing"]
+
+
+def test_micro_batches_must_divide_the_batch():
+    text = ("id: t\ntitle: t\n" + MODEL + "clip: {api: torch.optim.SGD, args: {lr: 0.1}}\n"
+            "step: {micro_batches: 3}\n")
+    errs = [str(e) for e in _load(text).errors]
+    assert errs == ["case.yaml:1: step.micro_batches: 3 does not divide the batch of 4 inputs "
+                    "into equal micro-batches"]
