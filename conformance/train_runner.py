@@ -48,14 +48,16 @@ def oracle(runner, cell: Cell, variant: Optional[dict] = None) -> training.Train
     inputs = runner.inputs(cell)
     layers = _layer_arrays(cell.case, cell.dtype)
     kwargs = {o: cell.args[a] for o, a in api.oracle.args.items() if a in cell.args}
-    knobs = {**api.oracle.knobs, **(variant or {})}
     st = step_job(cell)
+    kwargs.setdefault("lr", st["lr"])  # a scaler source's SGD uses the step's lr, an SGD source its own
+    knobs = {**api.oracle.knobs, **(variant or {})}
     fn = getattr(training, api.oracle.fn)
-    model = cell.case.model
-    res = fn(layers, model.loss.model_dump(), inputs.values["inputs"], inputs.values["targets"],
+    res = fn(layers, cell.case.model.loss.model_dump(), inputs.values["inputs"], inputs.values["targets"],
              dtype=cell.dtype, steps=st["steps"], micro_batches=st["micro_batches"],
              input_scales=st["input_scales"], max_norm=st["max_norm"], clip_params=st["clip_params"],
-             groups=st["groups"], **({"lr": st["lr"]} if "lr" not in kwargs else {}), **kwargs, **knobs)
+             groups=st["groups"], **kwargs, **knobs)
+    if len(runner._oracle) > 256:
+        runner._oracle.clear()
     runner._oracle[key] = res
     return res
 
