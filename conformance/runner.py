@@ -205,6 +205,10 @@ class Runner:
             from .derive_runner import run_cell
 
             return run_cell(self, cell)
+        if cell.case.step is not None:  # a training-step case (docs/training.md)
+            from . import train_runner
+
+            return train_runner.run(self, cell)
         start = time.perf_counter()
         rec = self._record(cell)
         reason = self.device_reason(cell.backend, cell.device)

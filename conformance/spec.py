@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -263,6 +264,48 @@ class Clip(_Strict):
     args: dict[str, Any] = {}
 
 
+# --- training step (docs/training.md) ----------------------------------------------------------
+
+
+class StepGroup(_Strict):
+    """An optimizer parameter group: its parameters and the hyper-parameters it overrides."""
+
+    params: Annotated[list[str], Field(min_length=1)]
+    lr: Optional[Annotated[float, Field(gt=0)]] = None
+    weight_decay: Optional[Annotated[float, Field(ge=0)]] = None
+
+
+class Step(_Strict):
+    """A training-step case: the loop around the clip (``clip.api`` names a training-step API of
+    the registry). Inputs are split into ``micro_batches`` along the batch dimension; step ``k``
+    multiplies them by ``input_scales[k]`` (huge values make that step overflow)."""
+
+    steps: Annotated[int, Field(ge=1, le=50)] = 1
+    micro_batches: Annotated[int, Field(ge=1)] = 1
+    input_scales: Optional[list[float]] = None
+    max_norm: Optional[Annotated[float, Field(gt=0)]] = None  # clip_grad_norm_ inside the step
+    clip_params: Optional[list[str]] = None  # parameters clipped (default: all)
+    lr: Annotated[float, Field(gt=0)] = 0.1  # the step's SGD (an optimizer source API sets its own)
+    groups: Optional[Annotated[list[StepGroup], Field(min_length=1)]] = None
+
+    @field_validator("input_scales")
+    @classmethod
+    def _one_per_step(cls, v, info):
+        steps = info.data.get("steps")  # validated before input_scales (field order)
+        if v is not None and steps is not None and len(v) != steps:
+            raise ValueError(f"{len(v)} values for {steps} steps (one input scale per step)")
+        return v
+
+
+def _batch_size(value) -> Optional[int]:
+    """The first dimension of a tensor value when the file states it (a list, or a generator's
+    ``shape``); None otherwise."""
+    if isinstance(value, list):
+        return len(value)
+    shape = getattr(value, "shape", None)
+    return shape[0] if shape else None
+
+
 class Expect(_Strict):
     total_norm: Optional[float] = None
     grads: Optional[dict[str, Optional[TensorValue]]] = None
@@ -298,6 +341,7 @@ class Case(_Strict):
     model: Optional[Model] = None
     function: Optional[Function] = None  # derivation cases: the function the call differentiates
     clip: Clip
+    step: Optional[Step] = None  # a training-step case (needs `model:`)
     targets: Optional[list[str]] = None  # restrict to these target APIs (default: all mapped)
     sweep: dict[Annotated[str, AfterValidator(_sweep_key)], Annotated[list[Any], Field(min_length=1)]] = {}
     expect: Optional[Expect] = None
@@ -307,6 +351,13 @@ class Case(_Strict):
     def _one_source_of_grads(self):
         if [self.grads, self.model, self.function].count(None) != 2:
             raise ValueError("exactly one of `grads:`, `model:` or `function:` is required")
+        if self.step is not None and self.model is None:
+            raise ValueError("a `step:` case needs `model:` (each framework differentiates it)")
+        if self.step is not None:
+            batch = _batch_size(self.model.inputs)
+            if batch is not None and batch % self.step.micro_batches:
+                raise ValueError(f"step.micro_batches: {self.step.micro_batches} does not divide "
+                                 f"the batch of {batch} inputs into equal micro-batches")
         return self
 
     @model_validator(mode="after")

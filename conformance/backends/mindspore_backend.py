@@ -230,6 +230,10 @@ def run(job: dict) -> dict:
     if _DEVICE_SET != job["device"]:
         _set_device(job["device"])
         _DEVICE_SET = job["device"]
+    if job.get("kind") == "train":  # a training-step job (docs/training.md)
+        from . import mindspore_train
+
+        return mindspore_train.run(job)
     dtype = DTYPES[job["dtype"]]
     if "model" in job:
         try:

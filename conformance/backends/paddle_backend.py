@@ -219,6 +219,10 @@ def run(job: dict) -> dict:
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}")
     _set_device(job["device"])
+    if job.get("kind") == "train":  # a training-step job (docs/training.md)
+        from . import paddle_train
+
+        return paddle_train.run(job)
     if "model" in job:
         try:
             named = _model_params(job["model"], dtype)

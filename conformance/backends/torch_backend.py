@@ -139,6 +139,10 @@ def run(job: dict) -> dict:
         from . import torch_derive
 
         return torch_derive.run(job)
+    if job.get("kind") == "train":  # a training-step job (docs/training.md)
+        from . import torch_train
+
+        return torch_train.run(job)
     dtype, device = DTYPES[job["dtype"]], _device(job["device"])
     if "model" in job:
         named = _model_params(job["model"], dtype, device)

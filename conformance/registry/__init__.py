@@ -36,6 +36,10 @@ CATEGORIES = (
 KNOBS = {"scope", "nesting", "eps", "threshold", "accumulate", "nonfinite", "order", "nan", "raises",
          "norm_type", "power_sum", "root",  # norm_type: a variant overriding the source argument (an L2-only target)
          "nonscalar", "unused", "accumulation"}  # derivation knobs (conformance/oracle/derivation.py)
+#: knobs of conformance.oracle.training (training-step APIs, registry/training.yaml)
+TRAINING_KNOBS = {"scaler", "backoff", "min_scale", "backoff_every", "group_lr", "clip_eps", "micro_loss",
+                  "clip_scope"}
+KNOBS = KNOBS | TRAINING_KNOBS
 
 
 class _Strict(BaseModel):
@@ -52,8 +56,8 @@ class Param(_Strict):
 
 
 class OracleSpec(_Strict):
-    module: Literal["clipping", "derivation"] = "clipping"  # which conformance.oracle module
-    fn: str  # a function of conformance.oracle.<module>
+    module: Literal["clipping", "derivation", "training"] = "clipping"  # conformance.oracle.<module>
+    fn: str  # a function of that module
     args: dict[str, str] = {}  # oracle parameter -> this API's parameter
     knobs: dict[str, Any] = {}
 
@@ -235,6 +239,9 @@ class Registry:
                     out[target_param] = v
                 elif op == "neg":
                     out[target_param] = -v
+                elif op == "int":  # a target that takes an int (an integral float converts;
+                    # any other value passes unchanged, so the target's own error shows)
+                    out[target_param] = int(v) if isinstance(v, float) and v.is_integer() else v
                 else:
                     raise ValueError(f"unknown argument op {op!r} in {mapping.source} -> {mapping.target}")
         return out

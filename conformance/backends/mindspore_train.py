@@ -1,0 +1,114 @@
+"""MindSpore training-step jobs (``job["kind"] == "train"``, docs/training.md); worker side only.
+
+The loop is MindSpore's documented functional idiom (mindspore.amp "loss scaling" tutorial):
+``grads = mindspore.grad(lambda x, y: scaler.scale(loss(net(x), y) / n), weights=params)``
+per micro-batch, summed explicitly (MindSpore keeps gradients apart from parameters: nothing
+accumulates by itself), ``is_finite = amp.all_finite(grads)``, ``grads = scaler.unscale(grads)``,
+``ops.clip_by_global_norm`` on the chosen gradients, ``if is_finite: optimizer(grads)``,
+``scaler.adjust(is_finite)``. Without a scaler (target of ``torch.optim.SGD``) the same loop
+minus the scaler calls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import mindspore as ms
+from mindspore import amp, nn, ops
+
+from .mindspore_backend import DTYPES, _cell, _drain, _loss_fn, _numpy, _raised, _tensor
+
+SCALERS = {"mindspore.amp.DynamicLossScaler": amp.DynamicLossScaler,
+           "mindspore.amp.StaticLossScaler": amp.StaticLossScaler}
+APIS = (*SCALERS, "mindspore.nn.SGD")
+
+
+def _groups(step: dict, named: dict) -> list:
+    groups = step.get("groups") or [{"params": list(named)}]
+    out = []
+    for g in groups:
+        d = {"params": [named[n] for n in g["params"]]}
+        if g.get("lr") is not None:
+            d["lr"] = g["lr"]
+        if g.get("weight_decay") is not None:
+            d["weight_decay"] = g["weight_decay"]
+        out.append(d)
+    return out
+
+
+def run(job: dict) -> dict:
+    api, args, step = job["api"], job["args"], job["step"]
+    if api not in APIS:
+        raise NotImplementedError(f"the mindspore backend has no training step for {api}")
+    dtype = DTYPES[job["dtype"]]
+    model = job["model"]
+    cells, named = [], {}
+    try:
+        for layer in model["layers"]:
+            c, params = _cell(layer, dtype)
+            cells.append(c)
+            named.update({f"{layer['name']}.{suffix}": p for suffix, p in params})
+    except Exception as e:  # noqa: BLE001 - no kernel/cell for this dtype: a declared gap
+        return {"outputs": {}, "raised": _raised(e)}
+    net = nn.SequentialCell(cells)
+    loss_fn = _loss_fn(model["loss"])
+    names = list(named)
+    weights = [named[k] for k in names]
+    try:
+        if api == "mindspore.nn.SGD":
+            opt = nn.SGD(_groups(step, named), **args)
+            scaler = None
+        else:
+            opt = nn.SGD(_groups(step, named), learning_rate=step["lr"])
+            scaler = SCALERS[api](**args)
+    except (TypeError, ValueError) as e:  # an argument MindSpore refuses (scale_factor=1.5)
+        return {"outputs": {}, "raised": _raised(e)}
+    n = step["micro_batches"]
+
+    def forward(x, y):
+        loss = loss_fn(net(x), y) / n
+        return scaler.scale(loss) if scaler else loss
+
+    grad_fn = ms.grad(forward, grad_position=None, weights=weights)
+    clip_idx = [names.index(k) for k in (step.get("clip_params") or names)]
+    try:
+        return _loop(step, net, grad_fn, opt, scaler, named, clip_idx, model, dtype)
+    except Exception as e:  # noqa: BLE001 - e.g. a float64 kernel MindSpore's CPU build lacks
+        _drain()
+        return {"outputs": {}, "raised": _raised(e)}
+
+
+def _loop(step, net, grad_fn, opt, scaler, named, clip_idx, model, dtype) -> dict:
+    names = list(named)
+    n = step["micro_batches"]
+    inputs = np.asarray(model["inputs"], dtype=np.float64)
+    targets = model.get("targets")
+    skipped, scales = [], []
+    for k in range(step["steps"]):
+        xs = np.split(inputs * step["input_scales"][k], n)
+        ts = [None] * n if targets is None else np.split(np.asarray(targets), n)
+        acc = None
+        for xb, tb in zip(xs, ts):
+            g = grad_fn(_tensor(xb, dtype), None if tb is None else _tensor(tb, dtype))
+            acc = tuple(g) if acc is None else tuple(a + b for a, b in zip(acc, g))
+        finite = True
+        if scaler:
+            finite = bool(amp.all_finite(acc))
+            acc = tuple(scaler.unscale(acc))
+        grads = list(acc)
+        if step.get("max_norm") is not None:
+            clipped = ops.clip_by_global_norm(tuple(grads[i] for i in clip_idx), step["max_norm"])
+            for i, c in zip(clip_idx, clipped):
+                grads[i] = c
+        if finite:
+            opt(tuple(grads))
+        if scaler:
+            scaler.adjust(ms.Tensor(finite))
+            scales.append(float(np.asarray(scaler.scale_value.asnumpy())))
+        skipped.append(0.0 if finite else 1.0)
+    out = {f"param:{name}": _numpy(p.value()) for name, p in named.items()}
+    if not skipped[-1]:
+        out.update({f"grad:{name}": _numpy(g) for name, g in zip(names, grads)})
+    out["skipped"] = np.array(skipped)
+    if scaler:
+        out["scale"] = np.array(scales)
+    return {"outputs": out, "raised": None}
