@@ -105,11 +105,12 @@ def case_id(body: str, prefix: str = "found") -> str:
 
 def case_text(*, api: str, args: dict, grads: dict, dtype: str, devices=("cpu",),
               title: Optional[str] = None, source: str = "hypothesis (tests/test_properties.py)",
-              tags=("generated",), id: Optional[str] = None) -> str:
+              tags=("generated",), targets=None, id: Optional[str] = None) -> str:
     """The case file for one generated example (one dtype, injected gradients).
 
     ``grads`` maps parameter names to float64 arrays (already rounded to ``dtype``, so the
     file holds exactly the numbers every framework receives) or None (no gradient).
+    ``targets``: restrict the case to these target APIs (default: every mapped one).
     """
     body = [
         f"dtypes: [{dtype}]",
@@ -120,6 +121,8 @@ def case_text(*, api: str, args: dict, grads: dict, dtype: str, devices=("cpu",)
         f"  api: {api}",
         f"  args: {format_mapping(args)}",
     ]
+    if targets is not None:
+        body.append(f"targets: [{', '.join(targets)}]")
     text = "\n".join(body) + "\n"
     cid = id or case_id(text)
     shapes = ", ".join("none" if g is None else "x".join(map(str, np.shape(g))) or "0-d"

@@ -84,16 +84,34 @@ ARGS = {
     "clip_value": magnitude(),
     "total_norm": st.one_of(magnitude(zero=False), st.sampled_from([0.0, math.inf, math.nan])),
 }
-#: Value-clipping bounds, drawn together: (lower, upper) with lower <= 0 <= upper, one may be
-#: absent (None), never both.
-BOUNDS = {"paddle.nn.ClipGradByValue": ("min", "max"), "mindspore.ops.clip_by_value": ("clip_value_min", "clip_value_max")}
+#: Value-clipping bounds, drawn together: (lower name, upper name, what an absent lower bound
+#: means: "-upper" (Paddle's ClipGradByValue(max, min=None)) or "none" (no lower bound)).
+BOUNDS = {"paddle.nn.ClipGradByValue": ("min", "max", "-upper"),
+          "mindspore.ops.clip_by_value": ("clip_value_min", "clip_value_max", "none")}
 
 
 @st.composite
-def bounds(draw, lo_name: str, hi_name: str, hi_required: bool) -> dict:
+def bounds(draw, api: str) -> dict:
+    """Symmetric bounds half the time (what a one-bound mapping such as torch's clip_grad_value_
+    needs), else lower <= 0 <= upper drawn apart, one of them possibly absent (never both;
+    the upper one only where the API requires it)."""
+    lo_name, hi_name, absent = BOUNDS[api]
+    hi_required = REGISTRY.apis[api].params[hi_name].required
+    if draw(st.booleans()):
+        hi = draw(magnitude())
+        return {hi_name: hi} if absent == "-upper" and draw(st.booleans()) else {lo_name: -hi, hi_name: hi}
     lo = draw(st.one_of(magnitude().map(lambda v: -v), st.none()))
     hi = draw(st.one_of(magnitude(), st.none()) if lo is not None and not hi_required else magnitude())
     return {k: v for k, v in ((lo_name, lo), (hi_name, hi)) if v is not None}
+
+
+def symmetric(api: str, args: dict) -> bool:
+    lo_name, hi_name, absent = BOUNDS[api]
+    if hi_name not in args:
+        return False
+    if lo_name not in args:
+        return absent == "-upper"
+    return args[lo_name] == -args[hi_name]
 
 
 @st.composite
@@ -101,8 +119,7 @@ def clip_args(draw, api: str) -> dict:
     params = REGISTRY.apis[api].params
     out = {}
     if api in BOUNDS:
-        lo, hi = BOUNDS[api]
-        out.update(draw(bounds(lo, hi, params[hi].required)))
+        out.update(draw(bounds(api)))
     for name, p in params.items():
         if name in out or (api in BOUNDS and name in BOUNDS[api]):
             continue
@@ -113,10 +130,26 @@ def clip_args(draw, api: str) -> dict:
     return out
 
 
+def _takes_both_bounds(mapping, lo: str, hi: str) -> bool:
+    """Whether a mapping's argument translation reads both bounds (identity mappings do)."""
+    if mapping.args is None:
+        return True
+    used = {rule if isinstance(rule, str) else rule.get("from") for rule in mapping.args.values()}
+    return {lo, hi} <= used
+
+
 @st.composite
 def case_texts(draw, api: str) -> str:
     dtype = draw(st.sampled_from(DTYPES))
-    return casegen.case_text(api=api, args=draw(clip_args(api)), grads=draw(grads(dtype)), dtype=dtype)
+    args = draw(clip_args(api))
+    targets = None
+    if api in BOUNDS:
+        # a mapping that translates one bound (torch's clip_grad_value_ takes one clip_value) is
+        # declared for symmetric bounds only (its `notes:`); other bounds target the rest
+        lo, hi, _ = BOUNDS[api]
+        if not symmetric(api, args):
+            targets = [m.target for m in REGISTRY.targets(api) if _takes_both_bounds(m, lo, hi)]
+    return casegen.case_text(api=api, args=args, grads=draw(grads(dtype)), dtype=dtype, targets=targets)
 
 
 # --------------------------------------------------------------------------- the property
