@@ -32,12 +32,14 @@ def torch_cells(paths, reg, keyword=None) -> list:
 
 import os  # noqa: E402
 
-from hypothesis import HealthCheck, settings  # noqa: E402
+from hypothesis import HealthCheck, Phase, settings  # noqa: E402
 
-# ``ci``: the default, reproducible (derandomize) and sized for CI's two cores; ``dev``: explore
-# (random, more examples, the example database remembers failures). HYPOTHESIS_PROFILE picks one.
+# ``ci``: the default, reproducible (derandomize) and sized for CI's two cores (no ``explain``
+# phase: it re-runs a failing example many times, ~15 s per failure); ``dev``: explore (random,
+# more examples, the example database remembers failures). HYPOTHESIS_PROFILE picks one.
+NO_EXPLAIN = tuple(p for p in Phase if p != Phase.explain)
 settings.register_profile("ci", derandomize=True, max_examples=30, deadline=None, print_blob=True,
-                          suppress_health_check=[HealthCheck.too_slow])
+                          phases=NO_EXPLAIN, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=300, deadline=None, print_blob=True,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
