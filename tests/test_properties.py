@@ -15,7 +15,6 @@ each shrunk failing example to ``DIR/<id>.yaml``.
 from __future__ import annotations
 
 import math
-import os
 import sys
 from pathlib import Path
 
