@@ -26,3 +26,59 @@ def torch_cells(paths, reg, keyword=None) -> list:
     p = plan(loaded.cases, reg, backends={"torch"}, device="cpu", keyword=keyword)
     assert not p.errors
     return p.cells
+
+
+# ---- property tests (tests/test_properties.py) ------------------------------------------------
+
+import os  # noqa: E402
+
+from hypothesis import HealthCheck, Phase, settings  # noqa: E402
+
+# ``ci``: the default, reproducible (derandomize) and sized for CI's two cores (no ``explain``
+# phase: it re-runs a failing example many times, ~15 s per failure); ``dev``: explore (random,
+# more examples, the example database remembers failures). HYPOTHESIS_PROFILE picks one.
+NO_EXPLAIN = tuple(p for p in Phase if p != Phase.explain)
+settings.register_profile("ci", derandomize=True, max_examples=30, deadline=None, print_blob=True,
+                          phases=NO_EXPLAIN, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=300, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_addoption(parser):
+    parser.addoption("--save-found", metavar="DIR", dest="save_found",
+                     default=os.environ.get("CONFORMANCE_SAVE_FOUND"),
+                     help="write each shrunk failing property example to DIR/<id>.yaml "
+                          "(default: $CONFORMANCE_SAVE_FOUND)")
+
+
+@pytest.fixture(scope="session")
+def save_found_dir(request):
+    return request.config.getoption("save_found")
+
+
+@pytest.fixture(scope="session")
+def conformance_runner(request):
+    """The plugin's session runner: one WorkerPool over the resolved backends, shared with the
+    case items, each framework imported once in its own worker."""
+    return request.config._conformance.runner
+
+
+@pytest.fixture(scope="session")
+def property_backends(request) -> dict:
+    """Backend -> None (checked by the property tests) or the reason it is skipped.
+
+    ``--backend`` names them; else ``$CONFORMANCE_PROPERTY_BACKENDS`` (comma-separated); else
+    the frameworks this interpreter imports (the unit env has none: nothing to check there).
+    """
+    state = request.config._conformance
+    if request.config.getoption("conformance_backend"):
+        wanted = set(state.pythons)
+    elif os.environ.get("CONFORMANCE_PROPERTY_BACKENDS"):
+        wanted = {b.strip() for b in os.environ["CONFORMANCE_PROPERTY_BACKENDS"].split(",") if b.strip()}
+    else:
+        wanted = {name for name, python in state.pythons.items() if python == sys.executable}
+    out = {}
+    for name in wanted:
+        out[name] = None if name in state.pythons else state.unavailable.get(name, f"{name} is not available")
+    return out

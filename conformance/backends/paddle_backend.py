@@ -60,8 +60,8 @@ def _tensor(arr, dtype: str):
     a = np.asarray(arr)
     if a.dtype.kind in "iu":
         return paddle.to_tensor(a.astype(np.int64))
-    # float64 -> dtype: exact, the values are already representable in dtype
-    t = paddle.to_tensor(np.ascontiguousarray(a, dtype=np.float64))
+    # reshape: np.ascontiguousarray makes a 0-d array 1-d. float64 -> dtype: exact, the values are already representable in dtype
+    t = paddle.to_tensor(np.ascontiguousarray(a, dtype=np.float64).reshape(a.shape))
     return t if dtype == "float64" else t.astype(dtype)
 
 

@@ -34,7 +34,9 @@ def _tensor(arr, dtype, device) -> torch.Tensor:
     a = np.asarray(arr)
     if a.dtype.kind in "iu":
         return torch.from_numpy(a.astype(np.int64)).to(device)
-    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)).to(device=device, dtype=dtype)
+    # reshape: np.ascontiguousarray turns a 0-d array into shape (1,) (it returns ndim >= 1)
+    c = np.ascontiguousarray(a, dtype=np.float64).reshape(a.shape)
+    return torch.from_numpy(c).to(device=device, dtype=dtype)
 
 
 def _numpy(t) -> np.ndarray | None:
