@@ -108,6 +108,72 @@ def build_inputs(case: Case, dtype: str) -> Inputs:
     return Inputs(list(raw), grads, job, raw=raw, values={"inputs": inputs, "targets": targets})
 
 
+def _finite_or_none(x) -> Optional[float]:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _l2(arrays) -> Optional[float]:
+    arrays = [np.asarray(a, dtype=np.float64) for a in arrays if a is not None]
+    if not arrays:
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _finite_or_none(math.sqrt(sum(float(np.sum(a * a)) for a in arrays)))
+
+
+def _ratio(num: Optional[float], den: Optional[float]) -> Optional[float]:
+    if num is None or not den:
+        return None
+    return _finite_or_none(num / den)
+
+
+def clip_factors(before: dict, got: dict, want: dict, params: dict) -> dict:
+    """The clipping factor applied, as ``||after||_2 / ||before||_2``: over all gradients
+    together (``{"got", "want"}``), and per parameter into ``params[name]["factor"]``.
+
+    A global clip scales every tensor by one factor; a per-tensor clip gives each its own, which
+    is how the report shows a per-tensor API standing in for a global one. None where the
+    input norm is 0 or a norm is not finite (nothing meaningful to divide)."""
+    names = [n for n, g in before.items() if g is not None]
+    for n in names:
+        if n in params:
+            b = _l2([before[n]])
+            params[n]["factor"] = {"got": _ratio(_l2([got.get(n)]), b), "want": _ratio(_l2([want.get(n)]), b)}
+    total = _l2([before[n] for n in names])
+    return {"got": _ratio(_l2([got.get(n) for n in names]), total),
+            "want": _ratio(_l2([want.get(n) for n in names]), total) if want else None}
+
+
+def summarize_inputs(inputs: "Inputs", dtype: str) -> dict:
+    """Per named tensor: shape, min/max/mean of the finite values, L2 norm and the counts of
+    NaN/inf/zero elements. Injected cases summarise the gradients; model cases the data and
+    the oracle's gradients before clipping. Values as rounded to ``dtype``."""
+    tensors_ = {}
+    if inputs.raw is None:
+        tensors_.update({f"grad {n}": g for n, g in inputs.grads.items()})
+    else:
+        for key in ("inputs", "targets"):
+            if (inputs.values or {}).get(key) is not None:
+                tensors_[key] = inputs.values[key]
+        tensors_.update({f"grad {n} (before clipping)": g for n, g in inputs.grads.items()})
+    out = []
+    for name, a in tensors_.items():
+        if a is None:
+            out.append({"name": name, "shape": None})
+            continue
+        a = np.asarray(a)
+        f = a.astype(np.float64)
+        finite = f[np.isfinite(f)]
+        out.append({"name": name, "shape": list(a.shape), "size": int(a.size),
+                    "min": float(finite.min()) if finite.size else None,
+                    "max": float(finite.max()) if finite.size else None,
+                    "mean": float(finite.mean()) if finite.size else None,
+                    "l2": _l2([f]) if a.dtype.kind == "f" else None,
+                    "nan": int(np.isnan(f).sum()), "inf": int(np.isinf(f).sum()),
+                    "zeros": int((f == 0).sum())})
+    return {"dtype": dtype, "tensors": out}
+
+
 def oracle_call(api: Api, args: dict, grads: list, dtype: str, variant: Optional[dict] = None):
     """The source API's semantics (optionally with a declared difference's knobs) in float64."""
     fn = getattr(clipping, api.oracle.fn)
@@ -135,6 +201,7 @@ class Runner:
         self._inputs: dict = {}
         self._oracle: dict = {}
         self.backends: dict = {}  # backend -> {"version", "devices", "python", ...} for results
+        self._emitted: set = set()  # case-level facts already attached to a record (see _case_info)
 
     # -- backends -------------------------------------------------------------------------------
     def prestart(self, names) -> None:
@@ -203,6 +270,7 @@ class Runner:
     def run(self, cell: Cell) -> dict:
         start = time.perf_counter()
         rec = self._record(cell)
+        self._case_info(cell, None, rec)
         reason = self.device_reason(cell.backend, cell.device)
         if reason:
             rec.update(status="skipped", message=reason)
@@ -214,6 +282,7 @@ class Runner:
         except Exception as e:  # a suite bug or an impossible case: never silently passes
             rec.update(status="error", message=f"preparing inputs/oracle failed: {type(e).__name__}: {e}")
             return self._done(rec, start)
+        self._case_info(cell, inputs, rec)
         job = {"api": cell.api, "args": cell.target_args, "dtype": cell.dtype, "device": cell.device,
                **inputs.job}
         try:
@@ -235,6 +304,28 @@ class Runner:
                 "category": cell.mapping.category, "sweep": cell.variant.sweep, "args": cell.target_args,
                 "status": None, "difference": None, "max_abs_err": None, "max_rel_err": None,
                 "mismatched": None, "message": ""}
+
+    def _case_info(self, cell: Cell, inputs: Optional[Inputs], rec: dict) -> None:
+        """Attach case-level facts to ``rec["case_info"]`` the first time this runner sees them:
+        title/path once per case, the input summary once per case, a reproduction snippet once
+        per (case, target API). ``results.Writer`` moves them into the document's ``cases`` map,
+        so twenty thousand cells do not each carry them."""
+        case = cell.case
+        info = rec.get("case_info") or {}
+        if ("case", case.id) not in self._emitted:
+            self._emitted.add(("case", case.id))
+            info.update(title=case.title, path=f"{cell.source.path}:{cell.source.line}",
+                        source=case.source, tags=list(case.tags), source_api=cell.source_api,
+                        kind="model" if case.model is not None else "grads")
+        if inputs is not None and ("inputs", case.id) not in self._emitted:
+            self._emitted.add(("inputs", case.id))
+            info["inputs"] = summarize_inputs(inputs, cell.dtype)
+        if inputs is not None and ("snippet", case.id, cell.api) not in self._emitted:
+            self._emitted.add(("snippet", case.id, cell.api))
+            info["snippets"] = {cell.api: {"backend": cell.backend, "cell": cell.id,
+                                           "text": repro.snippet(cell, inputs)}}
+        if info:
+            rec["case_info"] = info
 
     @staticmethod
     def _done(rec: dict, start: float) -> dict:
@@ -297,6 +388,8 @@ class Runner:
         rec.update(c.totals())
         rec["params"] = {k: m.as_dict() for k, m in c.params.items()}
         rec["total_norm"] = {"got": got.get("returned"), "want": want.total_norm}
+        want_grads = dict(zip(inputs.names, want.grads)) if want.grads is not None else {}
+        rec["factor"] = clip_factors(inputs.grads, got.get("grads") or {}, want_grads, rec["params"])
         if c.ok:
             fails = compare.check_expect(expect, got.get("grads") or {}, got.get("returned"), False)
             rec.update(status="mismatch" if fails else "match", message="; ".join(fails))
