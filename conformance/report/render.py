@@ -10,16 +10,25 @@ two steps:
 2. Jinja2 (autoescape on, ``StrictUndefined``) renders ``index.html``, which extends
    ``base.html``. Later pages (the API-mapping report) extend the same base.
 
-The output directory is self-contained: one ``index.html`` with inline CSS and a small inline
-script (a status filter that only enhances a CSS-only filter), no remote resources.
+The output directory is self-contained and opens offline from disk (no remote script, font or
+style; a Content-Security-Policy allows only the pages' own inline scripts, by hash):
+
+- ``index.html``: overview (one card per backend x device x machine, the per-backend table),
+  the plots (inline SVG, :mod:`.plots`), problems first, and every cell grouped by case;
+- ``matrix.html``: every cell in a JSON data block, filtered, searched and paginated by
+  ``matrix.js`` in the browser (no fetch: works from ``file://``);
+- ``mapping.html``: the API-mapping tables (:mod:`.mapping`), from the registry snapshot;
+- ``cases/<case>.html``: one detail page per case.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import math
-from collections import Counter
+import re
+from collections import Counter, defaultdict
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
@@ -167,6 +176,10 @@ def _cell_view(raw: Any, index: int) -> Dict[str, Any]:
                 "max_abs_err": fmt_num(metrics.get("max_abs_err")),
                 "max_rel_err": fmt_num(metrics.get("max_rel_err")),
                 "mismatched": fmt_int(metrics.get("mismatched")),
+                "shape": "\u00d7".join(fmt_int(n) for n in _listish(metrics.get("shape"))) or (
+                    "scalar" if isinstance(metrics.get("shape"), list) else ""),
+                "factor": _factor_view(metrics.get("factor")),
+                "raw": _text(name).startswith("before clipping: "),
             }
         )
     norm = cell.get("total_norm")
@@ -196,7 +209,17 @@ def _cell_view(raw: Any, index: int) -> Dict[str, Any]:
         "total_norm": total_norm,
         "reproduce": _text(cell.get("reproduce")),
         "elapsed": fmt_num(cell.get("elapsed_ms")) if cell.get("elapsed_ms") is not None else "",
+        "conflict": _text(cell.get("conflict")),
+        "host": _text(cell.get("host")),
+        "factor": _factor_view(cell.get("factor")),
+        "raw": cell,
     }
+
+
+def _factor_view(raw: Any) -> Optional[Dict[str, str]]:
+    if not isinstance(raw, Mapping):
+        return None
+    return {"got": fmt_num(raw.get("got"), 8), "want": fmt_num(raw.get("want"), 8)}
 
 
 def _machine_view(raw: Any) -> Dict[str, str]:
@@ -265,6 +288,8 @@ def _group_cells(cells: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         group["source_api"] = ", ".join(sources)
         group["statuses"] = " ".join(s for s in STATUSES + ("other",) if s in group["statuses"])
         group["problems"] = sum(1 for c in group["cells"] if c["status"] in PROBLEM_STATUSES)
+        for i, cell in enumerate(group["cells"]):
+            cell["anchor"] = "c%d" % i
     return groups
 
 
@@ -332,6 +357,169 @@ def build_context(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAU
     }
 
 
+# --------------------------------------------------------------------------- pages
+
+_SLUG_BAD = re.compile(r"[^a-z0-9._-]")
+
+
+def case_slugs(case_ids: Iterable[str]) -> Dict[str, str]:
+    """Case id -> file name stem under ``cases/``. Ids of the case contract (``[a-z0-9._-]+``)
+    are kept; anything else (a hand-edited or hostile document) is reduced to that set and
+    disambiguated by a hash, so a file name never carries a path separator or markup."""
+    out: Dict[str, str] = {}
+    taken: set = set()
+    for cid in case_ids:
+        if cid in out:
+            continue
+        base = _SLUG_BAD.sub("_", cid.lower())[:80].lstrip(".") or "case"
+        slug = base
+        if slug != cid or slug in taken:
+            slug = "%s-%s" % (base, hashlib.sha1(cid.encode("utf-8", "replace")).hexdigest()[:10])
+        while slug in taken:
+            slug += "_"
+        taken.add(slug)
+        out[cid] = slug
+    return out
+
+
+def _card(backend: str, device: str, host: str, version: str, counts: Counter) -> Dict[str, Any]:
+    view = _backend_view(backend, {"version": version}, counts)
+    view.update(device=device or _MISSING, host=host or _MISSING)
+    return view
+
+
+def build_cards(doc: Mapping[str, Any], raw_results: List[Mapping]) -> Dict[str, Any]:
+    """Overview cards: one per (backend, device), one column per (machine, device), so results
+    merged from a GPU box and a CPU box sit side by side."""
+    default_host = _text(_mapping(doc.get("machine")).get("host"))
+    declared = _mapping(doc.get("backends"))
+    counts: Dict[tuple, Counter] = defaultdict(Counter)
+    versions: Dict[str, str] = {}
+    for r in raw_results:
+        r = _mapping(r)
+        backend = _text(r.get("backend")) or "(unknown)"
+        hosts = r.get("hosts") if isinstance(r.get("hosts"), list) else [r.get("host") or default_host]
+        for host in hosts:
+            counts[(backend, _text(r.get("device")), _text(host))][_text(r.get("status")) or "unknown"] += 1
+        if r.get("backend_version") and backend not in versions:
+            versions[backend] = _text(r.get("backend_version"))
+    columns = sorted({(host, device) for (_, device, host) in counts})
+    backends = list(dict.fromkeys([_text(b) for b in declared] + sorted({b for (b, _, _) in counts})))
+    rows = []
+    for b in backends:
+        version = _text(_mapping(declared.get(b)).get("version")) or versions.get(b, "")
+        cards = [(_card(b, device, host, version, counts[(b, device, host)]) if (b, device, host) in counts else None)
+                 for host, device in columns]
+        rows.append({"backend": b, "version": version or _MISSING, "cards": cards,
+                     "unavailable": _unavailable(_mapping(declared.get(b)).get("unavailable"))})
+    return {"columns": [{"host": h or _MISSING, "device": d or _MISSING} for h, d in columns], "rows": rows}
+
+
+def _json_number(value: Any) -> Any:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return x
+
+
+def script_json(data: Any) -> Markup:
+    """JSON for a ``<script type="application/json">`` block: ``<``, ``>``, ``&`` (and the JS
+    line separators) escaped as \\u sequences, so no string can close the element or open a
+    comment; strict JSON (no NaN) so ``JSON.parse`` reads it."""
+    text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    for ch, esc in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"),
+                    ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(ch, esc)
+    return Markup(text)
+
+
+def matrix_data(cells: List[Dict[str, Any]], slugs: Mapping[str, str],
+                tags_by_case: Mapping[str, List[str]]) -> Dict[str, Any]:
+    """Compact matrix rows: repeated strings go into per-column tables, rows hold indices."""
+    tables: Dict[str, Dict[str, int]] = {k: {} for k in ("api", "backend", "dtype", "device", "status",
+                                                           "difference", "message", "host")}
+
+    def idx(table: str, value: str) -> int:
+        t = tables[table]
+        if value not in t:
+            t[value] = len(t)
+        return t[value]
+
+    case_index: Dict[str, int] = {}
+    cases = []
+    rows = []
+    for c in cells:
+        cid = c["case"]
+        if cid not in case_index:
+            case_index[cid] = len(cases)
+            cases.append([cid, c["title"], slugs.get(cid, ""), tags_by_case.get(cid, c["tags"])])
+        raw = c["raw"]
+        rows.append([case_index[cid], idx("api", c["api"]), idx("backend", c["backend"]), idx("dtype", c["dtype"]),
+                     idx("device", c["device"]), idx("status", c["status"]), idx("difference", c["difference"]),
+                     _json_number(raw.get("max_rel_err")), _json_number(raw.get("max_abs_err")),
+                     _json_number(raw.get("mismatched")), c["sweep"], idx("message", c["message"]["summary"]),
+                     c["anchor"], idx("host", c["host"]), 1 if c["conflict"] else 0])
+    return {"columns": ["case", "api", "backend", "dtype", "device", "status", "difference", "max_rel_err",
+                        "max_abs_err", "mismatched", "sweep", "message", "anchor", "host", "conflict"],
+            "tables": {k: list(t) for k, t in tables.items()}, "cases": cases, "rows": rows}
+
+
+def _inputs_view(raw: Any) -> Dict[str, Any]:
+    info = _mapping(raw)
+    out = []
+    for t in _listish(info.get("tensors")):
+        t = _mapping(t)
+        shape = t.get("shape")
+        out.append({"name": _text(t.get("name")),
+                    "shape": ("[" + ", ".join(fmt_int(n) for n in shape) + "]") if isinstance(shape, list) else "none (no gradient)",
+                    "min": fmt_num(t.get("min"), 6), "max": fmt_num(t.get("max"), 6), "mean": fmt_num(t.get("mean"), 6),
+                    "l2": fmt_num(t.get("l2"), 8), "nan": fmt_int(t.get("nan")), "inf": fmt_int(t.get("inf")),
+                    "zeros": fmt_int(t.get("zeros")), "size": fmt_int(t.get("size"))})
+    return {"dtype": _text(info.get("dtype")), "tensors": out}
+
+
+def _differences_index(doc: Mapping) -> Dict[str, Dict[str, str]]:
+    out: Dict[str, Dict[str, str]] = {}
+    for m in _listish(_mapping(doc.get("registry")).get("mappings")):
+        for d in _listish(_mapping(m).get("differences")):
+            d = _mapping(d)
+            if d.get("id"):
+                out.setdefault(_text(d.get("id")), {
+                    "text": _text(d.get("text")), "docs_contradict": _text(d.get("docs_contradict")),
+                    "variant": _fmt_kv(d.get("variant")), "mapping": "%s \u2192 %s" % (_text(m.get("source")), _text(m.get("target")))})
+    return out
+
+
+def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, Dict[str, str]]) -> Dict[str, Any]:
+    info = _mapping(info)
+    snippets = []
+    for api, snip in _mapping(info.get("snippets")).items():
+        snip = _mapping(snip)
+        snippets.append({"api": _text(api), "backend": _text(snip.get("backend")), "cell": _text(snip.get("cell")),
+                         "text": _text(snip.get("text"))})
+    snippets.sort(key=lambda x: (x["backend"], x["api"]))
+    cells = []
+    for c in group["cells"]:
+        c = dict(c)
+        c["diff"] = diffs.get(c["difference"]) if c["difference"] else None
+        c["after"] = [p for p in c["params"] if not p["raw"]]
+        c["before"] = [p for p in c["params"] if p["raw"]]
+        cells.append(c)
+    return {"case": group["case"], "title": group["title"] or _text(info.get("title")),
+            "path": _text(info.get("path")), "source": _text(info.get("source")),
+            "tags": group["tags"] or [_text(t) for t in _listish(info.get("tags"))],
+            "kind": _text(info.get("kind")), "source_api": group["source_api"],
+            "inputs": _inputs_view(info.get("inputs")), "snippets": snippets, "cells": cells,
+            "counts": Counter(c["status"] for c in cells)}
+
+
 # --------------------------------------------------------------------------- rendering
 
 
@@ -357,14 +545,80 @@ def _script(name: str) -> Tuple[Markup, str]:
     return Markup(text), Markup("'sha256-%s'") % digest
 
 
+def _page_scripts(*names: str) -> Tuple[Dict[str, Markup], Markup]:
+    scripts, hashes = {}, []
+    for name in names:
+        text, digest = _script(name)
+        scripts[name.replace(".", "_")] = text
+        hashes.append(digest)
+    # Only these exact inline scripts may run (Content-Security-Policy hashes): even a string
+    # that escaped escaping could not execute, and nothing remote can be loaded.
+    return scripts, (Markup(" ").join(hashes) if hashes else Markup("'none'"))
+
+
+def _common(context: Dict[str, Any], root: str, page: str) -> Dict[str, Any]:
+    keys = ("created", "schema", "suite_version", "machine", "machines", "n_cells", "n_problems")
+    out = {k: context[k] for k in keys}
+    out.update(root=root, page=page, title=context["title"])
+    return out
+
+
+def render_pages(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAULT_MAX_PROBLEMS,
+                 plots: bool = True) -> Dict[str, str]:
+    """Every page of the report: relative path -> HTML text."""
+    from . import mapping as mapping_page, plots as plot_mod
+
+    doc = _mapping(doc)
+    context = build_context(doc, max_problems=max_problems)
+    env = _environment()
+    raw_results = [_mapping(r) for r in _listish(doc.get("results"))]
+    cases_info = _mapping(doc.get("cases"))
+    slugs = case_slugs(g["case"] for g in context["groups"])
+    pages: Dict[str, str] = {}
+
+    def case_href(cid: str, root: str = "") -> str:
+        return "%scases/%s.html" % (root, slugs[cid]) if cid in slugs else ""
+
+    for g in context["groups"]:
+        g["href"] = case_href(g["case"])
+        for c in g["cells"]:
+            c["href"] = g["href"]
+
+    # index: overview, plots, problems, all cells
+    scripts, hashes = _page_scripts("filter.js")
+    index = dict(context, **scripts, script_hashes=hashes, root="", page="index",
+                 cards=build_cards(doc, raw_results),
+                 plots=[dict(title="Relative error per API and dtype", **plot_mod.rel_error_plot(raw_results)),
+                        dict(title="Clipping factor applied vs the oracle's", **plot_mod.factor_plot(raw_results))]
+                 if plots else [])
+    pages["index.html"] = env.get_template("index.html").render(**index)
+
+    # matrix
+    tags_by_case = {cid: [_text(t) for t in _listish(_mapping(info).get("tags"))] for cid, info in cases_info.items()}
+    scripts, hashes = _page_scripts("matrix.js")
+    pages["matrix.html"] = env.get_template("matrix.html").render(
+        **_common(context, "", "matrix"), **scripts, script_hashes=hashes, statuses=list(STATUSES),
+        matrix_json=script_json(matrix_data(context["cells"], slugs, tags_by_case)))
+
+    # API mapping
+    _, hashes = _page_scripts()
+    mctx = mapping_page.build_mapping_context(doc, raw_results, case_href)
+    pages["mapping.html"] = env.get_template("mapping.html").render(
+        **_common(context, "", "mapping"), script_hashes=hashes, m=mctx)
+
+    # one page per case
+    diffs = _differences_index(doc)
+    template = env.get_template("case.html")
+    for g in context["groups"]:
+        pages["cases/%s.html" % slugs[g["case"]]] = template.render(
+            **_common(context, "../", "case"), script_hashes=hashes,
+            c=case_page_context(g, cases_info.get(g["case"]), diffs))
+    return pages
+
+
 def render_html(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAULT_MAX_PROBLEMS) -> str:
     """The text of ``index.html`` for ``doc``."""
-    context = build_context(doc, max_problems=max_problems)
-    filter_js, filter_hash = _script("filter.js")
-    # Only this exact inline script may run (Content-Security-Policy hash): even a string
-    # that escaped escaping could not execute, and nothing remote can be loaded.
-    context.update(filter_js=filter_js, script_hashes=filter_hash)
-    return _environment().get_template("index.html").render(**context)
+    return render_pages(doc, max_problems=max_problems)["index.html"]
 
 
 def render(
@@ -372,16 +626,23 @@ def render(
     out_dir: Union[str, Path],
     *,
     max_problems: Optional[int] = DEFAULT_MAX_PROBLEMS,
+    plots: bool = True,
 ) -> Path:
     """Write the report for ``doc`` into ``out_dir`` (created if needed); return its index.html.
 
     ``max_problems`` caps the cells detailed in the "problems first" section (None: no cap);
-    every cell is always in the full table.
+    every cell is always in the full table and the matrix. Case pages of an earlier report in
+    the same directory that this document does not have are removed.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    index = out / "index.html"
-    tmp = out / "index.html.tmp"
-    tmp.write_text(render_html(doc, max_problems=max_problems), encoding="utf-8")
-    tmp.replace(index)
-    return index
+    (out / "cases").mkdir(parents=True, exist_ok=True)
+    pages = render_pages(doc, max_problems=max_problems, plots=plots)
+    for old in (out / "cases").glob("*.html"):
+        if "cases/" + old.name not in pages:
+            old.unlink()
+    for rel, text in pages.items():
+        target = out / rel
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(target)
+    return out / "index.html"
