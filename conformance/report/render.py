@@ -44,6 +44,9 @@ STATUSES: Tuple[str, ...] = ("match", "known", "mismatch", "error", "unsupported
 PROBLEM_STATUSES: Tuple[str, ...] = ("mismatch", "error")
 #: Default cap on the cells detailed in the problems section (all of them stay in the table).
 DEFAULT_MAX_PROBLEMS = 1000
+#: Above this many cells the overview page leaves out its plain table of every cell (the matrix
+#: page, paginated in the browser, holds them all): 20,000 rows of HTML make a slow page.
+INDEX_TABLE_MAX = 5000
 #: Messages longer than this (or with several lines) are folded into a <details>.
 SHORT_MESSAGE = 120
 
@@ -350,6 +353,7 @@ def build_context(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAU
         "cells": cells,
         "groups": _group_cells(cells),
         "n_cells": len(cells),
+        "cells_in_index": len(cells) <= INDEX_TABLE_MAX,
         "has_sweep": any(c["sweep"] for c in cells),
         "problems": problems,
         "n_problems": len(problems_all),
