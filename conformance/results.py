@@ -8,8 +8,8 @@ end, or at any time by ``conformance report`` from the journal. Readers accept e
 Schema 2 (schema-1 documents still load and render) adds, besides the cell records:
 - ``cases``: case id -> case-level facts, stored once per case rather than per cell (title,
   ``path``, tags, ``inputs`` summary, ``snippets``: target API -> reproduction). A runner hands
-  them over as a record's ``case_info``; :class:`Writer` moves them here (journal lines
-  ``{"cases": {...}}``).
+  them over as a record's ``case_info``; :class:`Writer` moves them here (in the journal they
+  stay on the record's line, and :func:`load` moves them).
 - ``registry``: a snapshot of the API-mapping registry (``Registry.snapshot()``), so the report's
   mapping page needs nothing but results.
 - per cell: ``params`` (per-parameter shape, max abs/rel error, mismatched, clipping factor),
@@ -72,14 +72,17 @@ class Writer:
         self._fh.flush()
 
     def add(self, record: dict) -> None:
+        """Append one cell. Its ``case_info`` (if any) stays on the journal line (``load``
+        moves it) and goes into the document's ``cases`` map."""
         record = dict(record)
         info = record.pop("case_info", None)
         with self._lock:
             if info and record.get("case"):
                 merge_case_info(self.doc["cases"], record["case"], info)
-                self._line({"cases": {record["case"]: info}})
+                self._line(dict(record, case_info=info))
+            else:
+                self._line(record)
             self.doc["results"].append(record)
-            self._line(record)
 
     def set_backends(self, backends: dict) -> None:
         with self._lock:
@@ -116,10 +119,10 @@ def load(path) -> dict:
                     doc["results"] = []
                 elif "backends" in obj and "status" not in obj:
                     doc.setdefault("backends", {}).update(obj["backends"])
-                elif "cases" in obj and "status" not in obj:
-                    for cid, info in obj["cases"].items():
-                        merge_case_info(doc.setdefault("cases", {}), cid, info)
                 else:
+                    info = obj.pop("case_info", None)
+                    if info and obj.get("case"):
+                        merge_case_info(doc.setdefault("cases", {}), obj["case"], info)
                     doc["results"].append(obj)
         return doc
     return json.loads(path.read_text(encoding="utf-8"))
