@@ -290,6 +290,7 @@ def test_merged_conflict_is_shown_not_overwritten(tmp_path):
 
 
 def test_plots_are_inline_svg_and_deterministic(pages):
+    pytest.importorskip("matplotlib")
     svgs = re.findall(r"<svg\b.*?</svg>", pages["index.html"], re.S)
     assert len(svgs) == 2
     assert render_pages(doc_v2())["index.html"] == pages["index.html"]
@@ -298,6 +299,7 @@ def test_plots_are_inline_svg_and_deterministic(pages):
 
 
 def test_plot_labels_cannot_carry_markup():
+    pytest.importorskip("matplotlib")
     cells = [dict(_cell("c", HOSTILE, "torch", "match", rel=1e-3), dtype=HOSTILE_ATTR)]
     svg = plot_mod.rel_error_plot(cells)["svg"]
     assert svg and "<script" not in svg and "<img" not in svg
