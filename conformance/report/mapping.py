@@ -35,9 +35,10 @@ def _rule_text(rule: Any) -> tuple:
     return None, str(rule)
 
 
-def _max(values: List[float]) -> Optional[float]:
-    finite = [v for v in values if isinstance(v, (int, float)) and not math.isnan(v)]
-    return max(finite) if finite else None
+def _max(values: List[float], finite_only: bool = False) -> Optional[float]:
+    keep = [v for v in values if isinstance(v, (int, float)) and not math.isnan(v)
+            and not (finite_only and math.isinf(v))]
+    return max(keep) if keep else None
 
 
 def _param_rows(mapping: Mapping, apis: Mapping) -> List[Dict[str, str]]:
@@ -120,6 +121,8 @@ def build_mapping_context(doc: Mapping, cells: List[Dict[str, Any]], case_href: 
                     "cases": [{"id": cid, "href": case_href(cid)} for cid in cases],
                     "max_rel_err": _max([c.get("max_rel_err") for c in shown]),
                     "max_abs_err": _max([c.get("max_abs_err") for c in shown]),
+                    # NaN on one side of a cell makes its error inf: say how large the rest is
+                    "max_finite_rel_err": _max([c.get("max_rel_err") for c in shown], finite_only=True),
                     "unshown": not shown}
             if diff["unshown"]:
                 totals["unshown"] += 1
