@@ -31,6 +31,7 @@ import re
 from collections import Counter, defaultdict
 from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import jinja2
@@ -501,6 +502,17 @@ def _differences_index(doc: Mapping) -> Dict[str, Dict[str, str]]:
     return out
 
 
+def _obj(value: Any) -> Any:
+    """View dicts as attribute objects for the case pages' template: Jinja's ``x.name`` tries
+    ``getattr`` before ``[]``, and the failing getattr on a dict is what made 20,000 cells'
+    pages slow (measured: about half the rendering time)."""
+    if isinstance(value, dict):
+        return SimpleNamespace(**{k: _obj(v) for k, v in value.items() if k != "raw"})
+    if isinstance(value, list):
+        return [_obj(v) for v in value]
+    return value
+
+
 def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, Dict[str, str]]) -> Dict[str, Any]:
     info = _mapping(info)
     snippets = []
@@ -515,13 +527,13 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
         c["diff"] = diffs.get(c["difference"]) if c["difference"] else None
         c["after"] = [p for p in c["params"] if not p["raw"]]
         c["before"] = [p for p in c["params"] if p["raw"]]
-        cells.append(c)
+        cells.append(_obj(c))
     return {"case": group["case"], "title": group["title"] or _text(info.get("title")),
             "path": _text(info.get("path")), "source": _text(info.get("source")),
             "tags": group["tags"] or [_text(t) for t in _listish(info.get("tags"))],
             "kind": _text(info.get("kind")), "source_api": group["source_api"],
             "inputs": _inputs_view(info.get("inputs")), "snippets": snippets, "cells": cells,
-            "counts": Counter(c["status"] for c in cells)}
+            "counts": Counter(c.status for c in cells)}
 
 
 # --------------------------------------------------------------------------- rendering
