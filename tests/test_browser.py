@@ -15,9 +15,7 @@ piece fails them: .ci/run installs Chromium and tox the rest.
 from __future__ import annotations
 
 import copy
-import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -236,9 +234,9 @@ def test_matrix_stays_responsive_with_20000_cells(browser_context, tmp_path, sho
     from test_report import synthetic_doc
 
     doc = synthetic_doc(20000)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     render(doc, tmp_path / "big")
-    rendered = time.perf_counter() - start
+    rendered, cpu = time.perf_counter() - start, time.process_time() - cpu
     start = time.perf_counter()
     page = _open(browser_context, tmp_path / "big" / "matrix.html")
     _wait(page, "() => window.matrixStats !== undefined")
@@ -251,7 +249,7 @@ def test_matrix_stays_responsive_with_20000_cells(browser_context, tmp_path, sho
     _wait(page, "() => window.matrixStats.hits < %d" % hits)
     search_ms = page.evaluate("() => window.matrixStats.filterMs")
     assert page.locator("#m-body tr").count() <= 100  # one page of rows in the DOM
-    print(f"\n[browser] 20000 cells: rendered in {rendered:.2f} s; matrix.html opened in {loaded:.2f} s; "
+    print(f"\n[browser] 20000 cells: rendered in {cpu:.2f} s CPU ({rendered:.2f} s wall); matrix.html opened in {loaded:.2f} s; "
           f"status filter {filter_ms:.1f} ms, search {search_ms:.1f} ms")
     page.screenshot(path=str(shots / "matrix-20000.png"))
     assert filter_ms < 1000 and search_ms < 1000

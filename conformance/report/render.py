@@ -25,17 +25,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
-import math
-import re
 from collections import Counter, defaultdict
 from functools import lru_cache
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import jinja2
 from markupsafe import Markup
+
+from .cases import case_page_context, case_slugs, differences_index
+from .fmt import _MISSING, _fmt_kv, _listish, _mapping, _text, fmt_int, fmt_num
+from .matrix import matrix_data, script_json
 
 __all__ = ["STATUSES", "PROBLEM_STATUSES", "render", "render_html", "build_context", "fmt_num"]
 
@@ -53,86 +53,6 @@ SHORT_MESSAGE = 120
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
-_MISSING = "\u2014"  # em dash: the value is absent (null or key missing)
-
-
-# --------------------------------------------------------------------------- formatting helpers
-
-
-def fmt_num(value: Any, digits: int = 3) -> str:
-    """Format a metric for display: None -> em dash, NaN/inf spelled out, floats as %.{digits}g.
-
-    Never raises: strings (``"NaN"``, ``"Infinity"`` from a hand-written document) are parsed,
-    anything unparsable is shown as ``str(value)`` (and escaped by the template like any string).
-    """
-    if value is None:
-        return _MISSING
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return _MISSING
-        try:
-            value = float(text)
-        except ValueError:
-            return value
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return str(value)
-    if math.isnan(number):
-        return "NaN"
-    if math.isinf(number):
-        return "inf" if number > 0 else "-inf"
-    if number == 0:
-        return "0"
-    if number.is_integer() and abs(number) < 1e15:
-        return str(int(number))
-    return "%.*g" % (digits, number)
-
-
-def fmt_int(value: Any) -> str:
-    """Format a count (mismatched elements, size); tolerant like :func:`fmt_num`."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return fmt_num(value)
-
-
-def _text(value: Any) -> str:
-    """A document value as display text ('' for None); never Markup, so always escaped."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, float):
-        return fmt_num(value)
-    return str(value)
-
-
-def _mapping(value: Any) -> Mapping:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _listish(value: Any) -> List[Any]:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
-
-
-def _fmt_kv(mapping: Any) -> str:
-    """``{"norm_type": 2.0, "foreach": True}`` -> ``norm_type=2, foreach=true``."""
-    if not isinstance(mapping, Mapping):
-        return _text(mapping)
-    parts = []
-    for key, value in mapping.items():
-        shown = fmt_num(value) if isinstance(value, (int, float)) or value is None else _text(value)
-        parts.append("%s=%s" % (key, shown))
-    return ", ".join(parts)
 
 
 def _status_class(status: str) -> str:
@@ -362,30 +282,7 @@ def build_context(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAU
     }
 
 
-# --------------------------------------------------------------------------- pages
-
-_SLUG_BAD = re.compile(r"[^a-z0-9._-]")
-
-
-def case_slugs(case_ids: Iterable[str]) -> Dict[str, str]:
-    """Case id -> file name stem under ``cases/``. Ids of the case contract (``[a-z0-9._-]+``)
-    are kept; anything else (a hand-edited or hostile document) is reduced to that set and
-    disambiguated by a hash, so a file name never carries a path separator or markup."""
-    out: Dict[str, str] = {}
-    taken: set = set()
-    for cid in case_ids:
-        if cid in out:
-            continue
-        base = _SLUG_BAD.sub("_", cid.lower())[:80].lstrip(".") or "case"
-        slug = base
-        if slug != cid or slug in taken:
-            slug = "%s-%s" % (base, hashlib.sha1(cid.encode("utf-8", "replace")).hexdigest()[:10])
-        while slug in taken:
-            slug += "_"
-        taken.add(slug)
-        out[cid] = slug
-    return out
-
+# --------------------------------------------------------------------------- overview cards
 
 def _card(backend: str, device: str, host: str, version: str, counts: Counter) -> Dict[str, Any]:
     view = _backend_view(backend, {"version": version}, counts)
@@ -418,122 +315,6 @@ def build_cards(doc: Mapping[str, Any], raw_results: List[Mapping]) -> Dict[str,
         rows.append({"backend": b, "version": version or _MISSING, "cards": cards,
                      "unavailable": _unavailable(_mapping(declared.get(b)).get("unavailable"))})
     return {"columns": [{"host": h or _MISSING, "device": d or _MISSING} for h, d in columns], "rows": rows}
-
-
-def _json_number(value: Any) -> Any:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return x
-
-
-def script_json(data: Any) -> Markup:
-    """JSON for a ``<script type="application/json">`` block: ``<``, ``>``, ``&`` (and the JS
-    line separators) escaped as \\u sequences, so no string can close the element or open a
-    comment; strict JSON (no NaN) so ``JSON.parse`` reads it."""
-    text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    for ch, esc in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"),
-                    ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
-        text = text.replace(ch, esc)
-    return Markup(text)
-
-
-def matrix_data(cells: List[Dict[str, Any]], slugs: Mapping[str, str],
-                tags_by_case: Mapping[str, List[str]]) -> Dict[str, Any]:
-    """Compact matrix rows: repeated strings go into per-column tables, rows hold indices."""
-    tables: Dict[str, Dict[str, int]] = {k: {} for k in ("api", "backend", "dtype", "device", "status",
-                                                           "difference", "message", "host")}
-
-    def idx(table: str, value: str) -> int:
-        t = tables[table]
-        if value not in t:
-            t[value] = len(t)
-        return t[value]
-
-    case_index: Dict[str, int] = {}
-    cases = []
-    rows = []
-    for c in cells:
-        cid = c["case"]
-        if cid not in case_index:
-            case_index[cid] = len(cases)
-            cases.append([cid, c["title"], slugs.get(cid, ""), tags_by_case.get(cid, c["tags"])])
-        raw = c["raw"]
-        rows.append([case_index[cid], idx("api", c["api"]), idx("backend", c["backend"]), idx("dtype", c["dtype"]),
-                     idx("device", c["device"]), idx("status", c["status"]), idx("difference", c["difference"]),
-                     _json_number(raw.get("max_rel_err")), _json_number(raw.get("max_abs_err")),
-                     _json_number(raw.get("mismatched")), c["sweep"], idx("message", c["message"]["summary"]),
-                     c["anchor"], idx("host", c["host"]), 1 if c["conflict"] else 0])
-    return {"columns": ["case", "api", "backend", "dtype", "device", "status", "difference", "max_rel_err",
-                        "max_abs_err", "mismatched", "sweep", "message", "anchor", "host", "conflict"],
-            "tables": {k: list(t) for k, t in tables.items()}, "cases": cases, "rows": rows}
-
-
-def _inputs_view(raw: Any) -> Dict[str, Any]:
-    info = _mapping(raw)
-    out = []
-    for t in _listish(info.get("tensors")):
-        t = _mapping(t)
-        shape = t.get("shape")
-        out.append({"name": _text(t.get("name")),
-                    "shape": ("[" + ", ".join(fmt_int(n) for n in shape) + "]") if isinstance(shape, list) else "none (no gradient)",
-                    "min": fmt_num(t.get("min"), 6), "max": fmt_num(t.get("max"), 6), "mean": fmt_num(t.get("mean"), 6),
-                    "l2": fmt_num(t.get("l2"), 8), "nan": fmt_int(t.get("nan")), "inf": fmt_int(t.get("inf")),
-                    "zeros": fmt_int(t.get("zeros")), "size": fmt_int(t.get("size"))})
-    return {"dtype": _text(info.get("dtype")), "tensors": out}
-
-
-def _differences_index(doc: Mapping) -> Dict[str, Dict[str, str]]:
-    out: Dict[str, Dict[str, str]] = {}
-    for m in _listish(_mapping(doc.get("registry")).get("mappings")):
-        for d in _listish(_mapping(m).get("differences")):
-            d = _mapping(d)
-            if d.get("id"):
-                out.setdefault(_text(d.get("id")), {
-                    "text": _text(d.get("text")), "docs_contradict": _text(d.get("docs_contradict")),
-                    "variant": _fmt_kv(d.get("variant")), "mapping": "%s \u2192 %s" % (_text(m.get("source")), _text(m.get("target")))})
-    return out
-
-
-def _obj(value: Any) -> Any:
-    """View dicts as attribute objects for the case pages' template: Jinja's ``x.name`` tries
-    ``getattr`` before ``[]``, and the failing getattr on a dict is what made 20,000 cells'
-    pages slow (measured: about half the rendering time)."""
-    if isinstance(value, dict):
-        return SimpleNamespace(**{k: _obj(v) for k, v in value.items() if k != "raw"})
-    if isinstance(value, list):
-        return [_obj(v) for v in value]
-    return value
-
-
-def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, Dict[str, str]]) -> Dict[str, Any]:
-    info = _mapping(info)
-    snippets = []
-    for api, snip in _mapping(info.get("snippets")).items():
-        snip = _mapping(snip)
-        snippets.append({"api": _text(api), "backend": _text(snip.get("backend")), "cell": _text(snip.get("cell")),
-                         "text": _text(snip.get("text"))})
-    snippets.sort(key=lambda x: (x["backend"], x["api"]))
-    cells = []
-    for c in group["cells"]:
-        c = dict(c)
-        c["diff"] = diffs.get(c["difference"]) if c["difference"] else None
-        c["after"] = [p for p in c["params"] if not p["raw"]]
-        c["before"] = [p for p in c["params"] if p["raw"]]
-        cells.append(_obj(c))
-    return {"case": group["case"], "title": group["title"] or _text(info.get("title")),
-            "path": _text(info.get("path")), "source": _text(info.get("source")),
-            "tags": group["tags"] or [_text(t) for t in _listish(info.get("tags"))],
-            "kind": _text(info.get("kind")), "source_api": group["source_api"],
-            "inputs": _inputs_view(info.get("inputs")), "snippets": snippets, "cells": cells,
-            "counts": Counter(c.status for c in cells)}
 
 
 # --------------------------------------------------------------------------- rendering
@@ -623,7 +404,7 @@ def render_pages(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAUL
         **_common(context, "", "mapping"), script_hashes=hashes, m=mctx)
 
     # one page per case
-    diffs = _differences_index(doc)
+    diffs = differences_index(doc)
     template = env.get_template("case.html")
     for g in context["groups"]:
         pages["cases/%s.html" % slugs[g["case"]]] = template.render(
