@@ -354,3 +354,36 @@ def test_writer_moves_case_info_into_cases_and_journal_keeps_it(tmp_path):
         assert d["schema"] == 2 and d["registry"] == {"apis": {}, "mappings": []}
         assert d["cases"] == {"c1": {"title": "T", "snippets": {"a": {"text": "x"}, "b": {"text": "y"}}}}
         assert all("case_info" not in r for r in d["results"]) and len(d["results"]) == 2
+
+
+# --------------------------------------------------------------------------- pytest --report
+
+
+def test_pytest_report_writes_every_page_from_a_real_torch_run(tmp_path):
+    from conformance import backends
+
+    python = backends.default_python("torch")
+    if not python:
+        pytest.skip("no interpreter with torch (set CONFORMANCE_TORCH_PYTHON)")
+    html = tmp_path / "html"
+    r = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "cases" / "seeds" / "seed-000-clip-grad-norm.yaml"),
+                        "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "--backend", f"torch={python}",
+                        "--report", str(html)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    doc = results.load(html / "results.json")
+    assert doc["schema"] == 2 and doc["registry"]["mappings"]
+    case = "seed-000-linear-clip-grad-norm"
+    info = doc["cases"][case]
+    assert info["path"].endswith("seed-000-clip-grad-norm.yaml:2")
+    # the seed's worked example: zero-initialised Linear(3,2), raw weight grads +-0.1/0.25, bias +-0.5
+    grads = {t["name"]: t for t in info["inputs"]["tensors"]}
+    assert grads["grad 0.bias (before clipping)"]["l2"] == pytest.approx(np.sqrt(0.5), rel=1e-6)
+    assert "torch.nn.utils.clip_grad_norm_" in info["snippets"]
+    cpu = next(x for x in doc["results"] if x["device"] == "cpu")
+    # clip to 0.5 of a total norm 0.8154753 (the seed's number): every gradient scaled by 0.6131
+    assert cpu["factor"]["got"] == pytest.approx(0.5 / 0.8154753, rel=1e-5)
+    assert cpu["factor"]["want"] == pytest.approx(0.5 / (0.8154753 + 1e-6), rel=1e-6)
+    assert {p: m["shape"] for p, m in cpu["params"].items() if "before" not in p and "(" not in p} == \
+        {"0.weight": [2, 3], "0.bias": [2]}
+    for page in ("index.html", "matrix.html", "mapping.html", f"cases/{case}.html"):
+        assert (html / page).is_file(), page
