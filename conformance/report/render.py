@@ -180,6 +180,7 @@ def _backend_view(name: str, raw: Any, counts: Counter) -> Dict[str, Any]:
         "other": other,
         "total": total,
         "share": _share(good, non_skipped),
+        "share_match": _share(counts.get("match", 0), non_skipped),
     }
 
 
