@@ -17,7 +17,8 @@ from conformance import registry, results
 from conformance.report import render
 from conformance.report import plots as plot_mod
 from conformance.report.render import case_slugs, render_pages, script_json
-from conformance.runner import Inputs, clip_factors, summarize_inputs
+from conformance.runner import Inputs
+from conformance.summaries import clip_factors, summarize_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE = "<script>alert(1)</script>"
