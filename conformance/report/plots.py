@@ -17,6 +17,8 @@ from typing import Any, Dict, List, Optional
 
 #: Relative errors of exactly 0 are drawn at this floor on the log axis (and said so).
 REL_FLOOR = 1e-17
+#: Clipping factors of 0 (a gradient zeroed) are drawn at this floor of the log-log plot.
+FACTOR_FLOOR = 1e-6
 #: At most this many strip rows (API x dtype) in the error plot; the rest are summed up in a note.
 MAX_ROWS = 40
 
@@ -141,23 +143,34 @@ def factor_plot(cells: List[Dict[str, Any]]) -> Dict[str, str]:
     if plt is None:
         return {"svg": "", "note": why}
     colours = ["#ee4c2c", "#0a58ca", "#1a7f37", "#8250df", "#9a3412"]
+    # log-log: the factors of interest are in (0, 1], but a "clip" may also amplify (MindSpore's
+    # signed p-norms give factors of 1e5) or zero a gradient; zeros are drawn at FACTOR_FLOOR
     fig, ax = plt.subplots(figsize=(5.5, 5))
+    lo, hi, zeros, above = FACTOR_FLOOR, 1.0, 0, 0
     try:
-        hi = 0.0
         for i, (backend, xy) in enumerate(sorted(pts.items())):
-            xs, ys = zip(*sorted(xy))
+            xs = [max(x, FACTOR_FLOOR) for x, _ in sorted(xy)]
+            ys = [max(y, FACTOR_FLOOR) for _, y in sorted(xy)]
+            zeros += sum(1 for x, y in xy if x <= 0 or y <= 0)
+            above += sum(1 for _, y in xy if y > 1.001)  # beyond float rounding of an untouched tensor
             hi = max(hi, max(xs), max(ys))
             ax.scatter(xs, ys, s=12, alpha=0.5, linewidths=0, color=colours[i % len(colours)],
                        label=_label(backend))
-        hi = min(max(hi * 1.05, 1.05), 1e6)
-        ax.plot([0, hi], [0, hi], color="#6e7781", linewidth=0.8, linestyle="--", label="same as the oracle")
-        ax.set_xlim(0, hi)
-        ax.set_ylim(0, hi)
-        ax.set_xlabel("oracle's factor (source API), per parameter")
-        ax.set_ylabel("factor the target API applied")
+        ax.plot([lo, hi], [lo, hi], color="#6e7781", linewidth=0.8, linestyle="--", label="same as the oracle")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(lo / 2, hi * 2)
+        ax.set_ylim(lo / 2, hi * 2)
+        ax.set_xlabel("oracle's factor (source API), per parameter (log)")
+        ax.set_ylabel("factor the target API applied (log)")
         ax.legend(fontsize=7, loc="upper left")
         ax.grid(alpha=0.3)
         svg = _svg(fig)
     finally:
         plt.close(fig)
-    return {"svg": svg, "note": "Factor = L2 norm of a clipped gradient / L2 norm of the same gradient before clipping."}
+    note = "Factor = L2 norm of a clipped gradient / L2 norm of the same gradient before clipping."
+    if zeros:
+        note += " %d points with a factor 0 drawn at %g." % (zeros, FACTOR_FLOOR)
+    if above:
+        note += " %d points where the target API scaled a gradient up (factor > 1.001)." % above
+    return {"svg": svg, "note": note}
