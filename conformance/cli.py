@@ -75,7 +75,7 @@ def cmd_run(a) -> int:
         err_console.print("no cells to run" + (" (see the errors above)" if errors else ""))
         return 2 if errors else 1
     out = Path(a.out)
-    writer = results.Writer(out / "results.json")
+    writer = results.Writer(out / "results.json", registry=runner.registry.snapshot())
     counts: Counter = Counter()
     try:
         _execute(p.cells, runner, writer, counts)

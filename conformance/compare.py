@@ -35,13 +35,14 @@ def tolerance(dtype: str, overrides: Optional[dict] = None) -> tuple[float, floa
 @dataclass
 class Metrics:
     size: int = 0
+    shape: tuple = ()
     mismatched: int = 0
     max_abs_err: float = 0.0
     max_rel_err: float = 0.0
     worst: str = ""  # "[1, 2]: got 0.1 want 0.2"
 
     def as_dict(self) -> dict:
-        return {"size": self.size, "mismatched": self.mismatched,
+        return {"size": self.size, "shape": list(self.shape), "mismatched": self.mismatched,
                 "max_abs_err": self.max_abs_err, "max_rel_err": self.max_rel_err}
 
 
@@ -49,7 +50,7 @@ def compare_arrays(got, want, rtol: float, atol: float) -> Metrics:
     """Element-wise closeness with NaN == NaN; returns metrics (mismatched == 0 means close)."""
     g = np.asarray(got, dtype=np.float64)
     w = np.asarray(want, dtype=np.float64)
-    m = Metrics(size=int(w.size))
+    m = Metrics(size=int(w.size), shape=tuple(int(n) for n in w.shape))
     if g.shape != w.shape:
         m.mismatched = max(int(w.size), int(g.size), 1)
         m.max_abs_err = m.max_rel_err = math.inf

@@ -68,7 +68,7 @@ def pytest_configure(config):
     report_dir = config.getoption("conformance_report")
     if not is_xdist_worker and (out or report_dir):
         path = Path(out) if out else Path(report_dir) / "results.json"
-        config._conformance_writer = results.Writer(path)
+        config._conformance_writer = results.Writer(path, registry=registry.load().snapshot())
 
 
 def pytest_unconfigure(config):

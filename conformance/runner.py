@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 
 from . import compare, repro, tensors
+from .summaries import clip_factors, summarize_inputs
 from .oracle import clipping, network
 from .plan import Cell
 from .registry import Api, Registry
@@ -135,6 +136,7 @@ class Runner:
         self._inputs: dict = {}
         self._oracle: dict = {}
         self.backends: dict = {}  # backend -> {"version", "devices", "python", ...} for results
+        self._emitted: set = set()  # case-level facts already attached to a record (see _case_info)
 
     # -- backends -------------------------------------------------------------------------------
     def prestart(self, names) -> None:
@@ -211,6 +213,7 @@ class Runner:
             return train_runner.run(self, cell)
         start = time.perf_counter()
         rec = self._record(cell)
+        self._case_info(cell, None, rec)
         reason = self.device_reason(cell.backend, cell.device)
         if reason:
             rec.update(status="skipped", message=reason)
@@ -222,6 +225,7 @@ class Runner:
         except Exception as e:  # a suite bug or an impossible case: never silently passes
             rec.update(status="error", message=f"preparing inputs/oracle failed: {type(e).__name__}: {e}")
             return self._done(rec, start)
+        self._case_info(cell, inputs, rec)
         job = {"api": cell.api, "args": cell.target_args, "dtype": cell.dtype, "device": cell.device,
                **inputs.job}
         try:
@@ -243,6 +247,28 @@ class Runner:
                 "category": cell.mapping.category, "sweep": cell.variant.sweep, "args": cell.target_args,
                 "status": None, "difference": None, "max_abs_err": None, "max_rel_err": None,
                 "mismatched": None, "message": ""}
+
+    def _case_info(self, cell: Cell, inputs: Optional[Inputs], rec: dict) -> None:
+        """Attach case-level facts to ``rec["case_info"]`` the first time this runner sees them:
+        title/path once per case, the input summary once per case, a reproduction snippet once
+        per (case, target API). ``results.Writer`` moves them into the document's ``cases`` map,
+        so twenty thousand cells do not each carry them."""
+        case = cell.case
+        info = rec.get("case_info") or {}
+        if ("case", case.id) not in self._emitted:
+            self._emitted.add(("case", case.id))
+            info.update(title=case.title, path=f"{cell.source.path}:{cell.source.line}",
+                        source=case.source, tags=list(case.tags), source_api=cell.source_api,
+                        kind="model" if case.model is not None else "grads")
+        if inputs is not None and ("inputs", case.id) not in self._emitted:
+            self._emitted.add(("inputs", case.id))
+            info["inputs"] = summarize_inputs(inputs, cell.dtype)
+        if inputs is not None and ("snippet", case.id, cell.api) not in self._emitted:
+            self._emitted.add(("snippet", case.id, cell.api))
+            info["snippets"] = {cell.api: {"backend": cell.backend, "cell": cell.id,
+                                           "text": repro.snippet(cell, inputs)}}
+        if info:
+            rec["case_info"] = info
 
     @staticmethod
     def _done(rec: dict, start: float) -> dict:
@@ -305,6 +331,8 @@ class Runner:
         rec.update(c.totals())
         rec["params"] = {k: m.as_dict() for k, m in c.params.items()}
         rec["total_norm"] = {"got": got.get("returned"), "want": want.total_norm}
+        want_grads = dict(zip(inputs.names, want.grads)) if want.grads is not None else {}
+        rec["factor"] = clip_factors(inputs.grads, got.get("grads") or {}, want_grads, rec["params"])
         if c.ok:
             fails = compare.check_expect(expect, got.get("grads") or {}, got.get("returned"), False)
             rec.update(status="mismatch" if fails else "match", message="; ".join(fails))

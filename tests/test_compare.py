@@ -64,7 +64,7 @@ def test_metrics_on_hand_computed_arrays():
     assert m.max_rel_err == 0.25            # 0.5 / 2.0 (0.5 / 3.5 is smaller)
     # the worst is the one furthest past its bound: 0.5 - 0.01*2 > 0.5 - 0.01*3.5
     assert m.worst == "[1]: got 2.5 want 2.0"
-    assert m.as_dict() == {"size": 4, "mismatched": 2, "max_abs_err": 0.5, "max_rel_err": 0.25}
+    assert m.as_dict() == {"size": 4, "shape": [4], "mismatched": 2, "max_abs_err": 0.5, "max_rel_err": 0.25}
 
 
 def test_worst_index_is_the_full_multi_index():
@@ -113,7 +113,7 @@ def test_shape_mismatch():
 
 
 def test_empty_and_zero_dimensional():
-    assert compare_arrays(np.zeros((0, 3)), np.zeros((0, 3)), 0.0, 0.0) == Metrics(size=0)
+    assert compare_arrays(np.zeros((0, 3)), np.zeros((0, 3)), 0.0, 0.0) == Metrics(size=0, shape=(0, 3))
     m = compare_arrays(np.float64(3.0), np.float64(4.0), rtol=0.0, atol=0.5)
     assert (m.size, m.mismatched, m.max_abs_err, m.max_rel_err) == (1, 1, 1.0, 0.25)
     assert m.worst == "[]: got 3.0 want 4.0"

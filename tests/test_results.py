@@ -30,7 +30,7 @@ def test_journal_is_flushed_after_every_add(tmp_path):
         assert w.journal == journal
         head = results.load(journal)
         assert head["results"] == []
-        assert head["schema"] == 1
+        assert head["schema"] == results.SCHEMA == 2
         assert head["suite_version"] == __version__
         assert head["machine"]["host"] == socket.gethostname()
         assert head["machine"]["python"] == platform.python_version()
@@ -89,7 +89,7 @@ def test_journal_cut_mid_line_keeps_the_complete_records(tmp_path):
     doc = results.load(journal)
     assert [r["id"] for r in doc["results"]] == ["c0[x]", "c1[x]"]
     assert [r["message"] for r in doc["results"]] == ["cell 0", "cell 1"]
-    assert doc["schema"] == 1
+    assert doc["schema"] == results.SCHEMA
 
 
 def test_journal_cut_inside_the_header(tmp_path):

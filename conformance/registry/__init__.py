@@ -147,6 +147,9 @@ class Mapping(_Strict):
     category: str
     args: Optional[dict[str, ArgRule]] = None  # target param -> rule; None: same names
     notes: str = ""
+    #: where the mapping misleads (a per-tensor API offered for a global one, an argument
+    #: silently dropped): said plainly in the report's mapping table
+    misleading: str = ""
     differences: list[Difference] = []
     unsupported: list[Unsupported] = []
 
@@ -188,6 +191,13 @@ class Registry:
 
     def sources(self) -> list[str]:
         return list(dict.fromkeys(m.source for m in self.mappings))
+
+    def snapshot(self) -> dict:
+        """Plain JSON data of the whole registry, carried in results documents so that the
+        report (which reads results only) can render the API-mapping tables."""
+        return {"apis": {name: api.model_dump(mode="json") for name, api in self.apis.items()},
+                "categories": list(CATEGORIES),
+                "mappings": [_jsonable(m.model_dump(mode="json")) for m in self.mappings]}
 
     def difference(self, diff_id: str) -> Optional[Difference]:
         for m in self.mappings:
@@ -245,6 +255,17 @@ class Registry:
                 else:
                     raise ValueError(f"unknown argument op {op!r} in {mapping.source} -> {mapping.target}")
         return out
+
+
+def _jsonable(value):
+    """Non-finite floats (``.inf`` in conditions) as strings, so the snapshot is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 def _load_file(path: Path) -> RegistryFile:

@@ -10,22 +10,32 @@ two steps:
 2. Jinja2 (autoescape on, ``StrictUndefined``) renders ``index.html``, which extends
    ``base.html``. Later pages (the API-mapping report) extend the same base.
 
-The output directory is self-contained: one ``index.html`` with inline CSS and a small inline
-script (a status filter that only enhances a CSS-only filter), no remote resources.
+The output directory is self-contained and opens offline from disk (no remote script, font or
+style; a Content-Security-Policy allows only the pages' own inline scripts, by hash):
+
+- ``index.html``: overview (one card per backend x device x machine, the per-backend table),
+  the plots (inline SVG, :mod:`.plots`), problems first, and every cell grouped by case;
+- ``matrix.html``: every cell in a JSON data block, filtered, searched and paginated by
+  ``matrix.js`` in the browser (no fetch: works from ``file://``);
+- ``mapping.html``: the API-mapping tables (:mod:`.mapping`), from the registry snapshot;
+- ``cases/<case>.html``: one detail page per case.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import math
-from collections import Counter
+from collections import Counter, defaultdict
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import jinja2
 from markupsafe import Markup
+
+from .cases import case_page_context, case_slugs, differences_index
+from .fmt import _MISSING, _fmt_kv, _listish, _mapping, _text, fmt_int, fmt_num
+from .matrix import matrix_data, script_json
 
 __all__ = ["STATUSES", "PROBLEM_STATUSES", "render", "render_html", "build_context", "fmt_num"]
 
@@ -35,91 +45,14 @@ STATUSES: Tuple[str, ...] = ("match", "known", "mismatch", "error", "unsupported
 PROBLEM_STATUSES: Tuple[str, ...] = ("mismatch", "error")
 #: Default cap on the cells detailed in the problems section (all of them stay in the table).
 DEFAULT_MAX_PROBLEMS = 1000
+#: Above this many cells the overview page leaves out its plain table of every cell (the matrix
+#: page, paginated in the browser, holds them all): 20,000 rows of HTML make a slow page.
+INDEX_TABLE_MAX = 5000
 #: Messages longer than this (or with several lines) are folded into a <details>.
 SHORT_MESSAGE = 120
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
-_MISSING = "\u2014"  # em dash: the value is absent (null or key missing)
-
-
-# --------------------------------------------------------------------------- formatting helpers
-
-
-def fmt_num(value: Any, digits: int = 3) -> str:
-    """Format a metric for display: None -> em dash, NaN/inf spelled out, floats as %.{digits}g.
-
-    Never raises: strings (``"NaN"``, ``"Infinity"`` from a hand-written document) are parsed,
-    anything unparsable is shown as ``str(value)`` (and escaped by the template like any string).
-    """
-    if value is None:
-        return _MISSING
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return _MISSING
-        try:
-            value = float(text)
-        except ValueError:
-            return value
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return str(value)
-    if math.isnan(number):
-        return "NaN"
-    if math.isinf(number):
-        return "inf" if number > 0 else "-inf"
-    if number == 0:
-        return "0"
-    if number.is_integer() and abs(number) < 1e15:
-        return str(int(number))
-    return "%.*g" % (digits, number)
-
-
-def fmt_int(value: Any) -> str:
-    """Format a count (mismatched elements, size); tolerant like :func:`fmt_num`."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return fmt_num(value)
-
-
-def _text(value: Any) -> str:
-    """A document value as display text ('' for None); never Markup, so always escaped."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, float):
-        return fmt_num(value)
-    return str(value)
-
-
-def _mapping(value: Any) -> Mapping:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _listish(value: Any) -> List[Any]:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
-
-
-def _fmt_kv(mapping: Any) -> str:
-    """``{"norm_type": 2.0, "foreach": True}`` -> ``norm_type=2, foreach=true``."""
-    if not isinstance(mapping, Mapping):
-        return _text(mapping)
-    parts = []
-    for key, value in mapping.items():
-        shown = fmt_num(value) if isinstance(value, (int, float)) or value is None else _text(value)
-        parts.append("%s=%s" % (key, shown))
-    return ", ".join(parts)
 
 
 def _status_class(status: str) -> str:
@@ -167,6 +100,10 @@ def _cell_view(raw: Any, index: int) -> Dict[str, Any]:
                 "max_abs_err": fmt_num(metrics.get("max_abs_err")),
                 "max_rel_err": fmt_num(metrics.get("max_rel_err")),
                 "mismatched": fmt_int(metrics.get("mismatched")),
+                "shape": "\u00d7".join(fmt_int(n) for n in _listish(metrics.get("shape"))) or (
+                    "scalar" if isinstance(metrics.get("shape"), list) else ""),
+                "factor": _factor_view(metrics.get("factor")),
+                "raw": _text(name).startswith("before clipping: "),
             }
         )
     norm = cell.get("total_norm")
@@ -196,7 +133,17 @@ def _cell_view(raw: Any, index: int) -> Dict[str, Any]:
         "total_norm": total_norm,
         "reproduce": _text(cell.get("reproduce")),
         "elapsed": fmt_num(cell.get("elapsed_ms")) if cell.get("elapsed_ms") is not None else "",
+        "conflict": _text(cell.get("conflict")),
+        "host": _text(cell.get("host")),
+        "factor": _factor_view(cell.get("factor")),
+        "raw": cell,
     }
+
+
+def _factor_view(raw: Any) -> Optional[Dict[str, str]]:
+    if not isinstance(raw, Mapping):
+        return None
+    return {"got": fmt_num(raw.get("got"), 8), "want": fmt_num(raw.get("want"), 8)}
 
 
 def _machine_view(raw: Any) -> Dict[str, str]:
@@ -233,6 +180,7 @@ def _backend_view(name: str, raw: Any, counts: Counter) -> Dict[str, Any]:
         "other": other,
         "total": total,
         "share": _share(good, non_skipped),
+        "share_match": _share(counts.get("match", 0), non_skipped),
     }
 
 
@@ -265,6 +213,8 @@ def _group_cells(cells: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         group["source_api"] = ", ".join(sources)
         group["statuses"] = " ".join(s for s in STATUSES + ("other",) if s in group["statuses"])
         group["problems"] = sum(1 for c in group["cells"] if c["status"] in PROBLEM_STATUSES)
+        for i, cell in enumerate(group["cells"]):
+            cell["anchor"] = "c%d" % i
     return groups
 
 
@@ -325,11 +275,47 @@ def build_context(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAU
         "cells": cells,
         "groups": _group_cells(cells),
         "n_cells": len(cells),
+        "cells_in_index": len(cells) <= INDEX_TABLE_MAX,
         "has_sweep": any(c["sweep"] for c in cells),
         "problems": problems,
         "n_problems": len(problems_all),
         "problems_left_out": len(problems_all) - len(problems),
     }
+
+
+# --------------------------------------------------------------------------- overview cards
+
+def _card(backend: str, device: str, host: str, version: str, counts: Counter) -> Dict[str, Any]:
+    view = _backend_view(backend, {"version": version}, counts)
+    view.update(device=device or _MISSING, host=host or _MISSING)
+    return view
+
+
+def build_cards(doc: Mapping[str, Any], raw_results: List[Mapping]) -> Dict[str, Any]:
+    """Overview cards: one per (backend, device), one column per (machine, device), so results
+    merged from a GPU box and a CPU box sit side by side."""
+    default_host = _text(_mapping(doc.get("machine")).get("host"))
+    declared = _mapping(doc.get("backends"))
+    counts: Dict[tuple, Counter] = defaultdict(Counter)
+    versions: Dict[str, str] = {}
+    for r in raw_results:
+        r = _mapping(r)
+        backend = _text(r.get("backend")) or "(unknown)"
+        hosts = r.get("hosts") if isinstance(r.get("hosts"), list) else [r.get("host") or default_host]
+        for host in hosts:
+            counts[(backend, _text(r.get("device")), _text(host))][_text(r.get("status")) or "unknown"] += 1
+        if r.get("backend_version") and backend not in versions:
+            versions[backend] = _text(r.get("backend_version"))
+    columns = sorted({(host, device) for (_, device, host) in counts})
+    backends = list(dict.fromkeys([_text(b) for b in declared] + sorted({b for (b, _, _) in counts})))
+    rows = []
+    for b in backends:
+        version = _text(_mapping(declared.get(b)).get("version")) or versions.get(b, "")
+        cards = [(_card(b, device, host, version, counts[(b, device, host)]) if (b, device, host) in counts else None)
+                 for host, device in columns]
+        rows.append({"backend": b, "version": version or _MISSING, "cards": cards,
+                     "unavailable": _unavailable(_mapping(declared.get(b)).get("unavailable"))})
+    return {"columns": [{"host": h or _MISSING, "device": d or _MISSING} for h, d in columns], "rows": rows}
 
 
 # --------------------------------------------------------------------------- rendering
@@ -357,14 +343,80 @@ def _script(name: str) -> Tuple[Markup, str]:
     return Markup(text), Markup("'sha256-%s'") % digest
 
 
+def _page_scripts(*names: str) -> Tuple[Dict[str, Markup], Markup]:
+    scripts, hashes = {}, []
+    for name in names:
+        text, digest = _script(name)
+        scripts[name.replace(".", "_")] = text
+        hashes.append(digest)
+    # Only these exact inline scripts may run (Content-Security-Policy hashes): even a string
+    # that escaped escaping could not execute, and nothing remote can be loaded.
+    return scripts, (Markup(" ").join(hashes) if hashes else Markup("'none'"))
+
+
+def _common(context: Dict[str, Any], root: str, page: str) -> Dict[str, Any]:
+    keys = ("created", "schema", "suite_version", "machine", "machines", "n_cells", "n_problems")
+    out = {k: context[k] for k in keys}
+    out.update(root=root, page=page, title=context["title"])
+    return out
+
+
+def render_pages(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAULT_MAX_PROBLEMS,
+                 plots: bool = True) -> Dict[str, str]:
+    """Every page of the report: relative path -> HTML text."""
+    from . import mapping as mapping_page, plots as plot_mod
+
+    doc = _mapping(doc)
+    context = build_context(doc, max_problems=max_problems)
+    env = _environment()
+    raw_results = [_mapping(r) for r in _listish(doc.get("results"))]
+    cases_info = _mapping(doc.get("cases"))
+    slugs = case_slugs(g["case"] for g in context["groups"])
+    pages: Dict[str, str] = {}
+
+    def case_href(cid: str, root: str = "") -> str:
+        return "%scases/%s.html" % (root, slugs[cid]) if cid in slugs else ""
+
+    for g in context["groups"]:
+        g["href"] = case_href(g["case"])
+        for c in g["cells"]:
+            c["href"] = g["href"]
+
+    # index: overview, plots, problems, all cells
+    scripts, hashes = _page_scripts("filter.js")
+    index = dict(context, **scripts, script_hashes=hashes, root="", page="index",
+                 cards=build_cards(doc, raw_results),
+                 plots=[dict(title="Relative error per API and dtype", **plot_mod.rel_error_plot(raw_results)),
+                        dict(title="Clipping factor applied vs the oracle's", **plot_mod.factor_plot(raw_results))]
+                 if plots else [])
+    pages["index.html"] = env.get_template("index.html").render(**index)
+
+    # matrix
+    tags_by_case = {cid: [_text(t) for t in _listish(_mapping(info).get("tags"))] for cid, info in cases_info.items()}
+    scripts, hashes = _page_scripts("matrix.js")
+    pages["matrix.html"] = env.get_template("matrix.html").render(
+        **_common(context, "", "matrix"), **scripts, script_hashes=hashes, statuses=list(STATUSES),
+        matrix_json=script_json(matrix_data(context["cells"], slugs, tags_by_case)))
+
+    # API mapping
+    _, hashes = _page_scripts()
+    mctx = mapping_page.build_mapping_context(doc, raw_results, case_href)
+    pages["mapping.html"] = env.get_template("mapping.html").render(
+        **_common(context, "", "mapping"), script_hashes=hashes, m=mctx)
+
+    # one page per case
+    diffs = differences_index(doc)
+    template = env.get_template("case.html")
+    for g in context["groups"]:
+        pages["cases/%s.html" % slugs[g["case"]]] = template.render(
+            **_common(context, "../", "case"), script_hashes=hashes,
+            c=case_page_context(g, cases_info.get(g["case"]), diffs))
+    return pages
+
+
 def render_html(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAULT_MAX_PROBLEMS) -> str:
     """The text of ``index.html`` for ``doc``."""
-    context = build_context(doc, max_problems=max_problems)
-    filter_js, filter_hash = _script("filter.js")
-    # Only this exact inline script may run (Content-Security-Policy hash): even a string
-    # that escaped escaping could not execute, and nothing remote can be loaded.
-    context.update(filter_js=filter_js, script_hashes=filter_hash)
-    return _environment().get_template("index.html").render(**context)
+    return render_pages(doc, max_problems=max_problems)["index.html"]
 
 
 def render(
@@ -372,16 +424,23 @@ def render(
     out_dir: Union[str, Path],
     *,
     max_problems: Optional[int] = DEFAULT_MAX_PROBLEMS,
+    plots: bool = True,
 ) -> Path:
     """Write the report for ``doc`` into ``out_dir`` (created if needed); return its index.html.
 
     ``max_problems`` caps the cells detailed in the "problems first" section (None: no cap);
-    every cell is always in the full table.
+    every cell is always in the full table and the matrix. Case pages of an earlier report in
+    the same directory that this document does not have are removed.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    index = out / "index.html"
-    tmp = out / "index.html.tmp"
-    tmp.write_text(render_html(doc, max_problems=max_problems), encoding="utf-8")
-    tmp.replace(index)
-    return index
+    (out / "cases").mkdir(parents=True, exist_ok=True)
+    pages = render_pages(doc, max_problems=max_problems, plots=plots)
+    for old in (out / "cases").glob("*.html"):
+        if "cases/" + old.name not in pages:
+            old.unlink()
+    for rel, text in pages.items():
+        target = out / rel
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(target)
+    return out / "index.html"

@@ -1,0 +1,156 @@
+"""View model of the API-mapping page: one table per source API, in the seeds' form
+(Categories | Subcategories | PyTorch | MindSpore | Paddle | Differences), built from the
+registry snapshot a results document carries plus the cells that exercised each mapping.
+
+For every mapping: its category and whether it misleads, the argument correspondences, every
+declared difference with its evidence (the cases whose cells it explained, linked, and how large
+the difference measured: the largest relative error against the source's oracle), a flag on a
+declared difference no cell showed, the declared gaps (``unsupported``), and every mismatch
+that no declaration explains.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any, Callable, Dict, List, Mapping, Optional
+
+FRAMEWORKS = ("torch", "mindspore", "paddle")
+FRAMEWORK_TITLES = {"torch": "PyTorch", "mindspore": "MindSpore", "paddle": "Paddle"}
+
+
+def _framework(api: str) -> str:
+    return (api or "").split(".", 1)[0]
+
+
+def _rule_text(rule: Any) -> tuple:
+    """(source parameter or None, how) of one argument rule of the registry."""
+    if isinstance(rule, str):
+        return rule, ""
+    if isinstance(rule, Mapping):
+        if "value" in rule:
+            return None, "fixed to %r" % (rule["value"],)
+        op = rule.get("op", "identity")
+        return rule.get("from"), ("" if op == "identity" else "%s of it" % ("negation" if op == "neg" else op))
+    return None, str(rule)
+
+
+def _max(values: List[float], finite_only: bool = False) -> Optional[float]:
+    keep = [v for v in values if isinstance(v, (int, float)) and not math.isnan(v)
+            and not (finite_only and math.isinf(v))]
+    return max(keep) if keep else None
+
+
+def _param_rows(mapping: Mapping, apis: Mapping) -> List[Dict[str, str]]:
+    src_api = apis.get(mapping.get("source")) or {}
+    tgt_api = apis.get(mapping.get("target")) or {}
+    src_params = list((src_api.get("params") or {}).keys())
+    tgt_params = (tgt_api.get("params") or {})
+    rules = mapping.get("args")
+    rows = []
+    used_targets = set()
+    if rules is None:  # same names
+        rules = {p: p for p in src_params if p in tgt_params}
+    by_source: Dict[Optional[str], list] = defaultdict(list)
+    for target_param, rule in rules.items():
+        source_param, how = _rule_text(rule)
+        by_source[source_param].append((target_param, how))
+        used_targets.add(target_param)
+    for p in src_params:
+        targets = by_source.get(p)
+        if not targets:
+            rows.append({"source": p, "target": "-", "text": "No counterpart: dropped by this mapping."})
+            continue
+        for target_param, how in targets:
+            if how:
+                text = "Passed as %s." % how
+            elif target_param == p:
+                text = "Consistent."
+            else:
+                text = "Only the name differs."
+            rows.append({"source": p, "target": target_param, "text": text})
+    for target_param, how in by_source.get(None, []):
+        rows.append({"source": "-", "target": target_param, "text": how.capitalize() + "."})
+    for name, param in tgt_params.items():
+        if name not in used_targets:
+            default = (param or {}).get("default")
+            rows.append({"source": "-", "target": name,
+                         "text": "Only on the target side (default %r)." % (default,)})
+    return rows
+
+
+def build_mapping_context(doc: Mapping, cells: List[Dict[str, Any]], case_href: Callable[[str], str]) -> Dict[str, Any]:
+    """``cells`` are the raw result records; ``case_href(case_id)`` links a case page."""
+    registry = doc.get("registry") if isinstance(doc.get("registry"), Mapping) else None
+    if not registry:
+        return {"available": False, "sources": [], "frameworks": [], "unexplained_total": 0,
+                "unshown_total": 0, "misleading_total": 0}
+    apis = registry.get("apis") or {}
+    mappings = [m for m in (registry.get("mappings") or []) if isinstance(m, Mapping)]
+
+    by_pair: Dict[tuple, list] = defaultdict(list)
+    for c in cells:
+        by_pair[(c.get("source_api"), c.get("api"))].append(c)
+
+    frameworks = [f for f in FRAMEWORKS if any(_framework(m.get("source")) == f or _framework(m.get("target")) == f
+                                                 for m in mappings)]
+    frameworks += sorted({_framework(m.get(k)) for m in mappings for k in ("source", "target")} - set(frameworks))
+
+    sources: Dict[str, dict] = {}
+    totals = {"unexplained": 0, "unshown": 0, "misleading": 0}
+    for m in mappings:
+        src, tgt = m.get("source") or "?", m.get("target") or "?"
+        group = sources.setdefault(src, {"api": src, "framework": _framework(src),
+                                         "summary": (apis.get(src) or {}).get("summary", ""),
+                                         "signature": (apis.get(src) or {}).get("signature", ""),
+                                         "mappings": []})
+        mcells = by_pair.get((src, tgt), [])
+        counts: Dict[str, int] = defaultdict(int)
+        for c in mcells:
+            counts[c.get("status") or "?"] += 1
+        declared_ids = set()
+        diffs = []
+        for d in m.get("differences") or []:
+            declared_ids.add(d.get("id"))
+            shown = [c for c in mcells if c.get("status") == "known" and c.get("difference") == d.get("id")]
+            cases = sorted({c.get("case") or "?" for c in shown})
+            diff = {"id": d.get("id") or "", "text": d.get("text") or "",
+                    "when": d.get("when") or {}, "unless": d.get("unless") or {},
+                    "variant": d.get("variant") or {}, "docs_contradict": d.get("docs_contradict") or "",
+                    "n_cells": len(shown),
+                    "cases": [{"id": cid, "href": case_href(cid)} for cid in cases],
+                    "max_rel_err": _max([c.get("max_rel_err") for c in shown]),
+                    "max_abs_err": _max([c.get("max_abs_err") for c in shown]),
+                    # NaN on one side of a cell makes its error inf: say how large the rest is
+                    "max_finite_rel_err": _max([c.get("max_rel_err") for c in shown], finite_only=True),
+                    "unshown": not shown}
+            if diff["unshown"]:
+                totals["unshown"] += 1
+            diffs.append(diff)
+        unexplained = [c for c in mcells if c.get("status") == "mismatch"]
+        totals["unexplained"] += len(unexplained)
+        misleading = m.get("misleading") or ""
+        if misleading:
+            totals["misleading"] += 1
+        unsupported = []
+        for u in m.get("unsupported") or []:
+            hits = [c for c in mcells if c.get("status") == "unsupported"
+                    and (u.get("reason") or "\0") in (c.get("message") or "")]
+            unsupported.append({"reason": u.get("reason") or "", "when": u.get("when") or {},
+                                "unless": u.get("unless") or {}, "n_cells": len(hits)})
+        group["mappings"].append({
+            "source": src, "target": tgt, "source_fw": _framework(src), "target_fw": _framework(tgt),
+            "target_signature": (apis.get(tgt) or {}).get("signature", ""),
+            "target_doc": (apis.get(tgt) or {}).get("doc", ""),
+            "category": m.get("category") or "", "notes": m.get("notes") or "", "misleading": misleading,
+            "params": _param_rows(m, apis) if m.get("category") != "missing" else [],
+            "differences": diffs, "unsupported": unsupported,
+            "unexplained": [{"id": c.get("id") or "", "case": c.get("case") or "", "href": case_href(c.get("case") or ""),
+                             "message": c.get("message") or "", "max_rel_err": c.get("max_rel_err")}
+                            for c in unexplained],
+            "counts": dict(counts), "n_cells": len(mcells),
+        })
+    return {"available": True, "sources": list(sources.values()), "frameworks": frameworks,
+            "framework_titles": {f: FRAMEWORK_TITLES.get(f, f) for f in frameworks},
+            "unexplained_total": totals["unexplained"], "unshown_total": totals["unshown"],
+            "misleading_total": totals["misleading"]}

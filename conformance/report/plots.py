@@ -1,0 +1,176 @@
+"""Inline SVG plots of a results document (matplotlib, Agg; no browser-side plotting library).
+
+matplotlib is optional (the ``report`` extra): it is imported lazily, and without it every plot
+is replaced by a sentence saying why it is absent. Output is deterministic (``svg.hashsalt``,
+no date metadata) and text drawn from the document passes :func:`_label` first, which keeps
+only a small safe character set: an API name or dtype cannot carry markup into the SVG (which
+the page inserts as-is), and matplotlib escapes what remains anyway.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections import defaultdict
+from typing import Any, Dict, List, Optional
+
+#: Relative errors of exactly 0 are drawn at this floor on the log axis (and said so).
+REL_FLOOR = 1e-17
+#: Clipping factors of 0 (a gradient zeroed) are drawn at this floor of the log-log plot.
+FACTOR_FLOOR = 1e-6
+#: At most this many strip rows (API x dtype) in the error plot; the rest are summed up in a note.
+MAX_ROWS = 40
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.\-+ =,:()\[\]/]")
+
+
+def _label(text: Any) -> str:
+    return _SAFE.sub("?", str(text))[:80]
+
+
+def _pyplot():
+    """(pyplot, None) or (None, why-absent)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=True)
+        import matplotlib.pyplot as plt
+    except Exception as e:  # ImportError, or a broken install: the report still renders
+        return None, "matplotlib is not installed (pip install 'gradclip-conformance[report]'): %s" % type(e).__name__
+    return plt, None
+
+
+def _svg(fig) -> str:
+    import matplotlib
+
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": "gradclip-report", "svg.fonttype": "none"}):
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight")
+    text = buf.getvalue()
+    start = text.find("<svg")  # drop the XML declaration and DOCTYPE: inline SVG needs neither
+    text = text[start:] if start >= 0 else ""
+    # nor namespace declarations (the HTML parser puts <svg> in the SVG namespace and knows
+    # xlink:href): without them the page holds no URL at all
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)  # RDF boilerplate
+    return re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", text)
+
+
+def _number(value: Any) -> Optional[float]:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x
+
+
+STATUS_COLOURS = {"match": "#1a7f37", "known": "#0a58ca", "mismatch": "#cf222e", "error": "#9a3412"}
+
+
+def rel_error_plot(cells: List[Dict[str, Any]]) -> Dict[str, str]:
+    """Distribution of each cell's max relative error per (API, dtype), on a log axis: the cells
+    are counted in half-decade bins and each (bin, status) drawn as one dot whose area grows with
+    the count, so twenty thousand cells cost a few hundred SVG elements, not twenty thousand.
+
+    Returns ``{"svg": ..., "note": ...}``; ``svg`` is empty when there is nothing to draw or no
+    matplotlib (``note`` says which)."""
+    bins: Dict[tuple, Dict[tuple, int]] = defaultdict(lambda: defaultdict(int))
+    zeros = 0
+    for c in cells:
+        x = _number(c.get("max_rel_err"))
+        status = c.get("status")
+        if x is None or status not in STATUS_COLOURS or math.isnan(x) or math.isinf(x):
+            continue
+        if x == 0:
+            zeros += 1
+        b = math.floor(2 * math.log10(max(x, REL_FLOOR)))  # half-decade bins
+        bins[(str(c.get("api") or "?"), str(c.get("dtype") or "?"))][(b, status)] += 1
+    if not bins:
+        return {"svg": "", "note": "No cell with a finite relative error to plot."}
+    plt, why = _pyplot()
+    if plt is None:
+        return {"svg": "", "note": why}
+    keys = sorted(bins)
+    left_out = len(keys) - MAX_ROWS
+    keys = keys[:MAX_ROWS]
+    offsets = {s: (i - 1.5) * 0.18 for i, s in enumerate(STATUS_COLOURS)}  # statuses side by side
+    fig, ax = plt.subplots(figsize=(9, 0.3 * len(keys) + 1.4))
+    try:
+        for status, colour in STATUS_COLOURS.items():
+            xs, ys, sizes = [], [], []
+            for y, key in enumerate(keys):
+                for (b, st), n in bins[key].items():
+                    if st == status:
+                        xs.append(10 ** ((b + 0.5) / 2))
+                        ys.append(y + offsets[status])
+                        sizes.append(6 + 10 * math.sqrt(n))
+            if xs:
+                ax.scatter(xs, ys, s=sizes, color=colour, alpha=0.7, linewidths=0, label=status)
+        ax.set_xscale("log")
+        ax.set_yticks(range(len(keys)))
+        ax.set_yticklabels([_label("%s  %s" % k) for k in keys], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("max relative error against the source API's oracle (log; half-decade bins; "
+                      "dot area ~ cell count; 0 drawn at %g)" % REL_FLOOR, fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+        svg = _svg(fig)
+    finally:
+        plt.close(fig)
+    note = "%d cells with relative error exactly 0." % zeros if zeros else ""
+    if left_out > 0:
+        note += " %d further API/dtype rows left out of the plot." % left_out
+    return {"svg": svg, "note": note.strip()}
+
+
+def factor_plot(cells: List[Dict[str, Any]]) -> Dict[str, str]:
+    """Scatter of the clipping factor each API applied (||clipped|| / ||raw||, per parameter)
+    against the factor of the source API's oracle: on the diagonal the API scaled like the
+    source; a per-tensor API standing in for a global one leaves it."""
+    pts: Dict[str, set] = defaultdict(set)
+    for c in cells:
+        for p in (c.get("params") or {}).values():
+            f = p.get("factor") if isinstance(p, dict) else None
+            if not isinstance(f, dict):
+                continue
+            got, want = _number(f.get("got")), _number(f.get("want"))
+            if got is None or want is None or not (math.isfinite(got) and math.isfinite(want)):
+                continue
+            pts[c.get("backend") or "?"].add((round(want, 3), round(got, 3)))  # one dot per visible spot
+    if not pts:
+        return {"svg": "", "note": "No clipping factor in these results (schema-2 documents carry them)."}
+    plt, why = _pyplot()
+    if plt is None:
+        return {"svg": "", "note": why}
+    colours = ["#ee4c2c", "#0a58ca", "#1a7f37", "#8250df", "#9a3412"]
+    # log-log: the factors of interest are in (0, 1], but a "clip" may also amplify (MindSpore's
+    # signed p-norms give factors of 1e5) or zero a gradient; zeros are drawn at FACTOR_FLOOR
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    lo, hi, zeros, above = FACTOR_FLOOR, 1.0, 0, 0
+    try:
+        for i, (backend, xy) in enumerate(sorted(pts.items())):
+            xs = [max(x, FACTOR_FLOOR) for x, _ in sorted(xy)]
+            ys = [max(y, FACTOR_FLOOR) for _, y in sorted(xy)]
+            zeros += sum(1 for x, y in xy if x <= 0 or y <= 0)
+            above += sum(1 for _, y in xy if y > 1.001)  # beyond float rounding of an untouched tensor
+            hi = max(hi, max(xs), max(ys))
+            ax.scatter(xs, ys, s=12, alpha=0.5, linewidths=0, color=colours[i % len(colours)],
+                       label=_label(backend))
+        ax.plot([lo, hi], [lo, hi], color="#6e7781", linewidth=0.8, linestyle="--", label="same as the oracle")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(lo / 2, hi * 2)
+        ax.set_ylim(lo / 2, hi * 2)
+        ax.set_xlabel("oracle's factor (source API), per parameter (log)")
+        ax.set_ylabel("factor the target API applied (log)")
+        ax.legend(fontsize=7, loc="upper left")
+        ax.grid(alpha=0.3)
+        svg = _svg(fig)
+    finally:
+        plt.close(fig)
+    note = "Factor = L2 norm of a clipped gradient / L2 norm of the same gradient before clipping."
+    if zeros:
+        note += " %d points with a factor 0 drawn at %g." % (zeros, FACTOR_FLOOR)
+    if above:
+        note += " %d points where the target API scaled a gradient up (factor > 1.001)." % above
+    return {"svg": svg, "note": note}

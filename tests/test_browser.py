@@ -1,0 +1,257 @@
+"""The HTML report in a real headless browser (Chromium from the distribution, driven by
+Playwright's Python package; never a downloaded browser build).
+
+The report is that of a real run of the bundled cases with torch, MindSpore and Paddle (each
+worker under the interpreter `conformance.backends.default_python` finds: $CONFORMANCE_<NAME>_PYTHON
+or .tox/<name>/bin/python), or, to iterate quickly, of an existing results file named by
+$CONFORMANCE_BROWSER_RESULTS. Screenshots go to $CONFORMANCE_SCREENSHOTS (default
+reports/screenshots/); the path is printed.
+
+Without /usr/bin/chromium, playwright or the three backends the tests skip with the reason,
+except in the tox env `browser` (CONFORMANCE_BROWSER_REQUIRED=1, what CI runs), where a missing
+piece fails them: .ci/run installs Chromium and tox the rest.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conformance import backends, results
+from conformance.report import render
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("CONFORMANCE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FRAMEWORKS = ("torch", "mindspore", "paddle")
+HOSTILE_TITLE = "<script>alert(1)</script>"
+HOSTILE_ATTR = '"><img src=x onerror="window.__pwned=1">'
+
+
+def _missing(reason: str):
+    if os.environ.get("CONFORMANCE_BROWSER_REQUIRED"):
+        pytest.fail(f"required here (CONFORMANCE_BROWSER_REQUIRED): {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser_context(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        _missing(f"{CHROMIUM} is absent (Debian: apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("the playwright package is absent (pip install playwright; never `playwright install`)")
+    profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh user-data-dir
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 1000})
+        # nothing may leave the machine: any request that is not a file:// one fails the test
+        remote = []
+        context.route(lambda url: not url.startswith("file:"), lambda route: (remote.append(route.request.url),
+                                                                               route.abort()))
+        context.remote_requests = remote
+        yield context
+        context.close()
+    assert not remote, f"the report asked for remote resources: {remote}"
+
+
+@pytest.fixture(scope="module")
+def shots():
+    out = Path(os.environ.get("CONFORMANCE_SCREENSHOTS", ROOT / "reports" / "screenshots"))
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"\n[browser] screenshots in {out}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def real_results(tmp_path_factory) -> dict:
+    """The results document of the bundled cases on torch, MindSpore and Paddle (cpu)."""
+    given = os.environ.get("CONFORMANCE_BROWSER_RESULTS")
+    if given:
+        return results.load(given)
+    pythons = {name: backends.default_python(name) for name in FRAMEWORKS}
+    absent = [name for name, python in pythons.items() if not python]
+    if absent:
+        _missing(f"no interpreter with {', '.join(absent)} (set CONFORMANCE_<NAME>_PYTHON or build the tox envs)")
+    import subprocess
+
+    out = tmp_path_factory.mktemp("bundled-run")
+    cmd = [sys.executable, "-m", "conformance.cli", "run", str(ROOT / "cases"), "--device", "cpu", "--out", str(out)]
+    for name, python in pythons.items():
+        cmd += ["--backend", f"{name}={python}"]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=3000)
+    print(f"\n[browser] bundled cases on {', '.join(FRAMEWORKS)} in {time.perf_counter() - start:.0f} s")
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    return results.load(out / "results.json")
+
+
+@pytest.fixture(scope="module")
+def report(real_results, tmp_path_factory) -> Path:
+    index = render(real_results, tmp_path_factory.mktemp("report"))
+    return index.parent
+
+
+def _open(context, path: Path):
+    page = context.new_page()
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(path.resolve().as_uri())
+    page.dialogs, page.errors = dialogs, errors
+    return page
+
+
+def _wait(page, predicate: str, timeout: float = 10.0):
+    """Poll a JS function from Python: page.wait_for_function evaluates its predicate with
+    eval(), which the report's Content-Security-Policy (rightly) forbids."""
+    end = time.monotonic() + timeout
+    while not page.evaluate(predicate):
+        assert time.monotonic() < end, f"timed out waiting for {predicate}"
+        page.wait_for_timeout(20)
+
+
+def test_overview_cards(browser_context, report, real_results, shots):
+    page = _open(browser_context, report / "index.html")
+    for name in FRAMEWORKS:
+        card = page.locator(f'.card[data-backend="{name}"][data-device="cpu"]')
+        assert card.count() == 1, name
+        text = card.inner_text()
+        cells = [r for r in real_results["results"] if r["backend"] == name and r["device"] == "cpu"]
+        assert f"{len(cells)} cells" in text
+        assert "match or known" in text
+        assert real_results["backends"][name]["version"] in text
+    assert page.locator("#plots svg").count() == 2  # error distribution and clipping factors
+    page.screenshot(path=str(shots / "overview.png"), full_page=False)
+    assert not page.errors and not page.dialogs
+    page.close()
+
+
+def test_matrix_filter_and_search(browser_context, report, real_results, shots):
+    page = _open(browser_context, report / "matrix.html")
+    total = len(real_results["results"])
+    assert page.locator("#m-count").inner_text() == f"{total} of {total} cells"
+    known = sum(1 for r in real_results["results"] if r["status"] == "known")
+    page.select_option("#m-status", "known")
+    assert page.locator("#m-count").inner_text() == f"{known} of {total} cells"
+    statuses = page.locator("#m-body td.st").all_inner_texts()
+    assert statuses and set(statuses) == {"known"}
+    page.select_option("#m-backend", "paddle")
+    n = sum(1 for r in real_results["results"] if r["status"] == "known" and r["backend"] == "paddle")
+    assert page.locator("#m-count").inner_text() == f"{n} of {total} cells"
+    page.screenshot(path=str(shots / "matrix-filtered.png"))
+    page.select_option("#m-status", "")
+    page.select_option("#m-backend", "")
+    case = real_results["results"][0]["case"]
+    page.fill("#m-search", case)
+    _wait(page, "() => document.getElementById('m-count').textContent.indexOf('%d of') !== 0" % total)
+    shown = set(page.locator("#m-body td:first-child").all_inner_texts())
+    assert case in shown
+    assert not page.errors, page.errors
+    page.close()
+
+
+def test_case_detail_page(browser_context, report, real_results, shots):
+    page = _open(browser_context, report / "matrix.html")
+    model = next(r for r in real_results["results"]
+                 if r["status"] == "known" and any(k.startswith("before clipping: ") for k in r.get("params", {})))
+    page.select_option("#m-status", "known")
+    page.fill("#m-search", model["id"].split("[")[0])
+    _wait(page, "() => window.matrixStats.hits < %d" % len(real_results["results"]))
+    link = page.locator("#m-body a").first
+    assert link.inner_text() == model["case"]
+    with page.expect_navigation():
+        link.click()
+    assert "/cases/" in page.url and "#c" in page.url
+    assert page.locator("h2").first.inner_text()
+    inputs = page.locator("table.inputs tbody tr")
+    assert inputs.count() >= 1
+    assert page.locator("article.cell").count() >= 1
+    assert page.locator("table.params.raw").count() >= 1  # the raw (pre-clip) gradient comparison
+    body = page.locator("body").inner_text()
+    assert "Clipping factor" in body and "Difference" in body
+    assert page.locator("#snippets pre.reproduce").count() >= 1
+    assert "import" in page.locator("#snippets pre.reproduce").first.inner_text()
+    page.screenshot(path=str(shots / "case-detail.png"))
+    assert not page.errors, page.errors
+    page.close()
+
+
+def test_mapping_table(browser_context, report, shots):
+    page = _open(browser_context, report / "mapping.html")
+    heads = page.locator("table.mapping").first.locator("thead th").all_inner_texts()
+    assert heads == ["Categories", "Subcategories", "PyTorch", "MindSpore", "Paddle", "Differences"]
+    row = page.locator("tbody.mp", has_text="paddle.nn.ClipGradByNorm").first
+    assert "Misleading mapping" in row.inner_text()
+    assert "own L2 norm" in row.inner_text()
+    evidence = page.locator("p.evidence a").first
+    href = evidence.get_attribute("href")
+    assert href.startswith("cases/")
+    assert (report / href).is_file()
+    page.locator("tbody.mp", has_text="paddle.nn.ClipGradByNorm").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "mapping.png"))
+    assert not page.errors, page.errors
+    page.close()
+
+
+def test_hostile_title_is_text_on_every_page(browser_context, real_results, tmp_path, shots):
+    doc = copy.deepcopy(real_results)
+    victim = doc["results"][0]["case"]
+    title = HOSTILE_TITLE + HOSTILE_ATTR
+    for r in doc["results"]:
+        if r["case"] == victim:
+            r["title"] = title
+            r["message"] = HOSTILE_ATTR
+    doc.setdefault("cases", {}).setdefault(victim, {})["title"] = title
+    out = render(doc, tmp_path / "hostile").parent
+    case_page = out / "cases" / f"{victim}.html"  # a contract id ([a-z0-9._-]+) is its own file name
+    for path in (out / "index.html", out / "matrix.html", case_page):
+        page = _open(browser_context, path)
+        if path.name == "matrix.html":
+            page.fill("#m-search", victim)
+            _wait(page, "() => window.matrixStats.hits < %d" % len(doc["results"]))
+            page.locator("#m-body a").first.hover()
+            assert page.locator("#m-body a").first.get_attribute("title") == title
+        else:
+            assert title in page.locator("body").inner_text()
+        assert page.evaluate("() => window.__pwned === undefined"), path
+        assert not page.dialogs, path
+        assert page.locator("img").count() == 0, path
+        page.close()
+
+
+def test_matrix_stays_responsive_with_20000_cells(browser_context, tmp_path, shots):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_report import synthetic_doc
+
+    doc = synthetic_doc(20000)
+    start, cpu = time.perf_counter(), time.process_time()
+    render(doc, tmp_path / "big")
+    rendered, cpu = time.perf_counter() - start, time.process_time() - cpu
+    start = time.perf_counter()
+    page = _open(browser_context, tmp_path / "big" / "matrix.html")
+    _wait(page, "() => window.matrixStats !== undefined")
+    loaded = time.perf_counter() - start
+    page.select_option("#m-status", "mismatch")
+    filter_ms = page.evaluate("() => window.matrixStats.filterMs")
+    hits = page.evaluate("() => window.matrixStats.hits")
+    assert hits == sum(1 for r in doc["results"] if r["status"] == "mismatch")
+    page.fill("#m-search", "generated-case-00042")
+    _wait(page, "() => window.matrixStats.hits < %d" % hits)
+    search_ms = page.evaluate("() => window.matrixStats.filterMs")
+    assert page.locator("#m-body tr").count() <= 100  # one page of rows in the DOM
+    print(f"\n[browser] 20000 cells: rendered in {cpu:.2f} s CPU ({rendered:.2f} s wall); matrix.html opened in {loaded:.2f} s; "
+          f"status filter {filter_ms:.1f} ms, search {search_ms:.1f} ms")
+    page.screenshot(path=str(shots / "matrix-20000.png"))
+    assert filter_ms < 1000 and search_ms < 1000
+    assert loaded < 20
+    page.close()

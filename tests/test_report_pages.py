@@ -1,0 +1,390 @@
+"""The report's pages beyond the overview: API mapping, matrix, case detail, plots; results
+schema 2 (case-level facts, registry snapshot, clipping factors) and merging several files."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conformance import registry, results
+from conformance.report import render
+from conformance.report import plots as plot_mod
+from conformance.report.render import case_slugs, render_pages, script_json
+from conformance.runner import Inputs
+from conformance.summaries import clip_factors, summarize_inputs
+
+ROOT = Path(__file__).resolve().parents[1]
+HOSTILE = "<script>alert(1)</script>"
+HOSTILE_ATTR = '"><img src=x onerror=alert(2)>'
+GLOBAL = "torch.nn.utils.clip_grad_norm_"
+
+
+def _cell(case, api, backend, status, dtype="float32", difference=None, rel=0.0, **extra):
+    rec = {"id": f"{case}[{api}-{dtype}-cpu]", "case": case, "title": f"title of {case}", "tags": ["t1"],
+           "source_api": GLOBAL, "api": api, "backend": backend, "device": "cpu", "dtype": dtype,
+           "status": status, "difference": difference, "max_abs_err": rel / 10, "max_rel_err": rel,
+           "mismatched": 0 if status == "match" else 3, "message": "", "backend_version": "9.9"}
+    rec.update(extra)
+    return rec
+
+
+def doc_v2() -> dict:
+    """A schema-2 document: torch (identity), Paddle's per-tensor ClipGradByNorm shown by a known
+    cell, one unexplained mismatch on paddle.nn.utils.clip_grad_norm_, a model cell with raw grads."""
+    params = {"w": {"size": 2, "shape": [2], "mismatched": 2, "max_abs_err": 0.3, "max_rel_err": 0.5,
+                    "factor": {"got": 1.0, "want": 0.25}},
+              "b": {"size": 2, "shape": [2], "mismatched": 0, "max_abs_err": 0.0, "max_rel_err": 0.0,
+                    "factor": {"got": 0.5, "want": 0.25}},
+              "before clipping: w": {"size": 2, "shape": [2], "mismatched": 0, "max_abs_err": 1e-9,
+                                     "max_rel_err": 2e-9}}
+    res = [
+        _cell("case-a", GLOBAL, "torch", "match", rel=1e-8, factor={"got": 0.25, "want": 0.25}),
+        _cell("case-a", "paddle.nn.ClipGradByNorm", "paddle", "known", difference="paddle-clipgradbynorm-per-tensor",
+              rel=0.5, params=params, factor={"got": 0.61, "want": 0.25}, total_norm={"got": None, "want": 4.0},
+              message="per tensor"),
+        _cell("case-b", "paddle.nn.utils.clip_grad_norm_", "paddle", "mismatch", rel=0.125,
+              message="w: 3/4 elements differ (unexplained-marker)"),
+    ]
+    cases = {
+        "case-a": {"title": "title of case-a", "path": "cases/x/case-a.yaml:1", "source": "a test",
+                   "tags": ["t1"], "source_api": GLOBAL, "kind": "model",
+                   "inputs": {"dtype": "float32", "tensors": [
+                       {"name": "inputs", "shape": [1, 3], "size": 3, "min": 0.2, "max": 0.5, "mean": 0.3,
+                        "l2": 0.574456, "nan": 0, "inf": 0, "zeros": 0},
+                       {"name": "grad w (before clipping)", "shape": [2], "size": 2, "min": -3.0, "max": 4.0,
+                        "mean": 0.5, "l2": 5.0, "nan": 1, "inf": 0, "zeros": 0}]},
+                   "snippets": {GLOBAL: {"backend": "torch", "cell": res[0]["id"], "text": "import torch\n# snippet-torch"},
+                                "paddle.nn.ClipGradByNorm": {"backend": "paddle", "cell": res[1]["id"],
+                                                             "text": "import paddle\n# snippet-paddle"}}},
+        "case-b": {"title": "title of case-b", "path": "cases/x/case-b.yaml:1", "tags": ["t2"], "source_api": GLOBAL},
+    }
+    return {"schema": 2, "created": "2026-01-01T00:00:00+00:00", "suite_version": "0.1.0",
+            "machine": {"host": "cpu-box", "python": "3.11.7", "platform": "Linux"},
+            "backends": {"torch": {"version": "2.13.0", "devices": ["cpu"]},
+                         "paddle": {"version": "3.3.1", "devices": ["cpu"]}},
+            "registry": registry.load().snapshot(), "cases": cases, "results": res}
+
+
+@pytest.fixture
+def pages():
+    return render_pages(doc_v2())
+
+
+def _text(html: str) -> str:
+    import html as html_mod
+
+    return " ".join(html_mod.unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+# --------------------------------------------------------------------------- mapping page
+
+
+def test_mapping_tables_have_the_seed_columns_and_every_source(pages):
+    html = pages["mapping.html"]
+    heads = re.findall(r"<thead><tr>(.*?)</tr></thead>", html, re.S)
+    snap = registry.load().snapshot()
+    assert len(heads) == len({m["source"] for m in snap["mappings"]})
+    assert re.findall(r"<th>(.*?)</th>", heads[0]) == ["Categories", "Subcategories", "PyTorch", "MindSpore",
+                                                       "Paddle", "Differences"]
+
+
+def _mapping_body(html: str, target: str) -> str:
+    hits = re.findall(r'<tbody class="mp[^"]*" id="map-\d+-%s" data-target="%s">(.*?)</tbody>'
+                      % (re.escape(GLOBAL), re.escape(target)), html, re.S)
+    assert len(hits) == 1, target
+    return hits[0]
+
+
+def test_mapping_flags_misleading_and_links_evidence(pages):
+    html = pages["mapping.html"]
+    body = _mapping_body(html, "paddle.nn.ClipGradByNorm")
+    text = _text(body)
+    assert "Misleading mapping: Not a replacement for torch's global clip" in text
+    # argument correspondences: max_norm -> clip_norm renamed, norm_type dropped
+    assert "max_norm clip_norm Only the name differs." in text
+    assert "norm_type - No counterpart: dropped by this mapping." in text
+    # the declared difference with its evidence and how large it measured
+    assert "Shown by 1 cell (max rel err 0.5, max abs err 0.05 against the source's oracle)" in text
+    assert 'href="cases/case-a.html"' in body
+    # its L2-only sibling was shown by no cell of this document: flagged
+    l2 = body.split("paddle-clipgradbynorm-l2-only", 1)[1].split("</tr>", 1)[0]
+    assert "Declared, but no cell of these results showed it." in _text(l2)
+    # the global Paddle mapping is flagged for what it does wrong (L2 only), not as per-tensor
+    head = _text(_mapping_body(html, "paddle.nn.ClipGradByGlobalNorm.via_sgd").split("</tr>", 1)[0])
+    assert "Misleading mapping: L2 only" in head and "own L2 norm" not in head
+    assert "Misleading" not in _text(_mapping_body(html, "torch.nn.utils.clip_grad_norm_").split("</tr>", 1)[0])
+
+
+def test_mapping_lists_unexplained_mismatches(pages):
+    body = _mapping_body(pages["mapping.html"], "paddle.nn.utils.clip_grad_norm_")
+    text = _text(body)
+    assert "No declared difference explains these cells:" in text
+    assert "case-b[paddle.nn.utils.clip_grad_norm_-float32-cpu]" in text and "unexplained-marker" in text
+    summary = _text(pages["mapping.html"].split('<section class="source"', 1)[0])
+    assert re.search(r"\b1 mismatching cells that no declaration explains", summary)
+
+
+def test_registry_marks_the_misleading_mappings():
+    flagged = {(m.source, m.target) for m in registry.load().mappings if m.misleading}
+    for target in ("paddle.nn.ClipGradByNorm", "paddle.nn.ClipGradByNorm.via_sgd", "mindspore.nn.ClipByNorm",
+                   "paddle.nn.ClipGradByGlobalNorm", "mindspore.ops.clip_by_global_norm"):
+        assert (GLOBAL, target) in flagged, target
+    assert (GLOBAL, GLOBAL) not in flagged
+
+
+def test_schema1_document_renders_with_a_note_instead_of_tables():
+    doc = doc_v2()
+    doc["schema"] = 1
+    del doc["registry"], doc["cases"]
+    out = render_pages(doc)
+    assert "carries no registry snapshot" in out["mapping.html"]
+    assert "No input summary in these results" in out["cases/case-a.html"]
+
+
+# --------------------------------------------------------------------------- case page
+
+
+def test_case_page_shows_inputs_metrics_raw_grads_factor_difference_and_snippets(pages):
+    html = pages["cases/case-a.html"]
+    text = _text(html)
+    assert "grad w (before clipping) [2] -3 4 0.5 5 1 0 0" in text  # shape, min, max, mean, L2, NaN, inf, zeros
+    assert "cases/x/case-a.yaml:1" in text
+    # per-parameter errors after clipping, with the factor got vs the oracle's
+    assert "w 2 0.3 0.5 2/2 1 0.25" in text
+    assert "b 2 0 0 0/2 0.5 0.25" in text
+    # the raw (pre-clip) gradient comparison, its own table
+    assert re.search(r"Raw gradient \(before clipping\).*?w 2 1e-09 2e-09 0/2", text)
+    assert "Clipping factor got 0.61 · oracle 0.25" in text
+    assert "Returned norm got — · oracle 4" in text
+    # the declared difference that explains the known cell, with its sentence from the registry
+    assert "paddle-clipgradbynorm-per-tensor : ClipGradByNorm clips every gradient by its own L2 norm" in text
+    # one snippet per API
+    assert "# snippet-torch" in html and "# snippet-paddle" in html
+
+
+def test_case_slugs_never_carry_paths_or_markup():
+    slugs = case_slugs(["ok-id.1", "../../etc/passwd", HOSTILE, "OK-ID.1", "ok-id.1"])
+    assert slugs["ok-id.1"] == "ok-id.1"
+    assert len(set(slugs.values())) == len(slugs) == 4
+    for slug in slugs.values():
+        assert re.fullmatch(r"[a-z0-9_][a-z0-9._-]*", slug), slug
+
+
+# --------------------------------------------------------------------------- matrix page
+
+
+def _matrix_blob(html: str) -> dict:
+    m = re.search(r'<script type="application/json" id="m-data">(.*?)</script>', html, re.S)
+    return json.loads(m.group(1))
+
+
+def test_matrix_blob_holds_every_cell(pages):
+    data = _matrix_blob(pages["matrix.html"])
+    rows = [dict(zip(data["columns"], r)) for r in data["rows"]]
+    assert len(rows) == 3
+    got = sorted((data["cases"][r["case"]][0], data["tables"]["api"][r["api"]], data["tables"]["status"][r["status"]],
+                  r["max_rel_err"]) for r in rows)
+    assert got == [("case-a", "paddle.nn.ClipGradByNorm", "known", 0.5), ("case-a", GLOBAL, "match", 1e-8),
+                   ("case-b", "paddle.nn.utils.clip_grad_norm_", "mismatch", 0.125)]
+    assert data["cases"][0][2] == "case-a" and data["cases"][0][3] == ["t1"]
+
+
+def test_script_json_cannot_close_its_element():
+    text = str(script_json({"t": "</script><script>alert(1)</script><!-- & \u2028", "x": None}))
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == {"t": "</script><script>alert(1)</script><!-- & \u2028", "x": None}
+
+
+def test_nonfinite_errors_reach_the_matrix_as_strings():
+    doc = doc_v2()
+    doc["results"][2]["max_rel_err"] = float("inf")
+    doc["results"][1]["max_abs_err"] = float("nan")
+    data = _matrix_blob(render_pages(doc)["matrix.html"])
+    col = data["columns"].index
+    assert sorted(str(r[col("max_rel_err")]) for r in data["rows"]) == ["0.5", "1e-08", "inf"]
+    assert "NaN" in [r[col("max_abs_err")] for r in data["rows"]]
+
+
+# --------------------------------------------------------------------------- hostile text
+
+
+def test_hostile_title_and_message_are_text_on_every_page(tmp_path):
+    doc = doc_v2()
+    for r in doc["results"]:
+        r["title"] = HOSTILE + HOSTILE_ATTR
+        r["message"] = HOSTILE_ATTR
+        r["tags"] = [HOSTILE]
+    doc["cases"]["case-a"]["title"] = HOSTILE + HOSTILE_ATTR
+    doc["cases"]["case-a"]["snippets"][GLOBAL]["text"] = HOSTILE
+    doc["registry"]["mappings"][0]["notes"] = HOSTILE_ATTR
+    out = render(doc, tmp_path)
+    files = [out, tmp_path / "matrix.html", tmp_path / "mapping.html", *sorted((tmp_path / "cases").glob("*.html"))]
+    seen_escaped = 0
+    for path in files:
+        html = path.read_text(encoding="utf-8")
+        assert "<script>alert" not in html, path
+        assert "<img" not in html and "onerror=alert(2)>" not in html, path
+        # the only script elements: the page's own (CSP-hashed) script and the JSON data block
+        for tag in re.findall(r"<script\b[^>]*>", html):
+            assert tag in ("<script>", '<script type="application/json" id="m-data">'), (path, tag)
+        seen_escaped += "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert seen_escaped >= 3  # overview, mapping and case pages show it as text
+    blob = _matrix_blob((tmp_path / "matrix.html").read_text(encoding="utf-8"))
+    assert blob["cases"][0][1] == HOSTILE + HOSTILE_ATTR  # the matrix shows it via textContent
+
+
+# --------------------------------------------------------------------------- overview and merge
+
+
+def test_overview_has_one_card_per_backend_device_and_machine(tmp_path):
+    cpu = doc_v2()
+    gpu = copy.deepcopy(cpu)
+    gpu["machine"]["host"] = "gpu-box"
+    for r in gpu["results"]:
+        r["device"] = "gpu"
+        r["id"] = r["id"].replace("-cpu]", "-gpu]")
+    (tmp_path / "a.json").write_text(json.dumps(cpu))
+    (tmp_path / "b.json").write_text(json.dumps(gpu))
+    out = tmp_path / "html"
+    r = subprocess.run([sys.executable, "-m", "conformance.cli", "report", str(tmp_path / "a.json"),
+                        str(tmp_path / "b.json"), "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    html = (out / "index.html").read_text(encoding="utf-8")
+    heads = re.findall(r"<th>(\w+) <span class=\"muted\">on ([\w-]+)</span></th>", html)
+    assert heads == [("cpu", "cpu-box"), ("gpu", "gpu-box")]  # side by side
+    cards = re.findall(r'<div class="card" data-backend="(\w+)" data-device="(\w+)">', html)
+    assert sorted(cards) == [("paddle", "cpu"), ("paddle", "gpu"), ("torch", "cpu"), ("torch", "gpu")]
+    assert "Merged from</dt><dd>2 machines" in html
+
+
+def test_merged_conflict_is_shown_not_overwritten(tmp_path):
+    a = doc_v2()
+    b = copy.deepcopy(a)
+    b["machine"]["host"] = "other-box"
+    b["results"][0]["status"] = "mismatch"
+    b["results"][0]["message"] = "drifted"
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    from conformance.cli import main
+
+    assert main(["report", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--out", str(tmp_path / "h")]) == 0
+    case = (tmp_path / "h" / "cases" / "case-a.html").read_text(encoding="utf-8")
+    assert case.count("different outcomes across runs (cpu-box: match, other-box: mismatch)") == 2
+    assert "on cpu-box" in case and "on other-box" in case
+    data = _matrix_blob((tmp_path / "h" / "matrix.html").read_text(encoding="utf-8"))
+    col = data["columns"].index
+    flagged = [(data["tables"]["status"][r[col("status")]], data["tables"]["host"][r[col("host")]])
+               for r in data["rows"] if r[col("conflict")]]
+    assert sorted(flagged) == [("match", "cpu-box"), ("mismatch", "other-box")]
+    index = (tmp_path / "h" / "index.html").read_text(encoding="utf-8")
+    assert "different outcomes across runs" in index  # the mismatching record is in "problems first"
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def test_plots_are_inline_svg_and_deterministic(pages):
+    pytest.importorskip("matplotlib")
+    svgs = re.findall(r"<svg\b.*?</svg>", pages["index.html"], re.S)
+    assert len(svgs) == 2
+    assert render_pages(doc_v2())["index.html"] == pages["index.html"]
+    for svg in svgs:
+        assert "http" not in svg and "<script" not in svg and "<image" not in svg
+
+
+def test_plot_labels_cannot_carry_markup():
+    pytest.importorskip("matplotlib")
+    cells = [dict(_cell("c", HOSTILE, "torch", "match", rel=1e-3), dtype=HOSTILE_ATTR)]
+    svg = plot_mod.rel_error_plot(cells)["svg"]
+    assert svg and "<script" not in svg and "<img" not in svg
+    assert "?script?alert(1)?/script?  ???img src=x onerror=alert(2)?" in svg  # drawn as inert text
+
+
+def test_without_matplotlib_the_report_says_why(monkeypatch):
+    monkeypatch.setattr(plot_mod, "_pyplot", lambda: (None, "matplotlib is not installed (test)"))
+    html = render_pages(doc_v2())["index.html"]
+    assert "<svg" not in html
+    assert html.count("matplotlib is not installed (test)") == 2
+
+
+# --------------------------------------------------------------------------- schema 2 records
+
+
+def test_clip_factors_global_vs_per_tensor():
+    before = {"w": np.array([3.0, 4.0]), "b": np.array([0.0, 12.0]), "none": None}  # norms 5, 12; total 13
+    # a global clip to 6.5 scales both by 0.5; a per-tensor clip to 6.5 leaves w alone, b by 6.5/12
+    global_ = {"w": before["w"] * 0.5, "b": before["b"] * 0.5}
+    per_tensor = {"w": before["w"], "b": before["b"] * (6.5 / 12)}
+    params = {"w": {}, "b": {}}
+    total = clip_factors(before, per_tensor, global_, params)
+    assert total["want"] == pytest.approx(0.5)
+    assert total["got"] == pytest.approx(np.sqrt(25 + 6.5 ** 2) / 13)
+    assert params["w"]["factor"] == {"got": pytest.approx(1.0), "want": pytest.approx(0.5)}
+    assert params["b"]["factor"] == {"got": pytest.approx(6.5 / 12), "want": pytest.approx(0.5)}
+    # zero or non-finite input norms give no factor rather than a NaN
+    zero = clip_factors({"z": np.zeros(2)}, {"z": np.zeros(2)}, {"z": np.zeros(2)}, {"z": {}})
+    assert zero == {"got": None, "want": None}
+    nan = clip_factors({"n": np.array([np.nan, 1.0])}, {"n": np.array([1.0, 1.0])}, {}, {})
+    assert nan == {"got": None, "want": None}
+
+
+def test_summarize_inputs_counts_nonfinite_and_zeros():
+    grads = {"w": np.array([[1.0, np.nan], [0.0, -np.inf]]), "b": None}
+    info = summarize_inputs(Inputs(["w", "b"], grads, {}), "float32")
+    w, b = info["tensors"]
+    assert info["dtype"] == "float32"
+    assert (w["name"], w["shape"], w["min"], w["max"], w["mean"]) == ("grad w", [2, 2], 0.0, 1.0, 0.5)
+    assert (w["nan"], w["inf"], w["zeros"], w["l2"]) == (1, 1, 1, None)  # an infinite norm is no number
+    assert b == {"name": "grad b", "shape": None}
+
+
+def test_writer_moves_case_info_into_cases_and_journal_keeps_it(tmp_path):
+    w = results.Writer(tmp_path / "results.json", registry={"apis": {}, "mappings": []})
+    w.add(_cell("c1", GLOBAL, "torch", "match", case_info={"title": "T", "snippets": {"a": {"text": "x"}}}))
+    w.add(_cell("c1", "paddle.nn.ClipGradByNorm", "paddle", "match", case_info={"snippets": {"b": {"text": "y"}}}))
+    journal = results.load(tmp_path / "results.jsonl")
+    doc = w.close()
+    for d in (doc, journal, results.load(tmp_path / "results.json")):
+        assert d["schema"] == 2 and d["registry"] == {"apis": {}, "mappings": []}
+        assert d["cases"] == {"c1": {"title": "T", "snippets": {"a": {"text": "x"}, "b": {"text": "y"}}}}
+        assert all("case_info" not in r for r in d["results"]) and len(d["results"]) == 2
+
+
+# --------------------------------------------------------------------------- pytest --report
+
+
+def test_pytest_report_writes_every_page_from_a_real_torch_run(tmp_path):
+    from conformance import backends
+
+    python = backends.default_python("torch")
+    if not python:
+        pytest.skip("no interpreter with torch (set CONFORMANCE_TORCH_PYTHON)")
+    html = tmp_path / "html"
+    r = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "cases" / "seeds" / "seed-000-clip-grad-norm.yaml"),
+                        "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "--backend", f"torch={python}",
+                        "--report", str(html)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    doc = results.load(html / "results.json")
+    assert doc["schema"] == 2 and doc["registry"]["mappings"]
+    case = "seed-000-linear-clip-grad-norm"
+    info = doc["cases"][case]
+    assert info["path"].endswith("seed-000-clip-grad-norm.yaml:2")
+    # the seed's worked example: zero-initialised Linear(3,2), raw weight grads +-0.1/0.25, bias +-0.5
+    grads = {t["name"]: t for t in info["inputs"]["tensors"]}
+    assert grads["grad 0.bias (before clipping)"]["l2"] == pytest.approx(np.sqrt(0.5), rel=1e-6)
+    assert "torch.nn.utils.clip_grad_norm_" in info["snippets"]
+    cpu = next(x for x in doc["results"] if x["device"] == "cpu")
+    # clip to 0.5 of a total norm 0.8154753 (the seed's number): every gradient scaled by 0.6131
+    assert cpu["factor"]["got"] == pytest.approx(0.5 / 0.8154753, rel=1e-5)
+    assert cpu["factor"]["want"] == pytest.approx(0.5 / (0.8154753 + 1e-6), rel=1e-6)
+    assert {p: m["shape"] for p, m in cpu["params"].items() if "before" not in p and "(" not in p} == \
+        {"0.weight": [2, 3], "0.bias": [2]}
+    for page in ("index.html", "matrix.html", "mapping.html", f"cases/{case}.html"):
+        assert (html / page).is_file(), page
