@@ -244,7 +244,8 @@ def run(job: dict) -> dict:
         raw = {n: _numpy(g) for n, g, _ in pairs}
     else:
         names = [p["name"] for p in job["params"]]
-        tensors = [None if p["grad"] is None else _tensor(p["grad"], dtype) for p in job["params"]]
+        tensors = [None if p["grad"] is None else _tensor(p["grad"], DTYPES[p.get("dtype", job["dtype"])])
+                   for p in job["params"]]  # a parameter's own "dtype": mixed dtypes
         params = None
         raw = None
     present = [i for i, t in enumerate(tensors) if t is not None]

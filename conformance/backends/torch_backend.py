@@ -93,9 +93,10 @@ def _model_params(model: dict, dtype, device):
 def _injected_params(params: list, dtype, device):
     named = []
     for p in params:
-        t = torch.zeros(p["shape"], dtype=dtype, device=device, requires_grad=True)
+        pdtype = DTYPES[p["dtype"]] if "dtype" in p else dtype  # mixed dtypes
+        t = torch.zeros(p["shape"], dtype=pdtype, device=device, requires_grad=True)
         if p["grad"] is not None:
-            t.grad = _tensor(p["grad"], dtype, device)
+            t.grad = _tensor(p["grad"], pdtype, device)
         named.append((p["name"], t))
     return named
 

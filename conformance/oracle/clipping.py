@@ -22,7 +22,17 @@ the other frameworks' documented or measured behaviour (``docs/ARCHITECTURE.md``
   (MindSpore's ``ops.vector_norm`` rounds the exponent to float32 even for float64 input:
   a relative error of about ``|ln(sum |x|**p)| * 1e-8`` for p = 3).
 * ``nonfinite``  what a NaN or +-inf total norm does: ``"propagate"`` (IEEE arithmetic
-  carries on), ``"skip"`` (gradients unchanged), ``"raise"`` (``raises="RuntimeError"``).
+  carries on), ``"skip"`` (gradients unchanged), ``"skip_nan"`` (a NaN norm leaves the
+  gradients unchanged, an infinite one is used: ``max_norm / inf = 0``, MindSpore's
+  ``if clip_coef < 1`` tests), ``"raise"`` (``raises="RuntimeError"``).
+* ``sum_dtype``  the dtype the power sums ``sum |x|**p`` accumulate in, naively (no scaling:
+  a p-th power beyond the dtype's range overflows to inf, below it underflows to 0), the root
+  taken in it and the norm then rounded to ``accumulate``. ``None``: the same as
+  ``accumulate``, and for ``accumulate="float64"`` the exact scaled sum. torch: the input
+  dtype for float32/float64, float32 for float16/bfloat16 (its "opmath" type).
+* ``max_nan``    ``"propagate"``: a NaN element makes the p = +-inf norm (``max``/``min`` of
+  ``|x|``) NaN (torch); ``"ignore"``: NaN elements are skipped by that max/min (a reduction
+  by comparisons, where ``NaN > m`` is false: MindSpore's ``ops.clip_by_norm``).
 
 Every arithmetic step uses numpy float64 with IEEE semantics (x/0 = +-inf, 0/0 = NaN, no
 Python exceptions). numpy and the standard library only.
@@ -39,7 +49,7 @@ import numpy as np
 from conformance.tensors import round_to
 
 _THRESHOLDS = ("clamp", "strict", "non_strict")
-_NONFINITE = ("propagate", "skip", "raise")
+_NONFINITE = ("propagate", "skip", "skip_nan", "raise")
 
 
 @dataclass
@@ -116,7 +126,24 @@ def _root32_norm(x, p: float, accumulate: str) -> float:
         return float(m ** (p * e) * np.float64(math.fsum((a / m) ** p)) ** e)
 
 
-def vector_norm(x, p, *, accumulate: str = "float64", power_sum: str = "abs", root: str = "exact") -> float:
+def _naive_norm(x, p: float, accumulate: str, sum_dtype: str, root: str) -> float:
+    """``sum_dtype``: ``|x|**p`` and their sum rounded to ``sum_dtype`` (IEEE overflow and
+    underflow, no scaling; the summation order is not emulated), the root ``** (1/p)`` (or
+    ``** float32(1/p)`` with ``root="float32"``) taken in it, the result rounded to
+    ``accumulate``. Empty: 0 (p > 0) or inf (p < 0); a NaN: NaN."""
+    a = _round(np.abs(np.asarray(x, dtype=np.float64)).ravel(), accumulate)
+    if a.size == 0:
+        return 0.0 if p > 0 else math.inf
+    if np.isnan(a).any():
+        return math.nan
+    e = float(np.float32(1.0 / p)) if root == "float32" else 1.0 / p
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
+        s = round_to(np.sum(round_to(a**p, sum_dtype)), sum_dtype)
+        return float(_round(round_to(s**e, sum_dtype), accumulate))
+
+
+def vector_norm(x, p, *, accumulate: str = "float64", power_sum: str = "abs", root: str = "exact",
+                sum_dtype: Optional[str] = None, max_nan: str = "propagate") -> float:
     """p-norm of the flattened array ``x`` (``torch.linalg.vector_norm(x, p)``).
 
     ``p = inf``: ``max |x|``; ``p = -inf``: ``min |x|``; ``p = 0``: the number of elements
@@ -138,10 +165,21 @@ def vector_norm(x, p, *, accumulate: str = "float64", power_sum: str = "abs", ro
 
     ``power_sum="signed"`` (p not inf, not 0): ``_signed_power_norm`` (no absolute value).
     ``root="float32"`` (finite p, not 0): ``(sum |x|**p) ** float32(1/p)`` (``_root32_norm``).
+    ``sum_dtype=<dtype>`` (finite p, not 0): ``r(rs(rs(sum rs(|x|**p)) ** (1/p)))`` with ``rs``
+    rounding to ``sum_dtype`` and ``r`` to ``accumulate`` (``_naive_norm``): naive, so
+    ``[2e200, 2e200]`` gives inf in float64.
+    ``max_nan="ignore"``: for p = +-inf, NaN elements are left out of the max/min (all NaN: NaN).
     """
     _check("power_sum", power_sum, ("abs", "signed"))
     _check("root", root, ("exact", "float32"))
+    _check("max_nan", max_nan, ("propagate", "ignore"))
     p = float(p)
+    if max_nan == "ignore" and p in (math.inf, -math.inf):
+        a = np.asarray(x, dtype=np.float64).ravel()
+        if a.size and not np.isnan(a).all():
+            x = a[~np.isnan(a)]
+    if sum_dtype is not None and p not in (0.0, math.inf, -math.inf) and power_sum == "abs":
+        return _naive_norm(x, p, accumulate, sum_dtype, root)
     if power_sum == "signed" and p not in (0.0, math.inf):
         return _signed_power_norm(x, p, accumulate)
     if root == "float32" and p not in (0.0, math.inf, -math.inf):
@@ -170,7 +208,8 @@ def vector_norm(x, p, *, accumulate: str = "float64", power_sum: str = "abs", ro
 
 
 def total_norm(grads: list, norm_type: float = 2.0, *, nesting: str = "nested", accumulate: str = "float64",
-               power_sum: str = "abs", root: str = "exact") -> float:
+               power_sum: str = "abs", root: str = "exact", sum_dtype: Optional[str] = None,
+               max_nan: str = "propagate") -> float:
     """The norm of several gradient tensors (``None`` entries ignored).
 
     ``nesting="nested"`` (torch): ``vector_norm([vector_norm(g, p) for g in grads], p)``, the
@@ -179,9 +218,10 @@ def total_norm(grads: list, norm_type: float = 2.0, *, nesting: str = "nested", 
     p)``; for ``p = 0`` the number of nonzero elements. Other p give the same value both ways
     (up to rounding). No gradients at all: 0.0. ``accumulate`` as in ``vector_norm``, applied
     to each norm (so nested per-tensor norms are rounded before the outer norm); ``power_sum``
-    and ``root`` as in ``vector_norm``, applied to the per-tensor and the outer norm.
+    and ``root`` as in ``vector_norm``, applied to the per-tensor and the outer norm
+    (``sum_dtype``, ``max_nan`` likewise).
     """
-    kw = dict(accumulate=accumulate, power_sum=power_sum, root=root)
+    kw = dict(accumulate=accumulate, power_sum=power_sum, root=root, sum_dtype=sum_dtype, max_nan=max_nan)
     _check("nesting", nesting, ("nested", "flat"))
     gs = _present(grads)
     if not gs:
@@ -230,7 +270,8 @@ def clip_grads_with_norm(grads: list, max_norm: float, total_norm: float, *, eps
 
 def get_total_norm(grads: list, norm_type: float = 2.0, error_if_nonfinite: bool = False, *,
                    nesting: str = "nested", accumulate: str = "float64",
-                   nonfinite: str = "propagate", power_sum: str = "abs", root: str = "exact") -> OracleResult:
+                   nonfinite: str = "propagate", power_sum: str = "abs", root: str = "exact",
+                   sum_dtype: Optional[str] = None, max_nan: str = "propagate") -> OracleResult:
     """``total_norm(grads, norm_type)`` with the gradients unchanged
     (``torch.nn.utils.get_total_norm``).
 
@@ -239,7 +280,8 @@ def get_total_norm(grads: list, norm_type: float = 2.0, error_if_nonfinite: bool
     ``"skip"`` return the norm (there is nothing to skip).
     """
     _check("nonfinite", nonfinite, _NONFINITE)
-    norm = total_norm(grads, norm_type, nesting=nesting, accumulate=accumulate, power_sum=power_sum, root=root)
+    norm = total_norm(grads, norm_type, nesting=nesting, accumulate=accumulate, power_sum=power_sum, root=root,
+                      sum_dtype=sum_dtype, max_nan=max_nan)
     if (error_if_nonfinite or nonfinite == "raise") and not math.isfinite(norm):
         return OracleResult(grads=None, total_norm=norm, raises="RuntimeError")
     return OracleResult(grads=_copy(grads), total_norm=norm)
@@ -248,7 +290,8 @@ def get_total_norm(grads: list, norm_type: float = 2.0, error_if_nonfinite: bool
 def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False, *,
                    scope: str = "global", nesting: str = "nested", eps: float = 1e-6,
                    threshold: str = "clamp", accumulate: str = "float64",
-                   nonfinite: str = "propagate", power_sum: str = "abs", root: str = "exact") -> OracleResult:
+                   nonfinite: str = "propagate", power_sum: str = "abs", root: str = "exact",
+                   sum_dtype: Optional[str] = None, max_nan: str = "propagate") -> OracleResult:
     """Clip gradients by norm (defaults: ``torch.nn.utils.clip_grad_norm_``).
 
     ``scope="global"``: ``norm = total_norm(grads, norm_type, nesting=nesting)``, then every
@@ -261,7 +304,8 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
     ``error_if_nonfinite=True``) gives ``OracleResult(None, norm, "RuntimeError")`` (norm None
     under ``per_tensor``). No gradients at all: ``total_norm`` 0.0, nothing changed.
     ``accumulate=<dtype>``: norms, coefficient and outputs rounded to that dtype.
-    ``power_sum``, ``root``: how every norm is formed (``vector_norm``).
+    ``power_sum``, ``root``, ``sum_dtype``, ``max_nan``: how every norm is formed (``vector_norm``).
+    ``nonfinite="skip_nan"``: as ``"skip"`` for a NaN norm, as ``"propagate"`` for +-inf.
     """
     _check("scope", scope, ("global", "per_tensor"))
     _check("threshold", threshold, _THRESHOLDS)
@@ -269,24 +313,28 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
     if error_if_nonfinite:
         nonfinite = "raise"
     knobs = dict(eps=eps, threshold=threshold, accumulate=accumulate)
+    nk = dict(accumulate=accumulate, power_sum=power_sum, root=root, sum_dtype=sum_dtype, max_nan=max_nan)
+
+    def left_alone(n) -> bool:  # a non-finite norm that leaves the gradients unchanged
+        return nonfinite == "skip" or (nonfinite == "skip_nan" and math.isnan(n))
     if scope == "per_tensor":
         out = []
         for g in grads:
-            n = None if g is None else vector_norm(g, norm_type, accumulate=accumulate, power_sum=power_sum, root=root)
-            if n is not None and not math.isfinite(n) and nonfinite != "propagate":
+            n = None if g is None else vector_norm(g, norm_type, **nk)
+            if n is not None and not math.isfinite(n) and (nonfinite == "raise" or left_alone(n)):
                 if nonfinite == "raise":
                     return OracleResult(grads=None, total_norm=None, raises="RuntimeError")
                 out.append(np.array(g, dtype=np.float64))
             else:
                 out.append(None if g is None else _scale(g, max_norm, n, **knobs))
         return OracleResult(grads=out, total_norm=None)
-    norm = total_norm(grads, norm_type, nesting=nesting, accumulate=accumulate, power_sum=power_sum, root=root)
+    norm = total_norm(grads, norm_type, nesting=nesting, **nk)
     if not _present(grads):
         return OracleResult(grads=_copy(grads), total_norm=norm)
     if not math.isfinite(norm):
         if nonfinite == "raise":
             return OracleResult(grads=None, total_norm=norm, raises="RuntimeError")
-        if nonfinite == "skip":
+        if left_alone(norm):
             return OracleResult(grads=_copy(grads), total_norm=norm)
     clipped = clip_grads_with_norm(grads, max_norm, norm, **knobs)
     return OracleResult(grads=clipped.grads, total_norm=norm)
