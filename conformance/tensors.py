@@ -94,7 +94,7 @@ def generate(spec: dict, shape_hint=None) -> np.ndarray:
             a = a.reshape(shape)
     else:  # pragma: no cover
         raise ValueError(f"not a generator: {sorted(spec)}")
-    a = a * float(spec.get("scale", 1.0))
+    a = np.array(a * float(spec.get("scale", 1.0)), dtype=np.float64)  # an array even when 0-d
     for entry in spec.get("put") or ():
         *index, value = entry
         if len(index) != a.ndim:
