@@ -150,3 +150,12 @@ def test_a_variant_may_switch_error_if_nonfinite_off():
     alt = oracle_call(api, dict(args, error_if_nonfinite=False), big, "float32",
                       {"sum_dtype": "input", "accumulate": "input"})
     assert alt.total_norm == INF and alt.grads[0].tolist() == [0.0, 0.0]
+
+
+def test_max_norm_dtype_rounds_the_threshold():
+    g = [np.array([1e-310, -1e-310])]
+    # max_norm 1e-311 is a float64 subnormal and 0 in float32: 0 / 0 makes the gradients NaN
+    r = clipping.clip_grad_norm(g, 1e-311, eps=0.0, sum_dtype="float64", max_norm_dtype="float32")
+    assert r.total_norm == 0.0 and all(math.isnan(v) for v in r.grads[0])
+    r = clipping.clip_grad_norm(g, 1e-311, eps=0.0)
+    assert r.grads[0][0] == pytest.approx(1e-311 / math.sqrt(2), rel=1e-3)

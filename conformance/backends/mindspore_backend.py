@@ -76,7 +76,7 @@ def _tensor(arr, dtype) -> ms.Tensor:
     a = np.asarray(arr)
     if a.dtype.kind in "iu":
         return ms.Tensor(a.astype(np.int32))
-    a = np.ascontiguousarray(a, dtype=np.float64)
+    a = np.array(a, dtype=np.float64, order="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
     if dtype == ms.float64:
         return ms.Tensor(a, ms.float64)
     # float32 holds every float16/bfloat16 value exactly: cast once, in MindSpore

@@ -61,7 +61,7 @@ def _tensor(arr, dtype: str):
     if a.dtype.kind in "iu":
         return paddle.to_tensor(a.astype(np.int64))
     # float64 -> dtype: exact, the values are already representable in dtype
-    t = paddle.to_tensor(np.ascontiguousarray(a, dtype=np.float64))
+    t = paddle.to_tensor(np.array(a, dtype=np.float64, order="C"))  # keeps 0-d (ascontiguousarray does not)
     return t if dtype == "float64" else t.astype(dtype)
 
 

@@ -34,7 +34,8 @@ def _tensor(arr, dtype, device) -> torch.Tensor:
     a = np.asarray(arr)
     if a.dtype.kind in "iu":
         return torch.from_numpy(a.astype(np.int64)).to(device)
-    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)).to(device=device, dtype=dtype)
+    # np.array, not ascontiguousarray: that one turns a 0-d gradient into shape [1]
+    return torch.from_numpy(np.array(a, dtype=np.float64, order="C")).to(device=device, dtype=dtype)
 
 
 def _numpy(t) -> np.ndarray | None:

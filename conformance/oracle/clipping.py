@@ -11,7 +11,9 @@ the other frameworks' documented or measured behaviour (``docs/ARCHITECTURE.md``
   ``"flat"``: ``vector_norm`` of all elements concatenated. Equal for every p except 0.
 * ``eps``        added to the norm in the coefficient ``max_norm / (norm + eps)``.
 * ``threshold``  ``"clamp"``: ``g * min(1, coef)`` always (torch); ``"strict"``:
-  ``g * coef`` only if ``norm > max_norm``; ``"non_strict"``: only if ``norm >= max_norm``.
+  ``g * coef`` only if ``norm > max_norm``; ``"non_strict"``: only if ``norm >= max_norm``;
+  ``"max_div"``: ``g * max_norm / max(norm + eps, max_norm)`` (Paddle's and MindSpore's
+  global-norm formula: NaN for an infinite max_norm, where ``clamp`` gives 1).
 * ``accumulate`` ``"float64"``: exact norms; a dtype name (``"float32"``, ``"float16"``,
   ``"bfloat16"``): naive arithmetic in that dtype, every intermediate rounded with
   ``round_to``. (The registry's ``"input"`` is resolved to the cell's dtype by the caller.)
@@ -30,6 +32,9 @@ the other frameworks' documented or measured behaviour (``docs/ARCHITECTURE.md``
   taken in it and the norm then rounded to ``accumulate``. ``None``: the same as
   ``accumulate``, and for ``accumulate="float64"`` the exact scaled sum. torch: the input
   dtype for float32/float64, float32 for float16/bfloat16 (its "opmath" type).
+* ``max_norm_dtype``  the dtype ``max_norm`` is held in before use (``None``: exact):
+  MindSpore's ``clip_by_global_norm`` keeps ``clip_norm`` as a float32 tensor, so a float64
+  ``clip_norm`` of 1e-311 becomes 0.
 * ``max_nan``    ``"propagate"``: a NaN element makes the p = +-inf norm (``max``/``min`` of
   ``|x|``) NaN (torch); ``"ignore"``: NaN elements are skipped by that max/min (a reduction
   by comparisons, where ``NaN > m`` is false: MindSpore's ``ops.clip_by_norm``).
@@ -48,7 +53,7 @@ import numpy as np
 
 from conformance.tensors import round_to
 
-_THRESHOLDS = ("clamp", "strict", "non_strict")
+_THRESHOLDS = ("clamp", "strict", "non_strict", "max_div")
 _NONFINITE = ("propagate", "skip", "skip_nan", "raise")
 
 
@@ -239,9 +244,15 @@ def _scale(g, max_norm, norm, *, eps, threshold, accumulate):
     """One tensor scaled for ``norm``: ``coef = r(max_norm / r(norm + eps))``, then
     ``clamp``: ``r(g * minimum(coef, 1))`` (``np.minimum`` so a NaN coef propagates, as
     ``torch.clamp``); ``strict``: ``r(g * coef)`` if ``norm > max_norm`` else ``g``;
-    ``non_strict``: the same with ``>=``. ``r`` rounds to ``accumulate``."""
+    ``non_strict``: the same with ``>=``; ``max_div``: ``r(g * r(max_norm / maximum(r(norm +
+    eps), max_norm)))`` (``clip_norm / max(global_norm, clip_norm)``: equal to ``clamp`` except
+    that ``inf / inf`` (max_norm inf) and ``0 / 0`` (norm and max_norm 0) are NaN, and a NaN
+    norm gives NaN). ``r`` rounds to ``accumulate``."""
     g = np.asarray(g, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if threshold == "max_div":
+            denom = np.maximum(_round(np.float64(norm) + np.float64(eps), accumulate), np.float64(max_norm))
+            return _round(g * _round(np.float64(max_norm) / denom, accumulate), accumulate)
         coef = _round(np.float64(max_norm) / _round(np.float64(norm) + np.float64(eps), accumulate), accumulate)
         if threshold == "clamp":
             return _round(g * np.minimum(coef, 1.0), accumulate)
@@ -271,19 +282,25 @@ def clip_grads_with_norm(grads: list, max_norm: float, total_norm: float, *, eps
 def get_total_norm(grads: list, norm_type: float = 2.0, error_if_nonfinite: bool = False, *,
                    nesting: str = "nested", accumulate: str = "float64",
                    nonfinite: str = "propagate", power_sum: str = "abs", root: str = "exact",
-                   sum_dtype: Optional[str] = None, max_nan: str = "propagate") -> OracleResult:
+                   sum_dtype: Optional[str] = None, max_nan: str = "propagate",
+                   rescale: Optional[float] = None) -> OracleResult:
     """``total_norm(grads, norm_type)`` with the gradients unchanged
     (``torch.nn.utils.get_total_norm``).
 
     A NaN or +-inf norm with ``nonfinite="raise"`` (or ``error_if_nonfinite=True``) gives
     ``OracleResult(grads=None, total_norm=norm, raises="RuntimeError")``; ``"propagate"`` and
     ``"skip"`` return the norm (there is nothing to skip).
+    ``rescale=m``: the gradients are also scaled as ``clip_grads_with_norm(grads, m, norm)``
+    (a composite reading the norm from a clip with ``max_norm=inf``: a finite norm leaves them
+    alone, a NaN or infinite one makes them NaN, ``inf / inf``).
     """
     _check("nonfinite", nonfinite, _NONFINITE)
     norm = total_norm(grads, norm_type, nesting=nesting, accumulate=accumulate, power_sum=power_sum, root=root,
                       sum_dtype=sum_dtype, max_nan=max_nan)
     if (error_if_nonfinite or nonfinite == "raise") and not math.isfinite(norm):
         return OracleResult(grads=None, total_norm=norm, raises="RuntimeError")
+    if rescale is not None:
+        return OracleResult(grads=clip_grads_with_norm(grads, rescale, norm).grads, total_norm=norm)
     return OracleResult(grads=_copy(grads), total_norm=norm)
 
 
@@ -291,7 +308,8 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
                    scope: str = "global", nesting: str = "nested", eps: float = 1e-6,
                    threshold: str = "clamp", accumulate: str = "float64",
                    nonfinite: str = "propagate", power_sum: str = "abs", root: str = "exact",
-                   sum_dtype: Optional[str] = None, max_nan: str = "propagate") -> OracleResult:
+                   sum_dtype: Optional[str] = None, max_nan: str = "propagate",
+                   max_norm_dtype: Optional[str] = None) -> OracleResult:
     """Clip gradients by norm (defaults: ``torch.nn.utils.clip_grad_norm_``).
 
     ``scope="global"``: ``norm = total_norm(grads, norm_type, nesting=nesting)``, then every
@@ -306,12 +324,15 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
     ``accumulate=<dtype>``: norms, coefficient and outputs rounded to that dtype.
     ``power_sum``, ``root``, ``sum_dtype``, ``max_nan``: how every norm is formed (``vector_norm``).
     ``nonfinite="skip_nan"``: as ``"skip"`` for a NaN norm, as ``"propagate"`` for +-inf.
+    ``max_norm_dtype``: ``max_norm`` is first rounded to that dtype.
     """
     _check("scope", scope, ("global", "per_tensor"))
     _check("threshold", threshold, _THRESHOLDS)
     _check("nonfinite", nonfinite, _NONFINITE)
     if error_if_nonfinite:
         nonfinite = "raise"
+    if max_norm_dtype is not None:
+        max_norm = float(round_to(max_norm, max_norm_dtype))
     knobs = dict(eps=eps, threshold=threshold, accumulate=accumulate)
     nk = dict(accumulate=accumulate, power_sum=power_sum, root=root, sum_dtype=sum_dtype, max_nan=max_nan)
 
@@ -357,11 +378,13 @@ def clip_grad_value(grads: list, clip_value: Optional[float] = None, *, min: Opt
     every element becomes ``hi``); ``"min_last"``: ``maximum(minimum(g, hi), lo)`` (every
     element becomes ``lo``). ``nan="propagate"``: NaN stays NaN (``np.maximum``/``np.minimum``
     propagate it); ``"min"``/``"max"``: a NaN element becomes ``lo``/``hi`` (what a
-    compare-and-select implementation gives; NaN stays if that bound is absent).
+    compare-and-select implementation gives; NaN stays if that bound is absent); ``"bound"``:
+    each clamp step maps NaN to its own bound, in ``order`` (MindSpore's ``clip_by_value``: NaN
+    becomes ``lo``, then ``min(lo, hi)``; with only ``hi`` given, ``hi``).
     No norm is returned (``total_norm`` None).
     """
     _check("order", order, ("max_last", "min_last"))
-    _check("nan", nan, ("propagate", "min", "max"))
+    _check("nan", nan, ("propagate", "min", "max", "bound"))
     if min is None and max is None:
         if clip_value is None:
             raise TypeError("clip_grad_value needs clip_value, min or max")
@@ -381,7 +404,9 @@ def clip_grad_value(grads: list, clip_value: Optional[float] = None, *, min: Opt
         for fn, bound in (first, last):
             if bound is not None:
                 out = fn(out, bound)
-        bound = {"propagate": None, "min": lo, "max": hi}[nan]
+                if nan == "bound":  # compare-and-select: this step maps NaN to its bound
+                    out = np.where(np.isnan(out), bound, out)
+        bound = {"propagate": None, "min": lo, "max": hi, "bound": None}[nan]
         if bound is not None:
             out = np.where(np.isnan(g), bound, out)
         return np.array(out, dtype=np.float64)
