@@ -159,3 +159,26 @@ def test_max_norm_dtype_rounds_the_threshold():
     assert r.total_norm == 0.0 and all(math.isnan(v) for v in r.grads[0])
     r = clipping.clip_grad_norm(g, 1e-311, eps=0.0)
     assert r.grads[0][0] == pytest.approx(1e-311 / math.sqrt(2), rel=1e-3)
+
+
+def test_threshold_max_div_and_divide_reciprocal():
+    g = [np.array([3.0, 4.0])]
+    r = clipping.clip_grad_norm(g, INF, eps=0.0, threshold="max_div")
+    assert all(math.isnan(v) for v in r.grads[0])  # inf / max(5, inf) = NaN
+    assert clipping.clip_grad_norm(g, INF, eps=0.0).grads[0].tolist() == [3.0, 4.0]  # clamp: 1
+    assert clipping.clip_grad_norm(g, 2.5, eps=0.0, threshold="max_div").grads[0].tolist() == [1.5, 2.0]
+    # float16: 1 / (0 + 1e-6) overflows to inf, and 0 * inf = NaN (torch's max_norm / tensor)
+    r = clipping.clip_grads_with_norm([np.array([0.5, -1.0])], 0.0, 0.0, accumulate="float16", divide="reciprocal")
+    assert all(math.isnan(v) for v in r.grads[0])
+    r = clipping.clip_grads_with_norm([np.array([0.5, -1.0])], 0.0, 0.0, accumulate="float16")
+    assert r.grads[0].tolist() == [0.0, -0.0]
+
+
+def test_nan_bound_and_rescale():
+    g = [np.array([NAN, 0.3, -3.0])]
+    assert clipping.clip_grad_value(g, min=0.5, max=0.1, nan="bound").grads[0].tolist() == [0.1, 0.1, 0.1]
+    assert clipping.clip_grad_value(g, min=None, max=0.7, nan="bound").grads[0].tolist() == [0.7, 0.3, -3.0]
+    assert clipping.clip_grad_value(g, min=-0.2, max=None, nan="bound").grads[0].tolist() == [-0.2, 0.3, -0.2]
+    r = clipping.get_total_norm([np.array([3.0, NAN])], 1.0, rescale=INF)
+    assert math.isnan(r.total_norm) and all(math.isnan(v) for v in r.grads[0])
+    assert clipping.get_total_norm([np.array([3.0, 4.0])], rescale=INF).grads[0].tolist() == [3.0, 4.0]

@@ -238,7 +238,8 @@ def test_no_conditions_always_applies():
 
 def test_unknown_knob_in_a_difference_variant_is_rejected():
     with pytest.raises(ValueError, match=r"unknown oracle knobs \['epsilon'\]; known: \['accumulate', "
-                       r"'eps', 'error_if_nonfinite', 'max_nan', 'max_norm_dtype', 'nan', 'nesting', 'nonfinite', 'norm_type', 'order', "
+                       r"'divide', 'eps', 'error_if_nonfinite', 'max_nan', 'max_norm_dtype', 'nan', 'nesting', 'nonfinite', "
+                       r"'norm_type', 'order', "
                        r"'power_sum', 'raises', 'rescale', 'root', 'scope', 'sum_dtype', 'threshold'\]"):
         Difference(id="d5", text="t", variant={"epsilon": 0})
 

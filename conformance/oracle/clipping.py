@@ -35,6 +35,9 @@ the other frameworks' documented or measured behaviour (``docs/ARCHITECTURE.md``
 * ``max_norm_dtype``  the dtype ``max_norm`` is held in before use (``None``: exact):
   MindSpore's ``clip_by_global_norm`` keeps ``clip_norm`` as a float32 tensor, so a float64
   ``clip_norm`` of 1e-311 becomes 0.
+* ``divide``     ``"direct"``: ``coef = max_norm / (norm + eps)``; ``"reciprocal"``:
+  ``max_norm * (1 / (norm + eps))`` with the reciprocal rounded to ``accumulate`` (torch's
+  ``scalar / tensor``; in float16 a norm below 1.5e-5 has reciprocal inf).
 * ``max_nan``    ``"propagate"``: a NaN element makes the p = +-inf norm (``max``/``min`` of
   ``|x|``) NaN (torch); ``"ignore"``: NaN elements are skipped by that max/min (a reduction
   by comparisons, where ``NaN > m`` is false: MindSpore's ``ops.clip_by_norm``).
@@ -240,7 +243,7 @@ def total_norm(grads: list, norm_type: float = 2.0, *, nesting: str = "nested", 
 # --------------------------------------------------------------------------- norm clipping
 
 
-def _scale(g, max_norm, norm, *, eps, threshold, accumulate):
+def _scale(g, max_norm, norm, *, eps, threshold, accumulate, divide="direct"):
     """One tensor scaled for ``norm``: ``coef = r(max_norm / r(norm + eps))``, then
     ``clamp``: ``r(g * minimum(coef, 1))`` (``np.minimum`` so a NaN coef propagates, as
     ``torch.clamp``); ``strict``: ``r(g * coef)`` if ``norm > max_norm`` else ``g``;
@@ -253,7 +256,11 @@ def _scale(g, max_norm, norm, *, eps, threshold, accumulate):
         if threshold == "max_div":
             denom = np.maximum(_round(np.float64(norm) + np.float64(eps), accumulate), np.float64(max_norm))
             return _round(g * _round(np.float64(max_norm) / denom, accumulate), accumulate)
-        coef = _round(np.float64(max_norm) / _round(np.float64(norm) + np.float64(eps), accumulate), accumulate)
+        denom = _round(np.float64(norm) + np.float64(eps), accumulate)
+        if divide == "reciprocal":  # max_norm * (1 / denom), the reciprocal rounded first
+            coef = _round(np.float64(max_norm) * _round(1.0 / denom, accumulate), accumulate)
+        else:
+            coef = _round(np.float64(max_norm) / denom, accumulate)
         if threshold == "clamp":
             return _round(g * np.minimum(coef, 1.0), accumulate)
         above = norm > max_norm if threshold == "strict" else norm >= max_norm
@@ -261,7 +268,8 @@ def _scale(g, max_norm, norm, *, eps, threshold, accumulate):
 
 
 def clip_grads_with_norm(grads: list, max_norm: float, total_norm: float, *, eps: float = 1e-6,
-                         threshold: str = "clamp", accumulate: str = "float64") -> OracleResult:
+                         threshold: str = "clamp", accumulate: str = "float64",
+                         divide: str = "direct") -> OracleResult:
     """Scale every gradient by the coefficient for a given ``total_norm``
     (``torch.nn.utils.clip_grads_with_norm_``, which returns nothing: ``total_norm`` is None).
 
@@ -272,10 +280,14 @@ def clip_grads_with_norm(grads: list, max_norm: float, total_norm: float, *, eps
     max_norm 0) gives NaN, an infinite norm gives coef 0 (so ``inf * 0 = NaN``), a NaN norm a NaN
     coef under ``clamp`` (and no scaling under ``strict``/``non_strict``, as ``NaN > x`` is false).
     With ``accumulate=<dtype>`` ``norm + eps``, ``coef`` and the outputs are rounded to it.
+    ``divide="reciprocal"``: ``coef = max_norm * r(1 / r(norm + eps))`` (torch's ``scalar /
+    tensor``): in float16 a norm below 1/65504 has an infinite reciprocal, so max_norm 0 gives
+    ``0 * inf = NaN``.
     """
     _check("threshold", threshold, _THRESHOLDS)
+    _check("divide", divide, ("direct", "reciprocal"))
     out = [None if g is None else _scale(g, max_norm, total_norm, eps=eps, threshold=threshold,
-                                         accumulate=accumulate) for g in grads]
+                                         accumulate=accumulate, divide=divide) for g in grads]
     return OracleResult(grads=out, total_norm=None)
 
 
@@ -309,7 +321,7 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
                    threshold: str = "clamp", accumulate: str = "float64",
                    nonfinite: str = "propagate", power_sum: str = "abs", root: str = "exact",
                    sum_dtype: Optional[str] = None, max_nan: str = "propagate",
-                   max_norm_dtype: Optional[str] = None) -> OracleResult:
+                   max_norm_dtype: Optional[str] = None, divide: str = "direct") -> OracleResult:
     """Clip gradients by norm (defaults: ``torch.nn.utils.clip_grad_norm_``).
 
     ``scope="global"``: ``norm = total_norm(grads, norm_type, nesting=nesting)``, then every
@@ -324,7 +336,8 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
     ``accumulate=<dtype>``: norms, coefficient and outputs rounded to that dtype.
     ``power_sum``, ``root``, ``sum_dtype``, ``max_nan``: how every norm is formed (``vector_norm``).
     ``nonfinite="skip_nan"``: as ``"skip"`` for a NaN norm, as ``"propagate"`` for +-inf.
-    ``max_norm_dtype``: ``max_norm`` is first rounded to that dtype.
+    ``max_norm_dtype``: ``max_norm`` is first rounded to that dtype. ``divide``: as in
+    ``clip_grads_with_norm``.
     """
     _check("scope", scope, ("global", "per_tensor"))
     _check("threshold", threshold, _THRESHOLDS)
@@ -333,7 +346,7 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
         nonfinite = "raise"
     if max_norm_dtype is not None:
         max_norm = float(round_to(max_norm, max_norm_dtype))
-    knobs = dict(eps=eps, threshold=threshold, accumulate=accumulate)
+    knobs = dict(eps=eps, threshold=threshold, accumulate=accumulate, divide=divide)
     nk = dict(accumulate=accumulate, power_sum=power_sum, root=root, sum_dtype=sum_dtype, max_nan=max_nan)
 
     def left_alone(n) -> bool:  # a non-finite norm that leaves the gradients unchanged
