@@ -182,3 +182,10 @@ def test_nan_bound_and_rescale():
     r = clipping.get_total_norm([np.array([3.0, NAN])], 1.0, rescale=INF)
     assert math.isnan(r.total_norm) and all(math.isnan(v) for v in r.grads[0])
     assert clipping.get_total_norm([np.array([3.0, 4.0])], rescale=INF).grads[0].tolist() == [3.0, 4.0]
+
+
+def test_zero_dim_one():
+    g = [np.array(3.0), np.array([4.0])]
+    r = clipping.clip_grad_norm(g, 1.0, eps=0.0, zero_dim="one")
+    assert r.grads[0].shape == (1,) and r.grads[0].tolist() == pytest.approx([0.6]) and r.grads[1].tolist() == pytest.approx([0.8])
+    assert clipping.clip_grad_norm(g, 1.0, eps=0.0).grads[0].shape == ()

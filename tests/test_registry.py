@@ -240,7 +240,7 @@ def test_unknown_knob_in_a_difference_variant_is_rejected():
     with pytest.raises(ValueError, match=r"unknown oracle knobs \['epsilon'\]; known: \['accumulate', "
                        r"'divide', 'eps', 'error_if_nonfinite', 'max_nan', 'max_norm_dtype', 'nan', 'nesting', 'nonfinite', "
                        r"'norm_type', 'order', "
-                       r"'power_sum', 'raises', 'rescale', 'root', 'scope', 'sum_dtype', 'threshold'\]"):
+                       r"'power_sum', 'raises', 'rescale', 'root', 'scope', 'sum_dtype', 'threshold', 'zero_dim'\]"):
         Difference(id="d5", text="t", variant={"epsilon": 0})
 
 

@@ -38,6 +38,7 @@ the other frameworks' documented or measured behaviour (``docs/ARCHITECTURE.md``
 * ``divide``     ``"direct"``: ``coef = max_norm / (norm + eps)``; ``"reciprocal"``:
   ``max_norm * (1 / (norm + eps))`` with the reciprocal rounded to ``accumulate`` (torch's
   ``scalar / tensor``; in float16 a norm below 1.5e-5 has reciprocal inf).
+* ``zero_dim``   ``"keep"``; ``"one"``: 0-d gradients come back with shape ``[1]``.
 * ``max_nan``    ``"propagate"``: a NaN element makes the p = +-inf norm (``max``/``min`` of
   ``|x|``) NaN (torch); ``"ignore"``: NaN elements are skipped by that max/min (a reduction
   by comparisons, where ``NaN > m`` is false: MindSpore's ``ops.clip_by_norm``).
@@ -321,7 +322,8 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
                    threshold: str = "clamp", accumulate: str = "float64",
                    nonfinite: str = "propagate", power_sum: str = "abs", root: str = "exact",
                    sum_dtype: Optional[str] = None, max_nan: str = "propagate",
-                   max_norm_dtype: Optional[str] = None, divide: str = "direct") -> OracleResult:
+                   max_norm_dtype: Optional[str] = None, divide: str = "direct",
+                   zero_dim: str = "keep") -> OracleResult:
     """Clip gradients by norm (defaults: ``torch.nn.utils.clip_grad_norm_``).
 
     ``scope="global"``: ``norm = total_norm(grads, norm_type, nesting=nesting)``, then every
@@ -337,8 +339,23 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
     ``power_sum``, ``root``, ``sum_dtype``, ``max_nan``: how every norm is formed (``vector_norm``).
     ``nonfinite="skip_nan"``: as ``"skip"`` for a NaN norm, as ``"propagate"`` for +-inf.
     ``max_norm_dtype``: ``max_norm`` is first rounded to that dtype. ``divide``: as in
-    ``clip_grads_with_norm``.
+    ``clip_grads_with_norm``. ``zero_dim="one"``: a 0-d gradient comes back with shape ``[1]``
+    (a ``[1]``-shaped coefficient broadcast into it: Paddle's ``ClipGradByGlobalNorm`` and
+    MindSpore's ``clip_by_global_norm`` called directly); ``"keep"``: its own shape.
     """
+    _check("zero_dim", zero_dim, ("keep", "one"))
+    r = _clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, scope=scope, nesting=nesting, eps=eps,
+                        threshold=threshold, accumulate=accumulate, nonfinite=nonfinite, power_sum=power_sum,
+                        root=root, sum_dtype=sum_dtype, max_nan=max_nan, max_norm_dtype=max_norm_dtype,
+                        divide=divide)
+    if zero_dim == "one" and r.grads is not None:
+        r.grads = [g if g is None or g.ndim else g.reshape(1) for g in r.grads]
+    return r
+
+
+def _clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, *, scope, nesting, eps, threshold,
+                    accumulate, nonfinite, power_sum, root, sum_dtype, max_nan, max_norm_dtype, divide):
+    """``clip_grad_norm`` without the ``zero_dim`` reshaping."""
     _check("scope", scope, ("global", "per_tensor"))
     _check("threshold", threshold, _THRESHOLDS)
     _check("nonfinite", nonfinite, _NONFINITE)
