@@ -115,11 +115,12 @@ def test_root_float32_with_sum_dtype():
 def test_max_nan_ignore():
     x = [0.5, NAN, -2.0]
     assert math.isnan(clipping.vector_norm(x, INF))
-    assert clipping.vector_norm(x, INF, max_nan="ignore") == 2.0
-    assert clipping.vector_norm(x, -INF, max_nan="ignore") == 0.5
-    assert math.isnan(clipping.vector_norm([NAN], INF, max_nan="ignore"))
-    assert math.isnan(clipping.vector_norm(x, 2, max_nan="ignore"))  # finite p: unaffected
-    r = clipping.clip_grad_norm([np.array(x)], 1.0, INF, True, max_nan="ignore", eps=0.0)
+    assert clipping.vector_norm(x, INF, max_nan="compare") == 2.0
+    assert clipping.vector_norm(x, -INF, max_nan="compare") == 0.5
+    assert math.isnan(clipping.vector_norm([NAN], INF, max_nan="compare"))
+    assert math.isnan(clipping.vector_norm([NAN, 3.0], INF, max_nan="compare"))  # NaN first: kept
+    assert math.isnan(clipping.vector_norm(x, 2, max_nan="compare"))  # finite p: unaffected
+    r = clipping.clip_grad_norm([np.array(x)], 1.0, INF, True, max_nan="compare", eps=0.0)
     assert r.raises is None and r.total_norm == 2.0
     np.testing.assert_array_equal(r.grads[0], [0.25, NAN, -1.0])
 

@@ -40,8 +40,10 @@ the other frameworks' documented or measured behaviour (``docs/ARCHITECTURE.md``
   ``scalar / tensor``; in float16 a norm below 1.5e-5 has reciprocal inf).
 * ``zero_dim``   ``"keep"``; ``"one"``: 0-d gradients come back with shape ``[1]``.
 * ``max_nan``    ``"propagate"``: a NaN element makes the p = +-inf norm (``max``/``min`` of
-  ``|x|``) NaN (torch); ``"ignore"``: NaN elements are skipped by that max/min (a reduction
-  by comparisons, where ``NaN > m`` is false: MindSpore's ``ops.clip_by_norm``).
+  ``|x|``) NaN (torch); ``"compare"``: that max/min is a sequential compare-and-replace from
+  the first element (``m = x[0]; m = x[i] if x[i] > m``): NaN comparisons are false, so a NaN
+  in first place is the result and any later NaN is skipped (MindSpore's ``clip_by_norm``
+  and ``vector_norm``, measured).
 
 Every arithmetic step uses numpy float64 with IEEE semantics (x/0 = +-inf, 0/0 = NaN, no
 Python exceptions). numpy and the standard library only.
@@ -177,15 +179,16 @@ def vector_norm(x, p, *, accumulate: str = "float64", power_sum: str = "abs", ro
     ``sum_dtype=<dtype>`` (finite p, not 0): ``r(rs(rs(sum rs(|x|**p)) ** (1/p)))`` with ``rs``
     rounding to ``sum_dtype`` and ``r`` to ``accumulate`` (``_naive_norm``): naive, so
     ``[2e200, 2e200]`` gives inf in float64.
-    ``max_nan="ignore"``: for p = +-inf, NaN elements are left out of the max/min (all NaN: NaN).
+    ``max_nan="compare"``: for p = +-inf, a NaN element counts only in first place (flattened
+    order); later NaN elements are left out of the max/min.
     """
     _check("power_sum", power_sum, ("abs", "signed"))
     _check("root", root, ("exact", "float32"))
-    _check("max_nan", max_nan, ("propagate", "ignore"))
+    _check("max_nan", max_nan, ("propagate", "compare"))
     p = float(p)
-    if max_nan == "ignore" and p in (math.inf, -math.inf):
+    if max_nan == "compare" and p in (math.inf, -math.inf):
         a = np.asarray(x, dtype=np.float64).ravel()
-        if a.size and not np.isnan(a).all():
+        if a.size and not np.isnan(a[0]):  # a NaN first element stays the result (propagates)
             x = a[~np.isnan(a)]
     if sum_dtype is not None and p not in (0.0, math.inf, -math.inf) and power_sum == "abs":
         return _naive_norm(x, p, accumulate, sum_dtype, root)
