@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .registry import Mapping, Registry
-from .spec import CaseError, SourceCase, Variant
+from . import tensors
+from .spec import CaseError, SourceCase, Variant, tensor_data
 
 
 @dataclass
@@ -48,6 +49,10 @@ class Cell:
         # parameters of mixed dtypes (a grads generator's `dtype:` other than the cell's)
         f["mixed_dtypes"] = any(getattr(v, "dtype", None) not in (None, self.dtype)
                                 for v in (self.case.grads or {}).values())
+        if self.case.grads is not None:  # injected: how many gradients, and is one of them empty
+            present = [v for v in self.case.grads.values() if v is not None]
+            f["grads.count"] = len(present)  # parameters that have a gradient (null ones do not)
+            f["grads.empty"] = any(0 in tensors.shape_of(tensor_data(v)) for v in present)
         if self.case.model is not None:  # when: {model.loss: [cross_entropy], model.layer.conv2d: [true]}
             f["model.loss"] = self.case.model.loss.type
             f.update({f"model.layer.{layer.type}": True for layer in self.case.model.layers})

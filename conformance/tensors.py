@@ -109,6 +109,17 @@ def param_dtype(value, cell_dtype: str) -> str:
     return (value.get("dtype") if isinstance(value, dict) else None) or cell_dtype
 
 
+def shape_of(value) -> tuple:
+    """The shape of a case-file tensor value without generating it (a generator's ``shape``,
+    an ``arange``'s length when it has none, a nested list's nesting)."""
+    if isinstance(value, dict):  # as ``generate`` reads it: an arange without shape is 1-d
+        if "arange" in value and not value.get("shape"):
+            start, stop = value["arange"]
+            return (len(np.arange(start, stop)),)
+        return tuple(value.get("shape") or ())
+    return np.shape(value)
+
+
 def materialize(value, shape_hint=None, integer: bool = False) -> np.ndarray:
     """A case-file tensor value (list, scalar or generator mapping) as a numpy array.
 

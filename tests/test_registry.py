@@ -375,3 +375,48 @@ def test_a_bad_api_entry_names_the_file_and_the_api(tmp_path):
         registry.load(directory=d)
     assert str(ei.value).startswith(f"{tmp_path / 'r.yaml'}: ")
     assert "paddle.g" in str(ei.value)
+
+
+# --------------------------------------------------------------------------- range conditions
+
+
+def test_range_condition_bounds_and_non_numbers():
+    d = diff_from_yaml("""
+        id: d6
+        text: a finite bound beyond float16's range
+        when: {dtype: [float16], args.clip_value: {above: 65504, below: .inf}}
+        variant: {raises: RuntimeError}
+    """)
+    assert d.applies({"dtype": "float16", "args.clip_value": 1e5})
+    assert not d.applies({"dtype": "float16", "args.clip_value": 65504.0})  # strict
+    assert not d.applies({"dtype": "float16", "args.clip_value": math.inf})
+    assert not d.applies({"dtype": "float16", "args.clip_value": math.nan})
+    assert not d.applies({"dtype": "float16", "args.clip_value": None})      # absent bound
+    assert not d.applies({"dtype": "float16", "args.clip_value": True})      # a bool is no number
+    assert not d.applies({"dtype": "float16"})
+    assert not d.applies({"dtype": "float32", "args.clip_value": 1e5})
+    e = diff_from_yaml("""
+        id: d7
+        text: t
+        unless: {args.max_norm: {at_least: 0, at_most: 1}}
+        variant: {eps: 0.0}
+    """)
+    assert e.applies({"args.max_norm": 1.5}) and e.applies({"args.max_norm": -0.1})
+    assert not e.applies({"args.max_norm": 0}) and not e.applies({"args.max_norm": 1.0})
+
+
+def test_range_condition_needs_a_bound_and_known_keys():
+    with pytest.raises(ValueError, match="at least one of above, below"):
+        diff_from_yaml("""
+            id: d8
+            text: t
+            when: {args.clip_value: {}}
+            variant: {eps: 0.0}
+        """)
+    with pytest.raises(ValueError, match="greater_than"):
+        diff_from_yaml("""
+            id: d9
+            text: t
+            when: {args.clip_value: {greater_than: 1}}
+            variant: {eps: 0.0}
+        """)

@@ -83,13 +83,43 @@ class Api(_Strict):
     oracle: Optional[OracleSpec] = None  # how the oracle reproduces this API as a source
 
 
-class Condition(_Strict):
-    """``{dtype: [float16], args.norm_type: [1.0, .inf]}``: every named field must be in its list."""
+class Range(_Strict):
+    """A numeric range a fact must lie in: ``{above: 65504, below: .inf}`` (strict bounds) or
+    ``{at_least: 0, at_most: 1}``. Data, compared by value; a fact that is not a number (absent,
+    None, a string, a bool) or NaN is in no range. Used where a list of values cannot say it:
+    a bound beyond a dtype's largest finite value."""
 
-    fields: dict[str, list[Any]]
+    above: Optional[float] = None
+    below: Optional[float] = None
+    at_least: Optional[float] = None
+    at_most: Optional[float] = None
+
+    @model_validator(mode="after")
+    def _some_bound(self):
+        if all(getattr(self, k) is None for k in ("above", "below", "at_least", "at_most")):
+            raise ValueError("a range condition needs at least one of above, below, at_least, at_most")
+        return self
+
+    def contains(self, x) -> bool:
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or math.isnan(x):
+            return False
+        return ((self.above is None or x > self.above) and (self.below is None or x < self.below)
+                and (self.at_least is None or x >= self.at_least) and (self.at_most is None or x <= self.at_most))
+
+
+#: a condition field: the list of allowed values, or a numeric range
+Allowed = Union[list[Any], Range]
+
+
+class Condition(_Strict):
+    """``{dtype: [float16], args.norm_type: [1.0, .inf], args.clip_value: {above: 65504}}``:
+    every named field must be in its list (or range)."""
+
+    fields: dict[str, Allowed]
 
     def holds(self, facts: dict) -> bool:
-        return all(any(_same(facts.get(k), v) for v in vs) for k, vs in self.fields.items())
+        return all(vs.contains(facts.get(k)) if isinstance(vs, Range) else any(_same(facts.get(k), v) for v in vs)
+                   for k, vs in self.fields.items())
 
 
 def _same(a, b) -> bool:
@@ -103,8 +133,8 @@ def _same(a, b) -> bool:
 class Difference(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     text: str
-    when: dict[str, list[Any]] = {}
-    unless: dict[str, list[Any]] = {}
+    when: dict[str, Allowed] = {}
+    unless: dict[str, Allowed] = {}
     variant: dict[str, Any]  # oracle knobs that reproduce the target's behaviour
     docs_contradict: str = ""  # where the framework's own documentation says otherwise
     match: Optional[str] = None  # with `raises`: a substring the "Type: message" text must contain
@@ -121,8 +151,8 @@ class Difference(_Strict):
 
 
 class Unsupported(_Strict):
-    when: dict[str, list[Any]] = {}
-    unless: dict[str, list[Any]] = {}
+    when: dict[str, Allowed] = {}
+    unless: dict[str, Allowed] = {}
     reason: str
     match: Optional[str] = None  # substring of "Type: message" the raised error must contain
 
