@@ -46,6 +46,9 @@ class Cell:
         f = {"dtype": self.dtype, "device": self.device, "backend": self.backend,
              "grads": "model" if self.case.model is not None else "injected"}
         f.update({f"args.{k}": v for k, v in self.args.items()})
+        # the target's arguments after translation: one condition for every source mapped to a
+        # target (torch.clamp's `max` whatever the source called its bound)
+        f.update({f"target_args.{k}": v for k, v in self.target_args.items()})
         # parameters of mixed dtypes (a grads generator's `dtype:` other than the cell's)
         f["mixed_dtypes"] = any(getattr(v, "dtype", None) not in (None, self.dtype)
                                 for v in (self.case.grads or {}).values())

@@ -138,3 +138,15 @@ def test_an_unsupported_entry_on_grads_count():
     got = {"raised": {"type": "RuntimeError", "message": "Expected !nested_tensorlist[0].empty()"}}
     assert _classify(reg, _cell(reg, "p0: null"), got)["status"] == "unsupported"
     assert _classify(reg, _cell(reg, "p0: [1.0]"), got)["status"] == "error"
+
+
+def test_target_args_facts_are_the_translated_arguments():
+    reg = _registry()
+    m = reg.mappings[0]
+    reg2 = Registry(reg.apis, [Mapping(source=m.source, target=m.target, category=m.category,
+                                       args={"max_norm": {"from": "max_norm", "op": "neg"}})])
+    facts = _cell(reg2, "p0: [1.0]").facts()
+    assert facts["args.max_norm"] == 1.0 and facts["target_args.max_norm"] == -1.0
+    assert "target_args.error_if_nonfinite" not in facts  # not translated, not passed
+    u = Unsupported(when={"target_args.max_norm": {"below": 0}}, reason="r")
+    assert u.applies(facts)
