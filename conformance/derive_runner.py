@@ -138,7 +138,7 @@ def classify(runner, cell, fn: dict, want, got: dict, rec: dict) -> None:
     if raised:
         text = f"{raised['type']}: {raised['message']}"
         for u in mapping.unsupported:  # a declared gap wins, whatever the source would do
-            if u.applies(facts, text):
+            if not u.undefined and u.applies(facts, text):
                 rec.update(status="unsupported", message=f"{u.reason} ({text})")
                 return
         if want.raises and raised["type"] == want.raises:

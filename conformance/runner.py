@@ -122,7 +122,7 @@ def oracle_call(api: Api, args: dict, grads: list, dtype: str, variant: Optional
     raises = knobs.pop("raises", None)
     if raises:
         return clipping.OracleResult(grads=None, total_norm=None, raises=raises)
-    for knob in ("accumulate", "sum_dtype"):  # "input": the cell's dtype
+    for knob in ("accumulate", "sum_dtype", "bound_dtype"):  # "input": the cell's dtype
         if knobs.get(knob) == "input":
             knobs[knob] = dtype
     for name in [k for k in knobs if k in api.oracle.args]:  # a variant overriding an argument
@@ -307,7 +307,7 @@ class Runner:
         if raised:
             text = f"{raised['type']}: {raised['message']}"
             for u in mapping.unsupported:  # a declared gap wins, whatever the source would do
-                if u.applies(facts, text):
+                if not u.undefined and u.applies(facts, text):
                     rec.update(status="unsupported", message=f"{u.reason} ({text})")
                     return
             if want.raises and raised["type"] == want.raises:
@@ -356,5 +356,9 @@ class Runner:
             alt = self.oracle(cell, inputs, d.variant)
             if not alt.raises and self._compare(cell, inputs, alt, got).ok:
                 rec.update(status="known", difference=d.id, message=d.text)
+                return
+        for u in mapping.unsupported:  # declared: the target's numbers are undefined here
+            if u.undefined and u.applies(facts):
+                rec.update(status="unsupported", message=f"{u.reason} ({c.summary()})")
                 return
         rec.update(status="mismatch", message=c.summary())

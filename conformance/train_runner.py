@@ -116,7 +116,7 @@ def classify(runner, cell: Cell, want, got: dict, rec: dict) -> None:
     if raised:
         text = f"{raised['type']}: {raised['message']}"
         for u in cell.mapping.unsupported:
-            if u.applies(f, text):
+            if not u.undefined and u.applies(f, text):
                 rec.update(status="unsupported", message=f"{u.reason} ({text})")
                 return
         rec.update(status="error", message=f"raised where the source step returns: {text}")

@@ -150,3 +150,21 @@ def test_target_args_facts_are_the_translated_arguments():
     assert "target_args.error_if_nonfinite" not in facts  # not translated, not passed
     u = Unsupported(when={"target_args.max_norm": {"below": 0}}, reason="r")
     assert u.applies(facts)
+
+
+def test_an_undefined_result_entry_applies_to_returned_numbers_only():
+    u = Unsupported(when={"grads.empty": [True]}, undefined=True, reason="uninitialised memory")
+    reg = _registry(unsupported=[u])
+    # source: [1, []] with max_norm 1 and norm 1: unchanged; the target returned garbage
+    cell = _cell(reg, "p0: [1.0]\np1: []")
+    got = {"grads": {"p0": np.array([0.7071]), "p1": np.zeros(0)}, "raised": None}
+    rec = _classify(reg, cell, got)
+    assert rec["status"] == "unsupported" and rec["message"].startswith("uninitialised memory (")
+    ok = {"grads": {"p0": np.array([1.0]), "p1": np.zeros(0)}, "raised": None}
+    assert _classify(reg, cell, ok)["status"] == "match"  # right numbers still match
+    assert _classify(reg, _cell(reg, "p0: [1.0]"), {"grads": {"p0": np.array([0.5])}, "raised": None})["status"] \
+        == "mismatch"  # outside its condition
+    raised = {"raised": {"type": "RuntimeError", "message": "x"}}
+    assert _classify(reg, cell, raised)["status"] == "error"  # never explains a raise
+    with pytest.raises(ValueError, match="takes no `match:`"):
+        Unsupported(undefined=True, match="x", reason="r")

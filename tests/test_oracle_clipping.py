@@ -357,3 +357,22 @@ def test_unknown_knob_values_are_rejected():
         total_norm(grads345(), nesting="deep")
     with pytest.raises(ValueError):
         clip_grad_value(grads345(), 1.0, order="sideways")
+
+
+def test_clip_grad_value_bound_dtype_rounds_the_bounds():
+    # measured on MindSpore 2.10 CPU (float16): NaN into [-1e5, 1e5] gives -inf, into
+    # [-70000, 1] -inf, into [-65504, 65504] -65504; 2 and -3 stay, 35008 stays
+    g = np.array([math.nan, 2.0, -3.0, 35008.0])
+    got = clip_grad_value([g], min=-1e5, max=1e5, nan="bound", bound_dtype="float16").grads[0]
+    np.testing.assert_array_equal(got, [-math.inf, 2.0, -3.0, 35008.0])
+    got = clip_grad_value([g], min=-70000.0, max=1.0, nan="bound", bound_dtype="float16").grads[0]
+    np.testing.assert_array_equal(got, [-math.inf, 1.0, -3.0, 1.0])
+    got = clip_grad_value([g], max=1e5, nan="bound", bound_dtype="float16").grads[0]
+    np.testing.assert_array_equal(got, [math.inf, 2.0, -3.0, 35008.0])
+    got = clip_grad_value([g], min=-65504.0, max=65504.0, nan="bound", bound_dtype="float16").grads[0]
+    np.testing.assert_array_equal(got, [-65504.0, 2.0, -3.0, 35008.0])
+    # without the knob the bounds are exact: 1e5 clips nothing and NaN becomes -1e5
+    got = clip_grad_value([g], min=-1e5, max=1e5, nan="bound").grads[0]
+    np.testing.assert_array_equal(got, [-1e5, 2.0, -3.0, 35008.0])
+    # a bound rounds to its nearest float16: 1.0001 is 1.0
+    np.testing.assert_array_equal(clip_grad_value([np.array([3.0])], 1.0001, bound_dtype="float16").grads[0], [1.0])

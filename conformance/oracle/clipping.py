@@ -39,6 +39,8 @@ the other frameworks' documented or measured behaviour (``docs/ARCHITECTURE.md``
   ``max_norm * (1 / (norm + eps))`` with the reciprocal rounded to ``accumulate`` (torch's
   ``scalar / tensor``; in float16 a norm below 1.5e-5 has reciprocal inf).
 * ``zero_dim``   ``"keep"``; ``"one"``: 0-d gradients come back with shape ``[1]``.
+* ``bound_dtype`` value clipping: the dtype the bounds are rounded to before use (``None``:
+  exact; MindSpore: the input's, so 1e5 is inf in float16).
 * ``max_nan``    ``"propagate"``: a NaN element makes the p = +-inf norm (``max``/``min`` of
   ``|x|``) NaN (torch); ``"compare"``: that max/min is a sequential compare-and-replace from
   the first element (``m = x[0]; m = x[i] if x[i] > m``): NaN comparisons are false, so a NaN
@@ -399,7 +401,7 @@ def _clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, *, scope, ne
 
 def clip_grad_value(grads: list, clip_value: Optional[float] = None, *, min: Optional[float] = None,
                     max: Optional[float] = None, order: str = "max_last",
-                    nan: str = "propagate") -> OracleResult:
+                    nan: str = "propagate", bound_dtype: Optional[str] = None) -> OracleResult:
     """Clamp every gradient element into ``[lo, hi]`` (``torch.nn.utils.clip_grad_value_``).
 
     Bounds: ``lo, hi = -clip_value, clip_value``, unless ``min`` or ``max`` is given: then
@@ -414,6 +416,9 @@ def clip_grad_value(grads: list, clip_value: Optional[float] = None, *, min: Opt
     compare-and-select implementation gives; NaN stays if that bound is absent); ``"bound"``:
     each clamp step maps NaN to its own bound, in ``order`` (MindSpore's ``clip_by_value``: NaN
     becomes ``lo``, then ``min(lo, hi)``; with only ``hi`` given, ``hi``).
+    ``bound_dtype``: each bound is first rounded to that dtype (``None``: used exactly):
+    MindSpore makes a tensor of the gradients' dtype of a Python bound, so in float16 a bound
+    beyond 65504 becomes +-inf (``lo = round(lo)``, ``hi = round(hi)``).
     No norm is returned (``total_norm`` None).
     """
     _check("order", order, ("max_last", "min_last"))
@@ -427,6 +432,8 @@ def clip_grad_value(grads: list, clip_value: Optional[float] = None, *, min: Opt
         if clip_value is not None:
             lo = -float(clip_value) if lo is None else lo
             hi = float(clip_value) if hi is None else hi
+    if bound_dtype is not None:
+        lo, hi = (None if b is None else float(round_to(b, bound_dtype)) for b in (lo, hi))
 
     def clamp(g):
         g = np.asarray(g, dtype=np.float64)

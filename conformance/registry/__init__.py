@@ -35,6 +35,7 @@ CATEGORIES = (
 
 KNOBS = {"scope", "nesting", "eps", "threshold", "accumulate", "nonfinite", "order", "nan", "raises",
          "norm_type", "power_sum", "root", "sum_dtype", "max_nan", "max_norm_dtype", "rescale", "divide", "zero_dim",
+         "bound_dtype",
          "error_if_nonfinite",  # norm_type, error_if_nonfinite: a variant overriding the source
                                 # argument (an L2-only target; a target that never raises)
          "nonscalar", "unused", "accumulation"}  # derivation knobs (conformance/oracle/derivation.py)
@@ -155,6 +156,17 @@ class Unsupported(_Strict):
     unless: dict[str, Allowed] = {}
     reason: str
     match: Optional[str] = None  # substring of "Type: message" the raised error must contain
+    #: the target *returns* here, but its numbers are undefined (measured: uninitialised memory),
+    #: so no oracle variant can reproduce them: a cell that matches neither the oracle nor a
+    #: declared difference is `unsupported` with this reason instead of `mismatch`. Never
+    #: applies to a raise.
+    undefined: bool = False
+
+    @model_validator(mode="after")
+    def _undefined(self):
+        if self.undefined and self.match is not None:
+            raise ValueError("an `undefined: true` entry is about returned numbers: it takes no `match:`")
+        return self
 
     def applies(self, facts: dict, raised_text: Optional[str] = None) -> bool:
         if self.match is not None and raised_text is not None and self.match not in raised_text:
