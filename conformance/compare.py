@@ -24,12 +24,21 @@ DEFAULT_TOLERANCE = {
 STATUSES = ("match", "known", "mismatch", "error", "unsupported", "skipped")
 
 
-def tolerance(dtype: str, overrides: Optional[dict] = None) -> tuple[float, float]:
-    """(rtol, atol) for ``dtype``: the case's override (which carries a reason) or the default."""
-    if overrides and dtype in overrides:
-        t = overrides[dtype]
-        return float(t.rtol), float(t.atol)
-    return DEFAULT_TOLERANCE[dtype]
+def tolerance(dtype: str, overrides: Optional[dict] = None, mixed=()) -> tuple[float, float]:
+    """(rtol, atol) for ``dtype``: the case's override (which carries a reason) or the default.
+
+    ``mixed``: the other dtypes of a cell whose parameters have mixed dtypes. Every clipped
+    gradient depends on the one total norm, which carries the rounding of the least precise
+    parameter, so such a cell gets the loosest tolerance of all its dtypes (each taken as above).
+    """
+    def one(d):
+        if overrides and d in overrides:
+            t = overrides[d]
+            return float(t.rtol), float(t.atol)
+        return DEFAULT_TOLERANCE[d]
+
+    tols = [one(d) for d in dict.fromkeys([dtype, *mixed])]
+    return max(t[0] for t in tols), max(t[1] for t in tols)
 
 
 @dataclass

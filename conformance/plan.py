@@ -45,6 +45,9 @@ class Cell:
         f = {"dtype": self.dtype, "device": self.device, "backend": self.backend,
              "grads": "model" if self.case.model is not None else "injected"}
         f.update({f"args.{k}": v for k, v in self.args.items()})
+        # parameters of mixed dtypes (a grads generator's `dtype:` other than the cell's)
+        f["mixed_dtypes"] = any(getattr(v, "dtype", None) not in (None, self.dtype)
+                                for v in (self.case.grads or {}).values())
         if self.case.model is not None:  # when: {model.loss: [cross_entropy], model.layer.conv2d: [true]}
             f["model.loss"] = self.case.model.loss.type
             f.update({f"model.layer.{layer.type}": True for layer in self.case.model.layers})

@@ -78,10 +78,15 @@ def build_inputs(case: Case, dtype: str) -> Inputs:
     if case.grads is not None:
         grads, params = {}, []
         for name, value in case.grads.items():
-            g = None if value is None else tensors.round_to(tensors.materialize(tensor_data(value)), dtype)
+            data = None if value is None else tensor_data(value)
+            pdtype = tensors.param_dtype(data, dtype)  # mixed dtypes: a generator's `dtype:`
+            g = None if data is None else tensors.round_to(tensors.materialize(data), pdtype)
             grads[name] = g
-            params.append({"name": name, "shape": list(g.shape) if g is not None else [1],
-                           "grad": None if g is None else tensors.to_carrier(g, dtype)})
+            param = {"name": name, "shape": list(g.shape) if g is not None else [1],
+                     "grad": None if g is None else tensors.to_carrier(g, pdtype)}
+            if pdtype != dtype:
+                param["dtype"] = pdtype  # the backend contract's per-parameter dtype
+            params.append(param)
         return Inputs(list(grads), grads, {"params": params}, values=grads)
     model = case.model
     layers = _layer_arrays(case, dtype)
@@ -117,8 +122,9 @@ def oracle_call(api: Api, args: dict, grads: list, dtype: str, variant: Optional
     raises = knobs.pop("raises", None)
     if raises:
         return clipping.OracleResult(grads=None, total_norm=None, raises=raises)
-    if knobs.get("accumulate") == "input":
-        knobs["accumulate"] = dtype
+    for knob in ("accumulate", "sum_dtype"):  # "input": the cell's dtype
+        if knobs.get(knob) == "input":
+            knobs[knob] = dtype
     for name in [k for k in knobs if k in api.oracle.args]:  # a variant overriding an argument
         kwargs[name] = knobs.pop(name)                        # (norm_type: an L2-only target)
     return fn(grads, **kwargs, **knobs)
@@ -276,7 +282,8 @@ class Runner:
         return rec
 
     def _compare(self, cell: Cell, inputs: Inputs, want, got: dict) -> compare.Comparison:
-        rtol, atol = compare.tolerance(cell.dtype, cell.case.tolerance)
+        mixed = [p["dtype"] for p in inputs.job.get("params", []) if "dtype" in p]
+        rtol, atol = compare.tolerance(cell.dtype, cell.case.tolerance, mixed)
         api = self.registry.apis[cell.api]
         source = self.registry.apis[cell.source_api]
         want_grads = dict(zip(inputs.names, want.grads)) if want.grads is not None else dict(inputs.grads)

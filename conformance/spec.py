@@ -40,15 +40,46 @@ class _Strict(BaseModel):
 # tensor values
 
 
-class RandomGen(_Strict):
-    random: Literal["normal", "uniform", "randint"]
+PutEntry = Annotated[list[Union[int, float]], Field(min_length=1)]
+
+
+class _Gen(_Strict):
+    """Fields every generator mapping shares: ``scale`` (multiplies the generated values),
+    ``put`` (special values placed after scaling: ``[[i, j, value], ...]``, one index per axis,
+    negative indices count from the end; ``value`` may be ``.nan``/``.inf``/``-.inf``), and
+    ``dtype`` (under ``grads:`` only: this parameter has that dtype whatever the cell's dtype,
+    for parameters of mixed dtypes)."""
+
     shape: list[Annotated[int, Field(ge=0)]] = []
+    scale: float = 1.0
+    put: Optional[list[PutEntry]] = None
+    dtype: Optional[Dtype] = None
+
+    @model_validator(mode="after")
+    def _put(self):
+        for k, entry in enumerate(self.put or []):
+            *index, _value = entry
+            if any(isinstance(i, bool) or not isinstance(i, int) for i in index):
+                raise ValueError(f"put[{k}]: indices must be integers, got {index!r}")
+            if self.shape or "shape" in self.model_fields_set:
+                if len(index) != len(self.shape):
+                    raise ValueError(f"put[{k}]: {len(index)} indices for a tensor of shape {self.shape}")
+                for axis, (i, n) in enumerate(zip(index, self.shape)):
+                    if not -n <= i < n:
+                        raise ValueError(f"put[{k}]: index {i} out of range for axis {axis} of size {n}")
+        return self
+
+    def as_dict(self) -> dict:
+        return self.model_dump(exclude_none=True)
+
+
+class RandomGen(_Gen):
+    random: Literal["normal", "uniform", "randint"]
     seed: int = 0
     mean: float = 0.0
     std: float = 1.0
     low: Optional[float] = None
     high: Optional[float] = None
-    scale: float = 1.0
 
     @model_validator(mode="after")
     def _bounds(self):
@@ -63,22 +94,12 @@ class RandomGen(_Strict):
         return d
 
 
-class FillGen(_Strict):
+class FillGen(_Gen):
     fill: float
-    shape: list[Annotated[int, Field(ge=0)]] = []
-    scale: float = 1.0
-
-    def as_dict(self) -> dict:
-        return self.model_dump()
 
 
-class ArangeGen(_Strict):
+class ArangeGen(_Gen):
     arange: Annotated[list[float], Field(min_length=2, max_length=2)]
-    shape: list[Annotated[int, Field(ge=0)]] = []
-    scale: float = 1.0
-
-    def as_dict(self) -> dict:
-        return self.model_dump()
 
 
 def _check_nested(v: Any) -> Any:
@@ -193,6 +214,16 @@ class Model(_Strict):
     def _targets(self):
         if self.targets is None and self.loss.type != "sum":
             raise ValueError(f"loss {self.loss.type} needs targets")
+        return self
+
+    @model_validator(mode="after")
+    def _no_param_dtype(self):
+        """A network has one dtype (the cell's): ``dtype:`` is for injected gradients only."""
+        values = [self.inputs, self.targets] + [getattr(layer, k, None) for layer in self.layers
+                                                for k in ("weight", "bias")]
+        if any(getattr(v, "dtype", None) is not None for v in values):
+            raise ValueError("`dtype:` in a tensor generator is for injected `grads:` only; "
+                             "a model runs in the cell's dtype")
         return self
 
 

@@ -66,7 +66,10 @@ def generate(spec: dict, shape_hint=None) -> np.ndarray:
 
     ``{random: normal, shape, seed, mean=0, std=1}``, ``{random: uniform, shape, seed, low=-1,
     high=1}``, ``{random: randint, shape, seed, low, high}`` (int64, high exclusive),
-    ``{fill: v, shape}``, ``{arange: [start, stop], shape}``; each may add ``scale: s``.
+    ``{fill: v, shape}``, ``{arange: [start, stop], shape}``; each may add ``scale: s`` and
+    ``put: [[i, j, ..., value], ...]``: after scaling, element ``[i, j, ...]`` is set to
+    ``value`` (NaN/inf placed exactly, unscaled; ``[[value]]`` for a 0-d tensor). A ``dtype``
+    key is not used here (the runner rounds to it, ``param_dtype``).
     ``shape_hint`` stands in for a missing ``shape`` (a layer knows its weight's shape).
     Keys have been validated by ``spec``; this function trusts them.
     """
@@ -91,7 +94,19 @@ def generate(spec: dict, shape_hint=None) -> np.ndarray:
             a = a.reshape(shape)
     else:  # pragma: no cover
         raise ValueError(f"not a generator: {sorted(spec)}")
-    return a * float(spec.get("scale", 1.0))
+    a = np.array(a * float(spec.get("scale", 1.0)), dtype=np.float64)  # an array even when 0-d
+    for entry in spec.get("put") or ():
+        *index, value = entry
+        if len(index) != a.ndim:
+            raise ValueError(f"put {entry!r}: {len(index)} indices for a tensor of shape {list(a.shape)}")
+        a[tuple(int(i) for i in index)] = float(value)  # IndexError when out of range
+    return a
+
+
+def param_dtype(value, cell_dtype: str) -> str:
+    """The dtype of one injected gradient: its generator's ``dtype:`` if it sets one, else the
+    cell's (parameters of mixed dtypes)."""
+    return (value.get("dtype") if isinstance(value, dict) else None) or cell_dtype
 
 
 def materialize(value, shape_hint=None, integer: bool = False) -> np.ndarray:

@@ -76,7 +76,7 @@ def _tensor(arr, dtype) -> ms.Tensor:
     a = np.asarray(arr)
     if a.dtype.kind in "iu":
         return ms.Tensor(a.astype(np.int32))
-    a = np.ascontiguousarray(a, dtype=np.float64).reshape(a.shape)  # 0-d stays 0-d
+    a = np.array(a, dtype=np.float64, order="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
     if dtype == ms.float64:
         return ms.Tensor(a, ms.float64)
     # float32 holds every float16/bfloat16 value exactly: cast once, in MindSpore
@@ -252,7 +252,8 @@ def run(job: dict) -> dict:
         raw = {n: _numpy(g) for n, g, _ in pairs}
     else:
         names = [p["name"] for p in job["params"]]
-        tensors = [None if p["grad"] is None else _tensor(p["grad"], dtype) for p in job["params"]]
+        tensors = [None if p["grad"] is None else _tensor(p["grad"], DTYPES[p.get("dtype", job["dtype"])])
+                   for p in job["params"]]  # a parameter's own "dtype": mixed dtypes
         params = None
         raw = None
     present = [i for i, t in enumerate(tensors) if t is not None]

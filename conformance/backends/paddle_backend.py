@@ -60,8 +60,8 @@ def _tensor(arr, dtype: str):
     a = np.asarray(arr)
     if a.dtype.kind in "iu":
         return paddle.to_tensor(a.astype(np.int64))
-    # reshape: np.ascontiguousarray makes a 0-d array 1-d. float64 -> dtype: exact, the values are already representable in dtype
-    t = paddle.to_tensor(np.ascontiguousarray(a, dtype=np.float64).reshape(a.shape))
+    # float64 -> dtype: exact, the values are already representable in dtype
+    t = paddle.to_tensor(np.array(a, dtype=np.float64, order="C"))  # keeps 0-d (ascontiguousarray does not)
     return t if dtype == "float64" else t.astype(dtype)
 
 
@@ -85,14 +85,19 @@ def _injected_params(params: list, dtype: str):
     """[(name, parameter, transpose=False)] whose ``.grad`` equals the job's gradients."""
     named, loss = [], None
     for spec in params:
-        p = _parameter(spec["shape"], dtype)
+        pdtype = spec.get("dtype", dtype)  # a parameter's own dtype: mixed dtypes
+        p = _parameter(spec["shape"], pdtype)
         if spec["grad"] is not None:
             # float16 has no CPU multiply kernel: go through float32 (the cast's backward
             # casts the float32 gradient back, exactly, as g is representable in dtype)
-            wide = "float32" if dtype in ("float16", "bfloat16") else dtype
+            wide = "float32" if pdtype in ("float16", "bfloat16") else pdtype
             g = _tensor(spec["grad"], wide)
             g.stop_gradient = True
-            term = ((p if wide == dtype else p.astype(wide)) * g).sum()
+            term = ((p if wide == pdtype else p.astype(wide)) * g).sum()
+            if term.dtype != paddle.float64 and loss is not None and loss.dtype == paddle.float64:
+                term = term.astype("float64")  # mixed float32/float64 terms: one loss dtype
+            elif loss is not None and loss.dtype != term.dtype:
+                loss = loss.astype(term.dtype)
             loss = term if loss is None else loss + term
         else:
             p.stop_gradient = True  # no gradient at all (grad stays None)

@@ -34,9 +34,8 @@ def _tensor(arr, dtype, device) -> torch.Tensor:
     a = np.asarray(arr)
     if a.dtype.kind in "iu":
         return torch.from_numpy(a.astype(np.int64)).to(device)
-    # reshape: np.ascontiguousarray turns a 0-d array into shape (1,) (it returns ndim >= 1)
-    c = np.ascontiguousarray(a, dtype=np.float64).reshape(a.shape)
-    return torch.from_numpy(c).to(device=device, dtype=dtype)
+    # np.array, not ascontiguousarray: that one turns a 0-d gradient into shape [1]
+    return torch.from_numpy(np.array(a, dtype=np.float64, order="C")).to(device=device, dtype=dtype)
 
 
 def _numpy(t) -> np.ndarray | None:
@@ -95,9 +94,10 @@ def _model_params(model: dict, dtype, device):
 def _injected_params(params: list, dtype, device):
     named = []
     for p in params:
-        t = torch.zeros(p["shape"], dtype=dtype, device=device, requires_grad=True)
+        pdtype = DTYPES[p["dtype"]] if "dtype" in p else dtype  # mixed dtypes
+        t = torch.zeros(p["shape"], dtype=pdtype, device=device, requires_grad=True)
         if p["grad"] is not None:
-            t.grad = _tensor(p["grad"], dtype, device)
+            t.grad = _tensor(p["grad"], pdtype, device)
         named.append((p["name"], t))
     return named
 

@@ -34,7 +34,9 @@ CATEGORIES = (
 )
 
 KNOBS = {"scope", "nesting", "eps", "threshold", "accumulate", "nonfinite", "order", "nan", "raises",
-         "norm_type", "power_sum", "root",  # norm_type: a variant overriding the source argument (an L2-only target)
+         "norm_type", "power_sum", "root", "sum_dtype", "max_nan", "max_norm_dtype", "rescale", "divide", "zero_dim",
+         "error_if_nonfinite",  # norm_type, error_if_nonfinite: a variant overriding the source
+                                # argument (an L2-only target; a target that never raises)
          "nonscalar", "unused", "accumulation"}  # derivation knobs (conformance/oracle/derivation.py)
 #: knobs of conformance.oracle.training (training-step APIs, registry/training.yaml)
 TRAINING_KNOBS = {"scaler", "backoff", "min_scale", "backoff_every", "group_lr", "clip_eps", "micro_loss",

@@ -43,7 +43,7 @@ def _generator_expr(spec: dict) -> str:
 def array_expr(value, materialised: np.ndarray) -> str:
     """numpy source for a case tensor value: literal when small, generator expression else."""
     data = tensor_data(value)
-    if isinstance(data, dict) and np.asarray(materialised).size > _INLINE_LIMIT:
+    if isinstance(data, dict) and not data.get("put") and np.asarray(materialised).size > _INLINE_LIMIT:
         return _generator_expr(data)
     return _literal(materialised)
 

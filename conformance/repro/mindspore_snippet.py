@@ -7,6 +7,8 @@ cells), then the target API, in PyNative mode on the cell's device.
 
 from __future__ import annotations
 
+from ..spec import tensor_data
+from ..tensors import param_dtype
 from . import _any_literal, _kwargs, _literal, array_expr
 
 _DT = {"float64": "ms.float64", "float32": "ms.float32", "float16": "ms.float16", "bfloat16": "ms.bfloat16"}
@@ -42,7 +44,8 @@ def snippet(cell, inputs) -> str:
             if g is None:
                 lines.append(f"# {name}: no gradient (left out of the tuple)")
                 continue
-            lines.append(f"grads.append({_tensor(array_expr(value, g), cell.dtype)})  # {name}")
+            pdtype = param_dtype(tensor_data(value), cell.dtype)  # mixed dtypes
+            lines.append(f"grads.append({_tensor(array_expr(value, g), pdtype)})  # {name}")
         lines.append("grads = tuple(grads)")
     else:
         lines += _model_lines(cell, inputs, dt)

@@ -9,6 +9,8 @@ an ``paddle.optimizer.SGD(learning_rate=1.0, grad_clip=...)`` step on zeroed par
 
 from __future__ import annotations
 
+from ..spec import tensor_data
+from ..tensors import param_dtype
 from . import _kwargs, _literal, array_expr, data_and_loss_lines
 
 _VIA_SGD = ".via_sgd"
@@ -32,6 +34,9 @@ def snippet(cell, inputs) -> str:
         for name, value in case.grads.items():
             g = inputs.grads[name]
             shape = [1] if g is None else list(g.shape)
+            pdtype = param_dtype(None if value is None else tensor_data(value), cell.dtype)
+            dt = repr(pdtype)  # mixed dtypes: this parameter's own
+            wide = "'float32'" if pdtype in ("float16", "bfloat16") else dt
             lines.append(f"p = paddle.create_parameter({shape}, {dt}, default_initializer=zero)  # {name}")
             if g is None:
                 lines.append("p.stop_gradient = True  # no gradient")

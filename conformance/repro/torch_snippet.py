@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..spec import tensor_data
+from ..tensors import param_dtype
 from . import _kwargs, _literal, array_expr, data_and_loss_lines
 
 
@@ -23,8 +25,9 @@ def snippet(cell, inputs) -> str:
             if g is None:
                 lines.append(f"params.append(torch.zeros(1, dtype={dt}, device={dev}, requires_grad=True))  # {name}: no grad")
                 continue
-            lines += [f"p = torch.zeros({tuple(g.shape)}, dtype={dt}, device={dev}, requires_grad=True)  # {name}",
-                      f"p.grad = torch.tensor({array_expr(value, g)}, dtype={dt}, device={dev})",
+            pdt = f"torch.{param_dtype(tensor_data(value), cell.dtype)}"  # mixed dtypes
+            lines += [f"p = torch.zeros({tuple(g.shape)}, dtype={pdt}, device={dev}, requires_grad=True)  # {name}",
+                      f"p.grad = torch.tensor({array_expr(value, g)}, dtype={pdt}, device={dev})",
                       "params.append(p)"]
     else:
         lines += _torch_model_lines(cell, inputs, dt, dev)
