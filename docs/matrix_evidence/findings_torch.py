@@ -43,3 +43,13 @@ for dt, v in ((torch.float16, 1e5), (torch.float16, 65504.0), (torch.float16, ma
     attempt(f"T3 clip_grad_value_({dt}, {v})", lambda: (utils.clip_grad_value_([p], v), p.grad.tolist())[1])
     attempt(f"T3 clamp_({dt}, min=None, max={v})", lambda: torch.tensor([0.5, -3.0], dtype=dt).clamp_(max=v).tolist())
     attempt(f"T3 clamp_({dt}, min={-v}, max=1)", lambda: torch.tensor([0.5, -3.0], dtype=dt).clamp_(min=-v, max=1.0).tolist())
+# T4 on the reverse mappings: float16 coefficient max_norm * (1 / (norm + 1e-6)) near the subnormals
+p = param([400.0], torch.float16)
+attempt("T4 clip_grad_norm_([400.0 float16], 1.25e-5)", lambda: (utils.clip_grad_norm_([p], 1.25e-5), p.grad.tolist())[1])
+# T6: clip_grads_with_norm_ takes total_norm as a tensor (get_total_norm's, the gradients' dtype)
+p = param([1.0], torch.float16)
+attempt("T6 clip_grads_with_norm_([1.0 float16], 10, tensor(1e5, float16))",
+        lambda: (utils.clip_grads_with_norm_([p], 10.0, torch.tensor(1e5, dtype=torch.float16)), p.grad.tolist())[1])
+p = param([1.0], torch.float16)
+attempt("T6 clip_grads_with_norm_([1.0 float16], 10, tensor(1e5, float32))",
+        lambda: (utils.clip_grads_with_norm_([p], 10.0, torch.tensor(1e5)), p.grad.tolist())[1])
