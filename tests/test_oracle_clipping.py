@@ -376,3 +376,20 @@ def test_clip_grad_value_bound_dtype_rounds_the_bounds():
     np.testing.assert_array_equal(got, [-1e5, 2.0, -3.0, 35008.0])
     # a bound rounds to its nearest float16: 1.0001 is 1.0
     np.testing.assert_array_equal(clip_grad_value([np.array([3.0])], 1.0001, bound_dtype="float16").grads[0], [1.0])
+
+
+def test_square_sum_floor_and_select_reproduce_mindspore_clipbynorm():
+    # measured, MindSpore 2.10 CPU nn.ClipByNorm (float32): a NaN norm counts as sqrt(1e-6) = 1e-3
+    knobs = dict(scope="per_tensor", eps=0.0, threshold="select", square_sum_floor=1e-6)
+    for x, c, want in (([math.nan, 1.0], 1e-4, [math.nan, 0.1]), ([math.nan, 5.0], 5e-4, [math.nan, 2.5]),
+                       ([math.nan, 1.0], 2e-3, [math.nan, 1.0]), ([math.inf, 1.0], 0.5, [math.nan, 0.0]),
+                       ([1.0, 0.0, 2.0], math.inf, [1.0, math.nan, 2.0]),  # 0 * inf: NaN
+                       ([3.0, 4.0], 1.0, [0.6, 0.8]), ([0.3, 0.4], 1.0, [0.3, 0.4]),
+                       ([1e-5, 0.0], 1e-4, [1e-5 * 1e-4 / 1e-3, 0.0])):  # norm 1e-5 floored to 1e-3
+        got = clip_grad_norm([np.array(x)], c, **knobs).grads[0]
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=0, equal_nan=True)
+    # with the floor and select gone it is the ordinary per-tensor clamp without epsilon
+    got = clip_grad_norm([np.array([math.nan, 1.0])], 1e-4, scope="per_tensor", eps=0.0).grads[0]
+    assert np.isnan(got).all()
+    with pytest.raises(ValueError, match="per_tensor L2"):
+        clip_grad_norm([np.array([1.0])], 1.0, square_sum_floor=1e-6)

@@ -61,7 +61,7 @@ import numpy as np
 
 from conformance.tensors import round_to
 
-_THRESHOLDS = ("clamp", "strict", "non_strict", "max_div")
+_THRESHOLDS = ("clamp", "strict", "non_strict", "max_div", "select")
 _NONFINITE = ("propagate", "skip", "skip_nan", "raise")
 
 
@@ -256,12 +256,20 @@ def _scale(g, max_norm, norm, *, eps, threshold, accumulate, divide="direct"):
     ``non_strict``: the same with ``>=``; ``max_div``: ``r(g * r(max_norm / maximum(r(norm +
     eps), max_norm)))`` (``clip_norm / max(global_norm, clip_norm)``: equal to ``clamp`` except
     that ``inf / inf`` (max_norm inf) and ``0 / 0`` (norm and max_norm 0) are NaN, and a NaN
-    norm gives NaN). ``r`` rounds to ``accumulate``."""
+    norm gives NaN); ``select``: per element ``m = r(max_norm * r(g / r(norm + eps)))``, then
+    ``g`` where ``g * m >= 0 and m * m > g * g``, else ``m`` (MindSpore's ``nn.ClipByNorm`` CPU
+    kernel: the same as ``clamp`` without epsilon for finite numbers, but ``0 * inf`` (an exactly
+    zero element, max_norm inf) and ``inf / inf`` give NaN). ``r`` rounds to ``accumulate``."""
     g = np.asarray(g, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if threshold == "max_div":
             denom = np.maximum(_round(np.float64(norm) + np.float64(eps), accumulate), np.float64(max_norm))
             return _round(g * _round(np.float64(max_norm) / denom, accumulate), accumulate)
+        if threshold == "select":  # per element: the smaller of g and max_norm * (g / norm)
+            mul = _round(np.float64(max_norm) * _round(g / _round(np.float64(norm) + np.float64(eps), accumulate),
+                                                       accumulate), accumulate)
+            keep = (g * mul >= 0) & (mul * mul > g * g)
+            return _round(np.where(keep, g, mul), accumulate)
         denom = _round(np.float64(norm) + np.float64(eps), accumulate)
         if divide == "reciprocal":  # max_norm * (1 / denom), the reciprocal rounded first
             coef = _round(np.float64(max_norm) * _round(1.0 / denom, accumulate), accumulate)
@@ -328,7 +336,7 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
                    nonfinite: str = "propagate", power_sum: str = "abs", root: str = "exact",
                    sum_dtype: Optional[str] = None, max_nan: str = "propagate",
                    max_norm_dtype: Optional[str] = None, divide: str = "direct",
-                   zero_dim: str = "keep") -> OracleResult:
+                   zero_dim: str = "keep", square_sum_floor: Optional[float] = None) -> OracleResult:
     """Clip gradients by norm (defaults: ``torch.nn.utils.clip_grad_norm_``).
 
     ``scope="global"``: ``norm = total_norm(grads, norm_type, nesting=nesting)``, then every
@@ -347,20 +355,26 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
     ``clip_grads_with_norm``. ``zero_dim="one"``: a 0-d gradient comes back with shape ``[1]``
     (a ``[1]``-shaped coefficient broadcast into it: Paddle's ``ClipGradByGlobalNorm`` and
     MindSpore's ``clip_by_global_norm`` called directly); ``"keep"``: its own shape.
+    ``square_sum_floor=f`` (``per_tensor``, L2 only): each tensor's sum of squares ``s`` is
+    replaced by ``f`` unless ``s > f`` (NaN included), so its norm is ``sqrt(f)`` at least and
+    never NaN (MindSpore's ``nn.ClipByNorm`` CPU kernel, ``f = 1e-6``: a NaN norm is 1e-3).
     """
     _check("zero_dim", zero_dim, ("keep", "one"))
     r = _clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, scope=scope, nesting=nesting, eps=eps,
                         threshold=threshold, accumulate=accumulate, nonfinite=nonfinite, power_sum=power_sum,
                         root=root, sum_dtype=sum_dtype, max_nan=max_nan, max_norm_dtype=max_norm_dtype,
-                        divide=divide)
+                        divide=divide, square_sum_floor=square_sum_floor)
     if zero_dim == "one" and r.grads is not None:
         r.grads = [g if g is None or g.ndim else g.reshape(1) for g in r.grads]
     return r
 
 
 def _clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, *, scope, nesting, eps, threshold,
-                    accumulate, nonfinite, power_sum, root, sum_dtype, max_nan, max_norm_dtype, divide):
+                    accumulate, nonfinite, power_sum, root, sum_dtype, max_nan, max_norm_dtype, divide,
+                    square_sum_floor=None):
     """``clip_grad_norm`` without the ``zero_dim`` reshaping."""
+    if square_sum_floor is not None and (scope != "per_tensor" or norm_type != 2):
+        raise ValueError("square_sum_floor is for per_tensor L2 clipping only")
     _check("scope", scope, ("global", "per_tensor"))
     _check("threshold", threshold, _THRESHOLDS)
     _check("nonfinite", nonfinite, _NONFINITE)
@@ -377,6 +391,9 @@ def _clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, *, scope, ne
         out = []
         for g in grads:
             n = None if g is None else vector_norm(g, norm_type, **nk)
+            if n is not None and square_sum_floor is not None:  # s = n * n floored (NaN: floor)
+                s = _scalar(n * n, accumulate)
+                n = _scalar(math.sqrt(s if s > square_sum_floor else square_sum_floor), accumulate)
             if n is not None and not math.isfinite(n) and (nonfinite == "raise" or left_alone(n)):
                 if nonfinite == "raise":
                     return OracleResult(grads=None, total_norm=None, raises="RuntimeError")

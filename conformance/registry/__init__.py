@@ -35,7 +35,7 @@ CATEGORIES = (
 
 KNOBS = {"scope", "nesting", "eps", "threshold", "accumulate", "nonfinite", "order", "nan", "raises",
          "norm_type", "power_sum", "root", "sum_dtype", "max_nan", "max_norm_dtype", "rescale", "divide", "zero_dim",
-         "bound_dtype",
+         "bound_dtype", "square_sum_floor",
          "error_if_nonfinite",  # norm_type, error_if_nonfinite: a variant overriding the source
                                 # argument (an L2-only target; a target that never raises)
          "nonscalar", "unused", "accumulation"}  # derivation knobs (conformance/oracle/derivation.py)

@@ -49,3 +49,8 @@ for nt in (math.inf, -math.inf, 2.0):
 attempt("clip_by_norm(0-d 0.0, 1, norm_type=0)", lambda: ops.clip_by_norm(t(0.0), 1.0, norm_type=0.0))
 attempt("nn.ClipByNorm()(empty, 1)", lambda: nn.ClipByNorm()(t([]), Tensor(np.float32(1.0))))
 attempt("clip_by_global_norm((0-d 0.5,), 1) shapes", lambda: [o.shape for o in ops.clip_by_global_norm((t(0.5),), 1.0)])
+# nn.ClipByNorm's CPU kernel floors each sum of squares at 1e-6 (NaN included) and picks per
+# element the smaller of x and clip_norm * x / L2(x) (threshold: select, square_sum_floor: 1e-6)
+for x in ([math.nan, 1.0], [math.nan, 5.0], [math.inf, 1.0], [1.0, 0.0, 2.0], [1e-5, 0.0]):
+    for c in (1e-4, 5e-4, 2e-3, math.inf):
+        attempt(f"nn.ClipByNorm()({x}, {c})", lambda: nn.ClipByNorm()(t(x), Tensor(np.float32(c))))
