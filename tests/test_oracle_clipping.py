@@ -393,3 +393,19 @@ def test_square_sum_floor_and_select_reproduce_mindspore_clipbynorm():
     assert np.isnan(got).all()
     with pytest.raises(ValueError, match="per_tensor L2"):
         clip_grad_norm([np.array([1.0])], 1.0, square_sum_floor=1e-6)
+
+
+def test_root_sum_float32_casts_the_power_sum_before_the_root():
+    # measured, MindSpore 2.10 CPU clip_by_global_norm on float64 [1e20]: the sum of squares 1e40
+    # is cast to float32 (inf), so the norm is inf and the gradient 0; with the root taken in
+    # float64 the norm would be 1e20, well inside float32
+    kw = dict(sum_dtype="float64", accumulate="float64")
+    assert vector_norm(np.array([1e20]), 2.0, root="sum_float32", **kw) == math.inf
+    assert vector_norm(np.array([1e20]), 2.0, **kw) == 1e20
+    # 1e-30: the float64 sum 1e-60 is 0 in float32
+    assert vector_norm(np.array([1e-30]), 2.0, root="sum_float32", **kw) == 0.0
+    # 1e-20: 1e-40 is a float32 subnormal, its root off by ~3e-6 relative
+    got = vector_norm(np.array([1e-20]), 2.0, root="sum_float32", **kw)
+    assert got == float(np.sqrt(np.float32(1e-40))) and abs(got / 1e-20 - 1) > 1e-6
+    with pytest.raises(ValueError, match="needs sum_dtype"):
+        vector_norm(np.array([1.0]), 2.0, root="sum_float32")

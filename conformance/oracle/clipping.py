@@ -143,7 +143,9 @@ def _naive_norm(x, p: float, accumulate: str, sum_dtype: str, root: str) -> floa
     """``sum_dtype``: ``|x|**p`` and their sum rounded to ``sum_dtype`` (IEEE overflow and
     underflow, no scaling; the summation order is not emulated), the root ``** (1/p)`` (or
     ``** float32(1/p)`` with ``root="float32"``) taken in it, the result rounded to
-    ``accumulate``. Empty: 0 (p > 0) or inf (p < 0); a NaN: NaN."""
+    ``accumulate``. ``root="sum_float32"``: the sum is cast to float32 first and the root taken
+    in float32 (MindSpore's ``clip_by_global_norm``: a float64 sum of squares of 1e40 is inf).
+    Empty: 0 (p > 0) or inf (p < 0); a NaN: NaN."""
     a = _round(np.abs(np.asarray(x, dtype=np.float64)).ravel(), accumulate)
     if a.size == 0:
         return 0.0 if p > 0 else math.inf
@@ -152,6 +154,9 @@ def _naive_norm(x, p: float, accumulate: str, sum_dtype: str, root: str) -> floa
     e = float(np.float32(1.0 / p)) if root == "float32" else 1.0 / p
     with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
         s = round_to(np.sum(round_to(a**p, sum_dtype)), sum_dtype)
+        if root == "sum_float32":  # the sum cast to float32, the root taken there
+            s = round_to(s, "float32")
+            return float(_round(round_to(s**e, "float32"), accumulate))
         return float(_round(round_to(s**e, sum_dtype), accumulate))
 
 
@@ -178,6 +183,7 @@ def vector_norm(x, p, *, accumulate: str = "float64", power_sum: str = "abs", ro
 
     ``power_sum="signed"`` (p not inf, not 0): ``_signed_power_norm`` (no absolute value).
     ``root="float32"`` (finite p, not 0): ``(sum |x|**p) ** float32(1/p)`` (``_root32_norm``).
+    ``root="sum_float32"`` (with ``sum_dtype``): the sum cast to float32 before the root.
     ``sum_dtype=<dtype>`` (finite p, not 0): ``r(rs(rs(sum rs(|x|**p)) ** (1/p)))`` with ``rs``
     rounding to ``sum_dtype`` and ``r`` to ``accumulate`` (``_naive_norm``): naive, so
     ``[2e200, 2e200]`` gives inf in float64.
@@ -185,7 +191,9 @@ def vector_norm(x, p, *, accumulate: str = "float64", power_sum: str = "abs", ro
     order); later NaN elements are left out of the max/min.
     """
     _check("power_sum", power_sum, ("abs", "signed"))
-    _check("root", root, ("exact", "float32"))
+    _check("root", root, ("exact", "float32", "sum_float32"))
+    if root == "sum_float32" and sum_dtype is None:
+        raise ValueError("root='sum_float32' needs sum_dtype (the dtype the sum is formed in)")
     _check("max_nan", max_nan, ("propagate", "compare"))
     p = float(p)
     if max_nan == "compare" and p in (math.inf, -math.inf):

@@ -54,3 +54,8 @@ attempt("clip_by_global_norm((0-d 0.5,), 1) shapes", lambda: [o.shape for o in o
 for x in ([math.nan, 1.0], [math.nan, 5.0], [math.inf, 1.0], [1.0, 0.0, 2.0], [1e-5, 0.0]):
     for c in (1e-4, 5e-4, 2e-3, math.inf):
         attempt(f"nn.ClipByNorm()({x}, {c})", lambda: nn.ClipByNorm()(t(x), Tensor(np.float32(c))))
+# identity precision: float16 clip_by_norm of [300] overflows (300**2 > 65504); float64
+# clip_by_global_norm holds clip_norm in float32 (2.6e-109 -> 0)
+attempt("clip_by_norm(float16 300.0, 300.0)", lambda: ops.clip_by_norm(t(300.0, np.float16), 300.0))
+attempt("clip_by_global_norm((float64 2.6e-109,), 2.6e-109)",
+        lambda: ops.clip_by_global_norm((t(2.5855359276592865e-109, np.float64),), 2.5855359276592865e-109))
