@@ -59,3 +59,12 @@ for x in ([math.nan, 1.0], [math.nan, 5.0], [math.inf, 1.0], [1.0, 0.0, 2.0], [1
 attempt("clip_by_norm(float16 300.0, 300.0)", lambda: ops.clip_by_norm(t(300.0, np.float16), 300.0))
 attempt("clip_by_global_norm((float64 2.6e-109,), 2.6e-109)",
         lambda: ops.clip_by_global_norm((t(2.5855359276592865e-109, np.float64),), 2.5855359276592865e-109))
+# ops.clip_by_norm holds max_norm as a float32 scalar: float64 [inf] with 2.55e-132 (-> 0) gives NaN
+f64 = lambda v: t(v, np.float64)
+attempt("clip_by_norm(float64 inf, 2.55e-132, -inf)", lambda: ops.clip_by_norm(f64(math.inf), 2.55e-132, norm_type=-math.inf))
+attempt("clip_by_norm(float64 inf, 0.5, -inf)", lambda: ops.clip_by_norm(f64(math.inf), 0.5, norm_type=-math.inf))
+attempt("clip_by_norm((float64 2, 1), 0.5, -inf)", lambda: ops.clip_by_norm((f64(2.0), f64(1.0)), 0.5, norm_type=-math.inf))
+# an empty gradient among others: the undefined sum can be non-finite, then error_if_nonfinite raises
+for i in range(3):
+    attempt(f"clip_by_norm((empty(0,3,2), 0.2, 9, 0), 9.0022, error_if_nonfinite=True) #{i}",
+            lambda: ops.clip_by_norm((t(np.zeros((0, 3, 2))), t(0.2), t(9.0), t(0.0)), 9.0022, error_if_nonfinite=True))
