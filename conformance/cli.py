@@ -86,11 +86,15 @@ def cmd_run(a) -> int:
         writer.set_backends(runner.backend_summary())
         doc = writer.close()
         pool.close()
-    from . import report
-
-    index = report.render(doc, out)
     _summary(doc)
-    console.print(f"results: {out / 'results.json'}   report: {index}", markup=False)
+    if a.no_report:
+        console.print(f"results: {out / 'results.json'}   (no report: conformance report {out / 'results.json'})",
+                      markup=False)
+    else:
+        from . import report
+
+        index = report.render(doc, out)
+        console.print(f"results: {out / 'results.json'}   report: {index}", markup=False)
     if errors:
         return 2
     return 1 if counts["mismatch"] or counts["error"] else 0
@@ -233,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="reports", help="output directory (default: reports)")
     r.add_argument("-k", metavar="EXPR", help="only cells whose id matches (pytest -k syntax)")
     r.add_argument("--timeout", type=float, default=120.0, help="seconds one cell may take")
+    r.add_argument("--no-report", action="store_true",
+                   help="write the results JSON only (render it later with `conformance report`)")
     r.set_defaults(fn=cmd_run)
     v = sub.add_parser("validate", help="check case files; errors as path:line: field: problem")
     v.add_argument("paths", nargs="*")

@@ -137,6 +137,17 @@ def test_cli_run_writes_results_and_report(tmp_path):
     assert len((out / "results.jsonl").read_text().splitlines()) == len(doc["results"]) + 2
 
 
+def test_cli_run_no_report_writes_results_only_and_report_renders_them_later(tmp_path):
+    out = tmp_path / "out"
+    r = _cli("run", str(CASES / "seeds" / "seed-001-clip-grad-value.yaml"), "--backend", "torch",
+             "--device", "cpu", "--out", str(out), "--no-report")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (out / "results.json").is_file() and not (out / "index.html").exists()
+    r = _cli("report", str(out / "results.json"), "--out", str(tmp_path / "html"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "seed-001" in (tmp_path / "html" / "index.html").read_text()
+
+
 def test_cli_broken_case_file_is_reported_and_the_others_still_run(tmp_path):
     d = tmp_path / "cases"
     shutil.copytree(CASES / "seeds", d)
