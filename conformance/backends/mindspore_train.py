@@ -64,9 +64,12 @@ def run(job: dict) -> dict:
         return {"outputs": {}, "raised": _raised(e)}
     n = step["micro_batches"]
 
-    def forward(x, y):
-        loss = loss_fn(net(x), y) / n
-        return scaler.scale(loss) if scaler else loss
+    # The scale enters as an argument, not as the closed-over scaler: MindSpore caches the graph
+    # of a grad function, and a closure over one cell's scaler was seen to reuse another cell's
+    # scale (a StaticLossScaler whose scale changed, only after ~6,000 earlier cells in the same
+    # worker). `loss * scale_value` is what `scaler.scale(loss)` computes.
+    def forward(x, y, scale):
+        return loss_fn(net(x), y) / n * scale
 
     grad_fn = ms.grad(forward, grad_position=None, weights=weights)
     clip_idx = [names.index(k) for k in (step.get("clip_params") or names)]
@@ -88,7 +91,8 @@ def _loop(step, net, grad_fn, opt, scaler, named, clip_idx, model, dtype) -> dic
         ts = [None] * n if targets is None else np.split(np.asarray(targets), n)
         acc = None
         for xb, tb in zip(xs, ts):
-            g = grad_fn(_tensor(xb, dtype), None if tb is None else _tensor(tb, dtype))
+            scale = scaler.scale_value.value() if scaler else ms.Tensor(1.0, dtype)
+            g = grad_fn(_tensor(xb, dtype), None if tb is None else _tensor(tb, dtype), scale.astype(dtype))
             acc = tuple(g) if acc is None else tuple(a + b for a, b in zip(acc, g))
         finite = True
         if scaler:
