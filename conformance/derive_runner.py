@@ -17,6 +17,7 @@ from typing import Optional
 
 import numpy as np
 
+from . import classify as shared
 from . import compare, derive_args, repro, tensors
 from .oracle import derivation
 from .spec import tensor_data
@@ -130,51 +131,9 @@ def check_expect(expect, got: dict, raised: bool) -> list:
 
 
 def classify(runner, cell, fn: dict, want, got: dict, rec: dict) -> None:
-    facts = cell.facts()
-    mapping = cell.mapping
-    diffs = [d for d in mapping.differences if d.applies(facts)]
-    raised = got.get("raised")
+    """The shared rule of conformance.classify, with the derivation oracle and comparison."""
     expect = cell.case.expect
-    if raised:
-        text = f"{raised['type']}: {raised['message']}"
-        for u in mapping.unsupported:  # a declared gap wins, whatever the source would do
-            if not u.undefined and u.applies(facts, text):
-                rec.update(status="unsupported", message=f"{u.reason} ({text})")
-                return
-        if want.raises and raised["type"] == want.raises:
-            fails = check_expect(expect, {}, True)
-            rec.update(status="mismatch" if fails else "match",
-                       message="; ".join(fails) or f"raised as the source does ({text})")
-            return
-        for d in diffs:
-            if d.variant.get("raises") in (raised["type"], "*") and (d.match is None or d.match in text):
-                rec.update(status="known", difference=d.id, message=text)
-                return
-        if want.raises:
-            rec.update(status="mismatch", message=f"raised {text}; the source raises {want.raises} here")
-        else:
-            rec.update(status="error", message=f"raised where the source API returns: {text}")
-        return
-    if want.raises:
-        for d in diffs:
-            if "raises" not in d.variant:
-                alt = _oracle(runner, cell, fn, d.variant)
-                if not alt.raises and compare_result(runner, cell, alt, got).ok:
-                    rec.update(status="known", difference=d.id,
-                               message=f"returned where the source raises {want.raises}: {d.text}")
-                    return
-        rec.update(status="mismatch", message=f"the source API raises {want.raises} here; {cell.api} returned")
-        return
-    c = compare_result(runner, cell, want, got)
-    rec.update(c.totals())
-    rec["params"] = {k: m.as_dict() for k, m in c.params.items()}
-    if c.ok:
-        fails = check_expect(expect, got, False)
-        rec.update(status="mismatch" if fails else "match", message="; ".join(fails))
-        return
-    for d in diffs:
-        alt = _oracle(runner, cell, fn, d.variant)
-        if not alt.raises and compare_result(runner, cell, alt, got).ok:
-            rec.update(status="known", difference=d.id, message=d.text)
-            return
-    rec.update(status="mismatch", message=c.summary())
+    shared.classify(cell, want, got, rec, shared.Hooks(
+        oracle=lambda variant: _oracle(runner, cell, fn, variant),
+        compare=lambda result: compare_result(runner, cell, result, got),
+        expect=lambda raised: check_expect(expect, {} if raised else got, raised)))

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import compare, repro, tensors
 from .summaries import clip_factors, summarize_inputs
+from .classify import Hooks, classify
 from .oracle import clipping, network
 from .plan import Cell
 from .registry import Api, Registry
@@ -299,66 +300,15 @@ class Runner:
         return c
 
     def _classify(self, cell: Cell, inputs: Inputs, want, got: dict, rec: dict) -> None:
-        facts = cell.facts()
-        mapping = cell.mapping
-        diffs = [d for d in mapping.differences if d.applies(facts)]
-        raised = got.get("raised")
+        def detail(c) -> None:  # the returned norm and the clipping factors, for the report
+            rec["total_norm"] = {"got": got.get("returned"), "want": want.total_norm}
+            want_grads = dict(zip(inputs.names, want.grads)) if want.grads is not None else {}
+            rec["factor"] = clip_factors(inputs.grads, got.get("grads") or {}, want_grads, rec["params"])
+
         expect = cell.case.expect
-        if raised:
-            text = f"{raised['type']}: {raised['message']}"
-            for u in mapping.unsupported:  # a declared gap wins, whatever the source would do
-                if not u.undefined and u.applies(facts, text):
-                    rec.update(status="unsupported", message=f"{u.reason} ({text})")
-                    return
-            if want.raises and raised["type"] == want.raises:
-                fails = compare.check_expect(expect, {}, None, True)
-                rec.update(status="mismatch" if fails else "match",
-                           message="; ".join(fails) or f"raised as the source does ({text})")
-                return
-            for d in diffs:
-                if d.variant.get("raises") in (raised["type"], "*") and (d.match is None or d.match in text):
-                    rec.update(status="known", difference=d.id, message=text)
-                    return
-                # a variant whose oracle itself raises the same type (error_if_nonfinite with the
-                # target's non-finite norm, say) explains the raise as well as `raises:` does
-                if "raises" not in d.variant and (d.match is None or d.match in text):
-                    alt = self.oracle(cell, inputs, d.variant)
-                    if alt.raises == raised["type"]:
-                        rec.update(status="known", difference=d.id,
-                                   message=f"raised as the variant's oracle does ({text})")
-                        return
-            if want.raises:
-                rec.update(status="mismatch", message=f"raised {text}; the source raises {want.raises} here")
-            else:
-                rec.update(status="error", message=f"raised where the source API returns: {text}")
-            return
-        if want.raises:
-            for d in diffs:
-                if "raises" not in d.variant:
-                    alt = self.oracle(cell, inputs, d.variant)
-                    if not alt.raises and self._compare(cell, inputs, alt, got).ok:
-                        rec.update(status="known", difference=d.id,
-                                   message=f"returned where the source raises {want.raises}")
-                        return
-            rec.update(status="mismatch", message=f"the source API raises {want.raises} here; {cell.api} returned")
-            return
-        c = self._compare(cell, inputs, want, got)
-        rec.update(c.totals())
-        rec["params"] = {k: m.as_dict() for k, m in c.params.items()}
-        rec["total_norm"] = {"got": got.get("returned"), "want": want.total_norm}
-        want_grads = dict(zip(inputs.names, want.grads)) if want.grads is not None else {}
-        rec["factor"] = clip_factors(inputs.grads, got.get("grads") or {}, want_grads, rec["params"])
-        if c.ok:
-            fails = compare.check_expect(expect, got.get("grads") or {}, got.get("returned"), False)
-            rec.update(status="mismatch" if fails else "match", message="; ".join(fails))
-            return
-        for d in diffs:
-            alt = self.oracle(cell, inputs, d.variant)
-            if not alt.raises and self._compare(cell, inputs, alt, got).ok:
-                rec.update(status="known", difference=d.id, message=d.text)
-                return
-        for u in mapping.unsupported:  # declared: the target's numbers are undefined here
-            if u.undefined and u.applies(facts):
-                rec.update(status="unsupported", message=f"{u.reason} ({c.summary()})")
-                return
-        rec.update(status="mismatch", message=c.summary())
+        classify(cell, want, got, rec, Hooks(
+            oracle=lambda variant: self.oracle(cell, inputs, variant),
+            compare=lambda result: self._compare(cell, inputs, result, got),
+            expect=lambda raised: compare.check_expect(expect, {} if raised else got.get("grads") or {},
+                                                       None if raised else got.get("returned"), raised),
+            detail=detail))

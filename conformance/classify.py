@@ -1,0 +1,101 @@
+"""The status of one cell: match, known, mismatch, error or unsupported.
+
+One rule for every kind of cell (clipping, derivation); the runners differ only in how an
+oracle variant is computed, how a result is compared and how ``expect`` literals are checked,
+which they pass in as :class:`Hooks`. The order of the rule (docs/ARCHITECTURE.md):
+
+when the target raised
+    a declared ``unsupported`` gap that applies (and whose ``match:`` is in the message) wins;
+    else ``match`` if the source's oracle raises the same type; else ``known`` if a difference
+    declares that type (``raises:``) or its variant's oracle raises it too; else ``mismatch``
+    (the source raises something else) or ``error`` (the source returns).
+when the source raises and the target returned
+    ``known`` if a difference's variant returns what the target returned, else ``mismatch``.
+otherwise
+    ``match`` when the numbers agree (and the ``expect`` literals hold); else ``known`` when a
+    difference's variant reproduces them; else ``unsupported`` if a gap declares the target's
+    numbers undefined here (``undefined: true``); else ``mismatch``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from .compare import Comparison
+
+
+@dataclass
+class Hooks:
+    oracle: Callable[[dict], Any]  # variant knobs -> the source's oracle result under them (.raises)
+    compare: Callable[[Any], Comparison]  # an oracle result -> its comparison with the target's output
+    expect: Callable[[bool], list]  # raised? -> the case's failing `expect` literals
+    detail: Optional[Callable[[Comparison], None]] = None  # record more of the main comparison
+
+
+def classify(cell, want, got: dict, rec: dict, hooks: Hooks) -> None:
+    """Set ``rec["status"]`` (and difference, message, metrics) for one cell; see the module doc."""
+    facts = cell.facts()
+    mapping = cell.mapping
+    diffs = [d for d in mapping.differences if d.applies(facts)]
+    raised = got.get("raised")
+    if raised:
+        _raised(cell, want, raised, rec, hooks, facts, diffs)
+        return
+    if want.raises:
+        for d in diffs:
+            if "raises" not in d.variant:
+                alt = hooks.oracle(d.variant)
+                if not alt.raises and hooks.compare(alt).ok:
+                    rec.update(status="known", difference=d.id,
+                               message=f"returned where the source raises {want.raises}: {d.text}")
+                    return
+        rec.update(status="mismatch", message=f"the source API raises {want.raises} here; {cell.api} returned")
+        return
+    c = hooks.compare(want)
+    rec.update(c.totals())
+    rec["params"] = {k: m.as_dict() for k, m in c.params.items()}
+    if hooks.detail is not None:
+        hooks.detail(c)
+    if c.ok:
+        fails = hooks.expect(False)
+        rec.update(status="mismatch" if fails else "match", message="; ".join(fails))
+        return
+    for d in diffs:
+        alt = hooks.oracle(d.variant)
+        if not alt.raises and hooks.compare(alt).ok:
+            rec.update(status="known", difference=d.id, message=d.text)
+            return
+    for u in mapping.unsupported:  # declared: the target's numbers are undefined here
+        if u.undefined and u.applies(facts):
+            rec.update(status="unsupported", message=f"{u.reason} ({c.summary()})")
+            return
+    rec.update(status="mismatch", message=c.summary())
+
+
+def _raised(cell, want, raised: dict, rec: dict, hooks: Hooks, facts: dict, diffs: list) -> None:
+    text = f"{raised['type']}: {raised['message']}"
+    for u in cell.mapping.unsupported:  # a declared gap wins, whatever the source would do
+        if not u.undefined and u.applies(facts, text):
+            rec.update(status="unsupported", message=f"{u.reason} ({text})")
+            return
+    if want.raises and raised["type"] == want.raises:
+        fails = hooks.expect(True)
+        rec.update(status="mismatch" if fails else "match",
+                   message="; ".join(fails) or f"raised as the source does ({text})")
+        return
+    for d in diffs:
+        if d.match is not None and d.match not in text:
+            continue
+        if d.variant.get("raises") in (raised["type"], "*"):
+            rec.update(status="known", difference=d.id, message=text)
+            return
+        # a variant whose oracle itself raises the same type (error_if_nonfinite with the
+        # target's non-finite norm, say) explains the raise as well as `raises:` does
+        if "raises" not in d.variant and hooks.oracle(d.variant).raises == raised["type"]:
+            rec.update(status="known", difference=d.id, message=f"raised as the variant's oracle does ({text})")
+            return
+    if want.raises:
+        rec.update(status="mismatch", message=f"raised {text}; the source raises {want.raises} here")
+    else:
+        rec.update(status="error", message=f"raised where the source API returns: {text}")
