@@ -27,10 +27,13 @@ def _round_bfloat16(x: np.ndarray) -> np.ndarray:
     """
     f32 = np.asarray(x, dtype=np.float64).astype(np.float32)
     bits = f32.view(np.uint32).astype(np.uint64)
-    lsb = (bits >> 16) & 1
-    rounded = ((bits + 0x7FFF + lsb) >> 16) << 16
+    # uint64 constants: numpy 1 treats a 0-d array as a scalar, and uint64 with a Python int
+    # promotes to float64, which has no shifts
+    u16, one = np.uint64(16), np.uint64(1)
+    lsb = (bits >> u16) & one
+    rounded = ((bits + np.uint64(0x7FFF) + lsb) >> u16) << u16
     nan = np.isnan(f32)
-    out = (rounded & 0xFFFFFFFF).astype(np.uint32).view(np.float32)
+    out = (rounded & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.float32)
     return np.where(nan, np.float32(np.nan), out)
 
 

@@ -180,3 +180,11 @@ def test_a_parsed_generator_materialises_to_the_same_numbers():
     w = materialize(spec.tensor_data(g["w"]))
     np.testing.assert_array_equal(w, 2.0 * generate({"random": "normal", "shape": [2, 3], "seed": 0}))
     assert materialize(spec.tensor_data(g["b"])).tolist() == [0.5, 0.5, 0.5]
+
+
+def test_bfloat16_rounds_0d_and_empty_arrays_under_numpy_1_and_2():
+    # numpy 1 treats a 0-d array as a scalar in promotion: uint64 >> int went to float64 and raised
+    # (found by the MindSpore env, which runs numpy 1.26); the tox env `mindspore` runs this file
+    assert round_to(np.array(1 + 3 * 2 ** -8), "bfloat16").shape == ()
+    assert float(round_to(np.array(1 + 3 * 2 ** -8), "bfloat16")) == 1 + 2 ** -6
+    assert round_to(np.zeros((0, 3)), "bfloat16").shape == (0, 3)
