@@ -12,7 +12,6 @@ them and the target API returns outputs (``returns: values``), the returned outp
 
 from __future__ import annotations
 
-import time
 from typing import Optional
 
 import numpy as np
@@ -76,32 +75,15 @@ def job(cell, fn: dict) -> dict:
 
 
 def run_cell(runner, cell) -> dict:
-    start = time.perf_counter()
-    rec = runner._record(cell)
-    reason = runner.device_reason(cell.backend, cell.device)
-    if reason:
-        rec.update(status="skipped", message=reason)
-        return runner._done(rec, start)
-    rec["backend_version"] = runner.backends[cell.backend]["version"]
-    try:
-        fn = _function(runner, cell)
-        want = _oracle(runner, cell, fn)
-        the_job = job(cell, fn)
-    except Exception as e:  # a suite bug or an impossible case: never silently passes
-        rec.update(status="error", message=f"preparing inputs/oracle failed: {type(e).__name__}: {e}")
-        return runner._done(rec, start)
-    from .worker import BackendError, WorkerError
+    return runner.run_with(cell, lambda c, rec: prepare(runner, c, rec))
 
-    try:
-        got = runner.pool.get(cell.backend, cell.device).call(the_job, timeout=runner.timeout, label=cell.id)
-    except (WorkerError, BackendError) as e:
-        rec.update(status="error", message=f"{type(e).__name__}: {e}")
-        rec["reproduce"] = repro.snippet(cell, None)
-        return runner._done(rec, start)
-    classify(runner, cell, fn, want, got, rec)
-    if rec["status"] in ("mismatch", "error", "known"):
-        rec["reproduce"] = repro.snippet(cell, None)
-    return runner._done(rec, start)
+
+def prepare(runner, cell, rec):
+    """A derivation cell: the function, the source's oracle and the worker job (Runner.run_with)."""
+    fn = _function(runner, cell)
+    want = _oracle(runner, cell, fn)
+    return (job(cell, fn), lambda got: classify(runner, cell, fn, want, got, rec),
+            lambda: repro.snippet(cell, None))
 
 
 def compare_result(runner, cell, want: derivation.DeriveResult, got: dict) -> compare.Comparison:

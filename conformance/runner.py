@@ -218,32 +218,48 @@ class Runner:
             from . import train_runner
 
             return train_runner.run(self, cell)
+        return self.run_with(cell, self._prepare, annotate=lambda rec: self._case_info(cell, None, rec))
+
+    def _prepare(self, cell: Cell, rec: dict):
+        """A clipping cell: its inputs, the source's oracle, the worker job; see run_with."""
+        inputs = self.inputs(cell)
+        want = self.oracle(cell, inputs)
+        self._case_info(cell, inputs, rec)
+        job = {"api": cell.api, "args": cell.target_args, "dtype": cell.dtype, "device": cell.device,
+               **inputs.job}
+        return (job, lambda got: self._classify(cell, inputs, want, got, rec),
+                lambda: repro.snippet(cell, inputs))
+
+    def run_with(self, cell: Cell, prepare, annotate=None) -> dict:
+        """The steps every kind of cell shares (clipping, derivation, training): skip an
+        unavailable device, prepare, call the worker, classify, attach a reproduction snippet.
+
+        ``prepare(cell, rec)`` returns ``(job, classify, snippet)``: the worker job, a function
+        that classifies the worker's result into ``rec``, and one that returns the snippet.
+        ``annotate(rec)`` adds to the record before anything can skip or fail."""
         start = time.perf_counter()
         rec = self._record(cell)
-        self._case_info(cell, None, rec)
+        if annotate is not None:
+            annotate(rec)
         reason = self.device_reason(cell.backend, cell.device)
         if reason:
             rec.update(status="skipped", message=reason)
             return self._done(rec, start)
         rec["backend_version"] = self.backends[cell.backend]["version"]
         try:
-            inputs = self.inputs(cell)
-            want = self.oracle(cell, inputs)
+            job, classify_result, snippet = prepare(cell, rec)
         except Exception as e:  # a suite bug or an impossible case: never silently passes
             rec.update(status="error", message=f"preparing inputs/oracle failed: {type(e).__name__}: {e}")
             return self._done(rec, start)
-        self._case_info(cell, inputs, rec)
-        job = {"api": cell.api, "args": cell.target_args, "dtype": cell.dtype, "device": cell.device,
-               **inputs.job}
         try:
             got = self.pool.get(cell.backend, cell.device).call(job, timeout=self.timeout, label=cell.id)
         except (WorkerError, BackendError) as e:
             rec.update(status="error", message=f"{type(e).__name__}: {e}")
-            rec["reproduce"] = repro.snippet(cell, inputs)
+            rec["reproduce"] = snippet()
             return self._done(rec, start)
-        self._classify(cell, inputs, want, got, rec)
+        classify_result(got)
         if rec["status"] in ("mismatch", "error", "known"):
-            rec["reproduce"] = repro.snippet(cell, inputs)
+            rec["reproduce"] = snippet()
         return self._done(rec, start)
 
     @staticmethod

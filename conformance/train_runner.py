@@ -8,13 +8,11 @@ reproduce the framework's outputs.
 
 from __future__ import annotations
 
-import time
 from typing import Optional
 
 from . import compare
 from .oracle import training
 from .plan import Cell
-from .worker import BackendError, WorkerError
 
 
 def facts(cell: Cell) -> dict:
@@ -72,32 +70,17 @@ def _compare(cell: Cell, want: training.TrainResult, got: dict) -> compare.Compa
 
 
 def run(runner, cell: Cell) -> dict:
-    start = time.perf_counter()
-    rec = runner._record(cell)
-    rec["kind"] = "train"
-    reason = runner.device_reason(cell.backend, cell.device)
-    if reason:
-        rec.update(status="skipped", message=reason)
-        return runner._done(rec, start)
-    rec["backend_version"] = runner.backends[cell.backend]["version"]
-    try:
-        inputs = runner.inputs(cell)
-        want = oracle(runner, cell)
-    except Exception as e:  # a suite bug or an impossible case: never silently passes
-        rec.update(status="error", message=f"preparing inputs/oracle failed: {type(e).__name__}: {e}")
-        return runner._done(rec, start)
+    return runner.run_with(cell, lambda c, rec: prepare(runner, c, rec), annotate=lambda rec: rec.update(kind="train"))
+
+
+def prepare(runner, cell: Cell, rec: dict):
+    """A training-step cell: the model inputs, the source's oracle and the worker job
+    (Runner.run_with)."""
+    inputs = runner.inputs(cell)
+    want = oracle(runner, cell)
     job = {"kind": "train", "api": cell.api, "args": cell.target_args, "dtype": cell.dtype,
            "device": cell.device, "model": inputs.job["model"], "step": step_job(cell)}
-    try:
-        got = runner.pool.get(cell.backend, cell.device).call(job, timeout=runner.timeout, label=cell.id)
-    except (WorkerError, BackendError) as e:
-        rec.update(status="error", message=f"{type(e).__name__}: {e}")
-        rec["reproduce"] = _snippet(cell, inputs)
-        return runner._done(rec, start)
-    classify(runner, cell, want, got, rec)
-    if rec["status"] in ("mismatch", "error", "known"):
-        rec["reproduce"] = _snippet(cell, inputs)
-    return runner._done(rec, start)
+    return (job, lambda got: classify(runner, cell, want, got, rec), lambda: _snippet(cell, inputs))
 
 
 def _snippet(cell: Cell, inputs) -> str:
