@@ -12,12 +12,16 @@ $(TOX):
 
 ## report: build every backend environment, run the bundled cases, write reports/index.html
 report: $(TOX)
-	$(TOX) run -e $(subst $() $(),$(comma),$(BACKEND_ENVS)) --notest
+	tools/build-envs $(TOX) $(BACKEND_ENVS) report
 	$(TOX) run -e report
 
+## Both build their tox environments first (tools/build-envs: one retry per environment, and a
+## check that each backend environment finds its framework), so an install failure stops the run
+## at once with pip's message instead of surfacing later as a failed test.
 ## test: the suite's unit tests, every bundled case on every backend, then the HTML report of
 ## those backends in headless Chromium (what CI runs; the browser env needs the backend envs)
 test: $(TOX)
+	tools/build-envs $(TOX) unit $(BACKEND_ENVS) browser
 	$(TOX) run -e unit,$(subst $() $(),$(comma),$(BACKEND_ENVS)),browser
 
 clean:
