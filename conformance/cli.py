@@ -61,8 +61,8 @@ def cmd_run(a) -> int:
     from .worker import WorkerPool
 
     pool = WorkerPool(dict(backends.MODULES), pythons)
+    pool.prestart(pythons)  # frameworks import while the registry and the cases load
     runner = Runner(registry.load(), pool, unavailable, timeout=a.timeout)
-    runner.prestart(pythons)  # frameworks import while the cases load
     try:
         loaded, p, errors = _load(a.paths, selected, a.device, a.k)
     except ValueError as e:  # a bad -k expression

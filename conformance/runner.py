@@ -146,21 +146,6 @@ class Runner:
         self._emitted: set = set()  # case-level facts already attached to a record (see _case_info)
 
     # -- backends -------------------------------------------------------------------------------
-    def prestart(self, names) -> None:
-        """Start the cpu workers of ``names`` in the background, so a framework's import
-        (seconds) overlaps loading and planning the cases."""
-        import threading
-
-        for name in names:
-            if name in self.pool.modules and name not in self.unavailable:
-                threading.Thread(target=self._hello_quietly, args=(name,), daemon=True).start()
-
-    def _hello_quietly(self, name: str) -> None:
-        try:
-            self.pool.hello(name, "cpu")
-        except WorkerError:
-            pass  # reported when its first cell asks (device_reason)
-
     def device_reason(self, backend: str, device: str) -> Optional[str]:
         """None when (backend, device) can run; else why its cells are skipped."""
         if backend in self.unavailable:

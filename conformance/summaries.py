@@ -15,12 +15,26 @@ def _finite_or_none(x) -> Optional[float]:
     return x if math.isfinite(x) else None
 
 
-def _l2(arrays) -> Optional[float]:
-    arrays = [np.asarray(a, dtype=np.float64) for a in arrays if a is not None]
-    if not arrays:
+def _sq(a) -> Optional[float]:
+    """The sum of squares of ``a`` in float64 (None for a missing gradient); callers hold
+    ``np.errstate`` (an overflow is an honest inf, and is reported as None later)."""
+    if a is None:
         return None
+    a = np.asarray(a, dtype=np.float64)
+    return float(np.dot(a.ravel(), a.ravel()))
+
+
+def _root(squares) -> Optional[float]:
+    squares = [s for s in squares if s is not None]
+    if not squares:
+        return None
+    total = sum(squares)
+    return _finite_or_none(math.sqrt(total)) if total == total else None  # NaN stays None
+
+
+def _l2(arrays) -> Optional[float]:
     with np.errstate(over="ignore", invalid="ignore"):
-        return _finite_or_none(math.sqrt(sum(float(np.sum(a * a)) for a in arrays)))
+        return _root([_sq(a) for a in arrays])
 
 
 def _ratio(num: Optional[float], den: Optional[float]) -> Optional[float]:
@@ -37,13 +51,17 @@ def clip_factors(before: dict, got: dict, want: dict, params: dict) -> dict:
     is how the report shows a per-tensor API standing in for a global one. None where the
     input norm is 0 or a norm is not finite (nothing meaningful to divide)."""
     names = [n for n, g in before.items() if g is not None]
+    with np.errstate(over="ignore", invalid="ignore"):  # each array's squares summed once
+        sq = {side: {n: _sq(arrays.get(n)) for n in names}
+              for side, arrays in (("before", before), ("got", got), ("want", want))}
     for n in names:
         if n in params:
-            b = _l2([before[n]])
-            params[n]["factor"] = {"got": _ratio(_l2([got.get(n)]), b), "want": _ratio(_l2([want.get(n)]), b)}
-    total = _l2([before[n] for n in names])
-    return {"got": _ratio(_l2([got.get(n) for n in names]), total),
-            "want": _ratio(_l2([want.get(n) for n in names]), total) if want else None}
+            b = _root([sq["before"][n]])
+            params[n]["factor"] = {"got": _ratio(_root([sq["got"][n]]), b),
+                                   "want": _ratio(_root([sq["want"][n]]), b)}
+    total = _root(sq["before"].values())
+    return {"got": _ratio(_root(sq["got"].values()), total),
+            "want": _ratio(_root(sq["want"].values()), total) if want else None}
 
 
 def summarize_inputs(inputs, dtype: str) -> dict:

@@ -611,6 +611,20 @@ class WorkerPool:
                     self._atexit = True
             return worker
 
+    def prestart(self, backends) -> None:
+        """Start the cpu workers of ``backends`` in background threads, so each framework's
+        import (seconds) overlaps loading the registry and the cases. A startup failure is
+        kept by the worker and reported when a cell first asks for it."""
+        def start(name: str) -> None:
+            try:
+                self.hello(name, "cpu")
+            except WorkerError:
+                pass
+
+        for name in backends:
+            if name in self.modules:
+                threading.Thread(target=start, args=(name,), daemon=True).start()
+
     def hello(self, backend: str, device: str) -> dict:
         """The hello of that worker (starting it if needed): its ``info`` says whether the
         device is available. Raises WorkerError(kind="startup") if it cannot start."""

@@ -140,8 +140,21 @@ def main(argv=None) -> int:
         del reply, data, msg
 
 
+def _profiled_main(path: str) -> int:
+    """main() under cProfile, stats written to ``PATH.<pid>`` (``CONFORMANCE_WORKER_PROFILE``):
+    the worker's side of a run, which a profile of the parent process cannot see."""
+    import cProfile
+
+    prof = cProfile.Profile()
+    try:
+        return prof.runcall(main)
+    finally:
+        prof.dump_stats(f"{path}.{os.getpid()}")
+
+
 if __name__ == "__main__":
-    code = main()
+    _profile = os.environ.get("CONFORMANCE_WORKER_PROFILE")
+    code = _profiled_main(_profile) if _profile else main()
     # Skip interpreter teardown: with a framework loaded it takes ~0.5 s (torch) and runs
     # nothing the protocol needs; every frame has already been written and flushed.
     for stream in (sys.stdout, sys.stderr):

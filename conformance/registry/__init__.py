@@ -313,7 +313,8 @@ def _jsonable(value):
 
 
 def _load_file(path: Path) -> RegistryFile:
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    # libyaml's safe loader where PyYAML has it (same plain data, several times faster)
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     try:
         return RegistryFile.model_validate(data)
     except Exception as e:  # re-raise with the file name: the registry is shipped data
