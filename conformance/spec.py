@@ -1,8 +1,8 @@
 """Case files: pydantic models, safe YAML loading with ``file:line: field: problem`` errors,
 sweep expansion and the JSON Schema editors use.
 
-Only PyYAML's safe loader is used (libyaml's ``CSafeLoader`` where PyYAML has it, else
-``yaml.SafeLoader``; both construct plain data only) and nothing from a file is evaluated:
+Only PyYAML's safe loader is used (``yamlsafe``: libyaml's ``CSafeLoader`` where PyYAML has it,
+else ``yaml.SafeLoader``, both reading ``1e-6`` as a float) and nothing from a file is evaluated:
 tensor values are data (lists or generator mappings) that ``tensors`` materialises.
 """
 
@@ -28,9 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-#: PyYAML's safe loader, in C (libyaml) when PyYAML was built with it: the same plain-data
-#: SafeConstructor, several times faster on the registry and on thousands of case documents.
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+from . import yamlsafe
 
 Dtype = Literal["float64", "float32", "float16", "bfloat16"]
 Device = Literal["cpu", "gpu"]
@@ -636,9 +634,9 @@ def parse_text(text: str, path: str = "<string>") -> LoadResult:
     result = LoadResult()
     try:
         try:
-            nodes = list(yaml.compose_all(text, Loader=SAFE_LOADER))
+            nodes = list(yaml.compose_all(text, Loader=yamlsafe.LOADER))
         except yaml.YAMLError:  # again with the pure-Python parser: its messages, on any build
-            nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+            nodes = list(yaml.compose_all(text, Loader=yamlsafe.PY_LOADER))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         line = mark.line + 1 if mark else 1
@@ -718,7 +716,7 @@ def _aliased(err: CaseError, alias: bool) -> CaseError:
 
 
 def _construct(node):
-    loader = yaml.SafeLoader("")
+    loader = yamlsafe.PY_LOADER("")
     try:
         return loader.construct_document(node)
     finally:

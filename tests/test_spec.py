@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from conformance import spec, tensors
+from conformance import yamlsafe
 from conformance.spec import CaseError, LoadResult, load_paths, parse_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -414,9 +415,27 @@ def test_python_tags_never_run(tmp_path):
     except yaml.YAMLError:
         pass
     assert not marker.exists()
-    with pytest.raises(yaml.constructor.ConstructorError):
-        yaml.safe_load(evil)  # the loader the suite relies on refuses the tag
+    for loader in (yamlsafe.LOADER, yamlsafe.PY_LOADER):  # the loaders the suite relies on
+        with pytest.raises(yaml.constructor.ConstructorError):
+            yaml.load(evil, Loader=loader)
     assert not marker.exists()
+
+
+def test_exponent_floats_read_as_numbers_as_in_yaml_1_2():
+    """PyYAML (YAML 1.1) reads `1e-6` as a string; the suite's loaders read a float, as the JSON
+    Schema and editors do, and leave everything else as SafeLoader resolves it."""
+    text = ("a: 1e-6\nb: -2E+3\nc: 1.5e10\nd: 7\ne: 1e\nf: '1e-6'\ng: 0x10\nh: .inf\n"
+            "i: 1_000e2\nj: e5\n")
+    for loader in (yamlsafe.LOADER, yamlsafe.PY_LOADER):
+        got = yaml.load(text, Loader=loader)
+        assert got == {"a": 1e-6, "b": -2000.0, "c": 1.5e10, "d": 7, "e": "1e", "f": "1e-6",
+                       "g": 16, "h": math.inf, "i": 100000.0, "j": "e5"}
+        assert isinstance(got["a"], float) and isinstance(got["d"], int)
+    res = parse_text("id: x\ntitle: t\ngrads: {w: [1e20, -2.0]}\n"
+                     "clip: {api: torch.nn.utils.clip_grad_norm_, args: {max_norm: 1e-6}}\n", "f.yaml")
+    assert res.errors == []
+    case = res.cases[0].case
+    assert case.grads["w"] == [1e20, -2.0] and case.clip.args == {"max_norm": 1e-6}
 
 
 def test_python_tag_is_reported_as_an_error(tmp_path):
