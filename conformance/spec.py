@@ -381,6 +381,20 @@ class Case(_Strict):
     expect: Optional[Expect] = None
     tolerance: dict[Dtype, Tolerance] = {}
 
+    @field_validator("tolerance", mode="before")
+    @classmethod
+    def _tolerance_per_dtype(cls, v):
+        """One clear message for the common slip `tolerance: {rtol: ...}` (pydantic would report
+        the key and the value separately, neither naming the expected form)."""
+        if isinstance(v, dict):
+            dtypes = Dtype.__args__
+            for key in v:
+                if key not in dtypes:
+                    raise ValueError(f"tolerance is given per dtype: {key!r} is not one of "
+                                     f"{', '.join(dtypes)}{_suggest(key, dtypes)}; write "
+                                     "`tolerance: {float16: {rtol: ..., atol: ..., reason: ...}}`")
+        return v
+
     @model_validator(mode="after")
     def _one_source_of_grads(self):
         if [self.grads, self.model, self.function].count(None) != 2:

@@ -543,3 +543,16 @@ def test_bundled_cases_validate_against_the_json_schema():
     assert not validator.is_valid({k: v for k, v in good.items() if k != "clip"})
     assert not validator.is_valid(dict(good, dtyps=["float32"]))
     assert not validator.is_valid(dict(good, id="Bad ID"))
+
+
+def test_tolerance_without_a_dtype_key_gets_one_message_naming_the_form():
+    res = parse_text("id: x\ntitle: t\ngrads: {w: [1.0]}\n"
+                     "clip: {api: torch.nn.utils.clip_grad_norm_, args: {max_norm: 1.0}}\n"
+                     "tolerance: {rtol: 1.0e-3, atol: 1.0e-4}\n", "f.yaml")
+    assert [str(e) for e in res.errors] == [
+        "f.yaml:5: tolerance: tolerance is given per dtype: 'rtol' is not one of float64, float32, "
+        "float16, bfloat16; write `tolerance: {float16: {rtol: ..., atol: ..., reason: ...}}`"]
+    res = parse_text("id: x\ntitle: t\ngrads: {w: [1.0]}\n"
+                     "clip: {api: torch.nn.utils.clip_grad_norm_, args: {max_norm: 1.0}}\n"
+                     "tolerance:\n  flaot16: {rtol: 1.0e-3, atol: 1.0e-4, reason: why}\n", "f.yaml")
+    assert len(res.errors) == 1 and "(did you mean 'float16'?)" in str(res.errors[0])
