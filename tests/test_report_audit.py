@@ -477,3 +477,16 @@ def test_derivation_and_training_cells_hand_over_case_info(pool):
     assert drv["kind"] == "derivation" and drv["path"].endswith("cases/derivation/ms-grad.yaml:40") and drv["source"]
     assert "grads = torch.autograd.grad(" in drv["snippets"]["torch.autograd.grad"]["text"]
     assert train["kind"] == "training" and "import torch" in train["snippets"]["torch.optim.SGD"]["text"]
+
+
+def test_mapping_table_starts_with_what_the_api_takes(mapping_html):
+    """Seed 000's table opens with "Parameter 1: parameters | x: the gradient mechanism is
+    different"; the registry lists only the other arguments, so that row was missing."""
+    body = _body(mapping_html, GLOBAL, "mindspore.ops.clip_by_norm")
+    first = _plain(re.search(r"<tr><th>Parameters</th>(.*?)</tr>", body, re.S).group(1))
+    assert first.startswith("Parameter 1 parameters gradients The gradient mechanism differs")
+    assert "e.g. with mindspore.grad" in first
+    same = _plain(re.search(r"<tr><th>Parameters</th>(.*?)</tr>", _body(mapping_html, GLOBAL, "paddle.nn.utils.clip_grad_norm_"), re.S).group(1))
+    assert same == "Parameter 1 parameters parameters Consistent."
+    # not for derivation or training mappings, whose first argument is no gradient
+    assert "gradient mechanism" not in _plain(_body(mapping_html, "torch.optim.SGD", "paddle.optimizer.SGD"))

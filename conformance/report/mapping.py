@@ -53,6 +53,23 @@ def _max(values: List[float], finite_only: bool = False) -> Optional[float]:
     return max(keep) if keep else None
 
 
+_TAKES = {"parameters": "parameters", "grads": "gradients"}
+_GRAD_API = {"mindspore": "mindspore.grad", "paddle": "paddle.grad", "torch": "torch.autograd.grad"}
+
+
+def _takes_row(source: str, target: str, target_fw: str) -> Dict[str, str]:
+    if source == target:
+        text = "Consistent."
+    elif source == "parameters":
+        text = ("The gradient mechanism differs: the source clips the parameters' .grad in place, the target "
+                "takes the gradient tensors (get them first, e.g. with %s) and returns them clipped."
+                % _GRAD_API.get(target_fw, "the framework's gradient API"))
+    else:
+        text = ("The gradient mechanism differs: the source takes the gradient tensors and returns them "
+                "clipped, the target clips the parameters' gradients (.grad) in place.")
+    return {"source": _TAKES.get(source, source), "target": _TAKES.get(target, target), "text": text}
+
+
 def _upper_first(text: str) -> str:
     # not str.capitalize(), which lowercases the rest ("fixed to None" -> "Fixed to none")
     return text[:1].upper() + text[1:]
@@ -73,6 +90,10 @@ def _param_rows(mapping: Mapping, apis: Mapping) -> List[Dict[str, str]]:
     derived = rules is None and ((src_api.get("oracle") or {}).get("module") == "derivation")
     if rules is None:  # same names
         rules = {p: p for p in src_params if p in tgt_params}
+    # what a clipping API takes first (the seed's "Parameter 1: parameters | x"): the registry
+    # lists only the other arguments, so the row is made from the APIs' `takes`
+    if (src_api.get("oracle") or {}).get("module") == "clipping" and tgt_api.get("takes"):
+        rows.append(_takes_row(src_api.get("takes"), tgt_api.get("takes"), _framework(mapping.get("target") or "")))
     by_source: Dict[Optional[str], list] = defaultdict(list)
     for target_param, rule in rules.items():
         source_param, how = _rule_text(rule)
