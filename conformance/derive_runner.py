@@ -82,6 +82,9 @@ def prepare(runner, cell, rec):
     """A derivation cell: the function, the source's oracle and the worker job (Runner.run_with)."""
     fn = _function(runner, cell)
     want = _oracle(runner, cell, fn)
+    # case-level facts and one snippet per target API, as clipping cells hand over (the report's
+    # case page shows them; cells that match carry no snippet of their own)
+    runner._case_info(cell, None, rec, snippet=lambda: repro.snippet(cell, None), kind="derivation")
     return (job(cell, fn), lambda got: classify(runner, cell, fn, want, got, rec),
             lambda: repro.snippet(cell, None))
 

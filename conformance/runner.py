@@ -256,25 +256,27 @@ class Runner:
                 "status": None, "difference": None, "max_abs_err": None, "max_rel_err": None,
                 "mismatched": None, "message": ""}
 
-    def _case_info(self, cell: Cell, inputs: Optional[Inputs], rec: dict) -> None:
+    def _case_info(self, cell: Cell, inputs: Optional[Inputs], rec: dict, snippet=None, kind: str = "") -> None:
         """Attach case-level facts to ``rec["case_info"]`` the first time this runner sees them:
         title/path once per case, the input summary once per case, a reproduction snippet once
         per (case, target API). ``results.Writer`` moves them into the document's ``cases`` map,
-        so twenty thousand cells do not each carry them."""
+        so twenty thousand cells do not each carry them. Derivation and training cells have no
+        clipping inputs: they pass their ``kind`` and a ``snippet()`` of their own."""
         case = cell.case
         info = rec.get("case_info") or {}
         if ("case", case.id) not in self._emitted:
             self._emitted.add(("case", case.id))
             info.update(title=case.title, path=f"{cell.source.path}:{cell.source.line}",
                         source=case.source, tags=list(case.tags), source_api=cell.source_api,
-                        kind="model" if case.model is not None else "grads")
+                        kind=kind or ("model" if case.model is not None else "grads"))
         if inputs is not None and ("inputs", case.id) not in self._emitted:
             self._emitted.add(("inputs", case.id))
             info["inputs"] = summarize_inputs(inputs, cell.dtype)
-        if inputs is not None and ("snippet", case.id, cell.api) not in self._emitted:
+        if snippet is None and inputs is not None:
+            snippet = lambda: repro.snippet(cell, inputs)  # noqa: E731
+        if snippet is not None and ("snippet", case.id, cell.api) not in self._emitted:
             self._emitted.add(("snippet", case.id, cell.api))
-            info["snippets"] = {cell.api: {"backend": cell.backend, "cell": cell.id,
-                                           "text": repro.snippet(cell, inputs)}}
+            info["snippets"] = {cell.api: {"backend": cell.backend, "cell": cell.id, "text": snippet()}}
         if info:
             rec["case_info"] = info
 

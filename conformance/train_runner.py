@@ -80,6 +80,7 @@ def prepare(runner, cell: Cell, rec: dict):
     want = oracle(runner, cell)
     job = {"kind": "train", "api": cell.api, "args": cell.target_args, "dtype": cell.dtype,
            "device": cell.device, "model": inputs.job["model"], "step": step_job(cell)}
+    runner._case_info(cell, None, rec, snippet=lambda: _snippet(cell, inputs), kind="training")
     return (job, lambda got: classify(runner, cell, want, got, rec), lambda: _snippet(cell, inputs))
 
 

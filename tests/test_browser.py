@@ -261,3 +261,24 @@ def test_matrix_stays_responsive_with_20000_cells(browser_context, tmp_path, sho
     assert filter_ms < 1000 and search_ms < 1000
     assert loaded < 20
     page.close()
+
+
+def test_matrix_numbers_read_as_on_the_case_pages(browser_context, tmp_path):
+    """matrix.js formatted with toPrecision: 1.5e-7 and 0.000015 where the case pages (Python's
+    %.3g, fmt_num) say 1.5e-07 and 1.5e-05; 2,417 of a full run's 14,834 rows differed."""
+    from conformance.report.fmt import fmt_num
+
+    values = [1.5e-7, 1.5e-5, 1.23e-4, 0.000123456, 0.5, 0.999, 999.96, 1234.5, 65792.5, 123456.7, 2.5e20,
+              1e-300, -3.25e-9, 7.0, 12345678901234567.0]
+    cells = [{"id": "fmt[%d]" % i, "case": "fmt-case", "title": "t", "tags": [], "source_api": "torch.nn.utils.clip_grad_norm_",
+              "api": "torch.nn.utils.clip_grad_norm_", "backend": "torch", "device": "cpu", "dtype": "float32",
+              "sweep": {"i": i}, "status": "match", "difference": None, "max_rel_err": v, "max_abs_err": v / 3,
+              "mismatched": 0, "message": ""} for i, v in enumerate(values)]
+    render({"schema": 2, "results": cells}, tmp_path)
+    page = _open(browser_context, tmp_path / "matrix.html")
+    _wait(page, "() => window.matrixStats !== undefined")
+    rows = page.eval_on_selector_all("#m-body tr", "trs => trs.map(tr => [tr.children[5].textContent, "
+                                                    "tr.children[8].textContent, tr.children[9].textContent])")
+    shown = {int(sweep.split("=")[1]): (rel, abs_) for sweep, rel, abs_ in rows}
+    assert shown == {i: (fmt_num(v), fmt_num(v / 3)) for i, v in enumerate(values)}
+    page.close()

@@ -242,7 +242,9 @@ class Registry:
         report (which reads results only) can render the API-mapping tables."""
         return {"apis": {name: api.model_dump(mode="json") for name, api in self.apis.items()},
                 "categories": list(CATEGORIES),
-                "mappings": [_jsonable(m.model_dump(mode="json")) for m in self.mappings]}
+                # python mode, then _jsonable: mode="json" writes a float inf in a list[Any]
+                # condition (`args.norm_type: [.inf]`) as null, and the report then said "None"
+                "mappings": [_jsonable(m.model_dump()) for m in self.mappings]}
 
     def difference(self, diff_id: str) -> Optional[Difference]:
         for m in self.mappings:

@@ -73,13 +73,30 @@ def _obj(value: Any) -> Any:
     return value
 
 
-def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, Dict[str, str]]) -> Dict[str, Any]:
+#: heading of a cell's per-output table, by the oracle module of the case's source API (a
+#: derivation cell compares gradients and returned values, no clipping happens in it)
+_OUTPUTS_HEADING = {"derivation": "Gradient or returned value", "training": "After the training steps"}
+
+
+def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, Dict[str, str]],
+                      source_module: str = "") -> Dict[str, Any]:
+    """``source_module``: the oracle module of the case's source API in the registry snapshot
+    (``clipping``, ``derivation``, ``training``; '' when unknown)."""
     info = _mapping(info)
     snippets = []
     for api, snip in _mapping(info.get("snippets")).items():
         snip = _mapping(snip)
         snippets.append({"api": _text(api), "backend": _text(snip.get("backend")), "cell": _text(snip.get("cell")),
                          "text": _text(snip.get("text"))})
+    # Without case-level snippets (a runner that hands over none, as the derivation and training
+    # runners did), each target API's first cell that carries its own reproduction stands in.
+    from_cells = not snippets
+    if from_cells:
+        seen = set()
+        for c in group["cells"]:
+            if c["reproduce"] and c["api"] not in seen:
+                seen.add(c["api"])
+                snippets.append({"api": c["api"], "backend": c["backend"], "cell": c["id"], "text": c["reproduce"]})
     snippets.sort(key=lambda x: (x["backend"], x["api"]))
     cells = []
     for c in group["cells"]:
@@ -87,10 +104,15 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
         c["diff"] = diffs.get(c["difference"]) if c["difference"] else None
         c["after"] = [p for p in c["params"] if not p["raw"]]
         c["before"] = [p for p in c["params"] if p["raw"]]
+        c["factors"] = any(p["factor"] for p in c["after"])
         cells.append(_obj(c))
+    path = _text(info.get("path")) or next((_text(c["raw"].get("path")) for c in group["cells"]
+                                            if c.get("raw") and c["raw"].get("path")), "")
     return {"case": group["case"], "title": group["title"] or _text(info.get("title")),
-            "path": _text(info.get("path")), "source": _text(info.get("source")),
+            "path": path, "source": _text(info.get("source")),
             "tags": group["tags"] or [_text(t) for t in _listish(info.get("tags"))],
             "kind": _text(info.get("kind")), "source_api": group["source_api"],
+            "outputs_heading": _OUTPUTS_HEADING.get(source_module, "After clipping"),
+            "has_info": bool(info), "snippets_from_cells": from_cells and bool(snippets),
             "inputs": _inputs_view(info.get("inputs")), "snippets": snippets, "cells": cells,
             "counts": Counter(c.status for c in cells)}

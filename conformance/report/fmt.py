@@ -77,12 +77,23 @@ def _listish(value: Any) -> List[Any]:
     return [value]
 
 
+def fmt_exact(value: Any) -> str:
+    """A parameter value (a sweep point, an oracle knob) exactly: the shortest text that reads
+    back as the same float (``1.0000001``, ``1e-06``), integral floats as integers. Not
+    :func:`fmt_num`'s 3 digits, which showed the sweep points total_norm=1.0 and 1.0000001 of
+    two different cells both as ``total_norm=1``."""
+    if isinstance(value, float) and math.isfinite(value) and not (value.is_integer() and abs(value) < 1e15):
+        return repr(value)
+    return fmt_num(value)
+
+
 def _fmt_kv(mapping: Any) -> str:
-    """``{"norm_type": 2.0, "foreach": True}`` -> ``norm_type=2, foreach=true``."""
+    """``{"norm_type": 2.0, "foreach": True, "total_norm": 1.0000001}`` ->
+    ``norm_type=2, foreach=true, total_norm=1.0000001`` (numbers exact: :func:`fmt_exact`)."""
     if not isinstance(mapping, Mapping):
         return _text(mapping)
     parts = []
     for key, value in mapping.items():
-        shown = fmt_num(value) if isinstance(value, (int, float)) or value is None else _text(value)
+        shown = fmt_exact(value) if isinstance(value, (int, float)) or value is None else _text(value)
         parts.append("%s=%s" % (key, shown))
     return ", ".join(parts)

@@ -23,13 +23,25 @@ def _framework(api: str) -> str:
     return (api or "").split(".", 1)[0]
 
 
+#: non-finite floats as the registry snapshot carries them (strict JSON has no inf)
+_NONFINITE = {"inf", "-inf", "nan"}
+
+
+def _value_text(value: Any) -> str:
+    """A registry value as Python would spell it, except the snapshot's ``"inf"`` strings (an
+    ``.inf`` of the registry), shown as the number they stand for, not as a quoted string."""
+    if isinstance(value, str) and value in _NONFINITE:
+        return value
+    return repr(value)
+
+
 def _rule_text(rule: Any) -> tuple:
     """(source parameter or None, how) of one argument rule of the registry."""
     if isinstance(rule, str):
         return rule, ""
     if isinstance(rule, Mapping):
         if "value" in rule:
-            return None, "fixed to %r" % (rule["value"],)
+            return None, "fixed to %s" % (_value_text(rule["value"]),)
         op = rule.get("op", "identity")
         return rule.get("from"), ("" if op == "identity" else "%s of it" % ("negation" if op == "neg" else op))
     return None, str(rule)
@@ -41,6 +53,28 @@ def _max(values: List[float], finite_only: bool = False) -> Optional[float]:
     return max(keep) if keep else None
 
 
+_TAKES = {"parameters": "parameters", "grads": "gradients"}
+_GRAD_API = {"mindspore": "mindspore.grad", "paddle": "paddle.grad", "torch": "torch.autograd.grad"}
+
+
+def _takes_row(source: str, target: str, target_fw: str) -> Dict[str, str]:
+    if source == target:
+        text = "Consistent."
+    elif source == "parameters":
+        text = ("The gradient mechanism differs: the source clips the parameters' .grad in place, the target "
+                "takes the gradient tensors (get them first, e.g. with %s) and returns them clipped."
+                % _GRAD_API.get(target_fw, "the framework's gradient API"))
+    else:
+        text = ("The gradient mechanism differs: the source takes the gradient tensors and returns them "
+                "clipped, the target clips the parameters' gradients (.grad) in place.")
+    return {"source": _TAKES.get(source, source), "target": _TAKES.get(target, target), "text": text}
+
+
+def _upper_first(text: str) -> str:
+    # not str.capitalize(), which lowercases the rest ("fixed to None" -> "Fixed to none")
+    return text[:1].upper() + text[1:]
+
+
 def _param_rows(mapping: Mapping, apis: Mapping) -> List[Dict[str, str]]:
     src_api = apis.get(mapping.get("source")) or {}
     tgt_api = apis.get(mapping.get("target")) or {}
@@ -49,8 +83,17 @@ def _param_rows(mapping: Mapping, apis: Mapping) -> List[Dict[str, str]]:
     rules = mapping.get("args")
     rows = []
     used_targets = set()
+    # Derivation calls are not translated by the registry's per-argument rules but as a whole
+    # (conformance/derive_args.py: mindspore.grad's grad_position comes from torch's `inputs`),
+    # so an argument without a same-named counterpart is translated, not dropped, and a
+    # target-only one is set from the source call, not left at its default.
+    derived = rules is None and ((src_api.get("oracle") or {}).get("module") == "derivation")
     if rules is None:  # same names
         rules = {p: p for p in src_params if p in tgt_params}
+    # what a clipping API takes first (the seed's "Parameter 1: parameters | x"): the registry
+    # lists only the other arguments, so the row is made from the APIs' `takes`
+    if (src_api.get("oracle") or {}).get("module") == "clipping" and tgt_api.get("takes"):
+        rows.append(_takes_row(src_api.get("takes"), tgt_api.get("takes"), _framework(mapping.get("target") or "")))
     by_source: Dict[Optional[str], list] = defaultdict(list)
     for target_param, rule in rules.items():
         source_param, how = _rule_text(rule)
@@ -59,7 +102,9 @@ def _param_rows(mapping: Mapping, apis: Mapping) -> List[Dict[str, str]]:
     for p in src_params:
         targets = by_source.get(p)
         if not targets:
-            rows.append({"source": p, "target": "-", "text": "No counterpart: dropped by this mapping."})
+            rows.append({"source": p, "target": "-", "text": (
+                "No one-to-one counterpart: translated together with the other arguments "
+                "(see the notes above)." if derived else "No counterpart: dropped by this mapping.")})
             continue
         for target_param, how in targets:
             if how:
@@ -70,12 +115,13 @@ def _param_rows(mapping: Mapping, apis: Mapping) -> List[Dict[str, str]]:
                 text = "Only the name differs."
             rows.append({"source": p, "target": target_param, "text": text})
     for target_param, how in by_source.get(None, []):
-        rows.append({"source": "-", "target": target_param, "text": how.capitalize() + "."})
+        rows.append({"source": "-", "target": target_param, "text": _upper_first(how) + "."})
     for name, param in tgt_params.items():
         if name not in used_targets:
             default = (param or {}).get("default")
-            rows.append({"source": "-", "target": name,
-                         "text": "Only on the target side (default %r)." % (default,)})
+            rows.append({"source": "-", "target": name, "text": (
+                "Set from the source call's arguments (see the notes above)." if derived
+                else "Only on the target side (default %s)." % (_value_text(default),))})
     return rows
 
 
@@ -132,12 +178,20 @@ def build_mapping_context(doc: Mapping, cells: List[Dict[str, Any]], case_href: 
         misleading = m.get("misleading") or ""
         if misleading:
             totals["misleading"] += 1
-        unsupported = []
+        # A cell names its gap by the reason in its message, not by which entry matched, so
+        # entries sharing one reason (the same gap under several conditions) are one row, its
+        # conditions joined by "or": one count per row, never the same cells counted twice.
+        unsupported: List[Dict[str, Any]] = []
+        by_reason: Dict[str, Dict[str, Any]] = {}
         for u in m.get("unsupported") or []:
-            hits = [c for c in mcells if c.get("status") == "unsupported"
-                    and (u.get("reason") or "\0") in (c.get("message") or "")]
-            unsupported.append({"reason": u.get("reason") or "", "when": u.get("when") or {},
-                                "unless": u.get("unless") or {}, "n_cells": len(hits)})
+            reason = u.get("reason") or ""
+            row = by_reason.get(reason)
+            if row is None:
+                hits = [c for c in mcells if c.get("status") == "unsupported"
+                        and (reason or "\0") in (c.get("message") or "")]
+                row = by_reason[reason] = {"reason": reason, "conditions": [], "n_cells": len(hits)}
+                unsupported.append(row)
+            row["conditions"].append({"when": u.get("when") or {}, "unless": u.get("unless") or {}})
         group["mappings"].append({
             "source": src, "target": tgt, "source_fw": _framework(src), "target_fw": _framework(tgt),
             "target_signature": (apis.get(tgt) or {}).get("signature", ""),

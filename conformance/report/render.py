@@ -108,7 +108,8 @@ def _cell_view(raw: Any, index: int) -> Dict[str, Any]:
         )
     norm = cell.get("total_norm")
     total_norm = None
-    if isinstance(norm, Mapping):
+    if isinstance(norm, Mapping) and (norm.get("got") is not None or norm.get("want") is not None):
+        # (an API that returns no norm, clip_grad_value_, records got = want = None: no row)
         total_norm = {"got": fmt_num(norm.get("got"), 8), "want": fmt_num(norm.get("want"), 8)}
 
     return {
@@ -406,11 +407,13 @@ def render_pages(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAUL
 
     # one page per case
     diffs = differences_index(doc)
+    apis = _mapping(_mapping(doc.get("registry")).get("apis"))
     template = env.get_template("case.html")
     for g in context["groups"]:
+        module = _text(_mapping(_mapping(apis.get(g["source_api"])).get("oracle")).get("module"))
         pages["cases/%s.html" % slugs[g["case"]]] = template.render(
             **_common(context, "../", "case"), script_hashes=hashes,
-            c=case_page_context(g, cases_info.get(g["case"]), diffs))
+            c=case_page_context(g, cases_info.get(g["case"]), diffs, module))
     return pages
 
 

@@ -29,12 +29,19 @@
   var tags = {}; cases.forEach(function (c) { (c[3] || []).forEach(function (t) { tags[t] = 1; }); });
   fill("m-tag", Object.keys(tags));
 
+  // Python's "%.3g" (conformance/report/fmt.py fmt_num), so the matrix shows the very text of
+  // the case pages: 1.5e-07, not toPrecision's 1.5e-7 or 0.0000150.
   function fmt(x) {
     if (x === null || x === undefined) { return "\u2014"; }
     if (typeof x === "string") { return x; }
     if (x === 0) { return "0"; }
     if (Number.isInteger(x) && Math.abs(x) < 1e15) { return String(x); }
-    return x.toPrecision(3).replace(/\.?0+e/, "e").replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "");
+    var parts = x.toExponential(2).split("e"), exp = parseInt(parts[1], 10);
+    var strip = function (t) { return t.indexOf(".") < 0 ? t : t.replace(/0+$/, "").replace(/\.$/, ""); };
+    if (exp < -4 || exp >= 3) {
+      return strip(parts[0]) + "e" + (exp < 0 ? "-" : "+") + (Math.abs(exp) < 10 ? "0" : "") + Math.abs(exp);
+    }
+    return strip(x.toFixed(2 - exp));
   }
   function cell(tr, value, cls) {
     var td = document.createElement("td");

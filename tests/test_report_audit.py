@@ -1,0 +1,492 @@
+"""An audit of the rendered report against the results document it was rendered from, as a
+migrating engineer reads it: every internal link resolves, nothing is remote, every page has
+its Content-Security-Policy, the numbers of every cell on its case page and in the matrix's data
+block are the document's (as :func:`fmt_num` formats them), the overview cards count what the
+document holds, and the mapping page's evidence ("Shown by N cells", largest errors, "declared
+but not shown") is what the document shows. Plus regressions of what the audit of a full run
+(torch, MindSpore, Paddle on CPU; 14,834 cells) found wrong on the mapping page.
+
+``CONFORMANCE_AUDIT_RESULTS=path/results.json`` also audits the report of a real run.
+"""
+
+from __future__ import annotations
+
+import html as htmlmod
+import json
+import math
+import os
+import re
+from collections import Counter, defaultdict
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from conformance import registry, results
+from conformance.report import render
+from conformance.report.fmt import _fmt_kv, fmt_int, fmt_num
+
+GLOBAL = "torch.nn.utils.clip_grad_norm_"
+
+
+# --------------------------------------------------------------------------- the audit
+
+
+class _Page(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.links, self.ids, self.scripts, self.csp = [], set(), 0, None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a:
+            self.ids.add(a["id"])
+        for key in ("href", "src", "action", "srcset", "xlink:href", "poster", "data"):
+            if key in a:
+                self.links.append(a[key])
+        if tag == "meta" and (a.get("http-equiv") or "").lower() == "content-security-policy":
+            self.csp = a.get("content")
+        if tag == "script":
+            self.scripts += 1
+
+
+def _plain(fragment: str) -> str:
+    return " ".join(htmlmod.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
+def _max(values, finite_only=False):
+    keep = [v for v in values if isinstance(v, (int, float)) and not math.isnan(v)
+            and not (finite_only and math.isinf(v))]
+    return max(keep) if keep else None
+
+
+def _json_number(x):
+    if x is None:
+        return None
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return float(x)
+
+
+def audit(doc: dict, out: Path) -> list:
+    """Every disagreement between the report in ``out`` and ``doc``, as text (empty: none)."""
+    bad = []
+    res = doc["results"]
+    pages = {}
+    for f in [out / "index.html", out / "matrix.html", out / "mapping.html"] + sorted((out / "cases").glob("*.html")):
+        text = f.read_text(encoding="utf-8")
+        parsed = _Page()
+        parsed.feed(text)
+        pages[f.resolve()] = (parsed, text)
+
+    # 1. links resolve to files and anchors of the output directory; nothing is remote
+    for f, (p, text) in pages.items():
+        if not p.csp or "default-src 'none'" not in p.csp:
+            bad.append(f"{f.name}: no Content-Security-Policy")
+        if len(re.findall(r"<script\b", text, re.I)) != p.scripts:
+            bad.append(f"{f.name}: a <script in text that is not one of the page's scripts")
+        for link in p.links:
+            if re.match(r"^[a-z][a-z0-9+.-]*:", link or "", re.I) and not link.startswith("data:"):
+                bad.append(f"{f.name}: remote or scheme URL {link!r}")
+                continue
+            path, _, frag = (link or "").partition("#")
+            target = (f.parent / path).resolve() if path else f
+            if not target.is_file():
+                bad.append(f"{f.name}: broken link {link!r}")
+            elif frag and (target not in pages or frag not in pages[target][0].ids):
+                bad.append(f"{f.name}: broken anchor {link!r}")
+
+    # 2. every cell on its case page: status, errors, returned norm, factor, difference, params
+    shown = {}
+    for f in (out / "cases").glob("*.html"):
+        for anchor, body in re.findall(r'<article class="cell[^"]*" id="([^"]+)">(.*?)</article>',
+                                       f.read_text(encoding="utf-8"), re.S):
+            dts = {_plain(a): _plain(b) for a, b in re.findall(r"<dt>(.*?)</dt><dd[^>]*>(.*?)</dd>", body, re.S)}
+            tables = {}
+            for cls, tb in re.findall(r'<table class="(params[^"]*)">(.*?)</table>', body, re.S):
+                rows_ = [[_plain(td) for td in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
+                         for tr in re.findall(r"<tr>(.*?)</tr>", tb, re.S)]
+                tables["before" if "raw" in cls.split() else "after"] = [r for r in rows_ if r]
+            status = _plain(re.search(r"<h3>(.*?)</h3>", body, re.S).group(1)).split(" ")[0]
+            shown[dts.get("Cell")] = dict(dts=dts, tables=tables, status=status, file=f.name, anchor=anchor)
+    for r in res:
+        s = shown.get(r["id"])
+        if s is None:
+            bad.append(f"{r['id']}: on no case page")
+            continue
+        d = s["dts"]
+        want = "max abs %s · max rel %s · mismatched %s" % (
+            fmt_num(r.get("max_abs_err")), fmt_num(r.get("max_rel_err")), fmt_int(r.get("mismatched")))
+        if d.get("Errors vs oracle") != want:
+            bad.append(f"{r['id']}: errors {d.get('Errors vs oracle')!r}, want {want!r}")
+        if s["status"] != r["status"]:
+            bad.append(f"{r['id']}: status {s['status']!r}, want {r['status']!r}")
+        for key, label, tail in (("total_norm", "Returned norm", ""), ("factor", "Clipping factor", " (")):
+            v = r.get(key)
+            got = d.get(label)
+            if isinstance(v, dict) and (key == "factor" or v.get("got") is not None or v.get("want") is not None):
+                want = "got %s · oracle %s" % (fmt_num(v.get("got"), 8), fmt_num(v.get("want"), 8))
+                if got is None or not (got == want or got.startswith(want + tail)):
+                    bad.append(f"{r['id']}: {label} {got!r}, want {want!r}")
+            elif got is not None:
+                bad.append(f"{r['id']}: {label} shown, but the document has none")
+        if (d.get("Difference") or "").split(" ")[0].rstrip(":") != (r.get("difference") or ""):
+            bad.append(f"{r['id']}: difference {d.get('Difference')!r}, want {r.get('difference')!r}")
+        params = r.get("params") or {}
+        want_rows = ([(n, m) for n, m in params.items() if not n.startswith("before clipping: ")]
+                     + [(n[len("before clipping: "):], m) for n, m in params.items() if n.startswith("before clipping: ")])
+        got_rows = s["tables"].get("after", []) + s["tables"].get("before", [])
+        if len(got_rows) != len(want_rows):
+            bad.append(f"{r['id']}: {len(got_rows)} parameter rows, want {len(want_rows)}")
+            continue
+        for row, (name, m) in zip(got_rows, want_rows):
+            want = [name, fmt_num(m.get("max_abs_err")), fmt_num(m.get("max_rel_err")),
+                    "%s/%s" % (fmt_int(m.get("mismatched")), fmt_int(m.get("size")))]
+            if [row[0]] + row[2:5] != want:
+                bad.append(f"{r['id']}: parameter row {row}, want {want}")
+            f_ = m.get("factor")
+            if len(row) > 5 and isinstance(f_, dict) and row[5:7] != [fmt_num(f_.get("got"), 8), fmt_num(f_.get("want"), 8)]:
+                bad.append(f"{r['id']}: parameter factor {row[5:7]}, want {f_}")
+
+    # 2b. the matrix's data block: one row per cell, same numbers, linked to that cell's article
+    blob = json.loads(re.search(r'<script type="application/json" id="m-data">(.*?)</script>',
+                                (out / "matrix.html").read_text(encoding="utf-8"), re.S).group(1))
+    col = {c: i for i, c in enumerate(blob["columns"])}
+    tab = blob["tables"]
+    rows = defaultdict(list)
+    for row in blob["rows"]:
+        case = blob["cases"][row[col["case"]]]
+        rows[(case[0], tab["api"][row[col["api"]]], tab["backend"][row[col["backend"]]], tab["dtype"][row[col["dtype"]]],
+              tab["device"][row[col["device"]]], row[col["sweep"]])].append((row, case))
+    if len(blob["rows"]) != len(res):
+        bad.append(f"matrix: {len(blob['rows'])} rows, want {len(res)}")
+    for r in res:
+        key = (r["case"], r["api"], r["backend"], r["dtype"], r["device"], _fmt_kv(r["sweep"]) if r.get("sweep") else "")
+        if len(rows.get(key, [])) != 1:
+            bad.append(f"{r['id']}: {len(rows.get(key, []))} matrix rows")
+            continue
+        row, case = rows[key][0]
+        got = (tab["status"][row[col["status"]]], tab["difference"][row[col["difference"]]], row[col["max_rel_err"]],
+               row[col["max_abs_err"]], row[col["mismatched"]])
+        want = (r["status"], r.get("difference") or "", _json_number(r.get("max_rel_err")),
+                _json_number(r.get("max_abs_err")), _json_number(r.get("mismatched")))
+        if got != want:
+            bad.append(f"{r['id']}: matrix {got}, want {want}")
+        s = shown.get(r["id"])
+        if s and (case[2] + ".html", row[col["anchor"]]) != (s["file"], s["anchor"]):
+            bad.append(f"{r['id']}: the matrix links {case[2]}.html#{row[col['anchor']]}, not its article")
+
+    # 3. overview cards: counts per status and the shares
+    index = (out / "index.html").read_text(encoding="utf-8")
+    cards = re.findall(r'<div class="card" data-backend="([^"]+)" data-device="([^"]*)">(.*?)</div>\s*</td>', index, re.S)
+    if len(cards) != len({(r["backend"], r["device"]) for r in res}):
+        bad.append(f"{len(cards)} cards for {len({(r['backend'], r['device']) for r in res})} backend/device pairs")
+    for backend, device, body in cards:
+        counts = Counter(r["status"] for r in res if r["backend"] == htmlmod.unescape(backend) and r["device"] == device)
+        got = {s: int(n) for s, n in re.findall(r'<span class="b s-\w+">(\w+) (\d+)</span>', body)}
+        if got != dict(counts):
+            bad.append(f"card {backend}/{device}: {got}, want {dict(counts)}")
+        non_skipped = sum(counts.values()) - counts["skipped"]
+        text = _plain(body)
+        for share, what in ((counts["match"] + counts["known"], "match or known"), (counts["match"], "match without")):
+            want = "%.1f%% %s" % (100.0 * share / non_skipped, what) if non_skipped else "n/a " + what
+            if want not in text:
+                bad.append(f"card {backend}/{device}: no {want!r} in {text!r}")
+
+    # 3b. the mapping page's evidence and flags
+    mapping = (out / "mapping.html").read_text(encoding="utf-8")
+    known = defaultdict(list)
+    for r in res:
+        if r["status"] == "known":
+            known[(r.get("source_api"), r["api"], r.get("difference"))].append(r)
+    declared = [(m["source"], m["target"], d["id"]) for m in doc["registry"]["mappings"] for d in m.get("differences") or []]
+    unshown = [d for d in declared if not known.get(d)]
+    summary = re.search(r'<strong class="flag">(\d+)</strong> declared differences shown by no cell', mapping)
+    if not summary or int(summary.group(1)) != len(unshown):
+        bad.append(f"mapping summary: {summary and summary.group(1)} unshown, want {len(unshown)}")
+    if mapping.count("Declared, but no cell of these results showed it.") != len(unshown):
+        bad.append(f"mapping: {mapping.count('Declared, but no cell')} unshown flags, want {len(unshown)}")
+    bodies = re.findall(r'<tbody class="mp[^"]*" id="map-\d+-([^"]+)" data-target="([^"]+)">(.*?)</tbody>', mapping, re.S)
+    if len(bodies) != len(doc["registry"]["mappings"]):
+        bad.append(f"mapping: {len(bodies)} mappings, want {len(doc['registry']['mappings'])}")
+    for src, tgt, body in bodies:
+        src, tgt = htmlmod.unescape(src), htmlmod.unescape(tgt)
+        for did, tail in re.findall(r'<tr class="diff[^"]*"><th>[^<]*</th><td><code>([^<]+)</code></td>(.*?)</tr>', body, re.S):
+            cells = known.get((src, tgt, htmlmod.unescape(did)), [])
+            text = _plain(tail)
+            if not cells:
+                if "Declared, but no cell" not in text:
+                    bad.append(f"{did}: shown by no cell, not flagged")
+                continue
+            m = re.search(r"Shown by (\d+) cells? \(max rel err (\S+?)(?:, largest finite (\S+))?, max abs err (\S+) against", text)
+            want = (str(len(cells)), fmt_num(_max([c.get("max_rel_err") for c in cells])),
+                    fmt_num(_max([c.get("max_abs_err") for c in cells])))
+            if not m or (m.group(1), m.group(2), m.group(4)) != want:
+                bad.append(f"{did} on {src} -> {tgt}: {m and m.groups()}, want {want}")
+            linked = [htmlmod.unescape(x) for x in re.findall(r'<a href="[^"]+"><code>([^<]+)</code></a>', tail)]
+            if linked != sorted({c["case"] for c in cells}):
+                bad.append(f"{did}: links {linked}")
+        mcells = [r for r in res if r.get("source_api") == src and r["api"] == tgt]
+        m = re.search(r'<div class="muted">(\d+) cells(.*?)</div>', body, re.S)
+        got = {s: int(n) for s, n in re.findall(r">(\w+) (\d+)</span>", m.group(2))}
+        if int(m.group(1)) != len(mcells) or got != dict(Counter(r["status"] for r in mcells)):
+            bad.append(f"{src} -> {tgt}: counts {m.group(1)} {got}")
+    return bad
+
+
+# --------------------------------------------------------------------------- documents
+
+
+def _known_cells(snap: dict) -> list:
+    """One known cell per declared difference of the real registry (some with NaN/inf errors),
+    matches, one unsupported cell per mapping with gaps, and a model cell with raw gradients."""
+    out = []
+    for i, m in enumerate(snap["mappings"]):
+        backend = m["target"].split(".", 1)[0]
+        case = "audit-%d" % (i % 7)
+        for j, d in enumerate(m.get("differences") or []):
+            if (i + j) % 9 == 0:
+                continue  # left unshown: the page must flag it
+            rel = [0.5, float("inf"), float("nan"), None, 3e-7][(i + j) % 5]
+            out.append({"id": f"{case}[{m['target']}-float32-cpu-{i}-{j}]", "case": case, "title": f"audit {case}",
+                        "tags": ["audit"], "source_api": m["source"], "api": m["target"], "backend": backend,
+                        "device": "cpu", "dtype": "float32", "sweep": {"m": i, "k": j}, "status": "known",
+                        "difference": d["id"], "max_rel_err": rel, "max_abs_err": None if rel is None else 0.125 * j,
+                        "mismatched": None if rel is None else j, "message": "", "total_norm": {"got": 1.0 + j, "want": 2.0},
+                        "factor": {"got": 0.25, "want": 1 / 3}})
+        out.append({"id": f"{case}[{m['target']}-float64-cpu-{i}]", "case": case, "title": f"audit {case}", "tags": ["audit"],
+                    "source_api": m["source"], "api": m["target"], "backend": backend, "device": "cpu",
+                    "dtype": "float64", "sweep": {"m": i}, "status": "match", "difference": None, "max_rel_err": 1.2345e-9,
+                    "max_abs_err": 0.0, "mismatched": 0, "message": "",
+                    "params": {"w": {"size": 6, "shape": [2, 3], "mismatched": 0, "max_abs_err": 1e-12,
+                                     "max_rel_err": 2.5e-11, "factor": {"got": 0.5, "want": 0.5}},
+                               "before clipping: w": {"size": 6, "shape": [2, 3], "mismatched": 1,
+                                                      "max_abs_err": 3e-5, "max_rel_err": float("inf")}}})
+        if m.get("unsupported"):
+            out.append({"id": f"{case}[{m['target']}-bfloat16-cpu-{i}]", "case": case, "title": f"audit {case}",
+                        "tags": ["audit"], "source_api": m["source"], "api": m["target"], "backend": backend,
+                        "device": "cpu", "dtype": "bfloat16", "sweep": {"m": i}, "status": "unsupported",
+                        "difference": None, "max_rel_err": None, "max_abs_err": None, "mismatched": None,
+                        "message": m["unsupported"][0]["reason"]})
+    return out
+
+
+def audit_doc() -> dict:
+    snap = registry.load().snapshot()
+    doc = results.header({"torch": {"version": "2.13.0", "devices": ["cpu"]}}, registry=snap)
+    doc["results"] = _known_cells(snap)
+    doc["cases"] = {}
+    return doc
+
+
+def _roundtrip(doc: dict, tmp_path: Path) -> dict:
+    """Through a results file, as `conformance report` reads it (NaN/inf as JSON reads them)."""
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return results.load(path)
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_report_agrees_with_its_results_document(tmp_path):
+    doc = _roundtrip(audit_doc(), tmp_path)
+    assert len(doc["results"]) > 150 and {r["status"] for r in doc["results"]} == {"known", "match", "unsupported"}
+    render(doc, tmp_path / "out")
+    assert audit(doc, tmp_path / "out") == []
+
+
+def test_audit_catches_a_wrong_number_a_broken_link_and_a_remote_url(tmp_path):
+    """The audit is not vacuous: each kind of damage to a rendered report is reported."""
+    doc = _roundtrip(audit_doc(), tmp_path)
+    out = tmp_path / "out"
+    render(doc, out)
+    case = sorted((out / "cases").glob("*.html"))[0]
+    text = case.read_text(encoding="utf-8")
+    first = re.search(r"max abs (\S+) &middot;", text)
+    case.write_text(text.replace(first.group(0), "max abs 42 &middot;", 1)
+                    .replace("</main>", '<a href="nowhere.html">x</a><img src="https://example.org/x.png"></main>'),
+                    encoding="utf-8")
+    index = out / "index.html"
+    index.write_text(re.sub(r"(<span class=\"b s-match\">match )(\d+)", lambda m: m.group(1) + str(int(m.group(2)) + 1),
+                            index.read_text(encoding="utf-8"), count=1), encoding="utf-8")
+    problems = "\n".join(audit(doc, out))
+    assert "want 'max abs" in problems and "broken link 'nowhere.html'" in problems
+    assert "remote or scheme URL 'https://example.org/x.png'" in problems and "card torch/cpu" in problems
+
+
+@pytest.mark.skipif(not os.environ.get("CONFORMANCE_AUDIT_RESULTS"), reason="CONFORMANCE_AUDIT_RESULTS not set")
+def test_report_of_a_real_run_agrees_with_it(tmp_path):
+    doc = results.load(Path(os.environ["CONFORMANCE_AUDIT_RESULTS"]))
+    render(doc, tmp_path)
+    problems = audit(doc, tmp_path)
+    assert problems == [], "\n".join(problems[:40])
+
+
+# ---- regressions of the mapping page (found by the audit of a full run) ----------------------
+
+
+@pytest.fixture(scope="module")
+def mapping_html(tmp_path_factory):
+    out = tmp_path_factory.mktemp("audit-report")
+    render(audit_doc(), out)
+    return (out / "mapping.html").read_text(encoding="utf-8")
+
+
+def _body(html: str, source: str, target: str) -> str:
+    hits = re.findall(r'<tbody class="mp[^"]*" id="map-\d+-%s" data-target="%s">(.*?)</tbody>'
+                      % (re.escape(source), re.escape(target)), html, re.S)
+    assert len(hits) == 1, (source, target)
+    return hits[0]
+
+
+def test_snapshot_keeps_infinite_condition_values():
+    """`args.norm_type: [.inf]` reached the results document as [null] (pydantic's JSON mode),
+    and the mapping page said "when args.norm_type in None"."""
+    snap = registry.load().snapshot()
+    json.dumps(snap, allow_nan=False)  # still strict JSON
+    diffs = {d["id"]: d for m in snap["mappings"] for d in m["differences"]}
+    assert diffs["ms-clip-by-norm-inf-norm-ignores-nan"]["when"] == {"args.norm_type": ["inf"]}
+    assert diffs["torch-clip-grad-norm-empty-inf-norm-raises"]["when"]["args.norm_type"] == ["inf", "-inf"]
+    composite = next(m for m in snap["mappings"]
+                     if (m["source"], m["target"]) == ("torch.nn.utils.get_total_norm", "paddle.nn.utils.clip_grad_norm_"))
+    assert composite["args"]["max_norm"] == {"value": "inf"}
+
+
+def test_mapping_page_spells_infinite_values(mapping_html):
+    row = _plain(_body(mapping_html, GLOBAL, "mindspore.ops.clip_by_norm").split("ms-clip-by-norm-inf-norm-ignores-nan", 1)[1])
+    assert row.startswith("when args.norm_type in inf ")
+    assert "args.norm_type in None" not in _plain(mapping_html)
+    # a fixed argument reads as the value (not str.capitalize()'s "Fixed to none")
+    composite = _plain(_body(mapping_html, "torch.nn.utils.get_total_norm", "paddle.nn.utils.clip_grad_norm_"))
+    assert "max_norm Fixed to inf." in composite
+
+
+def test_derivation_arguments_are_translated_not_dropped(mapping_html):
+    """torch.autograd.grad -> mindspore.grad translates inputs into grad_position/weights
+    (derive_args): the page said "No counterpart: dropped" and "Only on the target side"."""
+    text = _plain(_body(mapping_html, "torch.autograd.grad", "mindspore.grad"))
+    assert "dropped by this mapping" not in text and "Only on the target side" not in text
+    assert "inputs - No one-to-one counterpart: translated together with the other arguments" in text
+    assert "- grad_position Set from the source call's arguments" in text
+    # a clipping mapping without a counterpart still says it plainly
+    assert "norm_type - No counterpart: dropped by this mapping." in _plain(
+        _body(mapping_html, GLOBAL, "paddle.nn.ClipGradByNorm"))
+
+
+def test_unsupported_entries_sharing_a_reason_are_one_row_counted_once(mapping_html):
+    """paddle.nn.utils.clip_grad_value_ -> torch's has one reason under four conditions: one
+    row with the conditions joined by "or", its cells counted once (was four rows, each
+    counting every cell of the reason)."""
+    body = _body(mapping_html, "paddle.nn.utils.clip_grad_value_", "torch.nn.utils.clip_grad_value_")
+    rows = re.findall(r'<tr class="unsup">(.*?)</tr>', body, re.S)
+    clamp = [r for r in rows if "torch.clamp converts each bound" in r]
+    assert len(clamp) == 1
+    assert _plain(clamp[0]).count(" or when dtype in ") == 3
+    assert "above 65504, below inf" in _plain(clamp[0])
+
+
+def test_sweep_points_that_differ_are_shown_apart(tmp_path):
+    """mx-threshold-with-norm sweeps total_norm over 1.0 and 1.0000001: at 3 digits both read
+    "total_norm=1", so two cells of one case, API and dtype looked identical in the matrix and
+    on the case page (their ids and results differ)."""
+    base = {"case": "sweep-case", "title": "t", "tags": [], "source_api": GLOBAL, "api": GLOBAL, "backend": "torch",
+            "device": "cpu", "dtype": "float32", "status": "match", "difference": None, "max_rel_err": 0.0,
+            "max_abs_err": 0.0, "mismatched": 0, "message": ""}
+    cells = [dict(base, id="sweep-case[%s-float32-cpu-total_norm=%r]" % (GLOBAL, v), sweep={"total_norm": v, "eps": 1e-06})
+             for v in (1.0, 1.0000001)]
+    doc = results.header({"torch": {"version": "2.13.0"}}, registry=registry.load().snapshot())
+    doc.update(results=cells, cases={})
+    render(doc, tmp_path)
+    matrix = json.loads(re.search(r'id="m-data">(.*?)</script>', (tmp_path / "matrix.html").read_text(), re.S).group(1))
+    sweeps = sorted(row[matrix["columns"].index("sweep")] for row in matrix["rows"])
+    assert sweeps == ["total_norm=1, eps=1e-06", "total_norm=1.0000001, eps=1e-06"]
+    case = (tmp_path / "cases" / "sweep-case.html").read_text(encoding="utf-8")
+    assert "&middot; total_norm=1.0000001, eps=1e-06</h3>" in case and "&middot; total_norm=1, eps=1e-06</h3>" in case
+    assert audit(doc, tmp_path) == []
+
+
+# ---- case pages of derivation and training cases ---------------------------------------------
+
+
+def _derivation_doc(with_info: bool) -> dict:
+    base = {"case": "drv", "title": "t", "tags": ["derivation"], "path": "cases/derivation/x.yaml:7",
+            "source_api": "mindspore.grad", "device": "cpu", "dtype": "float32", "difference": None,
+            "max_rel_err": 0.0, "max_abs_err": 0.0, "mismatched": 0, "message": "",
+            "params": {"x": {"size": 3, "shape": [3], "mismatched": 0, "max_abs_err": 0.0, "max_rel_err": 0.0}}}
+    cells = [dict(base, id="drv[torch.autograd.grad-float32-cpu]", api="torch.autograd.grad", backend="torch",
+                  status="known", difference="torch-grad-nonscalar-raises", params={},
+                  reproduce="import torch\n# drv-torch-repro"),
+             dict(base, id="drv[paddle.grad-float32-cpu]", api="paddle.grad", backend="paddle", status="match",
+                  total_norm={"got": None, "want": None})]
+    doc = results.header({"torch": {"version": "2.13.0"}}, registry=registry.load().snapshot())
+    doc["results"] = cells
+    doc["cases"] = {"drv": {"title": "t", "path": "cases/derivation/x.yaml:7", "source": "seed 003", "kind": "derivation",
+                            "snippets": {"paddle.grad": {"backend": "paddle", "cell": cells[1]["id"],
+                                                         "text": "import paddle\n# drv-paddle-snippet"}}}} if with_info else {}
+    return doc
+
+
+def test_derivation_case_page_labels_gradients_not_clipping(tmp_path):
+    """A derivation cell compares gradients: its table said "After clipping", with two empty
+    factor columns, and an API that returns no norm got a "Returned norm: got - oracle -" row."""
+    render(_derivation_doc(True), tmp_path)
+    page = (tmp_path / "cases" / "drv.html").read_text(encoding="utf-8")
+    assert "<th>Gradient or returned value</th>" in page and "After clipping" not in page
+    assert "Factor got" not in page and "Returned norm" not in page
+    assert "drv-paddle-snippet" in page and "recorded no snippet per API" not in page
+
+
+def test_case_page_without_case_info_falls_back_to_its_cells(tmp_path):
+    """Derivation and training cases had no case-level facts in a full run (41 of 218 cases):
+    the page said "No reproduction snippet" and blamed schema 1, though the cells carry a path
+    and the non-matching ones a reproduction."""
+    render(_derivation_doc(False), tmp_path)
+    page = (tmp_path / "cases" / "drv.html").read_text(encoding="utf-8")
+    assert "<code>cases/derivation/x.yaml:7</code>" in page
+    assert "schema 1" not in page and "no case-level facts recorded for this case" in page
+    snippets = page.split('<section id="snippets">', 1)[1]
+    assert "drv-torch-repro" in snippets and "recorded no snippet per API" in snippets
+    assert "No reproduction snippet in these results" not in snippets
+
+
+@pytest.mark.skipif(not __import__("conformance.backends", fromlist=["x"]).installed_here("torch"),
+                    reason="torch is not installed here")
+def test_derivation_and_training_cells_hand_over_case_info(pool):
+    """The derivation and training runners attached no case_info: no path, source, kind or
+    snippet per API reached the results' ``cases`` map."""
+    from conformance import spec
+    from conformance.plan import plan
+    from conformance.runner import Runner
+
+    root = Path(__file__).resolve().parents[1]
+    reg = registry.load()
+    loaded = spec.load_paths([root / "cases" / "derivation" / "ms-grad.yaml", root / "cases" / "training" / "train-accumulate-2.yaml"])
+    assert not loaded.errors
+    p = plan(loaded.cases, reg, backends={"torch"}, device="cpu")
+    runner = Runner(reg, pool)
+    infos = {}
+    for cell in p.cells:
+        rec = runner.run(cell)
+        if rec.get("case_info"):
+            results.merge_case_info(infos, rec["case"], rec["case_info"])
+    assert {"derive-ms-grad-unused-input", "train-accumulate-2"} <= set(infos)
+    drv, train = infos["derive-ms-grad-unused-input"], infos["train-accumulate-2"]
+    assert drv["kind"] == "derivation" and drv["path"].endswith("cases/derivation/ms-grad.yaml:40") and drv["source"]
+    assert "grads = torch.autograd.grad(" in drv["snippets"]["torch.autograd.grad"]["text"]
+    assert train["kind"] == "training" and "import torch" in train["snippets"]["torch.optim.SGD"]["text"]
+
+
+def test_mapping_table_starts_with_what_the_api_takes(mapping_html):
+    """Seed 000's table opens with "Parameter 1: parameters | x: the gradient mechanism is
+    different"; the registry lists only the other arguments, so that row was missing."""
+    body = _body(mapping_html, GLOBAL, "mindspore.ops.clip_by_norm")
+    first = _plain(re.search(r"<tr><th>Parameters</th>(.*?)</tr>", body, re.S).group(1))
+    assert first.startswith("Parameter 1 parameters gradients The gradient mechanism differs")
+    assert "e.g. with mindspore.grad" in first
+    same = _plain(re.search(r"<tr><th>Parameters</th>(.*?)</tr>", _body(mapping_html, GLOBAL, "paddle.nn.utils.clip_grad_norm_"), re.S).group(1))
+    assert same == "Parameter 1 parameters parameters Consistent."
+    # not for derivation or training mappings, whose first argument is no gradient
+    assert "gradient mechanism" not in _plain(_body(mapping_html, "torch.optim.SGD", "paddle.optimizer.SGD"))
