@@ -206,6 +206,16 @@ def test_mapping_table(browser_context, report, shots):
     page.close()
 
 
+def test_report_of_the_bundled_run_passes_the_audit(report, real_results):
+    """The report of the real run agrees with its results document, cell by cell: links,
+    numbers on case pages and in the matrix, overview cards, mapping evidence, declared
+    differences no cell showed (tests/test_report_audit.py)."""
+    from test_report_audit import audit
+
+    problems = audit(real_results, report)
+    assert problems == [], "\n".join(problems[:40])
+
+
 def test_hostile_title_is_text_on_every_page(browser_context, real_results, tmp_path, shots):
     doc = copy.deepcopy(real_results)
     victim = doc["results"][0]["case"]
