@@ -13,6 +13,8 @@ _INLINE_LIMIT = 64
 
 
 def _literal(a: np.ndarray) -> str:
+    if a.size == 0:  # "[]" would lose the shape ([0, 10], say)
+        return f"np.zeros({tuple(a.shape)!r})"
     body = np.array2string(np.asarray(a, dtype=np.float64), separator=", ", threshold=10**9,
                            floatmode="unique", max_line_width=100)
     body = body.replace("nan", "np.nan").replace("inf", "np.inf")
@@ -75,6 +77,17 @@ def data_and_loss_lines(inputs, loss, tensor, functional: str) -> list[str]:
     else:
         lines.append(f"loss = net(x).{'sum' if loss.reduction == 'sum' else 'mean'}()")
     return lines
+
+
+def result_lines(returned: str, grads: str) -> list[str]:
+    """The end of every clipping snippet: ``result``, what the suite compared for the cell, in
+    float64 numpy and torch's layout (``returned``: the norm the API returned or None;
+    ``grads``: parameter name -> clipped gradient or None), then printed."""
+    return [f"result = {{'returned': {returned},",
+            f"          'grads': {grads}}}",
+            "print('returned:', result['returned'])",
+            "for name, g in result['grads'].items():",
+            "    print(name, g)"]
 
 
 #: backend -> module of this package with ``snippet(cell, inputs) -> str`` (one per framework)

@@ -2,7 +2,8 @@
 
 Each snippet is the loop of that framework's ``conformance/backends/<fw>_train.py`` written out
 with the cell's weights and data as numpy literals, and prints what the cell compares (the
-parameters after the steps, skipped steps, scale). Layers: linear, relu, tanh, sigmoid.
+parameters after the steps, skipped steps, scale); ``result['params']`` holds the parameters
+(float64 numpy, torch's layout). Layers: linear, relu, tanh, sigmoid.
 """
 
 from __future__ import annotations
@@ -96,7 +97,9 @@ def _torch(cell, layers, st) -> list:
         lines += ["    scaler.step(opt)", "    scaler.update()", "    print('step', k, 'scale', scaler.get_scale())"]
     else:
         lines.append("    opt.step()")
-    lines += ["for name, p in named.items():", "    print(name, p.detach().double().numpy())"]
+    lines += ["result = {'params': {n: p.detach().double().numpy() for n, p in named.items()}}",
+              "for name, a in result['params'].items():",
+              "    print(name, a)"]
     return lines
 
 
@@ -152,9 +155,12 @@ def _paddle(cell, layers, st) -> list:
         lines += ["    scaler.step(opt)", "    scaler.update()"]
     else:
         lines.append("    opt.step()")
-    lines += ["for name, p in named.items():  # Linear weights printed in torch's [out, in] layout",
+    lines += ["result = {'params': {}}  # Linear weights in torch's [out, in] layout",
+              "for name, p in named.items():",
               "    a = p.numpy().astype(np.float64)",
-              "    print(name, a.T if name.endswith('weight') else a)"]
+              "    result['params'][name] = a.T if name.endswith('weight') else a",
+              "for name, a in result['params'].items():",
+              "    print(name, a)"]
     return lines
 
 
@@ -213,5 +219,7 @@ def _mindspore(cell, layers, st) -> list:
     if scaler:
         lines += ["    scaler.adjust(ms.Tensor(finite))",
                   "    print('step', k, 'finite', finite, 'scale', float(scaler.scale_value.asnumpy()))"]
-    lines += ["for name, p in named.items():", "    print(name, p.value().astype(ms.float32).asnumpy())"]
+    lines += ["result = {'params': {n: p.value().asnumpy().astype(np.float64) for n, p in named.items()}}",
+              "for name, a in result['params'].items():",
+              "    print(name, a)"]
     return lines
