@@ -21,6 +21,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,12 @@ SAMPLE = {
         ("reverse/rev-ms-clip-by-norm-nan.yaml", "clip_grad_norm_"),  # known: NaN norm
         ("sweeps/total-norm.yaml", "get_total_norm and float64"),  # returns the norm
         ("sweeps/clip-grads-with-norm.yaml", "float64"),
+        ("matrix/norm-structure.yaml", "mx-struct-empty and float32"),  # shapes (0,) and (0, 10)
+        ("matrix/norm-structure.yaml", "mx-struct-zero-dim and bfloat16"),
+        ("matrix/norm-structure.yaml", "mx-struct-no-grad and float16"),  # parameters without grad
+        ("matrix/norm-structure.yaml", "mx-struct-mixed-dtypes-f64 and float32"),
+        ("matrix/norm-structure.yaml", "mx-struct-many-shapes and float32 and 2.0"),
+        ("matrix/norm-nonfinite.yaml", "mx-norm-one-nan and float32 and True and 2.0"),  # raises
         ("derivation/torch-grad.yaml", "torch.autograd.grad"),
         ("derivation/ms-grad.yaml", "derive-ms-value-and-grad-no-aux and grad_and_value"),  # raises
         ("derivation/seed-003-has-aux.yaml", "grad_and_value"),
@@ -62,6 +69,10 @@ SAMPLE = {
         ("models/matrix-models.yaml", "mx-model-conv-ce-b1 and ClipGradByNorm and not via_sgd"),
         ("models/matrix-models.yaml", "mx-model-embedding-ce-b2 and clip_grad_norm_"),
         ("paddle/paddle-nonfinite-nan.yaml", "ClipGradByGlobalNorm"),
+        ("matrix/norm-structure.yaml", "mx-struct-zero-dim and ClipGradByNorm and float32"),
+        ("matrix/norm-structure.yaml", "mx-struct-no-grad and ClipGradByGlobalNorm.via_sgd and float64"),
+        ("matrix/norm-structure.yaml", "mx-struct-mixed-dtypes-f64 and float32 and ClipGradByGlobalNorm"),
+        ("matrix/norm-structure.yaml", "mx-struct-many-shapes and float32 and clip_grad_norm_ and 2.0"),
         ("derivation/paddle-grad.yaml", "paddle.grad"),
         ("derivation/torch-backward.yaml", "paddle.Tensor.backward"),
         ("derivation/torch-grad.yaml", "derive-torch-grad-unused-input and paddle.grad"),  # raises
@@ -76,7 +87,12 @@ SAMPLE = {
         ("seeds/seed-001-clip-grad-value.yaml", "clip_by_value"),
         ("mindspore/ms-vector-norm-root.yaml", "vector_norm"),  # returns the norm
         ("mindspore/ms-model-conv.yaml", "mindspore"),
+        ("matrix/norm-structure.yaml", "mx-struct-zero-dim and clip_by_global_norm and float32"),  # 0-d -> [1]
+        ("matrix/norm-structure.yaml", "mx-struct-one-tensor and clip_by_norm and float32"),  # one tensor
+        ("matrix/norm-structure.yaml", "mx-struct-no-grad and clip_by_norm.via_sgd and float32"),
+        ("matrix/norm-structure.yaml", "mx-struct-many-shapes and float16 and clip_by_global_norm"),
         ("models/matrix-models.yaml", "mx-model-embedding-mse-b4 and clip_by_global_norm"),
+        ("mindspore/ms-norm-type-zero.yaml", "clip_by_norm and not via_sgd"),  # raises ZeroDivisionError
         ("derivation/ms-grad.yaml", "mindspore.grad"),
         ("derivation/seed-003-grad-table.yaml", "mindspore.grad"),
         ("derivation/seed-003-has-aux.yaml", "mindspore.value_and_grad"),
@@ -118,12 +134,10 @@ def _python(request, name):
         if name in state.pythons:
             return state.pythons[name], None
         return None, f"{name} is not selected with --backend"
-    python = backends.default_python(name)
-    if python:
-        return python, None
-    venv = ROOT / f".venv-{name}" / "bin" / "python"
-    if venv.exists() and backends._importable_by(str(venv), backends.PACKAGES[name]):
-        return str(venv), None
+    package = backends.PACKAGES[name]
+    for python in (backends.default_python(name), ROOT / f".venv-{name}" / "bin" / "python"):
+        if python and (python == sys.executable or backends._importable_by(str(python), package)):
+            return str(python), None
     return None, (f"no interpreter with {name} (CONFORMANCE_{name.upper()}_PYTHON, this interpreter, "
                   f".tox/{name} or .venv-{name})")
 
@@ -211,8 +225,13 @@ def _check(cell, got, out) -> list:
             problems.append(f"{part}: names {sorted(have)}, the worker's {sorted(expected)}")
             continue
         for name, a in expected.items():
-            if have[name].shape != np.shape(a) or not np.array_equal(have[name], a, equal_nan=True):
-                problems.append(f"{part}[{name}]: {have[name]!r} != the worker's {np.asarray(a)!r}")
+            if have[name].shape != np.shape(a):
+                problems.append(f"{part}[{name}]: shape {list(have[name].shape)}, the worker's {list(np.shape(a))}")
+            elif not np.array_equal(have[name], a, equal_nan=True):
+                diff = np.abs(have[name] - a)
+                problems.append(f"{part}[{name}]: {int(np.sum(~(diff == 0)))} elements differ from the "
+                                f"worker's (max abs diff {np.nanmax(diff)}); got {have[name].ravel()[:6]}, "
+                                f"the worker {np.ravel(a)[:6]}")
     if not any(want[p] for p in want if p != "returned") and want.get("returned") is None:
         problems.append("nothing compared: the worker returned no numbers")
     return problems
@@ -249,6 +268,8 @@ def test_snippets_reproduce_their_cells(backend, request, tmp_path):
     outs = [json.loads(line[len("SNIPPET-RESULT "):]) for line in r.stdout.splitlines()
             if line.startswith("SNIPPET-RESULT ")]
     assert [o["path"] for o in outs] == paths, r.stderr[-3000:]
+    raised = [bool(recorder.got[c.id].get("raised")) for c in cells]
+    assert any(raised) and not all(raised), "the sample should hold cells that raise and cells that return"
     failures = []
     for cell, path, out in zip(cells, paths, outs):
         for problem in _check(cell, recorder.got[cell.id], out):
