@@ -53,6 +53,7 @@ SAMPLE = {
         ("matrix/norm-structure.yaml", "mx-struct-mixed-dtypes-f64 and float32"),
         ("matrix/norm-structure.yaml", "mx-struct-many-shapes and float32 and 2.0"),
         ("matrix/norm-nonfinite.yaml", "mx-norm-one-nan and float32 and True and 2.0"),  # raises
+        ("matrix/norm-thresholds.yaml", "clip_grads_with_norm_ and float32 and inf"),  # total_norm=inf
         ("derivation/torch-grad.yaml", "torch.autograd.grad"),
         ("derivation/ms-grad.yaml", "derive-ms-value-and-grad-no-aux and grad_and_value"),  # raises
         ("derivation/seed-003-has-aux.yaml", "grad_and_value"),
@@ -87,6 +88,7 @@ SAMPLE = {
         ("seeds/seed-001-clip-grad-value.yaml", "clip_by_value"),
         ("mindspore/ms-vector-norm-root.yaml", "vector_norm"),  # returns the norm
         ("mindspore/ms-model-conv.yaml", "mindspore"),
+        ("matrix/norm-thresholds.yaml", "mx-threshold-inf and ClipByNorm and float32"),  # clip_norm=inf
         ("matrix/norm-structure.yaml", "mx-struct-zero-dim and clip_by_global_norm and float32"),  # 0-d -> [1]
         ("matrix/norm-structure.yaml", "mx-struct-one-tensor and clip_by_norm and float32"),  # one tensor
         ("matrix/norm-structure.yaml", "mx-struct-no-grad and clip_by_norm.via_sgd and float32"),

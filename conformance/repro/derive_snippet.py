@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from . import _literal
+from . import _literal, number
 
 _MODULE = {"torch": "torch", "mindspore": "ms", "paddle": "paddle"}
 _TANH = {"torch": "torch.tanh", "mindspore": "ms.ops.tanh", "paddle": "paddle.tanh"}
@@ -44,7 +44,7 @@ def _ident(name: str) -> str:
 
 
 def _expr(op: dict, fw: str) -> str:
-    a = [repr(float(x)) if isinstance(x, (int, float)) else _ident(x) for x in op["args"]]
+    a = [number(float(x)) if isinstance(x, (int, float)) else _ident(x) for x in op["args"]]
     kind = op["op"]
     binary = {"add": "+", "sub": "-", "mul": "*", "pow": "**", "matmul": "@"}
     if kind in binary:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..spec import tensor_data
 from ..tensors import param_dtype
-from . import _any_literal, _kwargs, _literal, array_expr, result_lines
+from . import _any_literal, _kwargs, _literal, array_expr, number, result_lines
 
 _DT = {"float64": "ms.float64", "float32": "ms.float32", "float16": "ms.float16", "bfloat16": "ms.bfloat16"}
 
@@ -82,7 +82,7 @@ def _call_lines(api: str, args: dict, model: bool, single: bool) -> list[str]:
     if api == "mindspore.ops.clamp":
         call = f"tuple(ops.clamp(g, {_kwargs(args)}) for g in grads)"
     elif api == "mindspore.nn.ClipByNorm":
-        call = (f"tuple(nn.ClipByNorm()(g, ms.Tensor(np.float32({args['clip_norm']!r}))) "
+        call = (f"tuple(nn.ClipByNorm()(g, ms.Tensor(np.float32({number(args['clip_norm'])}))) "
                 "for g in grads)")
     elif api == "mindspore.ops.clip_by_norm" and single:  # one gradient: the single-tensor form
         call = f"(ops.clip_by_norm(grads[0], {_kwargs(args)}),)"

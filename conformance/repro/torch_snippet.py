@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..spec import tensor_data
 from ..tensors import param_dtype
-from . import _kwargs, _literal, array_expr, data_and_loss_lines, result_lines
+from . import _kwargs, _literal, array_expr, data_and_loss_lines, number, result_lines
 
 
 def snippet(cell, inputs) -> str:
@@ -38,7 +38,7 @@ def snippet(cell, inputs) -> str:
         call = f"{api}([p.grad for p in params if p.grad is not None], {_kwargs(args)})"
     elif api.endswith("clip_grads_with_norm_"):
         total = args.pop("total_norm")
-        call = f"{api}(params, {_kwargs(args)}, total_norm=torch.tensor({total!r}, dtype={dt}))"
+        call = f"{api}(params, {_kwargs(args)}, total_norm=torch.tensor({number(total)}, dtype={dt}))"
     elif api == "torch.nn.utils.clip_grad_norm_.per_parameter":
         call = f"[torch.nn.utils.clip_grad_norm_([p], {_kwargs(args)}) for p in params if p.grad is not None]"
     elif api == "torch.clamp":

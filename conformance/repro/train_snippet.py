@@ -8,7 +8,7 @@ parameters after the steps, skipped steps, scale); ``result['params']`` holds th
 
 from __future__ import annotations
 
-from . import _kwargs, _literal
+from . import _kwargs, _literal, number
 
 _ACT = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid"}
 
@@ -92,7 +92,7 @@ def _torch(cell, layers, st) -> list:
         lines.append("    scaler.unscale_(opt)")
     if st["max_norm"] is not None:
         lines.append("    torch.nn.utils.clip_grad_norm_([" + ", ".join(f"named['{p}']" for p in clip)
-                     + f"], {st['max_norm']!r})")
+                     + f"], {number(st['max_norm'])})")
     if scaler:
         lines += ["    scaler.step(opt)", "    scaler.update()", "    print('step', k, 'scale', scaler.get_scale())"]
     else:
@@ -128,7 +128,7 @@ def _paddle(cell, layers, st) -> list:
     scaler = cell.api == "paddle.amp.GradScaler"
     if in_opt:
         lines += ["for name, p in named.items():", f"    p.need_clip = name in {clip!r}",
-                  f"clip = paddle.nn.ClipGradByGlobalNorm(clip_norm={st['max_norm']!r})" if st["max_norm"] is not None
+                  f"clip = paddle.nn.ClipGradByGlobalNorm(clip_norm={number(st['max_norm'])})" if st["max_norm"] is not None
                   else "clip = None",
                   f"opt = paddle.optimizer.SGD(parameters={_groups(st, names, 'learning_rate')}, grad_clip=clip, "
                   f"{_kwargs(cell.target_args)})"]
@@ -150,7 +150,7 @@ def _paddle(cell, layers, st) -> list:
         lines.append("    scaler.unscale_(opt)")
     if st["max_norm"] is not None and not in_opt:
         lines.append("    paddle.nn.utils.clip_grad_norm_([" + ", ".join(f"named['{p}']" for p in clip)
-                     + f"], {st['max_norm']!r})")
+                     + f"], {number(st['max_norm'])})")
     if scaler:
         lines += ["    scaler.step(opt)", "    scaler.update()"]
     else:
@@ -213,7 +213,7 @@ def _mindspore(cell, layers, st) -> list:
     lines.append("    grads = list(acc)")
     if st["max_norm"] is not None:
         lines += [f"    idx = [names.index(p) for p in {clip!r}]",
-                  f"    for i, c in zip(idx, ops.clip_by_global_norm(tuple(grads[i] for i in idx), {st['max_norm']!r})):",
+                  f"    for i, c in zip(idx, ops.clip_by_global_norm(tuple(grads[i] for i in idx), {number(st['max_norm'])})):",
                   "        grads[i] = c"]
     lines += ["    if finite:", "        opt(tuple(grads))"]
     if scaler:
