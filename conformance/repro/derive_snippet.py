@@ -160,14 +160,13 @@ def _ms_unpack(api, call, gp, args, inputs, outputs, fw) -> list:
     else:
         lines.append(f"grads = {call}")
         values = "None"
-    single = "(grads,)" if isinstance(gp, int) else "grads"
     if gp is not None and wnames:
         lines.append("input_grads, weight_grads = grads")
         if isinstance(gp, int):
             lines.append("input_grads = (input_grads,)")
         flat = "[*input_grads, *weight_grads]"
     elif gp is not None:
-        flat = f"list({single})"
+        flat = "[grads]" if isinstance(gp, int) else "list(grads)"  # an int position: a bare tensor
     else:
         flat = "list(grads)"
     return lines + _result(fw, f"zip({_names(picked + wnames)}, {flat})", values)
