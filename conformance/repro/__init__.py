@@ -12,7 +12,17 @@ from ..spec import tensor_data
 _INLINE_LIMIT = 64
 
 
+def number(v) -> str:
+    """Python source for a number: ``float('inf')``, ``-float('inf')`` and ``float('nan')`` where
+    ``repr`` would write ``inf``/``nan``, names a pasted snippet does not have."""
+    if isinstance(v, float) and not np.isfinite(v):
+        return "float('nan')" if np.isnan(v) else ("float('inf')" if v > 0 else "-float('inf')")
+    return repr(v)
+
+
 def _literal(a: np.ndarray) -> str:
+    if a.size == 0:  # "[]" would lose the shape ([0, 10], say)
+        return f"np.zeros({tuple(a.shape)!r})"
     body = np.array2string(np.asarray(a, dtype=np.float64), separator=", ", threshold=10**9,
                            floatmode="unique", max_line_width=100)
     body = body.replace("nan", "np.nan").replace("inf", "np.inf")
@@ -25,16 +35,16 @@ def _any_literal(a: np.ndarray) -> str:
 
 def _generator_expr(spec: dict) -> str:
     shape = tuple(spec.get("shape") or ())
-    scale = f" * {spec['scale']!r}" if spec.get("scale", 1.0) != 1.0 else ""
+    scale = f" * {number(spec['scale'])}" if spec.get("scale", 1.0) != 1.0 else ""
     if "random" in spec:
         rng = f"np.random.default_rng({spec.get('seed', 0)})"
         if spec["random"] == "normal":
-            return f"{rng}.normal({spec.get('mean', 0.0)!r}, {spec.get('std', 1.0)!r}, size={shape}){scale}"
+            return f"{rng}.normal({number(spec.get('mean', 0.0))}, {number(spec.get('std', 1.0))}, size={shape}){scale}"
         if spec["random"] == "uniform":
-            return f"{rng}.uniform({spec.get('low', -1.0)!r}, {spec.get('high', 1.0)!r}, size={shape}){scale}"
+            return f"{rng}.uniform({number(spec.get('low', -1.0))}, {number(spec.get('high', 1.0))}, size={shape}){scale}"
         return f"{rng}.integers({int(spec['low'])}, {int(spec['high'])}, size={shape})"
     if "fill" in spec:
-        return f"np.full({shape}, {float(spec['fill'])!r}){scale}"
+        return f"np.full({shape}, {number(float(spec['fill']))}){scale}"
     start, stop = spec["arange"]
     reshape = f".reshape({shape})" if shape else ""
     return f"np.arange({start!r}, {stop!r}, dtype=np.float64){reshape}{scale}"
@@ -49,12 +59,7 @@ def array_expr(value, materialised: np.ndarray) -> str:
 
 
 def _kwargs(args: dict) -> str:
-    def fmt(v):
-        if isinstance(v, float) and not np.isfinite(v):
-            return "float('nan')" if np.isnan(v) else ("float('inf')" if v > 0 else "-float('inf')")
-        return repr(v)
-
-    return ", ".join(f"{k}={fmt(v)}" for k, v in args.items() if v is not None)
+    return ", ".join(f"{k}={number(v)}" for k, v in args.items() if v is not None)
 
 
 def data_and_loss_lines(inputs, loss, tensor, functional: str) -> list[str]:
@@ -75,6 +80,17 @@ def data_and_loss_lines(inputs, loss, tensor, functional: str) -> list[str]:
     else:
         lines.append(f"loss = net(x).{'sum' if loss.reduction == 'sum' else 'mean'}()")
     return lines
+
+
+def result_lines(returned: str, grads: str) -> list[str]:
+    """The end of every clipping snippet: ``result``, what the suite compared for the cell, in
+    float64 numpy and torch's layout (``returned``: the norm the API returned or None;
+    ``grads``: parameter name -> clipped gradient or None), then printed."""
+    return [f"result = {{'returned': {returned},",
+            f"          'grads': {grads}}}",
+            "print('returned:', result['returned'])",
+            "for name, g in result['grads'].items():",
+            "    print(name, g)"]
 
 
 #: backend -> module of this package with ``snippet(cell, inputs) -> str`` (one per framework)

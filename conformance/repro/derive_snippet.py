@@ -6,10 +6,35 @@ from __future__ import annotations
 
 import re
 
-from . import _literal
+from . import _literal, number
 
 _MODULE = {"torch": "torch", "mindspore": "ms", "paddle": "paddle"}
 _TANH = {"torch": "torch.tanh", "mindspore": "ms.ops.tanh", "paddle": "paddle.tanh"}
+
+
+_NUMPY64 = {  # a tensor as float64 numpy (numpy has no bfloat16: widen exactly through float32)
+    "torch": ["def numpy64(t):", "    return None if t is None else t.detach().double().cpu().numpy()"],
+    "paddle": ["def numpy64(t):",
+               "    return None if t is None else (t.astype('float32') if t.dtype == paddle.bfloat16 else t).numpy().astype(np.float64)"],
+    "mindspore": ["def numpy64(t):",
+                  "    return None if t is None else (t.astype(ms.float32) if t.dtype == ms.bfloat16 else t).asnumpy().astype(np.float64)"],
+}
+
+
+def _result(fw: str, grads: str, values: str = "None", grad: str = "g") -> list:
+    """The end of a derivation snippet: ``result``, what the suite compared (gradients and
+    returned outputs by name, float64 numpy), then printed."""
+    return ["", *_NUMPY64[fw],
+            f"result = {{'grads': {{n: numpy64({grad}) for n, g in {grads}}},",
+            f"          'values': {values}}}",
+            "for name, g in result['grads'].items():",
+            "    print('grad', name, g)",
+            "for name, v in (result['values'] or {}).items():",
+            "    print('value', name, v)"]
+
+
+def _names(names) -> str:
+    return "[" + ", ".join(repr(n) for n in names) + "]"
 
 
 def _ident(name: str) -> str:
@@ -19,7 +44,7 @@ def _ident(name: str) -> str:
 
 
 def _expr(op: dict, fw: str) -> str:
-    a = [repr(float(x)) if isinstance(x, (int, float)) else _ident(x) for x in op["args"]]
+    a = [number(float(x)) if isinstance(x, (int, float)) else _ident(x) for x in op["args"]]
     kind = op["op"]
     binary = {"add": "+", "sub": "-", "mul": "*", "pow": "**", "matmul": "@"}
     if kind in binary:
@@ -81,12 +106,13 @@ def snippet(cell) -> str:
         if api.endswith(".backward"):
             retain = "retain_graph=True"
             lines += [f"for _ in range({repeat}):", f"    {_ident(args['output'])}.backward({retain})"]
-            lines += [f"print({n!r}, {_ident(n)}.grad)" for n in inputs + weights]
+            leaves = ", ".join(_ident(n) for n in inputs + weights)
+            lines += _result(fw, f"zip({_names(inputs + weights)}, [{leaves}])", grad="g.grad")
         else:
             outs = ", ".join(_ident(o) for o in args["outputs"])
             ins = ", ".join(_ident(n) for n in args["inputs"])
             lines += [f"grads = {api}([{outs}], [{ins}], allow_unused={args['allow_unused']!r})",
-                      "print(grads)"]
+                      *_result(fw, f"zip({_names(args['inputs'])}, grads)")]
     elif api == "torch.func.grad_and_value":
         names = inputs + weights
         body = _function_lines("f", [_ident(n) for n in names], fn, outputs, fw)
@@ -95,15 +121,52 @@ def snippet(cell) -> str:
         lines += body
         vals = ", ".join(f"{_ident(n)}.detach()" for n in names)
         lines += ["", f"grads, value = torch.func.grad_and_value(f, argnums={tuple(args['argnums'])!r}, "
-                      f"has_aux={args['has_aux']!r})({vals})", "print('value', value)", "print('grads', grads)"]
+                      f"has_aux={args['has_aux']!r})({vals})"]
+        if args["has_aux"]:
+            flat = "[value[0], *value[1]]"
+        else:
+            flat = "[value]" if len(outputs) == 1 else "list(value)"
+        argnamed = [names[i] for i in args["argnums"]]
+        lines += _result(fw, f"zip({_names(argnamed)}, grads)",
+                         f"{{n: numpy64(v) for n, v in zip({_names(outputs)}, {flat})}}")
     elif api in ("mindspore.grad", "mindspore.value_and_grad"):
         lines += ["ms.set_context(mode=ms.PYNATIVE_MODE)", ""]
         lines += _function_lines("net", [_ident(n) for n in inputs], fn, outputs, fw)
         gp = args["grad_position"]
         gp = tuple(gp) if isinstance(gp, list) else gp
         w = None if args["weights"] is None else "[" + ", ".join(_ident(n) for n in args["weights"]) + "]"
-        lines += ["", f"out = ms.{api.split('.', 1)[1]}(net, grad_position={gp!r}, weights={w}, has_aux={args['has_aux']!r})"
-                      f"({', '.join(_ident(n) for n in inputs)})", "print(out)"]
+        call = (f"ms.{api.split('.', 1)[1]}(net, grad_position={gp!r}, weights={w}, has_aux={args['has_aux']!r})"
+                f"({', '.join(_ident(n) for n in inputs)})")
+        lines += _ms_unpack(api, call, gp, args, inputs, outputs, fw)
     else:
         return f"# no reproduction snippet for {api} yet\n"
     return "\n".join(lines) + "\n"
+
+
+def _ms_unpack(api, call, gp, args, inputs, outputs, fw) -> list:
+    """The call, then its nested result taken apart into names: value_and_grad returns
+    (value, gradients), grad with has_aux (gradients, aux outputs); the gradients are
+    (input gradients, weight gradients) when both are asked for, else one of them (a bare
+    tensor for an int grad_position)."""
+    wnames = list(args["weights"] or [])
+    picked = [inputs[i] for i in ((gp,) if isinstance(gp, int) else (gp or ()))]
+    lines = [""]
+    if api == "mindspore.value_and_grad":
+        lines.append(f"value, grads = {call}")
+        values = f"{{n: numpy64(v) for n, v in zip({_names(outputs)}, {'value' if len(outputs) > 1 else '[value]'})}}"
+    elif args["has_aux"]:
+        lines.append(f"grads, aux = {call}")
+        values = f"{{n: numpy64(v) for n, v in zip({_names(outputs[1:])}, aux)}}"
+    else:
+        lines.append(f"grads = {call}")
+        values = "None"
+    if gp is not None and wnames:
+        lines.append("input_grads, weight_grads = grads")
+        if isinstance(gp, int):
+            lines.append("input_grads = (input_grads,)")
+        flat = "[*input_grads, *weight_grads]"
+    elif gp is not None:
+        flat = "[grads]" if isinstance(gp, int) else "list(grads)"  # an int position: a bare tensor
+    else:
+        flat = "list(grads)"
+    return lines + _result(fw, f"zip({_names(picked + wnames)}, {flat})", values)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..spec import tensor_data
 from ..tensors import param_dtype
-from . import _any_literal, _kwargs, _literal, array_expr
+from . import _any_literal, _kwargs, _literal, array_expr, number, result_lines
 
 _DT = {"float64": "ms.float64", "float32": "ms.float32", "float16": "ms.float16", "bfloat16": "ms.bfloat16"}
 
@@ -47,37 +47,61 @@ def snippet(cell, inputs) -> str:
             pdtype = param_dtype(tensor_data(value), cell.dtype)  # mixed dtypes
             lines.append(f"grads.append({_tensor(array_expr(value, g), pdtype)})  # {name}")
         lines.append("grads = tuple(grads)")
+        names = [n for n in case.grads if inputs.grads[n] is not None]
+        single = len(names) == 1
     else:
         lines += _model_lines(cell, inputs, dt)
-    lines += ["", *_call_lines(cell.api, dict(cell.target_args), case.model is not None)]
+        names, single = _param_names(cell), False
+    lines += ["", *_call_lines(cell.api, dict(cell.target_args), case.model is not None, single), "",
+              "def numpy64(t):  # numpy has no bfloat16: widen exactly through float32",
+              "    return (t.astype(ms.float32) if t.dtype == ms.bfloat16 else t).asnumpy().astype(np.float64)",
+              f"names = {names!r}",
+              *result_lines("None if returned is None else float(returned.asnumpy())",
+                            "{n: numpy64(g) for n, g in zip(names, out)}")]
     return "\n".join(lines) + "\n"
 
 
-def _call_lines(api: str, args: dict, model: bool) -> list[str]:
+def _call_lines(api: str, args: dict, model: bool, single: bool) -> list[str]:
+    """``out``: the clipped gradients, a tuple aligned with ``grads``; ``returned``: the norm
+    the API returned, or None."""
     if api.endswith(".via_sgd"):  # suite-only name: the clipped tuple applied by nn.SGD
-        lines = _call_lines(api[:-len(".via_sgd")], args, model)[:1]
+        lines = _call_lines(api[:-len(".via_sgd")], args, model, single)
         params = ("weights" if model else
                   "[ms.Parameter(ops.zeros_like(g), name=f'p{i}') for i, g in enumerate(grads)]")
         return lines + [f"params = {params}",
                         "for p in params:",
                         "    p.set_data(ops.zeros_like(p))",
                         "nn.SGD(params, learning_rate=1.0)(out)",
-                        "for p in params:",
-                        "    print(-p.value())  # the clipped gradient SGD applied"]
+                        "out = tuple(-p.value() for p in params)  # the clipped gradients SGD applied"]
     short = api.replace("mindspore.", "", 1)
     if api == "mindspore.ops.vector_norm":
         order = args.get("ord", 2)
         o = _kwargs({"ord": order}).split("=", 1)[1]
-        return [f"norm = ops.vector_norm(ops.stack([ops.vector_norm(g, {o}) for g in grads]), {o})",
-                "print('total norm:', norm)"]
+        return [f"returned = ops.vector_norm(ops.stack([ops.vector_norm(g, {o}) for g in grads]), {o})",
+                "out = grads  # a norm: the gradients are left alone"]
     if api == "mindspore.ops.clamp":
         call = f"tuple(ops.clamp(g, {_kwargs(args)}) for g in grads)"
     elif api == "mindspore.nn.ClipByNorm":
-        call = (f"tuple(nn.ClipByNorm()(g, ms.Tensor(np.float32({args['clip_norm']!r}))) "
+        call = (f"tuple(nn.ClipByNorm()(g, ms.Tensor(np.float32({number(args['clip_norm'])}))) "
                 "for g in grads)")
+    elif api == "mindspore.ops.clip_by_norm" and single:  # one gradient: the single-tensor form
+        call = f"(ops.clip_by_norm(grads[0], {_kwargs(args)}),)"
     else:
-        call = f"{short}(grads, {_kwargs(args)})"
-    return [f"out = {call}", "for g in out:", "    print(g)"]
+        call = f"tuple({short}(grads, {_kwargs(args)}))"
+    return [f"out = {call}", "returned = None"]
+
+
+def _param_names(cell) -> list[str]:
+    """A model's parameter names in ``weights`` order (torch's nn.Sequential naming)."""
+    from ..runner import _layer_arrays
+
+    names = []
+    for layer in _layer_arrays(cell.case, cell.dtype):
+        if layer["type"] in ("linear", "conv2d", "embedding"):
+            names.append(f"{layer['name']}.weight")
+            if layer["type"] != "embedding" and layer.get("bias") is not None:
+                names.append(f"{layer['name']}.bias")
+    return names
 
 
 def _model_lines(cell, inputs, dt) -> list[str]:

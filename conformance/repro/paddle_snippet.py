@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..spec import tensor_data
 from ..tensors import param_dtype
-from . import _kwargs, _literal, array_expr, data_and_loss_lines
+from . import _kwargs, _literal, array_expr, data_and_loss_lines, result_lines
 
 _VIA_SGD = ".via_sgd"
 
@@ -46,17 +46,25 @@ def snippet(cell, inputs) -> str:
                           f"term = ({cast} * g).sum()  # p.grad becomes exactly g",
                           "loss = term if loss is None else loss + term"]
             lines.append("params.append(p)")
-        lines += ["loss.backward()", "for p in params:", "    p.stop_gradient = False"]
+        if any(g is not None for g in inputs.grads.values()):
+            lines.append("loss.backward()")
+        else:
+            lines.append("# no gradients at all: nothing to back-propagate")
+        lines += ["for p in params:", "    p.stop_gradient = False"]
         transposed = []
+        names = list(case.grads)
     else:
-        more, transposed = _model_lines(cell, inputs, dt)
+        more, transposed, names = _model_lines(cell, inputs, dt)
         lines += more
-    lines += [""] + _call_lines(cell) + ["print('returned:', out)"]
-    lines += ["for i, g in enumerate(grads):"]
+    lines += ["", *_call_lines(cell), "",
+              "def numpy64(t):  # numpy has no bfloat16: widen exactly through float32",
+              "    return None if t is None else (t.astype('float32') if t.dtype == paddle.bfloat16 else t).numpy().astype(np.float64)",
+              "grads = [numpy64(g) for g in grads]"]
     if transposed:
-        lines.append(f"    if g is not None and i in {transposed!r}:  # Linear weight: [in, out] -> torch [out, in]")
-        lines.append("        g = g.T")
-    lines.append("    print(g)")
+        lines += [f"for i in {transposed!r}:  # Linear weights: Paddle's [in, out] -> torch's [out, in]",
+                  "    grads[i] = grads[i].T"]
+    lines += [f"names = {names!r}",
+              *result_lines("None if out is None else float(out)", "dict(zip(names, grads))")]
     return "\n".join(lines) + "\n"
 
 
@@ -87,11 +95,11 @@ def _call_lines(cell) -> list[str]:
             "grads = [by_param.get(id(p), p.grad) for p in params]"]
 
 
-def _model_lines(cell, inputs, dt) -> tuple[list[str], list[int]]:
+def _model_lines(cell, inputs, dt) -> tuple[list[str], list[int], list[str]]:
     from ..runner import _layer_arrays  # the exact weights the cell used
 
     model = cell.case.model
-    lines, mods, transposed, setup = [], [], [], []
+    lines, mods, transposed, setup, names = [], [], [], [], []
     index = 0
     for layer in _layer_arrays(cell.case, cell.dtype):
         name, kind = layer["name"], layer["type"]
@@ -110,9 +118,11 @@ def _model_lines(cell, inputs, dt) -> tuple[list[str], list[int]]:
                 mods.append(f"('{name}', paddle.nn.Embedding({layer['num']}, {layer['dim']}))")
                 w = _literal(layer["weight"])
             setup.append(f"layers['{name}'].weight.set_value(paddle.to_tensor({w}).astype({dt}))")
+            names.append(f"{name}.weight")
             index += 1
             if has_bias and kind != "embedding":
                 setup.append(f"layers['{name}'].bias.set_value(paddle.to_tensor({_literal(layer['bias'])}).astype({dt}))")
+                names.append(f"{name}.bias")
                 index += 1
         else:
             cls = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "flatten": "Flatten"}[kind]
@@ -126,4 +136,4 @@ def _model_lines(cell, inputs, dt) -> tuple[list[str], list[int]]:
         lambda lit, integer: f"paddle.to_tensor({lit}).astype({repr('int64') if integer else dt})",
         "paddle.nn.functional")
     lines += ["loss.backward()", "params = list(net.parameters())"]
-    return lines, transposed
+    return lines, transposed, names

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..spec import tensor_data
 from ..tensors import param_dtype
-from . import _kwargs, _literal, array_expr, data_and_loss_lines
+from . import _kwargs, _literal, array_expr, data_and_loss_lines, number, result_lines
 
 
 def snippet(cell, inputs) -> str:
@@ -29,6 +29,7 @@ def snippet(cell, inputs) -> str:
             lines += [f"p = torch.zeros({tuple(g.shape)}, dtype={pdt}, device={dev}, requires_grad=True)  # {name}",
                       f"p.grad = torch.tensor({array_expr(value, g)}, dtype={pdt}, device={dev})",
                       "params.append(p)"]
+        lines.append(f"names = {list(case.grads)!r}")
     else:
         lines += _torch_model_lines(cell, inputs, dt, dev)
     api = cell.api
@@ -37,15 +38,16 @@ def snippet(cell, inputs) -> str:
         call = f"{api}([p.grad for p in params if p.grad is not None], {_kwargs(args)})"
     elif api.endswith("clip_grads_with_norm_"):
         total = args.pop("total_norm")
-        call = f"{api}(params, {_kwargs(args)}, total_norm=torch.tensor({total!r}, dtype={dt}))"
+        call = f"{api}(params, {_kwargs(args)}, total_norm=torch.tensor({number(total)}, dtype={dt}))"
     elif api == "torch.nn.utils.clip_grad_norm_.per_parameter":
         call = f"[torch.nn.utils.clip_grad_norm_([p], {_kwargs(args)}) for p in params if p.grad is not None]"
     elif api == "torch.clamp":
         call = f"[p.grad.clamp_({_kwargs(args)}) for p in params if p.grad is not None]"
     else:
         call = f"{api}(params, {_kwargs(args)})"
-    lines += ["", f"out = {call}", "print('returned:', out)",
-              "for p in params:", "    print(p.grad)"]
+    lines += ["", f"out = {call}", *result_lines(
+        "float(out) if isinstance(out, torch.Tensor) else None",
+        "{n: None if p.grad is None else p.grad.double().cpu().numpy() for n, p in zip(names, params)}")]
     return "\n".join(lines) + "\n"
 
 
@@ -80,5 +82,5 @@ def _torch_model_lines(cell, inputs, dt, dev) -> list[str]:
         inputs, model.loss,
         lambda lit, integer: f"torch.tensor({lit}, dtype={'torch.long' if integer else dt}, device={dev})",
         "torch.nn.functional")
-    lines += ["loss.backward()", "params = list(net.parameters())"]
+    lines += ["loss.backward()", "names, params = zip(*net.named_parameters())"]
     return lines

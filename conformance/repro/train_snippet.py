@@ -2,12 +2,13 @@
 
 Each snippet is the loop of that framework's ``conformance/backends/<fw>_train.py`` written out
 with the cell's weights and data as numpy literals, and prints what the cell compares (the
-parameters after the steps, skipped steps, scale). Layers: linear, relu, tanh, sigmoid.
+parameters after the steps, skipped steps, scale); ``result['params']`` holds the parameters
+(float64 numpy, torch's layout). Layers: linear, relu, tanh, sigmoid.
 """
 
 from __future__ import annotations
 
-from . import _kwargs, _literal
+from . import _kwargs, _literal, number
 
 _ACT = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid"}
 
@@ -91,12 +92,14 @@ def _torch(cell, layers, st) -> list:
         lines.append("    scaler.unscale_(opt)")
     if st["max_norm"] is not None:
         lines.append("    torch.nn.utils.clip_grad_norm_([" + ", ".join(f"named['{p}']" for p in clip)
-                     + f"], {st['max_norm']!r})")
+                     + f"], {number(st['max_norm'])})")
     if scaler:
         lines += ["    scaler.step(opt)", "    scaler.update()", "    print('step', k, 'scale', scaler.get_scale())"]
     else:
         lines.append("    opt.step()")
-    lines += ["for name, p in named.items():", "    print(name, p.detach().double().numpy())"]
+    lines += ["result = {'params': {n: p.detach().double().numpy() for n, p in named.items()}}",
+              "for name, a in result['params'].items():",
+              "    print(name, a)"]
     return lines
 
 
@@ -125,7 +128,7 @@ def _paddle(cell, layers, st) -> list:
     scaler = cell.api == "paddle.amp.GradScaler"
     if in_opt:
         lines += ["for name, p in named.items():", f"    p.need_clip = name in {clip!r}",
-                  f"clip = paddle.nn.ClipGradByGlobalNorm(clip_norm={st['max_norm']!r})" if st["max_norm"] is not None
+                  f"clip = paddle.nn.ClipGradByGlobalNorm(clip_norm={number(st['max_norm'])})" if st["max_norm"] is not None
                   else "clip = None",
                   f"opt = paddle.optimizer.SGD(parameters={_groups(st, names, 'learning_rate')}, grad_clip=clip, "
                   f"{_kwargs(cell.target_args)})"]
@@ -147,14 +150,17 @@ def _paddle(cell, layers, st) -> list:
         lines.append("    scaler.unscale_(opt)")
     if st["max_norm"] is not None and not in_opt:
         lines.append("    paddle.nn.utils.clip_grad_norm_([" + ", ".join(f"named['{p}']" for p in clip)
-                     + f"], {st['max_norm']!r})")
+                     + f"], {number(st['max_norm'])})")
     if scaler:
         lines += ["    scaler.step(opt)", "    scaler.update()"]
     else:
         lines.append("    opt.step()")
-    lines += ["for name, p in named.items():  # Linear weights printed in torch's [out, in] layout",
+    lines += ["result = {'params': {}}  # Linear weights in torch's [out, in] layout",
+              "for name, p in named.items():",
               "    a = p.numpy().astype(np.float64)",
-              "    print(name, a.T if name.endswith('weight') else a)"]
+              "    result['params'][name] = a.T if name.endswith('weight') else a",
+              "for name, a in result['params'].items():",
+              "    print(name, a)"]
     return lines
 
 
@@ -207,11 +213,13 @@ def _mindspore(cell, layers, st) -> list:
     lines.append("    grads = list(acc)")
     if st["max_norm"] is not None:
         lines += [f"    idx = [names.index(p) for p in {clip!r}]",
-                  f"    for i, c in zip(idx, ops.clip_by_global_norm(tuple(grads[i] for i in idx), {st['max_norm']!r})):",
+                  f"    for i, c in zip(idx, ops.clip_by_global_norm(tuple(grads[i] for i in idx), {number(st['max_norm'])})):",
                   "        grads[i] = c"]
     lines += ["    if finite:", "        opt(tuple(grads))"]
     if scaler:
         lines += ["    scaler.adjust(ms.Tensor(finite))",
                   "    print('step', k, 'finite', finite, 'scale', float(scaler.scale_value.asnumpy()))"]
-    lines += ["for name, p in named.items():", "    print(name, p.value().astype(ms.float32).asnumpy())"]
+    lines += ["result = {'params': {n: p.value().asnumpy().astype(np.float64) for n, p in named.items()}}",
+              "for name, a in result['params'].items():",
+              "    print(name, a)"]
     return lines
