@@ -12,9 +12,12 @@ when the target raised
 when the source raises and the target returned
     ``known`` if a difference's variant returns what the target returned, else ``mismatch``.
 otherwise
-    ``match`` when the numbers agree (and the ``expect`` literals hold); else ``known`` when a
-    difference's variant reproduces them; else ``unsupported`` if a gap declares the target's
-    numbers undefined here (``undefined: true``); else ``mismatch``.
+    ``unsupported`` if a gap declares the target's numbers undefined here (``undefined: true``),
+    whatever they are: numbers read from uninitialised memory may agree with the oracle in one
+    run and not the next, and a status must not depend on that (the metrics are still
+    recorded, and the message says whether they agreed this time); else ``match`` when the
+    numbers agree (and the ``expect`` literals hold); else ``known`` when a difference's variant
+    reproduces them; else ``mismatch``.
 """
 
 from __future__ import annotations
@@ -57,6 +60,11 @@ def classify(cell, want, got: dict, rec: dict, hooks: Hooks) -> None:
     rec["params"] = {k: m.as_dict() for k, m in c.params.items()}
     if hooks.detail is not None:
         hooks.detail(c)
+    for u in mapping.unsupported:  # declared: the target's numbers are undefined here
+        if u.undefined and u.applies(facts):
+            agreed = "agreed with the oracle this time" if c.ok else c.summary()
+            rec.update(status="unsupported", message=f"{u.reason} ({agreed})")
+            return
     if c.ok:
         fails = hooks.expect(False)
         rec.update(status="mismatch" if fails else "match", message="; ".join(fails))
@@ -65,10 +73,6 @@ def classify(cell, want, got: dict, rec: dict, hooks: Hooks) -> None:
         alt = hooks.oracle(d.variant)
         if not alt.raises and hooks.compare(alt).ok:
             rec.update(status="known", difference=d.id, message=d.text)
-            return
-    for u in mapping.unsupported:  # declared: the target's numbers are undefined here
-        if u.undefined and u.applies(facts):
-            rec.update(status="unsupported", message=f"{u.reason} ({c.summary()})")
             return
     rec.update(status="mismatch", message=c.summary())
 

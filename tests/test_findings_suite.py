@@ -160,8 +160,12 @@ def test_an_undefined_result_entry_applies_to_returned_numbers_only():
     got = {"grads": {"p0": np.array([0.7071]), "p1": np.zeros(0)}, "raised": None}
     rec = _classify(reg, cell, got)
     assert rec["status"] == "unsupported" and rec["message"].startswith("uninitialised memory (")
+    # numbers from uninitialised memory that happen to be right this run: still unsupported,
+    # so the status does not change from run to run; the message says they agreed
     ok = {"grads": {"p0": np.array([1.0]), "p1": np.zeros(0)}, "raised": None}
-    assert _classify(reg, cell, ok)["status"] == "match"  # right numbers still match
+    rec = _classify(reg, cell, ok)
+    assert rec["status"] == "unsupported" and rec["message"].endswith("(agreed with the oracle this time)")
+    assert rec["max_abs_err"] < 1e-5  # the metrics are still recorded (torch-style eps)
     assert _classify(reg, _cell(reg, "p0: [1.0]"), {"grads": {"p0": np.array([0.5])}, "raised": None})["status"] \
         == "mismatch"  # outside its condition
     raised = {"raised": {"type": "RuntimeError", "message": "x"}}
