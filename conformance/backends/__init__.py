@@ -41,7 +41,9 @@ def default_python(name: str):
     """The interpreter that should run ``name``'s worker, or None.
 
     In order: $CONFORMANCE_<NAME>_PYTHON, this interpreter if it has the framework, then the
-    tox environment of that name (.tox/<name>/bin/python) if it has it.
+    tox environment of that name (.tox/<name>/bin/python) if it has it, unless
+    $CONFORMANCE_NO_TOX_ENVS is set (the tox envs `unit` and `torch` set it, so they test only
+    what they install, not the other backends' envs that `make test` built before them).
     """
     import os
     import sys
@@ -52,6 +54,8 @@ def default_python(name: str):
         return env
     if installed_here(name):
         return sys.executable
+    if os.environ.get("CONFORMANCE_NO_TOX_ENVS"):
+        return None
     for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
         candidate = root / ".tox" / name / "bin" / "python"
         if candidate.exists() and _importable_by(str(candidate), PACKAGES.get(name, name)):
