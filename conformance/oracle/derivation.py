@@ -45,6 +45,8 @@ from typing import Optional
 
 import numpy as np
 
+from .network import central_difference
+
 #: op -> (min args, max args)
 ARITY = {"add": (2, 2), "sub": (2, 2), "mul": (2, 2), "pow": (2, 2), "matmul": (2, 2),
          "linear": (2, 3), "tanh": (1, 1), "sum": (1, 1), "mean": (1, 1), "squeeze": (1, 1),
@@ -196,21 +198,12 @@ def finite_difference(fn: dict, outputs: list, name: str, h: float = 1e-6) -> np
     slot = next(pair for pair in [*fn["inputs"], *fn.get("weights", [])] if pair[0] == name)
     p = np.array(slot[1], dtype=np.float64)
     slot[1] = p
-    g = np.zeros_like(p)
 
     def total() -> float:
         env = forward(fn)
         return float(sum(env[o].sum() for o in outputs))
 
-    for k in np.ndindex(p.shape):
-        orig = p[k]
-        p[k] = orig + h
-        up = total()
-        p[k] = orig - h
-        down = total()
-        p[k] = orig
-        g[k] = (up - down) / (2.0 * h)
-    return g
+    return central_difference(p, total, h)
 
 
 # --------------------------------------------------------------------------- API semantics
@@ -230,14 +223,8 @@ def autograd_grad(fn: dict, outputs=None, inputs=(), allow_unused=False, *, nons
     (``nonscalar="raise"``), or a name is unused and ``allow_unused`` is false; an unused name
     gives ``None`` with ``allow_unused`` (``unused`` overrides both rules).
     """
-    if raises:
-        return DeriveResult(raises=raises)
-    outs = list(outputs) if outputs else _names_out(fn)[:1]
-    if not inputs:
-        return DeriveResult(raises="RuntimeError")
-    rule = unused or ("none" if allow_unused else "raise")
-    grads, _, err = gradients(fn, outs, list(inputs), nonscalar=nonscalar, unused=rule)
-    return DeriveResult(grads=grads, raises=err)
+    return _grad_of_outputs(fn, outputs, inputs, allow_unused, nonscalar, unused, raises,
+                            empty_error="RuntimeError", unused_error="RuntimeError")
 
 
 def paddle_grad(fn: dict, outputs=None, inputs=(), allow_unused=False, *, nonscalar="ones",
@@ -245,13 +232,20 @@ def paddle_grad(fn: dict, outputs=None, inputs=(), allow_unused=False, *, nonsca
     """``paddle.grad(outputs, inputs, allow_unused)``: as ``autograd_grad``, but a non-scalar
     output gets all-ones ``grad_outputs`` (the gradient of its sum), an empty ``inputs``
     raises ``AssertionError`` and an unused input without ``allow_unused`` ``ValueError``."""
+    return _grad_of_outputs(fn, outputs, inputs, allow_unused, nonscalar, unused, raises,
+                            empty_error="AssertionError", unused_error="ValueError")
+
+
+def _grad_of_outputs(fn, outputs, inputs, allow_unused, nonscalar, unused, raises, *,
+                     empty_error: str, unused_error: str) -> DeriveResult:
+    """The body of ``autograd_grad`` and ``paddle_grad``, which differ only in what they raise."""
     if raises:
         return DeriveResult(raises=raises)
     outs = list(outputs) if outputs else _names_out(fn)[:1]
     if not inputs:
-        return DeriveResult(raises="AssertionError")
+        return DeriveResult(raises=empty_error)
     rule = unused or ("none" if allow_unused else "raise")
-    grads, _, err = gradients(fn, outs, list(inputs), nonscalar=nonscalar, unused=rule, error="ValueError")
+    grads, _, err = gradients(fn, outs, list(inputs), nonscalar=nonscalar, unused=rule, error=unused_error)
     return DeriveResult(grads=grads, raises=err)
 
 

@@ -292,14 +292,21 @@ def finite_difference_grads(layers: list, loss: dict, inputs, targets, h: float 
             key = name.rsplit(".", 1)[1]
             p = _f64(layer[key]).copy()
             layer[key] = p
-            g = np.zeros_like(p)
-            for k in np.ndindex(p.shape):
-                orig = p[k]
-                p[k] = orig + h
-                up = loss_at()
-                p[k] = orig - h
-                down = loss_at()
-                p[k] = orig
-                g[k] = (up - down) / (2.0 * h)
-            grads[name] = g
+            grads[name] = central_difference(p, loss_at, h)
     return grads
+
+
+def central_difference(p: np.ndarray, f, h: float = 1e-6) -> np.ndarray:
+    """``(f(p + h e_k) - f(p - h e_k)) / (2h)`` for every element ``k`` of ``p``.
+
+    ``f()`` reads ``p``, which is changed in place for each call and restored after."""
+    g = np.zeros_like(p)
+    for k in np.ndindex(p.shape):
+        orig = p[k]
+        p[k] = orig + h
+        up = f()
+        p[k] = orig - h
+        down = f()
+        p[k] = orig
+        g[k] = (up - down) / (2.0 * h)
+    return g
