@@ -2,7 +2,8 @@
 PYTHON ?= python3
 TOOLS := .venv-tools
 TOX := $(TOOLS)/bin/tox
-BACKEND_ENVS := torch paddle mindspore
+# one tox environment per framework folder (conformance/frameworks/<name>/), by discovery
+BACKEND_ENVS := $(shell $(PYTHON) -m conformance.frameworks names)
 
 .PHONY: report test clean
 

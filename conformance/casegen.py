@@ -147,7 +147,7 @@ def run_text(text: str, runner, *, backends: set, device: str = "cpu",
     generator that writes an invalid case is a bug of the generator, never a pass.
     """
     from .plan import plan
-    from .spec import parse_text
+    from .spec.load import parse_text
 
     loaded = parse_text(text, path)
     p = plan(loaded.cases, runner.registry, backends=set(backends), device=device)

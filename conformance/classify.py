@@ -1,8 +1,8 @@
 """The status of one cell: match, known, mismatch, error or unsupported.
 
-One rule for every kind of cell (clipping, derivation); the runners differ only in how an
-oracle variant is computed, how a result is compared and how ``expect`` literals are checked,
-which they pass in as :class:`Hooks`. The order of the rule (docs/ARCHITECTURE.md):
+One rule for every kind of cell (``conformance/kinds``): the kinds differ only in how an oracle
+variant is computed, how a result is compared and how ``expect`` literals are checked, which
+they pass in as :class:`Hooks`. The order of the rule (docs/ARCHITECTURE.md):
 
 when the target raised
     a declared ``unsupported`` gap that applies (and whose ``match:`` is in the message) wins;
@@ -30,61 +30,72 @@ from .compare import Comparison
 
 @dataclass
 class Hooks:
-    oracle: Callable[[dict], Any]  # variant knobs -> the source's oracle result under them (.raises)
-    compare: Callable[[Any], Comparison]  # an oracle result -> its comparison with the target's output
-    expect: Callable[[bool], list]  # raised? -> the case's failing `expect` literals
-    detail: Optional[Callable[[Comparison], None]] = None  # record more of the main comparison
+    """What a kind tells the rule (each ``got`` is the worker's result for the cell)."""
+
+    oracle: Callable[[Optional[dict]], Any]  # variant knobs -> the source's oracle result under them (.raises)
+    compare: Callable[[Any, dict], Comparison]  # (oracle result, got) -> their comparison
+    expect: Callable[[dict, bool], list]  # (got, raised?) -> the case's failing `expect` literals
+    detail: Optional[Callable[[Comparison, dict, dict], None]] = None  # (comparison, got, rec): record more
+    note: Optional[Callable[[dict], str]] = None  # got -> a remark added to every verdict's message
 
 
 def classify(cell, want, got: dict, rec: dict, hooks: Hooks) -> None:
     """Set ``rec["status"]`` (and difference, message, metrics) for one cell; see the module doc."""
+    _verdict(cell, want, got, rec, hooks)
+    note = hooks.note(got) if hooks.note is not None else ""
+    if note:
+        rec["message"] = "; ".join(filter(None, [rec.get("message"), note]))
+
+
+def _verdict(cell, want, got: dict, rec: dict, hooks: Hooks) -> None:
     facts = cell.facts()
     mapping = cell.mapping
     diffs = [d for d in mapping.differences if d.applies(facts)]
     raised = got.get("raised")
     if raised:
-        _raised(cell, want, raised, rec, hooks, facts, diffs)
+        _raised(cell, want, got, rec, hooks, facts, diffs)
         return
     if want.raises:
         for d in diffs:
             if "raises" not in d.variant:
                 alt = hooks.oracle(d.variant)
-                if not alt.raises and hooks.compare(alt).ok:
+                if not alt.raises and hooks.compare(alt, got).ok:
                     rec.update(status="known", difference=d.id,
                                message=f"returned where the source raises {want.raises}: {d.text}")
                     return
         rec.update(status="mismatch", message=f"the source API raises {want.raises} here; {cell.api} returned")
         return
-    c = hooks.compare(want)
+    c = hooks.compare(want, got)
     rec.update(c.totals())
     rec["params"] = {k: m.as_dict() for k, m in c.params.items()}
     if hooks.detail is not None:
-        hooks.detail(c)
+        hooks.detail(c, got, rec)
     for u in mapping.unsupported:  # declared: the target's numbers are undefined here
         if u.undefined and u.applies(facts):
             agreed = "agreed with the oracle this time" if c.ok else c.summary()
             rec.update(status="unsupported", message=f"{u.reason} ({agreed})")
             return
     if c.ok:
-        fails = hooks.expect(False)
+        fails = hooks.expect(got, False)
         rec.update(status="mismatch" if fails else "match", message="; ".join(fails))
         return
     for d in diffs:
         alt = hooks.oracle(d.variant)
-        if not alt.raises and hooks.compare(alt).ok:
+        if not alt.raises and hooks.compare(alt, got).ok:
             rec.update(status="known", difference=d.id, message=d.text)
             return
     rec.update(status="mismatch", message=c.summary())
 
 
-def _raised(cell, want, raised: dict, rec: dict, hooks: Hooks, facts: dict, diffs: list) -> None:
+def _raised(cell, want, got: dict, rec: dict, hooks: Hooks, facts: dict, diffs: list) -> None:
+    raised = got["raised"]
     text = f"{raised['type']}: {raised['message']}"
     for u in cell.mapping.unsupported:  # a declared gap wins, whatever the source would do
         if not u.undefined and u.applies(facts, text):
             rec.update(status="unsupported", message=f"{u.reason} ({text})")
             return
     if want.raises and raised["type"] == want.raises:
-        fails = hooks.expect(True)
+        fails = hooks.expect(got, True)
         rec.update(status="mismatch" if fails else "match",
                    message="; ".join(fails) or f"raised as the source does ({text})")
         return

@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__, backends, registry, results, spec
+from . import __version__, frameworks, registry, results
+from .spec import load, schema
 from .compare import STATUSES
 from .plan import plan
 
@@ -38,7 +39,7 @@ def default_cases() -> list[str]:
 
 
 def _load(paths, backends_filter=None, device="all", keyword=None):
-    loaded = spec.load_paths(paths or default_cases())
+    loaded = load.load_paths(paths or default_cases())
     p = plan(loaded.cases, registry.load(), backends=backends_filter, device=device, keyword=keyword)
     return loaded, p, loaded.errors + p.errors
 
@@ -51,7 +52,7 @@ def _print_errors(errors) -> None:
 # --- run ---------------------------------------------------------------------------------------
 
 def cmd_run(a) -> int:
-    pythons, unavailable, problems = backends.resolve(a.backend)
+    pythons, unavailable, problems = frameworks.resolve(a.backend)
     if problems:
         for p in problems:
             err_console.print(f"error: {p}", markup=False)
@@ -60,7 +61,7 @@ def cmd_run(a) -> int:
     from .runner import Runner
     from .worker import WorkerPool
 
-    pool = WorkerPool(dict(backends.MODULES), pythons)
+    pool = WorkerPool(frameworks.workers(), pythons)
     pool.prestart(pythons)  # frameworks import while the registry and the cases load
     runner = Runner(registry.load(), pool, unavailable, timeout=a.timeout)
     try:
@@ -153,7 +154,7 @@ def _summary(doc: dict) -> None:
 def cmd_validate(a) -> int:
     loaded, p, errors = _load(a.paths)
     _print_errors(errors)
-    files = len(spec.case_files(a.paths or default_cases()))
+    files = len(load.case_files(a.paths or default_cases()))
     msg = f"{files} files, {len(loaded.cases)} valid cases, {len(p.cells)} cells"
     if errors:
         err_console.print(f"{len(errors)} problems; {msg}")
@@ -178,11 +179,11 @@ def cmd_list(a) -> int:
             t.add_row(m.source, m.target, m.category)
         console.print(t)
     else:
-        pythons, unavailable, _ = backends.resolve(None)
+        pythons, unavailable, _ = frameworks.resolve(None)
         t = Table("backend", "status", "interpreter", "version", "devices")
         from .worker import WorkerError, WorkerPool
 
-        pool = WorkerPool(dict(backends.MODULES), pythons)
+        pool = WorkerPool(frameworks.workers(), pythons)
         try:
             for name in sorted(set(pythons) | set(unavailable)):
                 if name not in pythons:
@@ -202,7 +203,7 @@ def cmd_list(a) -> int:
 
 
 def cmd_schema(a) -> int:
-    text = json.dumps(spec.json_schema(), indent=2)
+    text = json.dumps(schema.json_schema(), indent=2)
     if a.out:
         Path(a.out).write_text(text + "\n", encoding="utf-8")
     else:

@@ -9,9 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from . import kinds
+from .kinds.interface import Kind
 from .registry import Mapping, Registry
-from . import tensors
-from .spec import CaseError, SourceCase, Variant, tensor_data
+from .spec.case import Variant
+from .spec.load import SourceCase
+from .spec.locations import CaseError, suggest
 
 
 @dataclass
@@ -24,6 +27,7 @@ class Cell:
     device: str
     args: dict  # the source API's arguments, defaults filled
     target_args: dict  # translated into the target API's terms
+    kind: Kind  # how the cell runs (the case's kind, decided when it was loaded)
 
     @property
     def case(self):
@@ -42,23 +46,18 @@ class Cell:
         return self.mapping.backend
 
     def facts(self) -> dict:
-        """What ``when:``/``unless:`` conditions of the registry may test."""
+        """What ``when:``/``unless:`` conditions of the registry may test: these, plus what the
+        cell's kind adds (``Kind.facts``)."""
         f = {"dtype": self.dtype, "device": self.device, "backend": self.backend,
              "grads": "model" if self.case.model is not None else "injected"}
         f.update({f"args.{k}": v for k, v in self.args.items()})
         # the target's arguments after translation: one condition for every source mapped to a
         # target (torch.clamp's `max` whatever the source called its bound)
         f.update({f"target_args.{k}": v for k, v in self.target_args.items()})
-        # parameters of mixed dtypes (a grads generator's `dtype:` other than the cell's)
-        f["mixed_dtypes"] = any(getattr(v, "dtype", None) not in (None, self.dtype)
-                                for v in (self.case.grads or {}).values())
-        if self.case.grads is not None:  # injected: how many gradients, and is one of them empty
-            present = [v for v in self.case.grads.values() if v is not None]
-            f["grads.count"] = len(present)  # parameters that have a gradient (null ones do not)
-            f["grads.empty"] = any(0 in tensors.shape_of(tensor_data(v)) for v in present)
         if self.case.model is not None:  # when: {model.loss: [cross_entropy], model.layer.conv2d: [true]}
             f["model.loss"] = self.case.model.loss.type
             f.update({f"model.layer.{layer.type}": True for layer in self.case.model.layers})
+        f.update(self.kind.facts(self))
         return f
 
 
@@ -96,36 +95,35 @@ def plan(cases: list[SourceCase], registry: Registry, *, backends: Optional[set]
     """Expand ``cases``; API or argument problems become ``CaseError``s with the file's line."""
     out = Plan()
     match = keyword_matcher(keyword)
+    by_kind = kinds.kinds()
     for sc in cases:
         case = sc.case
+        kind = by_kind[case.kind]
         line = lambda *loc: sc.lines.get(tuple(loc), sc.line)  # noqa: E731
+
+        def error(loc, field: str, problem: str) -> None:
+            err = CaseError(sc.path, line(*loc), field, problem)
+            if str(err) not in map(str, out.errors):
+                out.errors.append(err)
+
         api = registry.apis.get(case.clip.api)
         if api is None or not registry.targets(case.clip.api):
-            from .spec import _suggest
-
-            hint = _suggest(case.clip.api, registry.sources())
-            out.errors.append(CaseError(sc.path, line("clip", "api"), "clip.api",
-                                        f"{case.clip.api!r} is not a source API in the registry{hint}"))
+            hint = suggest(case.clip.api, registry.sources())
+            error(("clip", "api"), "clip.api", f"{case.clip.api!r} is not a source API in the registry{hint}")
             continue
-        derives = api.oracle is not None and api.oracle.module == "derivation"
-        if derives != (case.function is not None):
-            out.errors.append(CaseError(sc.path, line("clip", "api"), "clip.api",
-                                        f"{case.clip.api} is a {'derivation' if derives else 'clipping'} API: "
-                                        f"it needs {'a `function:`' if derives else '`grads:` or `model:`'}"))
+        if api.kind != case.kind:
+            need = " or ".join(f"`{f}:`" for f in kinds.blocks()[api.kind].inputs)
+            error(("clip", "api"), "clip.api", f"{case.clip.api} is a {api.kind} API: it needs {need}")
             continue
         mappings = registry.targets(case.clip.api)
         if case.targets is not None:
             known = {m.target for m in mappings}
             for i, t in enumerate(case.targets):
                 if t not in known:
-                    from .spec import _suggest
-
-                    out.errors.append(CaseError(sc.path, line("targets", i), f"targets[{i}]",
-                                                f"{t!r} is not a target of {case.clip.api}{_suggest(t, known)}"))
+                    error(("targets", i), f"targets[{i}]", f"{t!r} is not a target of {case.clip.api}{suggest(t, known)}")
             mappings = [m for m in mappings if m.target in case.targets]
         seen_ids: set = set()
         for variant in case.variants():
-            bad = False
             args, problems = registry.source_args(case.clip.api, variant.args)
             for p in problems:
                 arg = p.split(":", 1)[0]
@@ -133,39 +131,26 @@ def plan(cases: list[SourceCase], registry: Registry, *, backends: Optional[set]
                 loc = ("sweep", f"clip.args.{arg}") if swept else ("clip", "args", arg)
                 if loc not in sc.lines:
                     loc = ("clip", "args")
-                err = CaseError(sc.path, line(*loc), "clip.args." + arg, p.split(": ", 1)[1])
-                if str(err) not in map(str, out.errors):
-                    out.errors.append(err)
-                bad = True
-            if bad:
+                error(loc, "clip.args." + arg, p.split(": ", 1)[1])
+            if problems:
                 continue
             for m in mappings:
                 if backends is not None and m.backend not in backends:
                     continue
-                if case.function is not None:  # derivation: translated through a neutral request
-                    from .derive_args import translate
-
-                    try:
-                        target_args = translate(m.source, m.target, args, case.function)
-                    except ValueError as e:
-                        err = CaseError(sc.path, line("clip", "args"), "clip.args", f"{m.target}: {e}")
-                        if str(err) not in map(str, out.errors):
-                            out.errors.append(err)
-                        continue
-                else:
-                    target_args = registry.translate(m, args)
+                try:
+                    target_args = kind.target_args(registry, m, args, case)
+                except ValueError as e:
+                    error(("clip", "args"), "clip.args", f"{m.target}: {e}")
+                    continue
                 for dtype in variant.dtypes:
                     for dev in variant.devices:
                         if device != "all" and dev != device:
                             continue
                         cid = cell_id(case.id, m.target, dtype, dev, variant.label())
                         if cid in seen_ids:  # two sweep values that are the same value
-                            err = CaseError(sc.path, line("sweep"), "sweep",
-                                            f"two sweep combinations give the same cell {cid}")
-                            if str(err) not in map(str, out.errors):
-                                out.errors.append(err)
+                            error(("sweep",), "sweep", f"two sweep combinations give the same cell {cid}")
                             continue
                         seen_ids.add(cid)
                         if match(cid, case.tags):
-                            out.cells.append(Cell(cid, sc, variant, m, dtype, dev, args, target_args))
+                            out.cells.append(Cell(cid, sc, variant, m, dtype, dev, args, target_args, kind))
     return out

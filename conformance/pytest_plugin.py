@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from . import backends, registry, results, spec
+from . import frameworks, registry, results
+from .spec.load import parse_text
+from .spec.locations import CaseError
 from .plan import plan
 
 
@@ -35,7 +37,7 @@ class _State:
 
     def __init__(self, config):
         self.config = config
-        self.pythons, self.unavailable, self.errors = backends.resolve(
+        self.pythons, self.unavailable, self.errors = frameworks.resolve(
             config.getoption("conformance_backend"))
         explicit = config.getoption("conformance_backend")
         self.selected = set(self.pythons) if explicit else set(self.pythons) | set(self.unavailable)
@@ -48,7 +50,7 @@ class _State:
             from .runner import Runner
             from .worker import WorkerPool
 
-            pool = WorkerPool(dict(backends.MODULES), self.pythons)
+            pool = WorkerPool(frameworks.workers(), self.pythons)
             self._runner = Runner(registry.load(), pool, self.unavailable,
                                   timeout=self.config.getoption("conformance_timeout"))
         return self._runner
@@ -86,14 +88,14 @@ def pytest_collect_file(file_path: Path, parent):
 class CaseFile(pytest.File):
     def collect(self):
         state = self.config._conformance
-        loaded = spec.parse_text(self.path.read_text(encoding="utf-8"), str(self.path))
+        loaded = parse_text(self.path.read_text(encoding="utf-8"), str(self.path))
         p = plan(loaded.cases, registry.load(), backends=state.selected,
                  device=self.config.getoption("conformance_device"))
         ids = state.case_ids  # ids are unique across the session, as load_paths checks for the CLI
         for sc in loaded.cases:
             first = ids.setdefault(sc.case.id, f"{sc.path}:{sc.line}")
             if first != f"{sc.path}:{sc.line}":
-                loaded.errors.append(spec.CaseError(sc.path, sc.lines.get(("id",), sc.line), "id",
+                loaded.errors.append(CaseError(sc.path, sc.lines.get(("id",), sc.line), "id",
                                                     f"duplicate case id {sc.case.id!r} (also at {first})"))
                 p.cells = [c for c in p.cells if c.source is not sc]
         for err in loaded.errors + p.errors:

@@ -147,7 +147,7 @@ class _ProtocolViolation(Exception):
 class Worker:
     """One persistent worker process for ``backend`` on ``device``.
 
-    ``module`` is the backend module the child imports (``conformance.backends.torch_backend``,
+    ``module`` is the backend module the child imports (``conformance.frameworks.torch.worker``,
     ``tests.fake_backend``); ``python`` the interpreter it runs under. ``env``: variables set
     on top of ``os.environ`` for the child (a ``None`` value removes one). The child's
     PYTHONPATH starts with the directory holding this ``conformance`` package and the current
@@ -576,7 +576,7 @@ class WorkerPool:
     """One :class:`Worker` per ``(backend, device)``, created on first use and reused.
 
     ``modules`` maps a backend name to its module (``{"torch":
-    "conformance.backends.torch_backend"}``), ``pythons`` a backend name to the interpreter its
+    "conformance.frameworks.torch.worker"}``), ``pythons`` a backend name to the interpreter its
     workers run under (default ``sys.executable``), ``env`` extra environment variables for
     every worker. ``get`` is thread-safe; each worker is driven by one thread at a time, and
     different workers may be driven from different threads concurrently. ``close()`` (also run

@@ -31,3 +31,12 @@ LOADER = _with_exponent_floats(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 def load(text: str):
     """One YAML document as plain data (dicts, lists, str, int, float, bool, None)."""
     return yaml.load(text, Loader=LOADER)
+
+
+def construct(node):
+    """The plain data of a composed node (the pure-Python constructor: safe, nothing evaluated)."""
+    loader = PY_LOADER("")
+    try:
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()

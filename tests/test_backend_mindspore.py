@@ -1,7 +1,7 @@
 """The MindSpore backend, driven through a worker subprocess (mindspore is never imported here).
 
 Skipped unless an interpreter that can import mindspore is found: $CONFORMANCE_MINDSPORE_PYTHON,
-this interpreter, .tox/mindspore/bin/python (conformance.backends.default_python), else
+this interpreter, .tox/mindspore/bin/python (conformance.frameworks.default_python), else
 .venv-mindspore/bin/python at the repository root. Numbers are checked against the float64
 oracle and against the values printed in MindSpore's own documentation (seeds 000, 001, 003).
 """
@@ -13,19 +13,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance import backends
-from conformance.oracle import clipping, network
+from conformance import frameworks
+from conformance.kinds.clipping import oracle as clipping
+from conformance.oracle import network
 from conformance.worker import Worker
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _mindspore_python():
-    python = backends.default_python("mindspore")
+    python = frameworks.default_python("mindspore")
     if python:
         return python
     candidate = ROOT / ".venv-mindspore" / "bin" / "python"
-    if candidate.exists() and backends._importable_by(str(candidate), "mindspore"):
+    if candidate.exists() and frameworks._importable_by(str(candidate), "mindspore"):
         return str(candidate)
     return None
 
@@ -36,7 +37,7 @@ pytestmark = pytest.mark.skipif(PYTHON is None, reason="no interpreter with mind
 
 @pytest.fixture(scope="module")
 def worker():
-    w = Worker("mindspore", backends.MODULES["mindspore"], "cpu", python=PYTHON)
+    w = Worker("mindspore", frameworks.workers()["mindspore"], "cpu", python=PYTHON)
     yield w
     w.close()
 

@@ -1,6 +1,6 @@
 """The Paddle backend, driven through a real worker subprocess (paddle is never imported here).
 
-Skipped unless a Paddle interpreter is available: ``conformance.backends.default_python
+Skipped unless a Paddle interpreter is available: ``conformance.frameworks.default_python
 ("paddle")`` ($CONFORMANCE_PADDLE_PYTHON, this interpreter, .tox/paddle), else the project's
 ``.venv-paddle/bin/python``. Every number is checked against the float64 oracle.
 """
@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance.backends import MODULES, default_python
-from conformance.oracle import clipping, network
+from conformance.frameworks import default_python, workers
+from conformance.kinds.clipping import oracle as clipping
+from conformance.oracle import network
 from conformance.worker import Worker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +47,7 @@ B = np.array([-0.5, 0.5])
 
 @pytest.fixture(scope="module")
 def worker():
-    w = Worker("paddle", MODULES["paddle"], "cpu", python=PYTHON)
+    w = Worker("paddle", workers()["paddle"], "cpu", python=PYTHON)
     yield w
     w.close()
 

@@ -1,4 +1,4 @@
-"""Which interpreter runs a backend's worker (conformance.backends.default_python), tested with a
+"""Which interpreter runs a backend's worker (conformance.frameworks.default_python), tested with a
 fake framework `fakefw` that only a fake tox environment can import (no real framework needed)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import os
 import stat
 import sys
 
-from conformance import backends
+from conformance import frameworks
 
 
 def _fake_tox_env(root, name="fakefw"):
@@ -27,8 +27,8 @@ def test_a_tox_env_that_has_the_framework_is_found(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("CONFORMANCE_FAKEFW_PYTHON", raising=False)
     monkeypatch.delenv("CONFORMANCE_NO_TOX_ENVS", raising=False)
-    assert not backends.installed_here("fakefw")
-    assert backends.default_python("fakefw") == str(python)
+    assert not frameworks.installed_here("fakefw")
+    assert frameworks.default_python("fakefw") == str(python)
 
 
 def test_no_tox_envs_stops_the_lookup_but_not_an_explicit_interpreter(tmp_path, monkeypatch):
@@ -36,9 +36,9 @@ def test_no_tox_envs_stops_the_lookup_but_not_an_explicit_interpreter(tmp_path, 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CONFORMANCE_NO_TOX_ENVS", "1")
     monkeypatch.delenv("CONFORMANCE_FAKEFW_PYTHON", raising=False)
-    assert backends.default_python("fakefw") is None
+    assert frameworks.default_python("fakefw") is None
     monkeypatch.setenv("CONFORMANCE_FAKEFW_PYTHON", "/opt/fw/bin/python")
-    assert backends.default_python("fakefw") == "/opt/fw/bin/python"
+    assert frameworks.default_python("fakefw") == "/opt/fw/bin/python"
 
 
 def test_a_tox_env_without_the_framework_is_not_taken(tmp_path, monkeypatch):
@@ -47,4 +47,4 @@ def test_a_tox_env_without_the_framework_is_not_taken(tmp_path, monkeypatch):
     os.rmdir(tmp_path / "site" / "fakefw")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("CONFORMANCE_NO_TOX_ENVS", raising=False)
-    assert python.exists() and backends.default_python("fakefw") is None
+    assert python.exists() and frameworks.default_python("fakefw") is None

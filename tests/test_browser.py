@@ -2,7 +2,7 @@
 Playwright's Python package; never a downloaded browser build).
 
 The report is that of a real run of the bundled cases with torch, MindSpore and Paddle (each
-worker under the interpreter `conformance.backends.default_python` finds: $CONFORMANCE_<NAME>_PYTHON
+worker under the interpreter `conformance.frameworks.default_python` finds: $CONFORMANCE_<NAME>_PYTHON
 or .tox/<name>/bin/python), or, to iterate quickly, of an existing results file named by
 $CONFORMANCE_BROWSER_RESULTS. Screenshots go to $CONFORMANCE_SCREENSHOTS (default
 reports/screenshots/); the path is printed.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import backends, results
+from conformance import frameworks, results
 from conformance.report import render
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,7 +78,7 @@ def real_results(tmp_path_factory) -> dict:
     given = os.environ.get("CONFORMANCE_BROWSER_RESULTS")
     if given:
         return results.load(given)
-    pythons = {name: backends.default_python(name) for name in FRAMEWORKS}
+    pythons = {name: frameworks.default_python(name) for name in FRAMEWORKS}
     absent = [name for name, python in pythons.items() if not python]
     if absent:
         _missing(f"no interpreter with {', '.join(absent)} (set CONFORMANCE_<NAME>_PYTHON or build the tox envs)")

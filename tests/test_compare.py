@@ -15,7 +15,7 @@ from conformance.compare import (
     compare_outputs,
     tolerance,
 )
-from conformance.spec import Expect, Tolerance
+from conformance.spec.case import Expect, Tolerance
 
 NAN, INF = math.nan, math.inf
 

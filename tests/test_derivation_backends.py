@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance import backends, registry, spec
-from conformance.oracle import derivation as d
+from conformance import frameworks, registry
+from conformance.kinds.derivation import oracle as d
 from conformance.plan import plan
 from conformance.runner import Runner
 from conformance.worker import WorkerPool
+from conformance.spec.load import load_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "cases" / "derivation"
@@ -24,8 +25,8 @@ CASES = ROOT / "cases" / "derivation"
 
 def _python(name):
     if name == "torch":
-        return sys.executable if backends.installed_here("torch") else None
-    return backends.default_python(name)
+        return sys.executable if frameworks.installed_here("torch") else None
+    return frameworks.default_python(name)
 
 
 def _fn(rng, dtype=np.float64):
@@ -67,7 +68,7 @@ def worker_pool(request):
     python = _python(name)
     if python is None:
         pytest.skip(f"no interpreter with {name} (set CONFORMANCE_{name.upper()}_PYTHON)")
-    p = WorkerPool(dict(backends.MODULES), {name: python})
+    p = WorkerPool(frameworks.workers(), {name: python})
     yield name, p
     p.close()
 
@@ -76,7 +77,7 @@ def test_each_derivation_api_agrees_with_the_oracle_in_float64(worker_pool):
     name, p = worker_pool
     for api, args, oracle in JOBS[name]:
         fn = _fn(np.random.default_rng(7))
-        job = {"kind": "derive", "api": api, "args": args, "dtype": "float64", "device": "cpu",
+        job = {"kind": "derivation", "api": api, "args": args, "dtype": "float64", "device": "cpu",
                "repeat": 1, "function": fn}
         if "repeat" in args:
             job["repeat"] = args["repeat"]
@@ -96,7 +97,7 @@ def test_an_api_the_backend_does_not_know_is_a_runner_error(worker_pool):
     from conformance.worker import BackendError
 
     name, p = worker_pool
-    job = {"kind": "derive", "api": f"{name}.no_such_grad", "args": {}, "dtype": "float32",
+    job = {"kind": "derivation", "api": f"{name}.no_such_grad", "args": {}, "dtype": "float32",
            "device": "cpu", "repeat": 1, "function": _fn(np.random.default_rng(0), np.float32)}
     with pytest.raises(BackendError, match="NotImplementedError"):
         p.get(name, "cpu").call(job, timeout=120)
@@ -130,7 +131,7 @@ EXPECTED_KNOWN = {
 def test_every_derivation_case_runs_clean_on_the_backend(worker_pool):
     name, p = worker_pool
     reg = registry.load()
-    loaded = spec.load_paths([CASES])
+    loaded = load_paths([CASES])
     assert not loaded.errors
     cells = plan(loaded.cases, reg, backends={name}, device="cpu").cells
     assert cells
@@ -170,7 +171,7 @@ def test_every_op_of_the_vocabulary_agrees_with_the_oracle(worker_pool):
     name, p = worker_pool
     fn = every_op(np.random.default_rng(3))
     api, args = GRAD_API[name]
-    job = {"kind": "derive", "api": api, "args": args, "dtype": "float64", "device": "cpu",
+    job = {"kind": "derivation", "api": api, "args": args, "dtype": "float64", "device": "cpu",
            "repeat": 1, "function": fn}
     got = p.get(name, "cpu").call(job, timeout=120)
     assert got["raised"] is None, got["raised"]

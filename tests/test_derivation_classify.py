@@ -1,5 +1,5 @@
 """Classification of derivation cells, without a framework: the worker's answer is written by
-hand and ``derive_runner.classify`` must call it match, known (naming the difference),
+hand and the one rule (``conformance.classify``, with the derivation kind's hooks) must call it match, known (naming the difference),
 mismatch or error exactly as the rules say."""
 
 import copy
@@ -7,8 +7,12 @@ import copy
 import numpy as np
 import pytest
 
-from conformance import derive_runner, registry, spec
+from conformance import registry
+from conformance.classify import classify as judge
+from conformance.kinds.derivation.cell import Derivation, materialise, oracle_call
 from conformance.plan import plan
+from conformance.runner import Runner
+from conformance.spec.load import parse_text
 
 CASE = """\
 id: c
@@ -28,13 +32,8 @@ call:
 """
 
 
-class StubRunner:
-    def __init__(self):
-        self.registry = registry.load()
-
-
 def cell_for(target, inputs="x, fc.weight"):
-    res = spec.parse_text(CASE.replace("INPUTS", inputs), "c.yaml")
+    res = parse_text(CASE.replace("INPUTS", inputs), "c.yaml")
     assert not res.errors
     p = plan(res.cases, registry.load(), device="cpu")
     assert not p.errors
@@ -42,12 +41,10 @@ def cell_for(target, inputs="x, fc.weight"):
 
 
 def classify(cell, got):
-    runner = StubRunner()
-    fn = derive_runner.materialise(cell.case, cell.dtype)
-    want = derive_runner.oracle_call(runner.registry.apis[cell.source_api], cell.args, fn)
+    prepared = cell.kind.prepare(Runner(registry.load(), pool=None), cell)
     rec = {}
-    derive_runner.classify(runner, cell, fn, want, got, rec)
-    return rec, want
+    judge(cell, prepared.want, got, rec, prepared.hooks)
+    return rec, prepared.want
 
 
 def answer(grads=None, values=None, raised=None):
@@ -73,19 +70,19 @@ def test_a_missing_gradient_or_an_extra_one_is_a_mismatch():
 
 def test_aux_values_are_compared_where_the_target_returns_them():
     cell = cell_for("mindspore.grad")  # has_aux: the target returns logits as aux
-    runner = StubRunner()
-    fn = derive_runner.materialise(cell.case, cell.dtype)
-    src = runner.registry.apis["mindspore.grad"]
+    reg = registry.load()
+    fn = materialise(cell.case, cell.dtype)
+    src = reg.apis["mindspore.grad"]
     # a mindspore.grad source: its oracle returns the aux output, so the value is compared
-    want = derive_runner.oracle_call(src, {"grad_position": 0, "weights": None, "has_aux": True}, fn)
+    want = oracle_call(src, {"grad_position": 0, "weights": None, "has_aux": True}, fn)
     assert set(want.values) == {"logits"}
-    cell.mapping = next(m for m in runner.registry.targets("mindspore.grad") if m.target == "mindspore.grad")
+    cell.mapping = next(m for m in reg.targets("mindspore.grad") if m.target == "mindspore.grad")
     good = answer(dict(want.grads), {"logits": np.array(20.0)})
-    assert derive_runner.compare_result(runner, cell, want, good).ok
+    assert Derivation._compare(cell, reg.apis[cell.api], want, good).ok
     bad = answer(dict(want.grads), {"logits": np.array(21.0)})
-    c = derive_runner.compare_result(runner, cell, want, bad)
+    c = Derivation._compare(cell, reg.apis[cell.api], want, bad)
     assert not c.ok and c.problems[0].startswith("value logits:")
-    c = derive_runner.compare_result(runner, cell, want, answer(dict(want.grads), None))
+    c = Derivation._compare(cell, reg.apis[cell.api], want, answer(dict(want.grads), None))
     assert c.problems == ["value logits: missing from the framework's output"]
 
 
@@ -116,8 +113,7 @@ def test_a_raise_where_the_source_returns_is_an_error():
 @pytest.mark.parametrize("inputs", ["x", "x, y, fc.weight"])
 def test_identity_cells_of_every_source_match_their_own_oracle(inputs):
     cell = cell_for("torch.autograd.grad", inputs)
-    runner = StubRunner()
-    fn = derive_runner.materialise(cell.case, cell.dtype)
-    want = derive_runner.oracle_call(runner.registry.apis[cell.source_api], cell.args, fn)
+    fn = materialise(cell.case, cell.dtype)
+    want = oracle_call(registry.load().apis[cell.source_api], cell.args, fn)
     rec, _ = classify(cell, answer(dict(want.grads)))
     assert rec["status"] == "match"

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conformance.oracle import derivation as d
+from conformance.kinds.derivation import oracle as d
 
 
 def op(kind, args, out):

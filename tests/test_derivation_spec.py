@@ -5,7 +5,8 @@ import textwrap
 
 import pytest
 
-from conformance import derive_args, registry, spec
+from conformance import registry
+from conformance.kinds.derivation import args as derive_args
 from conformance.plan import plan
 
 SEED_FN = """\
@@ -26,7 +27,7 @@ def case_text(call="call:\n  api: mindspore.grad\n  args: {grad_position: 0, has
 
 
 def errors(text):
-    return [str(e) for e in spec.parse_text(text, "f.yaml").errors]
+    return [str(e) for e in parse_text(text, "f.yaml").errors]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def reg():
 
 
 def test_a_valid_derivation_case_loads_with_call_as_a_synonym_of_clip():
-    res = spec.parse_text(case_text(), "f.yaml")
+    res = parse_text(case_text(), "f.yaml")
     assert not res.errors
     c = res.cases[0].case
     assert c.clip.api == "mindspore.grad" and c.clip.args == {"grad_position": 0, "has_aux": True}
@@ -91,7 +92,7 @@ def test_a_ragged_function_input_is_an_error():
 
 
 def _plan(text, reg):
-    res = spec.parse_text(text, "f.yaml")
+    res = parse_text(text, "f.yaml")
     assert not res.errors, res.errors
     return plan(res.cases, reg, device="cpu")
 
@@ -103,7 +104,7 @@ def test_plan_rejects_a_function_with_a_clipping_api_and_the_reverse(reg):
     text = "id: c\ntitle: t\ngrads: {w: [1.0]}\nclip: {api: mindspore.grad}\n"
     p = _plan(text, reg)
     assert [str(e) for e in p.errors] == [
-        "f.yaml:4: clip.api: mindspore.grad is a derivation API: it needs a `function:`"]
+        "f.yaml:4: clip.api: mindspore.grad is a derivation API: it needs `function:`"]
 
 
 def test_plan_reports_an_untranslatable_call_at_its_args(reg):
@@ -130,20 +131,29 @@ def test_plan_cells_carry_each_targets_own_arguments(reg):
 # --------------------------------------------------------------------------- translation
 
 def fn_of(text=SEED_FN):
-    return spec.parse_text(case_text(fn=text), "f.yaml").cases[0].case.function
+    return parse_text(case_text(fn=text), "f.yaml").cases[0].case.function
+
+
+#: the registry's style of each derivation API (derive_args translates between styles)
+STYLE = {"torch.autograd.grad": "autograd", "paddle.grad": "autograd"}
+
+
+def test_every_derivation_api_has_a_style(reg):
+    for name, api in reg.apis.items():
+        assert (api.style in derive_args.STYLES) == (api.kind == "derivation"), name
 
 
 def test_mindspore_table_translates_to_torch_inputs():
     fn = fn_of()
     tr = derive_args.translate
-    assert tr("mindspore.grad", "torch.autograd.grad", {"grad_position": [0, 1], "weights": True,
+    assert tr("grad_position", "autograd", {"grad_position": [0, 1], "weights": True,
                                                        "has_aux": True}, fn) == {
         "outputs": ["loss"], "inputs": ["x", "y", "fc.weight"], "allow_unused": True}
-    assert tr("mindspore.grad", "paddle.grad", {"grad_position": 0, "weights": None, "has_aux": False}, fn) == {
+    assert tr("grad_position", "autograd", {"grad_position": 0, "weights": None, "has_aux": False}, fn) == {
         "outputs": ["loss", "logits"], "inputs": ["x"], "allow_unused": True}
-    assert tr("mindspore.grad", "torch.autograd.grad", {"grad_position": None, "weights": None,
+    assert tr("grad_position", "autograd", {"grad_position": None, "weights": None,
                                                        "has_aux": True}, fn)["inputs"] == []
-    assert tr("mindspore.value_and_grad", "torch.func.grad_and_value",
+    assert tr("grad_position", "argnums",
               {"grad_position": 1, "weights": ["fc.weight"], "has_aux": True}, fn) == {
         "argnums": [1, 2], "has_aux": True}
 
@@ -151,32 +161,32 @@ def test_mindspore_table_translates_to_torch_inputs():
 def test_torch_calls_translate_to_mindspore_with_output_order_for_has_aux():
     fn = fn_of()
     args = {"outputs": ["logits"], "inputs": ["x"], "allow_unused": False}
-    assert derive_args.translate("torch.autograd.grad", "mindspore.grad", args, fn) == {
+    assert derive_args.translate("autograd", "grad_position", args, fn) == {
         "grad_position": 0, "weights": None, "has_aux": True}
     # the function is written to return the differentiated output first
-    assert derive_args.job_extras("torch.autograd.grad", "mindspore.grad", args, fn) == {
+    assert derive_args.job_extras("autograd", "grad_position", args, fn) == {
         "fn_outputs": ["logits", "loss"], "repeat": 1}
-    assert derive_args.job_extras("torch.autograd.grad", "paddle.grad", args, fn)["fn_outputs"] == ["loss", "logits"]
-    back = derive_args.translate("torch.Tensor.backward", "mindspore.grad", {"output": "loss", "repeat": 2}, fn)
+    assert derive_args.job_extras("autograd", "autograd", args, fn)["fn_outputs"] == ["loss", "logits"]
+    back = derive_args.translate("backward", "grad_position", {"output": "loss", "repeat": 2}, fn)
     assert back == {"grad_position": [0, 1], "weights": ["fc.weight"], "has_aux": True}
-    assert derive_args.job_extras("torch.Tensor.backward", "mindspore.grad",
+    assert derive_args.job_extras("backward", "grad_position",
                                   {"output": "loss", "repeat": 2}, fn)["repeat"] == 2
 
 
 def test_untranslatable_requests_raise_valueerror():
     fn = fn_of()
     with pytest.raises(ValueError, match="grad_position: 5 is not a position"):
-        derive_args.request("mindspore.grad", {"grad_position": 5}, fn)
+        derive_args.request("grad_position", {"grad_position": 5}, fn)
     with pytest.raises(ValueError, match="weights: \\['W'\\] are not weights"):
-        derive_args.request("mindspore.grad", {"grad_position": 0, "weights": ["W"]}, fn)
+        derive_args.request("grad_position", {"grad_position": 0, "weights": ["W"]}, fn)
     three = SEED_FN.replace("outputs: [loss, logits]", "outputs: [loss, logits, fc]")
     with pytest.raises(ValueError, match="differentiates either the first output"):
-        derive_args.translate("torch.autograd.grad", "mindspore.grad",
+        derive_args.translate("autograd", "grad_position",
                               {"outputs": ["loss", "logits"], "inputs": ["x"]}, fn_of(three))
 
 
 def test_every_bundled_derivation_case_plans_without_errors(reg):
-    loaded = spec.load_paths(["cases/derivation"])
+    loaded = load_paths(["cases/derivation"])
     assert not loaded.errors
     p = plan(loaded.cases, reg, device="cpu")
     assert not p.errors
@@ -190,8 +200,9 @@ def test_every_bundled_derivation_case_plans_without_errors(reg):
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from conformance.derive_runner import materialise  # noqa: E402
-from conformance.oracle import derivation  # noqa: E402
+from conformance.kinds.derivation.cell import materialise  # noqa: E402
+from conformance.kinds.derivation import oracle as derivation  # noqa: E402
+from conformance.spec.load import load_paths, parse_text
 
 
 @settings(max_examples=40, deadline=None)
@@ -202,20 +213,20 @@ def test_translated_calls_have_the_same_oracle_gradients(pos, weights, has_aux, 
     output a scalar, every name used) the translated call's oracle gives the same gradients."""
     if not pos and not weights:
         return  # the both-None row raises (declared differences, tested on the cases)
-    case = spec.parse_text(case_text(), "f.yaml").cases[0].case
+    case = parse_text(case_text(), "f.yaml").cases[0].case
     fn = materialise(case, "float64")
     gp = None if not pos else (pos[0] if single and len(pos) == 1 else pos)
     ms_args = {"grad_position": gp, "weights": True if weights else None, "has_aux": has_aux}
     want = derivation.mindspore_grad(fn, **ms_args)
     for target, oracle in (("torch.autograd.grad", derivation.autograd_grad),
                            ("paddle.grad", derivation.paddle_grad)):
-        args = derive_args.translate("mindspore.grad", target, ms_args, case.function)
+        args = derive_args.translate("grad_position", STYLE[target], ms_args, case.function)
         got = oracle(fn, **args)
         assert list(got.grads) == list(want.grads)
         for n in want.grads:
             assert (got.grads[n] == want.grads[n]).all()
-        back = derive_args.translate(target, "mindspore.grad", args, case.function)
-        extras = derive_args.job_extras(target, "mindspore.grad", args, case.function)
+        back = derive_args.translate(STYLE[target], "grad_position", args, case.function)
+        extras = derive_args.job_extras(STYLE[target], "grad_position", args, case.function)
         assert extras["fn_outputs"] == ["loss", "logits"]
         again = derivation.mindspore_grad(fn, **back)
         assert {n: g.tolist() for n, g in again.grads.items()} == {n: g.tolist() for n, g in want.grads.items()}
@@ -223,7 +234,7 @@ def test_translated_calls_have_the_same_oracle_gradients(pos, weights, has_aux, 
 
 def test_sweep_keys_may_use_call(reg):
     text = case_text() + "sweep:\n  call.args.grad_position: [0, 1]\n"
-    res = spec.parse_text(text, "f.yaml")
+    res = parse_text(text, "f.yaml")
     assert not res.errors
     c = res.cases[0].case
     assert [v.args["grad_position"] for v in c.variants()] == [0, 1]

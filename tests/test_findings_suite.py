@@ -1,7 +1,7 @@
 """Suite features the property tests needed (task F): the registry facts ``grads.count`` and
 ``grads.empty``, range conditions, and a raise explained by a declared difference whose variant
-oracle raises the same exception type. Classification is driven directly (``Runner._classify``
-with the target's result as a worker would return it), so no framework is involved."""
+oracle raises the same exception type. Classification is driven directly (the cell's kind prepares it, ``classify`` judges the target's
+result as a worker would return it), so no framework is involved."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import textwrap
 import numpy as np
 import pytest
 
-from conformance import plan, registry, spec
+from conformance import plan, registry
+from conformance.classify import classify
 from conformance.registry import Api, Difference, Mapping, OracleSpec, Param, Registry, Unsupported
 from conformance.runner import Runner
+from conformance.spec.load import parse_text
 
 CASE = """\
 id: t
@@ -43,17 +45,16 @@ def _registry(differences=(), unsupported=()) -> Registry:
 
 
 def _cell(reg: Registry, grads_yaml: str):
-    loaded = spec.parse_text(CASE.format(grads=textwrap.indent(grads_yaml, "  ")), "t.yaml")
+    loaded = parse_text(CASE.format(grads=textwrap.indent(grads_yaml, "  ")), "t.yaml")
     assert not loaded.errors, loaded.errors
     (cell,) = plan.plan(loaded.cases, reg).cells
     return cell
 
 
 def _classify(reg, cell, got):
-    runner = Runner(reg, pool=None)
-    inputs = runner.inputs(cell)
+    prepared = cell.kind.prepare(Runner(reg, pool=None), cell)
     rec = {"status": None, "difference": None, "message": ""}
-    runner._classify(cell, inputs, runner.oracle(cell, inputs), got, rec)
+    classify(cell, prepared.want, got, rec, prepared.hooks)
     return rec
 
 
@@ -74,7 +75,7 @@ def test_grads_count_and_empty_facts(grads_yaml, count, empty):
 
 
 def test_model_cases_offer_no_grads_facts():
-    loaded = spec.parse_text(textwrap.dedent("""\
+    loaded = parse_text(textwrap.dedent("""\
         id: m
         title: m
         dtypes: [float32]

@@ -9,16 +9,17 @@ import math
 import numpy as np
 import pytest
 
-from conformance import compare, registry, spec, tensors
-from conformance.oracle import clipping
+from conformance import compare, registry, tensors
+from conformance.kinds.clipping import oracle as clipping
 from conformance.plan import plan
-from conformance.runner import build_inputs, oracle_call
+from conformance.kinds.clipping.cell import build_inputs, oracle_call
+from conformance.spec.load import parse_text
 
 NAN, INF = math.nan, math.inf
 
 
 def _case(text: str):
-    res = spec.parse_text(text, "m.yaml")
+    res = parse_text(text, "m.yaml")
     return res
 
 

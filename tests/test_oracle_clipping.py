@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from conformance.oracle import (
+from conformance.kinds.clipping.oracle import (
     OracleResult,
     clip_grad_norm,
     clip_grad_value,

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from conformance.oracle import finite_difference_grads, forward_backward
+from conformance.oracle.network import finite_difference_grads, forward_backward
 
 LOSSES = ["cross_entropy", "mse", "l1", "sum"]
 REDUCTIONS = ["mean", "sum"]

@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from conformance import backends, registry
+from conformance import frameworks, registry
 from conformance.runner import Runner
 from conformance.worker import WorkerPool
 from conftest import torch_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "cases"
-REGISTRY = ROOT / "conformance" / "registry"
+REGISTRY = ROOT / "conformance" / "frameworks" / "torch" / "registry"
 
-pytestmark = pytest.mark.skipif(not backends.installed_here("torch"), reason="torch is not installed here")
+pytestmark = pytest.mark.skipif(not frameworks.installed_here("torch"), reason="torch is not installed here")
 
 
 def test_every_bundled_torch_cell_matches_the_oracle(pool):
@@ -57,7 +57,7 @@ def test_every_bundled_torch_cell_matches_the_oracle(pool):
 def _registry_copy(tmp_path, edit) -> registry.Registry:
     d = tmp_path / "reg"
     d.mkdir()
-    text = (REGISTRY / "torch.yaml").read_text()
+    text = (REGISTRY / "clipping.yaml").read_text()
     (d / "torch.yaml").write_text(edit(text))
     return registry.load(str(d))
 
@@ -103,7 +103,7 @@ def test_a_declared_difference_makes_a_cell_known(pool, tmp_path):
 def test_a_killed_worker_gives_one_error_cell_and_the_run_goes_on(tmp_path):
     reg = registry.load()
     cells = torch_cells([CASES / "sweeps" / "clip-grad-value.yaml"], reg)
-    p = WorkerPool(dict(backends.MODULES), {"torch": sys.executable})
+    p = WorkerPool(frameworks.workers(), {"torch": sys.executable})
     try:
         runner = Runner(reg, p)
         recs = []

@@ -23,9 +23,10 @@ import pytest
 from hypothesis import Phase, event, given, settings
 from hypothesis import strategies as st
 
-from conformance import casegen, registry, spec, tensors
-from conformance.oracle import clipping
-from conformance.backends import MODULES
+from conformance import casegen, registry, tensors
+from conformance.kinds.clipping import oracle as clipping
+from conformance.frameworks import workers
+from conformance.spec.load import parse_text
 
 REGISTRY = registry.load()
 DTYPES = ("float32", "float64", "float16", "bfloat16")  # the first is what shrinking prefers
@@ -191,7 +192,7 @@ def check_property(runner, backend: str, api: str, found: dict, **overrides):
 
 def save_found(found: dict, directory) -> None:
     if directory and found.get("text"):
-        cid = spec.parse_text(found["text"]).cases[0].case.id
+        cid = parse_text(found["text"]).cases[0].case.id
         path = Path(directory) / f"{cid}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(found["text"], encoding="utf-8")
@@ -204,9 +205,9 @@ def _pairs():
     Derivation and training-step sources take a function or a model, not injected gradients:
     their generated tests live in test_derivation_* and test_training_*."""
     out = []
-    for backend in MODULES:
+    for backend in workers():
         for source in REGISTRY.sources():
-            if REGISTRY.apis[source].oracle.module != "clipping":
+            if REGISTRY.apis[source].kind != "clipping":
                 continue
             if any(m.backend == backend for m in REGISTRY.targets(source)):
                 out.append(pytest.param(backend, source, id=f"{backend}-{source}"))
@@ -258,7 +259,7 @@ def test_property_fails_on_a_wrong_backend_with_a_case_file(tmp_path):
         assert "cell(s) neither match nor are explained" in message
         text = casegen.case_from_message(message)
         assert text == found["text"]
-        loaded = spec.parse_text(text, "found.yaml")
+        loaded = parse_text(text, "found.yaml")
         assert not loaded.errors and len(loaded.cases) == 1
         case = loaded.cases[0].case
         assert case.clip.api == "torch.nn.utils.clip_grad_norm_"

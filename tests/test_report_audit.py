@@ -24,7 +24,8 @@ import pytest
 
 from conformance import registry, results
 from conformance.report import render
-from conformance.report.fmt import _fmt_kv, fmt_int, fmt_num
+from conformance.report.fmt import fmt_kv, fmt_int, fmt_num
+from conformance.spec.load import load_paths
 
 GLOBAL = "torch.nn.utils.clip_grad_norm_"
 
@@ -163,7 +164,7 @@ def audit(doc: dict, out: Path) -> list:
     if len(blob["rows"]) != len(res):
         bad.append(f"matrix: {len(blob['rows'])} rows, want {len(res)}")
     for r in res:
-        key = (r["case"], r["api"], r["backend"], r["dtype"], r["device"], _fmt_kv(r["sweep"]) if r.get("sweep") else "")
+        key = (r["case"], r["api"], r["backend"], r["dtype"], r["device"], fmt_kv(r["sweep"]) if r.get("sweep") else "")
         if len(rows.get(key, [])) != 1:
             bad.append(f"{r['id']}: {len(rows.get(key, []))} matrix rows")
             continue
@@ -452,18 +453,17 @@ def test_case_page_without_case_info_falls_back_to_its_cells(tmp_path):
     assert "No reproduction snippet in these results" not in snippets
 
 
-@pytest.mark.skipif(not __import__("conformance.backends", fromlist=["x"]).installed_here("torch"),
+@pytest.mark.skipif(not __import__("conformance.frameworks", fromlist=["x"]).installed_here("torch"),
                     reason="torch is not installed here")
 def test_derivation_and_training_cells_hand_over_case_info(pool):
     """The derivation and training runners attached no case_info: no path, source, kind or
     snippet per API reached the results' ``cases`` map."""
-    from conformance import spec
     from conformance.plan import plan
     from conformance.runner import Runner
 
     root = Path(__file__).resolve().parents[1]
     reg = registry.load()
-    loaded = spec.load_paths([root / "cases" / "derivation" / "ms-grad.yaml", root / "cases" / "training" / "train-accumulate-2.yaml"])
+    loaded = load_paths([root / "cases" / "derivation" / "ms-grad.yaml", root / "cases" / "training" / "train-accumulate-2.yaml"])
     assert not loaded.errors
     p = plan(loaded.cases, reg, backends={"torch"}, device="cpu")
     runner = Runner(reg, pool)

@@ -17,7 +17,7 @@ from conformance import registry, results
 from conformance.report import render
 from conformance.report import plots as plot_mod
 from conformance.report.render import case_slugs, render_pages, script_json
-from conformance.runner import Inputs
+from conformance.kinds.clipping.cell import Inputs
 from conformance.summaries import clip_factors, summarize_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +77,7 @@ def pages():
     return render_pages(doc_v2())
 
 
-def _text(html: str) -> str:
+def as_text(html: str) -> str:
     import html as html_mod
 
     return " ".join(html_mod.unescape(re.sub(r"<[^>]+>", " ", html)).split())
@@ -105,7 +105,7 @@ def _mapping_body(html: str, target: str) -> str:
 def test_mapping_flags_misleading_and_links_evidence(pages):
     html = pages["mapping.html"]
     body = _mapping_body(html, "paddle.nn.ClipGradByNorm")
-    text = _text(body)
+    text = as_text(body)
     assert "Misleading mapping: Not a replacement for torch's global clip" in text
     # argument correspondences: max_norm -> clip_norm renamed, norm_type dropped
     assert "max_norm clip_norm Only the name differs." in text
@@ -115,19 +115,19 @@ def test_mapping_flags_misleading_and_links_evidence(pages):
     assert 'href="cases/case-a.html"' in body
     # its L2-only sibling was shown by no cell of this document: flagged
     l2 = body.split("paddle-clipgradbynorm-l2-only", 1)[1].split("</tr>", 1)[0]
-    assert "Declared, but no cell of these results showed it." in _text(l2)
+    assert "Declared, but no cell of these results showed it." in as_text(l2)
     # the global Paddle mapping is flagged for what it does wrong (L2 only), not as per-tensor
-    head = _text(_mapping_body(html, "paddle.nn.ClipGradByGlobalNorm.via_sgd").split("</tr>", 1)[0])
+    head = as_text(_mapping_body(html, "paddle.nn.ClipGradByGlobalNorm.via_sgd").split("</tr>", 1)[0])
     assert "Misleading mapping: L2 only" in head and "own L2 norm" not in head
-    assert "Misleading" not in _text(_mapping_body(html, "torch.nn.utils.clip_grad_norm_").split("</tr>", 1)[0])
+    assert "Misleading" not in as_text(_mapping_body(html, "torch.nn.utils.clip_grad_norm_").split("</tr>", 1)[0])
 
 
 def test_mapping_lists_unexplained_mismatches(pages):
     body = _mapping_body(pages["mapping.html"], "paddle.nn.utils.clip_grad_norm_")
-    text = _text(body)
+    text = as_text(body)
     assert "No declared difference explains these cells:" in text
     assert "case-b[paddle.nn.utils.clip_grad_norm_-float32-cpu]" in text and "unexplained-marker" in text
-    summary = _text(pages["mapping.html"].split('<section class="source"', 1)[0])
+    summary = as_text(pages["mapping.html"].split('<section class="source"', 1)[0])
     assert re.search(r"\b1 mismatching cells that no declaration explains", summary)
 
 
@@ -153,7 +153,7 @@ def test_schema1_document_renders_with_a_note_instead_of_tables():
 
 def test_case_page_shows_inputs_metrics_raw_grads_factor_difference_and_snippets(pages):
     html = pages["cases/case-a.html"]
-    text = _text(html)
+    text = as_text(html)
     assert "grad w (before clipping) [2] -3 4 0.5 5 1 0 0" in text  # shape, min, max, mean, L2, NaN, inf, zeros
     assert "cases/x/case-a.yaml:1" in text
     # per-parameter errors after clipping, with the factor got vs the oracle's
@@ -361,9 +361,9 @@ def test_writer_moves_case_info_into_cases_and_journal_keeps_it(tmp_path):
 
 
 def test_pytest_report_writes_every_page_from_a_real_torch_run(tmp_path):
-    from conformance import backends
+    from conformance import frameworks
 
-    python = backends.default_python("torch")
+    python = frameworks.default_python("torch")
     if not python:
         pytest.skip("no interpreter with torch (set CONFORMANCE_TORCH_PYTHON)")
     html = tmp_path / "html"

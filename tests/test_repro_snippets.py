@@ -6,12 +6,12 @@ through the real runner (planner, worker, classification) and its snippet is tak
 runner's own code path. Every snippet then runs as a user's paste would: in a fresh interpreter
 with only that framework and numpy, from an empty temporary directory, without PYTHONPATH and
 with ``import conformance`` made impossible. Each snippet leaves ``result`` (float64 numpy, torch's
-layout; see ``conformance/repro``), which must equal what the worker returned for the cell, and a
+layout; see ``conformance/snippets.py``), which must equal what the worker returned for the cell, and a
 snippet of a cell whose API raised must raise the same exception type.
 
 The snippets of one framework run in one subprocess (one import of the framework), and one of
 them once more on its own as ``python snippet.py``. Interpreters: with ``--backend`` the ones it
-names (others are skipped); else ``conformance.backends.default_python`` or the project's
+names (others are skipped); else ``conformance.frameworks.default_python`` or the project's
 ``.venv-<name>``, skipped with the reason when there is none (the unit env).
 """
 
@@ -27,10 +27,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance import backends, derive_runner, registry, spec, train_runner
+from conformance import frameworks, registry
 from conformance.plan import plan
 from conformance.runner import Runner
 from conformance.worker import WorkerPool
+from conformance.spec.load import load_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "cases"
@@ -136,9 +137,9 @@ def _python(request, name):
         if name in state.pythons:
             return state.pythons[name], None
         return None, f"{name} is not selected with --backend"
-    package = backends.PACKAGES[name]
-    for python in (backends.default_python(name), ROOT / f".venv-{name}" / "bin" / "python"):
-        if python and (python == sys.executable or backends._importable_by(str(python), package)):
+    package = frameworks.discover()[name].package
+    for python in (frameworks.default_python(name), ROOT / f".venv-{name}" / "bin" / "python"):
+        if python and (python == sys.executable or frameworks._importable_by(str(python), package)):
             return str(python), None
     return None, (f"no interpreter with {name} (CONFORMANCE_{name.upper()}_PYTHON, this interpreter, "
                   f".tox/{name} or .venv-{name})")
@@ -167,7 +168,7 @@ def _cells(backend):
     reg = registry.load()
     out = []
     for path, keyword in SAMPLE[backend]:
-        loaded = spec.load_paths([CASES / path])
+        loaded = load_paths([CASES / path])
         assert not loaded.errors, loaded.errors
         cells = plan(loaded.cases, reg, backends={backend}, device="cpu", keyword=keyword).cells
         assert cells, f"{path}: no {backend} cell matches {keyword!r}"
@@ -176,14 +177,8 @@ def _cells(backend):
 
 
 def _snippet(runner, cell, rec) -> str:
-    """The snippet the runner attaches to this cell (``prepare``'s third part)."""
-    if cell.case.function is not None:
-        prepared = derive_runner.prepare(runner, cell, {})
-    elif cell.case.step is not None:
-        prepared = train_runner.prepare(runner, cell, {})
-    else:
-        prepared = runner._prepare(cell, {})
-    text = prepared[2]()
+    """The snippet the runner attaches to this cell (what its kind prepared)."""
+    text = cell.kind.prepare(runner, cell).snippet()
     if rec.get("reproduce") is not None:  # the one attached to a known/mismatch/error record
         assert rec["reproduce"] == text
     return text
@@ -245,7 +240,7 @@ def test_snippets_reproduce_their_cells(backend, request, tmp_path):
     if python is None:
         pytest.skip(why)
     reg, cells = _cells(backend)
-    pool = WorkerPool({backend: backends.MODULES[backend]}, {backend: python})
+    pool = WorkerPool({backend: frameworks.workers()[backend]}, {backend: python})
     recorder = _Recorder(pool)
     try:
         runner = Runner(reg, recorder)

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from conformance import backends, registry
+from conformance import frameworks, registry
 from conformance.runner import Runner
 from conftest import torch_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 REVERSE = ROOT / "cases" / "reverse"
 
-pytestmark = pytest.mark.skipif(not backends.installed_here("torch"), reason="torch is not installed here")
+pytestmark = pytest.mark.skipif(not frameworks.installed_here("torch"), reason="torch is not installed here")
 
 
 def _run(pool, path: Path, keyword=None) -> dict:

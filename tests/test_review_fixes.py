@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance import backends, compare, registry, spec
+from conformance import frameworks, compare, registry
 from conformance.plan import keyword_matcher, plan
+from conformance.spec.load import parse_text
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +28,7 @@ def test_an_unexpected_output_name_is_a_problem():
 
 
 def _plan(text):
-    loaded = spec.parse_text(text, "c.yaml")
+    loaded = parse_text(text, "c.yaml")
     assert not loaded.errors
     return plan(loaded.cases, registry.load(), backends={"torch"}, device="cpu")
 
@@ -67,7 +68,7 @@ def test_unsupported_match_restricts_to_the_declared_error():
     assert not u.applies({"dtype": "float64"}, "ZeroDivisionError: float division by zero")
 
 
-@pytest.mark.skipif(not backends.installed_here("torch"), reason="torch is not installed here")
+@pytest.mark.skipif(not frameworks.installed_here("torch"), reason="torch is not installed here")
 def test_pytest_reports_a_case_id_used_in_two_files(tmp_path):
     d = tmp_path / "cases"
     d.mkdir()

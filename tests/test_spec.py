@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 import yaml
 
-from conformance import spec, tensors
+from conformance import tensors
 from conformance import yamlsafe
-from conformance.spec import CaseError, LoadResult, load_paths, parse_text
+from conformance.spec.case import ID_PATTERN
+from conformance.spec.load import LoadResult, load_paths, parse_text
+from conformance.spec.locations import CaseError
+from conformance.spec.schema import json_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "cases"
@@ -508,7 +511,7 @@ def test_bundled_cases_load_without_errors():
 
 
 def test_json_schema_shape():
-    s = spec.json_schema()
+    s = json_schema()
     assert json.loads(json.dumps(s)) == s  # plain JSON
     assert s["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert s["type"] == "object"
@@ -516,7 +519,7 @@ def test_json_schema_shape():
     assert {"required": ["clip"]} in s["oneOf"] and {"required": ["call"]} in s["oneOf"]  # call: synonym
     assert "grads" not in s["required"] and "model" not in s["required"]
     assert s["additionalProperties"] is False
-    assert s["properties"]["id"]["pattern"] == spec.ID_PATTERN
+    assert s["properties"]["id"]["pattern"] == ID_PATTERN
     # the layer's `in` field is exported under its YAML name, not the Python one
     assert "in" in s["$defs"]["Linear"]["properties"]
     assert "in_" not in s["$defs"]["Linear"]["properties"]
@@ -528,7 +531,7 @@ def _yaml_docs(path):
 
 def test_bundled_cases_validate_against_the_json_schema():
     jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is not installed in this environment")
-    schema = spec.json_schema()
+    schema = json_schema()
     validator_cls = jsonschema.validators.validator_for(schema)
     validator_cls.check_schema(schema)
     validator = validator_cls(schema)

@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 import pytest
-
-from conformance import spec
 from conformance.tensors import CARRIER, finfo, generate, materialize, round_to, to_carrier
+from conformance.spec.load import parse_text
+from conformance.spec.values import tensor_data
 
 NAN, INF = math.nan, math.inf
 
@@ -173,13 +173,13 @@ def test_materialize_lists_scalars_and_integers():
 
 
 def test_a_parsed_generator_materialises_to_the_same_numbers():
-    res = spec.parse_text("id: c\ntitle: t\ngrads:\n  w: {random: normal, shape: [2, 3], seed: 0, scale: 2}\n"
+    res = parse_text("id: c\ntitle: t\ngrads:\n  w: {random: normal, shape: [2, 3], seed: 0, scale: 2}\n"
                           "  b: {fill: 0.5, shape: [3]}\nclip: {api: a.b}\n", "g.yaml")
     assert res.errors == []
     g = res.cases[0].case.grads
-    w = materialize(spec.tensor_data(g["w"]))
+    w = materialize(tensor_data(g["w"]))
     np.testing.assert_array_equal(w, 2.0 * generate({"random": "normal", "shape": [2, 3], "seed": 0}))
-    assert materialize(spec.tensor_data(g["b"])).tolist() == [0.5, 0.5, 0.5]
+    assert materialize(tensor_data(g["b"])).tolist() == [0.5, 0.5, 0.5]
 
 
 def test_bfloat16_rounds_0d_and_empty_arrays_under_numpy_1_and_2():

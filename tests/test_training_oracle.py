@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from conformance.oracle import network, training
+from conformance.kinds.training import oracle as training
+from conformance.oracle import network
 
 LINEAR = [{"type": "linear", "name": "0", "in": 2, "out": 1,
            "weight": np.array([[1.0, 2.0]]), "bias": np.array([0.0])}]

@@ -1,7 +1,7 @@
 """Training-step cells end to end: real workers, oracle.training, classification.
 
 torch runs here when installed; MindSpore and Paddle through their own interpreters
-(``conformance.backends.default_python``: $CONFORMANCE_<NAME>_PYTHON ...), else those tests skip.
+(``conformance.frameworks.default_python``: $CONFORMANCE_<NAME>_PYTHON ...), else those tests skip.
 """
 
 from __future__ import annotations
@@ -13,25 +13,25 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conformance import backends, registry, spec
+from conformance import frameworks, registry
 from conformance.plan import plan
 from conformance.runner import Runner
-from conformance.train_runner import oracle as train_oracle
 from conformance.worker import WorkerPool
+from conformance.spec.load import load_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "cases" / "training"
 
 
 def _cells(reg, backend: str, keyword=None):
-    loaded = spec.load_paths([CASES])
+    loaded = load_paths([CASES])
     assert not loaded.errors
     p = plan(loaded.cases, reg, backends={backend}, device="cpu", keyword=keyword)
     assert not p.errors
     return p.cells
 
 
-@pytest.mark.skipif(not backends.installed_here("torch"), reason="torch is not installed here")
+@pytest.mark.skipif(not frameworks.installed_here("torch"), reason="torch is not installed here")
 def test_torch_training_cells_match_and_the_overflow_step_is_skipped(pool):
     reg = registry.load()
     runner = Runner(reg, pool)
@@ -41,18 +41,18 @@ def test_torch_training_cells_match_and_the_overflow_step_is_skipped(pool):
     bad = [(i, r["status"], r["message"]) for i, r in recs.items() if r["status"] != "match"]
     assert not bad
     over = next(c for c in cells if c.case.id == "train-scaler-overflow-skipped")
-    want = train_oracle(runner, over).outputs
+    want = over.kind.prepare(runner, over).want.outputs
     assert want["skipped"].tolist() == [0.0, 1.0, 0.0]  # torch matched this, skip included
     assert want["scale"].tolist() == [2.0 ** 120, 2.0 ** 119, 2.0 ** 119]
     assert "param:0.weight" in recs[over.id]["params"] and "scale" in recs[over.id]["params"]
 
 
-@pytest.mark.skipif(not backends.installed_here("torch"), reason="torch is not installed here")
+@pytest.mark.skipif(not frameworks.installed_here("torch"), reason="torch is not installed here")
 def test_torch_gradscaler_refuses_float16_and_that_is_declared_unsupported(pool, tmp_path):
     text = (CASES / "train-scaler-fp16.yaml").read_text()
     text = "\n".join(line for line in text.splitlines() if not line.startswith("targets:"))
     (tmp_path / "fp16.yaml").write_text(text)
-    loaded = spec.load_paths([tmp_path])
+    loaded = load_paths([tmp_path])
     reg = registry.load()
     (cell,) = plan(loaded.cases, reg, backends={"torch"}, device="cpu").cells
     rec = Runner(reg, pool).run(cell)
@@ -61,7 +61,7 @@ def test_torch_gradscaler_refuses_float16_and_that_is_declared_unsupported(pool,
 
 
 def _python(name):
-    python = backends.default_python(name)
+    python = frameworks.default_python(name)
     if python:
         return python
     venv = ROOT / f".venv-{name}" / "bin" / "python"
@@ -72,7 +72,7 @@ def _run(name, reg, keyword=None):
     python = _python(name)
     if python is None:
         pytest.skip(f"no interpreter with {name} (set CONFORMANCE_{name.upper()}_PYTHON)")
-    pool = WorkerPool(dict(backends.MODULES), {name: python})
+    pool = WorkerPool(frameworks.workers(), {name: python})
     try:
         runner = Runner(reg, pool)
         return {c.id: runner.run(c) for c in _cells(reg, name, keyword)}
@@ -112,11 +112,14 @@ def test_mindspore_training_cells():
 
 def test_without_the_declared_difference_the_paddle_group_cell_is_a_mismatch(tmp_path):
     d = tmp_path / "reg"
-    shutil.copytree(ROOT / "conformance" / "registry", d, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
-    data = yaml.safe_load((d / "training.yaml").read_text())
+    d.mkdir()
+    for i, path in enumerate(frameworks.registry_files()):  # every framework's files, in one folder
+        shutil.copy(path, d / f"{i:02d}-{path.parent.parent.name}-{path.name}")
+    paddle = d / next(p.name for p in d.iterdir() if p.name.endswith("-paddle-training.yaml"))
+    data = yaml.safe_load(paddle.read_text())
     for m in data["mappings"]:
         m["differences"] = [x for x in m.get("differences", []) if x["id"] != "paddle-sgd-group-lr-multiplies"]
-    (d / "training.yaml").write_text(yaml.safe_dump(data))
+    paddle.write_text(yaml.safe_dump(data))
     recs = _run("paddle", registry.load(str(d)), keyword="train-sgd-groups and float32 and not grad_clip")
     (rec,) = recs.values()
     assert rec["status"] == "mismatch"

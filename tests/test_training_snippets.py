@@ -11,11 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance import backends, registry, spec
+from conformance import frameworks, registry
 from conformance.plan import plan
-from conformance.repro import train_snippet
 from conformance.runner import Runner
-from conformance.train_runner import oracle
+from conformance.spec.load import load_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "cases" / "training"
@@ -43,8 +42,8 @@ CELLS = [  # (backend, case, keyword, variant knobs of the declared difference o
 
 def _python(name):
     if name == "torch":
-        return sys.executable if backends.installed_here("torch") else None
-    python = backends.default_python(name)
+        return sys.executable if frameworks.installed_here("torch") else None
+    python = frameworks.default_python(name)
     venv = ROOT / f".venv-{name}" / "bin" / "python"
     return python or (str(venv) if venv.exists() else None)
 
@@ -55,20 +54,20 @@ def test_snippet_reproduces_the_cell(backend, case, keyword, variant, tmp_path):
     if python is None:
         pytest.skip(f"no interpreter with {backend}")
     reg = registry.load()
-    loaded = spec.load_paths([CASES / f"{case}.yaml"])
+    loaded = load_paths([CASES / f"{case}.yaml"])
     (cell,) = plan(loaded.cases, reg, backends={backend}, device="cpu", keyword=keyword).cells
-    runner = Runner(reg, pool=None)
-    text = train_snippet.snippet(cell, runner.inputs(cell))
+    prepared = cell.kind.prepare(Runner(reg, pool=None), cell)
+    text = prepared.snippet()
     script = tmp_path / "snippet.py"
     script.write_text(text + "import json\n" + DUMP[backend] + "\n")
     r = subprocess.run([python, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     got = json.loads(next(line for line in r.stdout.splitlines() if line.startswith("JSON "))[5:])
-    want = oracle(runner, cell, variant).outputs
+    want = prepared.hooks.oracle(variant).outputs
     rtol, atol = (1e-7, 1e-7) if cell.dtype == "float64" else (1.3e-6, 1e-5)
     for name, value in got.items():
         np.testing.assert_allclose(value, want[f"param:{name}"], rtol=rtol, atol=atol, err_msg=name)
-    base = oracle(runner, cell).outputs
+    base = prepared.want.outputs
     if variant is not None and any(not np.allclose(want[f"param:{n}"], base[f"param:{n}"]) for n in got):
         # where the difference shows in the parameters, the snippet shows it too
         assert any(not np.allclose(got[n], base[f"param:{n}"], rtol=rtol, atol=atol) for n in got)

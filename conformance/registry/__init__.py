@@ -1,233 +1,64 @@
 """The API-mapping knowledge base: APIs, source -> target mappings, declared differences.
 
-Data lives in ``conformance/registry/*.yaml`` (one file per source framework); this module only
-loads and validates it and answers questions about it. Nothing here is evaluated: conditions
-(``when:`` / ``unless:``) are plain ``field: [allowed values]`` mappings.
+The data lives beside each framework, in ``conformance/frameworks/<name>/registry/*.yaml``: its
+APIs, and the mappings whose target is one of them. This package loads and checks it (every
+problem as ``path:line: field: problem``) and answers questions about it; ``entries`` holds the
+models of the entries. Nothing is evaluated.
+
+Checked on load, beyond each entry's own fields: every API belongs to a framework and a kind that
+exist (``conformance/frameworks``, ``conformance/kinds``), a source has an oracle function of its
+kind, every knob (an API's ``oracle.knobs``, a difference's ``variant``) is a parameter of that
+function with a default (its knobs, and the arguments a variant may override: ``norm_type`` for
+an L2-only target) or ``raises``, and every mapping joins two registered APIs of one kind.
 """
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import yaml
+from pydantic import ValidationError
 
-from .. import yamlsafe
-
-HERE = Path(__file__).parent
-
-#: Paddle's API-mapping categories (the PaConvert / "PyTorch-Paddle API mapping" vocabulary),
-#: plus "identity" for an API run against its own oracle (the reference check).
-CATEGORIES = (
-    "identity",
-    "fully consistent",
-    "only API name differs",
-    "only parameter names differ",
-    "more parameters on the source side",
-    "more parameters on the target side",
-    "default values differ",
-    "input usage differs",
-    "return type differs",
-    "composite replacement",
-    "missing",
+from .. import frameworks, kinds, yamlsafe
+from ..spec.locations import CaseError, dotted, errors_from_validation, line_map, line_of, suggest
+from .entries import (
+    CATEGORIES,
+    Api,
+    Condition,
+    Difference,
+    Mapping,
+    OracleSpec,
+    Param,
+    Range,
+    RegistryFile,
+    Unsupported,
+    applies,
 )
 
-KNOBS = {"scope", "nesting", "eps", "threshold", "accumulate", "nonfinite", "order", "nan", "raises",
-         "norm_type", "power_sum", "root", "sum_dtype", "max_nan", "max_norm_dtype", "rescale", "divide", "zero_dim",
-         "bound_dtype", "square_sum_floor",
-         "error_if_nonfinite",  # norm_type, error_if_nonfinite: a variant overriding the source
-                                # argument (an L2-only target; a target that never raises)
-         "nonscalar", "unused", "accumulation"}  # derivation knobs (conformance/oracle/derivation.py)
-#: knobs of conformance.oracle.training (training-step APIs, registry/training.yaml)
-TRAINING_KNOBS = {"scaler", "backoff", "min_scale", "backoff_every", "group_lr", "clip_eps", "micro_loss",
-                  "clip_scope"}
-KNOBS = KNOBS | TRAINING_KNOBS
+__all__ = ["CATEGORIES", "Api", "Condition", "Difference", "Mapping", "OracleSpec", "Param", "Range",
+           "Registry", "RegistryError", "Unsupported", "applies", "load"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class RegistryError(ValueError):
+    """The registry's files do not load: ``problems`` are ``path:line: field: problem`` lines."""
 
-
-class Param(_Strict):
-    required: bool = False
-    default: Any = None
-    doc: str = ""
-    # what a case may give: "number" (checked), "any" (e.g. MindSpore's grad_position: an int,
-    # a list or null); unset: a number when the default is one
-    accepts: Optional[Literal["number", "any"]] = None
-
-
-class OracleSpec(_Strict):
-    module: Literal["clipping", "derivation", "training"] = "clipping"  # conformance.oracle.<module>
-    fn: str  # a function of that module
-    args: dict[str, str] = {}  # oracle parameter -> this API's parameter
-    knobs: dict[str, Any] = {}
-
-    @model_validator(mode="after")
-    def _knobs(self):
-        bad = set(self.knobs) - KNOBS
-        if bad:
-            raise ValueError(f"unknown oracle knobs {sorted(bad)}; known: {sorted(KNOBS)}")
-        return self
-
-
-class Api(_Strict):
-    name: str
-    framework: Literal["torch", "mindspore", "paddle", "tensorflow", "jax"]
-    signature: str
-    doc: str = ""
-    summary: str = ""
-    params: dict[str, Param] = {}
-    takes: Literal["parameters", "grads"] = "parameters"  # what the first argument is
-    returns: Literal["total_norm", "grads", "values", "none"] = "none"  # values: derivation outputs too
-    oracle: Optional[OracleSpec] = None  # how the oracle reproduces this API as a source
-
-
-class Range(_Strict):
-    """A numeric range a fact must lie in: ``{above: 65504, below: .inf}`` (strict bounds) or
-    ``{at_least: 0, at_most: 1}``. Data, compared by value; a fact that is not a number (absent,
-    None, a string, a bool) or NaN is in no range. Used where a list of values cannot say it:
-    a bound beyond a dtype's largest finite value."""
-
-    above: Optional[float] = None
-    below: Optional[float] = None
-    at_least: Optional[float] = None
-    at_most: Optional[float] = None
-
-    @model_validator(mode="after")
-    def _some_bound(self):
-        if all(getattr(self, k) is None for k in ("above", "below", "at_least", "at_most")):
-            raise ValueError("a range condition needs at least one of above, below, at_least, at_most")
-        return self
-
-    def contains(self, x) -> bool:
-        if isinstance(x, bool) or not isinstance(x, (int, float)) or math.isnan(x):
-            return False
-        return ((self.above is None or x > self.above) and (self.below is None or x < self.below)
-                and (self.at_least is None or x >= self.at_least) and (self.at_most is None or x <= self.at_most))
-
-
-#: a condition field: the list of allowed values, or a numeric range
-Allowed = Union[list[Any], Range]
-
-
-class Condition(_Strict):
-    """``{dtype: [float16], args.norm_type: [1.0, .inf], args.clip_value: {above: 65504}}``:
-    every named field must be in its list (or range)."""
-
-    fields: dict[str, Allowed]
-
-    def holds(self, facts: dict) -> bool:
-        return all(vs.contains(facts.get(k)) if isinstance(vs, Range) else any(_same(facts.get(k), v) for v in vs)
-                   for k, vs in self.fields.items())
-
-
-def _same(a, b) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
-    return a == b
-
-
-class Difference(_Strict):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
-    text: str
-    when: dict[str, Allowed] = {}
-    unless: dict[str, Allowed] = {}
-    variant: dict[str, Any]  # oracle knobs that reproduce the target's behaviour
-    docs_contradict: str = ""  # where the framework's own documentation says otherwise
-    match: Optional[str] = None  # with `raises`: a substring the "Type: message" text must contain
-
-    @model_validator(mode="after")
-    def _variant(self):
-        bad = set(self.variant) - KNOBS
-        if bad:
-            raise ValueError(f"unknown oracle knobs {sorted(bad)}; known: {sorted(KNOBS)}")
-        return self
-
-    def applies(self, facts: dict) -> bool:
-        return applies(self.when, self.unless, facts)
-
-
-class Unsupported(_Strict):
-    when: dict[str, Allowed] = {}
-    unless: dict[str, Allowed] = {}
-    reason: str
-    match: Optional[str] = None  # substring of "Type: message" the raised error must contain
-    #: the target *returns* here, but its numbers are undefined (measured: uninitialised memory),
-    #: so no oracle variant can reproduce them: a cell that matches neither the oracle nor a
-    #: declared difference is `unsupported` with this reason instead of `mismatch`. Never
-    #: applies to a raise.
-    undefined: bool = False
-
-    @model_validator(mode="after")
-    def _undefined(self):
-        if self.undefined and self.match is not None:
-            raise ValueError("an `undefined: true` entry is about returned numbers: it takes no `match:`")
-        return self
-
-    def applies(self, facts: dict, raised_text: Optional[str] = None) -> bool:
-        if self.match is not None and raised_text is not None and self.match not in raised_text:
-            return False
-        return applies(self.when, self.unless, facts)
-
-
-def applies(when: dict, unless: dict, facts: dict) -> bool:
-    if when and not Condition(fields=when).holds(facts):
-        return False
-    if unless and Condition(fields=unless).holds(facts):
-        return False
-    return True
-
-
-ArgRule = Union[str, dict[str, Any]]  # "source_param" | {from: p, op: neg} | {value: v}
-
-
-class Mapping(_Strict):
-    source: str
-    target: str
-    category: str
-    args: Optional[dict[str, ArgRule]] = None  # target param -> rule; None: same names
-    notes: str = ""
-    #: where the mapping misleads (a per-tensor API offered for a global one, an argument
-    #: silently dropped): said plainly in the report's mapping table
-    misleading: str = ""
-    differences: list[Difference] = []
-    unsupported: list[Unsupported] = []
-
-    @model_validator(mode="after")
-    def _category(self):
-        if self.category not in CATEGORIES:
-            raise ValueError(f"unknown category {self.category!r}; known: {list(CATEGORIES)}")
-        return self
-
-    @property
-    def backend(self) -> str:
-        return self.target.split(".", 1)[0]
-
-
-class RegistryFile(_Strict):
-    apis: dict[str, dict[str, Any]] = {}
-    mappings: list[Mapping] = []
+    def __init__(self, problems: list):
+        self.problems = [str(p) for p in problems]
+        super().__init__("the registry does not load:\n" + "\n".join(self.problems))
 
 
 class Registry:
-    def __init__(self, apis: dict[str, Api], mappings: list[Mapping]):
+    """Every framework's APIs and mappings, checked (``load``)."""
+
+    def __init__(self, apis: dict[str, Api], mappings: list[Mapping], frameworks: Optional[dict] = None):
         self.apis = apis
         self.mappings = mappings
-        for m in mappings:
-            if m.category == "missing":  # target names only the framework that lacks the API
-                if "." in m.target:
-                    raise ValueError(f"missing mapping {m.source} -> {m.target}: name only the framework")
-                continue
-            for end in (m.source, m.target):
-                if end not in apis:
-                    raise ValueError(f"mapping {m.source} -> {m.target}: {end} is not a registered API")
-            if apis[m.source].oracle is None:
-                raise ValueError(f"mapping source {m.source} has no oracle")
+        self.frameworks = dict(frameworks or {})  # name -> display title
 
     def targets(self, source: str, runnable: bool = True) -> list[Mapping]:
         """The mappings of ``source``; ``runnable`` leaves out the ``missing`` ones."""
@@ -241,7 +72,7 @@ class Registry:
         """Plain JSON data of the whole registry, carried in results documents so that the
         report (which reads results only) can render the API-mapping tables."""
         return {"apis": {name: api.model_dump(mode="json") for name, api in self.apis.items()},
-                "categories": list(CATEGORIES),
+                "categories": list(CATEGORIES), "frameworks": dict(self.frameworks),
                 # python mode, then _jsonable: mode="json" writes a float inf in a list[Any]
                 # condition (`args.norm_type: [.inf]`) as null, and the report then said "None"
                 "mappings": [_jsonable(m.model_dump()) for m in self.mappings]}
@@ -257,8 +88,6 @@ class Registry:
         """The source call's full arguments (defaults filled) and problems with ``given``."""
         api = self.apis[source]
         problems = []
-        import difflib
-
         for k in given:
             if k not in api.params:
                 close = difflib.get_close_matches(k, list(api.params), n=1, cutoff=0.6)
@@ -315,27 +144,119 @@ def _jsonable(value):
     return value
 
 
-def _load_file(path: Path) -> RegistryFile:
-    data = yamlsafe.load(path.read_text(encoding="utf-8")) or {}
-    try:
-        return RegistryFile.model_validate(data)
-    except Exception as e:  # re-raise with the file name: the registry is shipped data
-        raise ValueError(f"{path}: {e}") from e
-
-
 @lru_cache(maxsize=None)
 def load(directory: Optional[str] = None) -> Registry:
-    """Load every ``*.yaml`` in the registry directory (default: the bundled one)."""
-    apis: dict[str, Api] = {}
-    mappings: list[Mapping] = []
-    for path in sorted(Path(directory or HERE).glob("*.yaml")):
-        f = _load_file(path)
+    """Load the registry: every framework's ``registry/*.yaml`` (or, for tests, every ``*.yaml``
+    in ``directory``). Raises RegistryError naming each problem's file and line."""
+    files = sorted(Path(directory).glob("*.yaml")) if directory else frameworks.registry_files()
+    found = frameworks.discover()
+    apis: dict = {}
+    mappings: list = []
+    where: dict = {}  # id(entry) -> (path, lines, location) for messages
+    problems: list = []
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        try:
+            node = yaml.compose(text, Loader=yamlsafe.LOADER)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            problems.append(CaseError(str(path), mark.line + 1 if mark else 1, "", f"YAML error: {e}"))
+            continue
+        if node is None:
+            continue
+        lines = line_map(node, fname=str(path))
+        data = yamlsafe.construct(node) or {}
+        try:
+            f = RegistryFile.model_validate(data)
+        except ValidationError as e:
+            problems += errors_from_validation(e, str(path), lines, data, RegistryFile)
+            continue
         for name, body in f.apis.items():
+            loc = ("apis", name)
             if name in apis:
-                raise ValueError(f"{path}: API {name} is registered twice")
+                problems.append(CaseError(str(path), line_of(lines, loc), dotted(loc),
+                                          f"API {name} is registered twice (also {where[id(apis[name])][0]})"))
+                continue
             try:
                 apis[name] = Api(name=name, **body)
-            except (ValueError, TypeError) as e:
-                raise ValueError(f"{path}: API {name}: {e}") from e
-        mappings.extend(f.mappings)
-    return Registry(apis, mappings)
+            except (ValidationError, TypeError) as e:
+                detail = e.errors()[0]["msg"] if isinstance(e, ValidationError) else str(e)
+                problems.append(CaseError(str(path), line_of(lines, loc), dotted(loc), detail))
+                continue
+            where[id(apis[name])] = (str(path), lines, loc)
+        for i, m in enumerate(f.mappings):
+            mappings.append(m)
+            where[id(m)] = (str(path), lines, ("mappings", i))
+    for api in apis.values():
+        problems += _api_problems(api, found, where[id(api)])
+    for m in mappings:
+        problems += _mapping_problems(m, apis, where[id(m)])
+    if problems:
+        raise RegistryError(problems)
+    return Registry(apis, mappings, {name: fw.title for name, fw in found.items()})
+
+
+def _at(origin, *loc):
+    path, lines, base = origin
+    return lambda problem, *more: CaseError(path, line_of(lines, base + loc + more), dotted(base + loc + more), problem)
+
+
+def _api_problems(api: Api, found: dict, origin) -> list:
+    at = _at(origin)
+    out = []
+    fw = api.name.split(".", 1)[0]
+    if api.framework != fw or fw not in found:
+        out.append(at(f"{api.name} must belong to the framework {fw!r}"
+                      + ("" if fw in found else f", which has no folder in conformance/frameworks "
+                                                f"(known: {', '.join(found)})"), "framework"))
+    if api.kind not in kinds.names():
+        out.append(at(f"unknown kind {api.kind!r} (known: {', '.join(kinds.names())})", "kind"))
+        return out
+    out += [at(text, field) for field, text in kinds.kinds()[api.kind].api_problems(api)]
+    if api.oracle is not None:
+        fn = getattr(kinds.oracles()[api.kind], api.oracle.fn, None)
+        if not callable(fn):
+            out.append(at(f"the {api.kind} oracle has no function {api.oracle.fn!r}"
+                          + suggest(api.oracle.fn, dir(kinds.oracles()[api.kind])), "oracle", "fn"))
+            return out
+        for knob in api.oracle.knobs:
+            if knob not in accepted_knobs(api):
+                out.append(at(_knob_problem(api, knob), "oracle", "knobs", knob))
+    return out
+
+
+def _mapping_problems(m: Mapping, apis: dict, origin) -> list:
+    at = _at(origin)
+    if m.category == "missing":  # the target names only the framework that lacks the API
+        return [] if "." not in m.target else [at("a `missing` mapping names only the framework", "target")]
+    out = [at(f"{end} is not a registered API" + suggest(end, apis), key)
+           for key, end in (("source", m.source), ("target", m.target)) if end not in apis]
+    if out:
+        return out
+    source, target = apis[m.source], apis[m.target]
+    if source.oracle is None:
+        return [at(f"the source {m.source} has no oracle", "source")]
+    if source.kind != target.kind:
+        out.append(at(f"{m.source} is a {source.kind} API and {m.target} a {target.kind} API", "target"))
+    if source.kind not in kinds.names() or not callable(getattr(kinds.oracles()[source.kind], source.oracle.fn, None)):
+        return out  # reported with the API
+    for j, d in enumerate(m.differences):
+        for knob in d.variant:
+            if knob not in accepted_knobs(source):
+                out.append(at(_knob_problem(source, knob), "differences", j, "variant", knob))
+    return out
+
+
+def accepted_knobs(api: Api) -> set:
+    """What a variant may set for ``api`` as a source: ``raises`` (the API raises that type
+    here, handled by every kind), and every parameter of its oracle function that has a default:
+    the knobs, and the arguments a variant may override (``norm_type`` for an L2-only target).
+    The parameters without a default are the data the kind passes (gradients, a function)."""
+    fn = getattr(kinds.oracles()[api.kind], api.oracle.fn)
+    return {"raises"} | {p.name for p in inspect.signature(fn).parameters.values() if p.default is not p.empty}
+
+
+def _knob_problem(api: Api, knob: str) -> str:
+    known = sorted(accepted_knobs(api))
+    return (f"{knob!r} is not a knob of {api.name}'s oracle ({api.kind}.{api.oracle.fn})"
+            f"{suggest(knob, known)}; it takes: {', '.join(known)}")

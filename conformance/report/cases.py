@@ -10,7 +10,7 @@ from collections import Counter
 from types import SimpleNamespace
 from typing import Any, Dict, Iterable, Mapping
 
-from .fmt import _fmt_kv, _listish, _mapping, _text, fmt_int, fmt_num
+from .fmt import fmt_kv, as_list, as_mapping, as_text, fmt_int, fmt_num
 
 
 _SLUG_BAD = re.compile(r"[^a-z0-9._-]")
@@ -37,28 +37,28 @@ def case_slugs(case_ids: Iterable[str]) -> Dict[str, str]:
 
 
 def _inputs_view(raw: Any) -> Dict[str, Any]:
-    info = _mapping(raw)
+    info = as_mapping(raw)
     out = []
-    for t in _listish(info.get("tensors")):
-        t = _mapping(t)
+    for t in as_list(info.get("tensors")):
+        t = as_mapping(t)
         shape = t.get("shape")
-        out.append({"name": _text(t.get("name")),
+        out.append({"name": as_text(t.get("name")),
                     "shape": ("[" + ", ".join(fmt_int(n) for n in shape) + "]") if isinstance(shape, list) else "none (no gradient)",
                     "min": fmt_num(t.get("min"), 6), "max": fmt_num(t.get("max"), 6), "mean": fmt_num(t.get("mean"), 6),
                     "l2": fmt_num(t.get("l2"), 8), "nan": fmt_int(t.get("nan")), "inf": fmt_int(t.get("inf")),
                     "zeros": fmt_int(t.get("zeros")), "size": fmt_int(t.get("size"))})
-    return {"dtype": _text(info.get("dtype")), "tensors": out}
+    return {"dtype": as_text(info.get("dtype")), "tensors": out}
 
 
 def differences_index(doc: Mapping) -> Dict[str, Dict[str, str]]:
     out: Dict[str, Dict[str, str]] = {}
-    for m in _listish(_mapping(doc.get("registry")).get("mappings")):
-        for d in _listish(_mapping(m).get("differences")):
-            d = _mapping(d)
+    for m in as_list(as_mapping(doc.get("registry")).get("mappings")):
+        for d in as_list(as_mapping(m).get("differences")):
+            d = as_mapping(d)
             if d.get("id"):
-                out.setdefault(_text(d.get("id")), {
-                    "text": _text(d.get("text")), "docs_contradict": _text(d.get("docs_contradict")),
-                    "variant": _fmt_kv(d.get("variant")), "mapping": "%s \u2192 %s" % (_text(m.get("source")), _text(m.get("target")))})
+                out.setdefault(as_text(d.get("id")), {
+                    "text": as_text(d.get("text")), "docs_contradict": as_text(d.get("docs_contradict")),
+                    "variant": fmt_kv(d.get("variant")), "mapping": "%s \u2192 %s" % (as_text(m.get("source")), as_text(m.get("target")))})
     return out
 
 
@@ -79,15 +79,15 @@ _OUTPUTS_HEADING = {"derivation": "Gradient or returned value", "training": "Aft
 
 
 def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, Dict[str, str]],
-                      source_module: str = "") -> Dict[str, Any]:
-    """``source_module``: the oracle module of the case's source API in the registry snapshot
+                      source_kind: str = "") -> Dict[str, Any]:
+    """``source_kind``: the kind of the case's source API in the registry snapshot
     (``clipping``, ``derivation``, ``training``; '' when unknown)."""
-    info = _mapping(info)
+    info = as_mapping(info)
     snippets = []
-    for api, snip in _mapping(info.get("snippets")).items():
-        snip = _mapping(snip)
-        snippets.append({"api": _text(api), "backend": _text(snip.get("backend")), "cell": _text(snip.get("cell")),
-                         "text": _text(snip.get("text"))})
+    for api, snip in as_mapping(info.get("snippets")).items():
+        snip = as_mapping(snip)
+        snippets.append({"api": as_text(api), "backend": as_text(snip.get("backend")), "cell": as_text(snip.get("cell")),
+                         "text": as_text(snip.get("text"))})
     # Without case-level snippets (a runner that hands over none, as the derivation and training
     # runners did), each target API's first cell that carries its own reproduction stands in.
     from_cells = not snippets
@@ -106,13 +106,13 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
         c["before"] = [p for p in c["params"] if p["raw"]]
         c["factors"] = any(p["factor"] for p in c["after"])
         cells.append(_obj(c))
-    path = _text(info.get("path")) or next((_text(c["raw"].get("path")) for c in group["cells"]
+    path = as_text(info.get("path")) or next((as_text(c["raw"].get("path")) for c in group["cells"]
                                             if c.get("raw") and c["raw"].get("path")), "")
-    return {"case": group["case"], "title": group["title"] or _text(info.get("title")),
-            "path": path, "source": _text(info.get("source")),
-            "tags": group["tags"] or [_text(t) for t in _listish(info.get("tags"))],
-            "kind": _text(info.get("kind")), "source_api": group["source_api"],
-            "outputs_heading": _OUTPUTS_HEADING.get(source_module, "After clipping"),
+    return {"case": group["case"], "title": group["title"] or as_text(info.get("title")),
+            "path": path, "source": as_text(info.get("source")),
+            "tags": group["tags"] or [as_text(t) for t in as_list(info.get("tags"))],
+            "kind": as_text(info.get("kind")), "source_api": group["source_api"],
+            "outputs_heading": _OUTPUTS_HEADING.get(source_kind, "After clipping"),
             "has_info": bool(info), "snippets_from_cells": from_cells and bool(snippets),
             "inputs": _inputs_view(info.get("inputs")), "snippets": snippets, "cells": cells,
             "counts": Counter(c.status for c in cells)}

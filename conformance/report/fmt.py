@@ -8,8 +8,6 @@ import math
 from typing import Any, List, Mapping
 
 MISSING = "\u2014"  # em dash: the value is absent (null or key missing)
-_MISSING = MISSING
-
 
 
 def fmt_num(value: Any, digits: int = 3) -> str:
@@ -19,7 +17,7 @@ def fmt_num(value: Any, digits: int = 3) -> str:
     anything unparsable is shown as ``str(value)`` (and escaped by the template like any string).
     """
     if value is None:
-        return _MISSING
+        return MISSING
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, int):
@@ -27,7 +25,7 @@ def fmt_num(value: Any, digits: int = 3) -> str:
     if isinstance(value, str):
         text = value.strip()
         if not text:
-            return _MISSING
+            return MISSING
         try:
             value = float(text)
         except ValueError:
@@ -54,7 +52,7 @@ def fmt_int(value: Any) -> str:
     return fmt_num(value)
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
     """A document value as display text ('' for None); never Markup, so always escaped."""
     if value is None:
         return ""
@@ -65,11 +63,11 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _mapping(value: Any) -> Mapping:
+def as_mapping(value: Any) -> Mapping:
     return value if isinstance(value, Mapping) else {}
 
 
-def _listish(value: Any) -> List[Any]:
+def as_list(value: Any) -> List[Any]:
     if value is None:
         return []
     if isinstance(value, (list, tuple)):
@@ -87,13 +85,13 @@ def fmt_exact(value: Any) -> str:
     return fmt_num(value)
 
 
-def _fmt_kv(mapping: Any) -> str:
+def fmt_kv(mapping: Any) -> str:
     """``{"norm_type": 2.0, "foreach": True, "total_norm": 1.0000001}`` ->
     ``norm_type=2, foreach=true, total_norm=1.0000001`` (numbers exact: :func:`fmt_exact`)."""
     if not isinstance(mapping, Mapping):
-        return _text(mapping)
+        return as_text(mapping)
     parts = []
     for key, value in mapping.items():
-        shown = fmt_exact(value) if isinstance(value, (int, float)) or value is None else _text(value)
+        shown = fmt_exact(value) if isinstance(value, (int, float)) or value is None else as_text(value)
         parts.append("%s=%s" % (key, shown))
     return ", ".join(parts)

@@ -15,8 +15,9 @@ import math
 from collections import defaultdict
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-FRAMEWORKS = ("torch", "mindspore", "paddle")
-FRAMEWORK_TITLES = {"torch": "PyTorch", "mindspore": "MindSpore", "paddle": "Paddle"}
+#: the seeds' column order and titles, for results documents whose registry snapshot predates
+#: its ``frameworks`` map (which the registry fills from the framework folders)
+LEGACY_FRAMEWORKS = {"torch": "PyTorch", "mindspore": "MindSpore", "paddle": "Paddle"}
 
 
 def _framework(api: str) -> str:
@@ -54,16 +55,26 @@ def _max(values: List[float], finite_only: bool = False) -> Optional[float]:
 
 
 _TAKES = {"parameters": "parameters", "grads": "gradients"}
-_GRAD_API = {"mindspore": "mindspore.grad", "paddle": "paddle.grad", "torch": "torch.autograd.grad"}
+def api_kind(api: Mapping) -> str:
+    """An API's kind (``kind``; ``oracle.module`` in snapshots that predate it)."""
+    return api.get("kind") or (api.get("oracle") or {}).get("module") or "clipping"
 
 
-def _takes_row(source: str, target: str, target_fw: str) -> Dict[str, str]:
+def _grad_api(apis: Mapping, framework: str) -> str:
+    """The framework's gradient API in the registry (a derivation API of the ``autograd`` style
+    or, failing that, any of its derivation APIs)."""
+    mine = [(a.get("style") != "autograd", name) for name, a in apis.items()
+            if _framework(name) == framework and api_kind(a) == "derivation"]
+    return min(mine)[1] if mine else "the framework's gradient API"
+
+
+def _takes_row(source: str, target: str, grad_api: str) -> Dict[str, str]:
     if source == target:
         text = "Consistent."
     elif source == "parameters":
         text = ("The gradient mechanism differs: the source clips the parameters' .grad in place, the target "
                 "takes the gradient tensors (get them first, e.g. with %s) and returns them clipped."
-                % _GRAD_API.get(target_fw, "the framework's gradient API"))
+                % grad_api)
     else:
         text = ("The gradient mechanism differs: the source takes the gradient tensors and returns them "
                 "clipped, the target clips the parameters' gradients (.grad) in place.")
@@ -84,16 +95,17 @@ def _param_rows(mapping: Mapping, apis: Mapping) -> List[Dict[str, str]]:
     rows = []
     used_targets = set()
     # Derivation calls are not translated by the registry's per-argument rules but as a whole
-    # (conformance/derive_args.py: mindspore.grad's grad_position comes from torch's `inputs`),
+    # (conformance/kinds/derivation/args.py: mindspore.grad's grad_position comes from torch's `inputs`),
     # so an argument without a same-named counterpart is translated, not dropped, and a
     # target-only one is set from the source call, not left at its default.
-    derived = rules is None and ((src_api.get("oracle") or {}).get("module") == "derivation")
+    derived = rules is None and api_kind(src_api) == "derivation"
     if rules is None:  # same names
         rules = {p: p for p in src_params if p in tgt_params}
     # what a clipping API takes first (the seed's "Parameter 1: parameters | x"): the registry
     # lists only the other arguments, so the row is made from the APIs' `takes`
-    if (src_api.get("oracle") or {}).get("module") == "clipping" and tgt_api.get("takes"):
-        rows.append(_takes_row(src_api.get("takes"), tgt_api.get("takes"), _framework(mapping.get("target") or "")))
+    if api_kind(src_api) == "clipping" and tgt_api.get("takes"):
+        rows.append(_takes_row(src_api.get("takes"), tgt_api.get("takes"),
+                               _grad_api(apis, _framework(mapping.get("target") or ""))))
     by_source: Dict[Optional[str], list] = defaultdict(list)
     for target_param, rule in rules.items():
         source_param, how = _rule_text(rule)
@@ -138,9 +150,9 @@ def build_mapping_context(doc: Mapping, cells: List[Dict[str, Any]], case_href: 
     for c in cells:
         by_pair[(c.get("source_api"), c.get("api"))].append(c)
 
-    frameworks = [f for f in FRAMEWORKS if any(_framework(m.get("source")) == f or _framework(m.get("target")) == f
-                                                 for m in mappings)]
-    frameworks += sorted({_framework(m.get(k)) for m in mappings for k in ("source", "target")} - set(frameworks))
+    titles = registry.get("frameworks") if isinstance(registry.get("frameworks"), Mapping) else LEGACY_FRAMEWORKS
+    used = {_framework(m.get(k)) for m in mappings for k in ("source", "target")}
+    frameworks = [f for f in titles if f in used] + sorted(used - set(titles))
 
     sources: Dict[str, dict] = {}
     totals = {"unexplained": 0, "unshown": 0, "misleading": 0}
@@ -205,6 +217,6 @@ def build_mapping_context(doc: Mapping, cells: List[Dict[str, Any]], case_href: 
             "counts": dict(counts), "n_cells": len(mcells),
         })
     return {"available": True, "sources": list(sources.values()), "frameworks": frameworks,
-            "framework_titles": {f: FRAMEWORK_TITLES.get(f, f) for f in frameworks},
+            "framework_titles": {f: titles.get(f, f) for f in frameworks},
             "unexplained_total": totals["unexplained"], "unshown_total": totals["unshown"],
             "misleading_total": totals["misleading"]}

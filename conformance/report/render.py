@@ -33,8 +33,10 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 import jinja2
 from markupsafe import Markup
 
+from . import mapping as mapping_page
+from . import plots as plot_mod
 from .cases import case_page_context, case_slugs, differences_index
-from .fmt import _MISSING, _fmt_kv, _listish, _mapping, _text, fmt_int, fmt_num
+from .fmt import MISSING, fmt_kv, as_list, as_mapping, as_text, fmt_int, fmt_num
 from .matrix import matrix_data, script_json
 
 __all__ = ["STATUSES", "PROBLEM_STATUSES", "render", "render_html", "build_context", "fmt_num"]
@@ -80,30 +82,30 @@ def _message_view(message: str) -> Dict[str, Any]:
 
 
 def _cell_view(raw: Any, index: int) -> Dict[str, Any]:
-    cell = _mapping(raw)
-    status = _text(cell.get("status")) or "unknown"
-    cell_id = _text(cell.get("id"))
-    case = _text(cell.get("case"))
+    cell = as_mapping(raw)
+    status = as_text(cell.get("status")) or "unknown"
+    cell_id = as_text(cell.get("id"))
+    case = as_text(cell.get("case"))
     if not case:
         case = cell_id.split("[", 1)[0] if cell_id else "(no case)"
     if not cell_id:
         cell_id = "%s#%d" % (case, index)
-    message = _text(cell.get("message"))
+    message = as_text(cell.get("message"))
 
     params = []
-    for name, metrics in _mapping(cell.get("params")).items():
-        metrics = _mapping(metrics)
+    for name, metrics in as_mapping(cell.get("params")).items():
+        metrics = as_mapping(metrics)
         params.append(
             {
-                "name": _text(name),
+                "name": as_text(name),
                 "size": fmt_int(metrics.get("size")),
                 "max_abs_err": fmt_num(metrics.get("max_abs_err")),
                 "max_rel_err": fmt_num(metrics.get("max_rel_err")),
                 "mismatched": fmt_int(metrics.get("mismatched")),
-                "shape": "\u00d7".join(fmt_int(n) for n in _listish(metrics.get("shape"))) or (
+                "shape": "\u00d7".join(fmt_int(n) for n in as_list(metrics.get("shape"))) or (
                     "scalar" if isinstance(metrics.get("shape"), list) else ""),
                 "factor": _factor_view(metrics.get("factor")),
-                "raw": _text(name).startswith("before clipping: "),
+                "raw": as_text(name).startswith("before clipping: "),
             }
         )
     norm = cell.get("total_norm")
@@ -115,27 +117,27 @@ def _cell_view(raw: Any, index: int) -> Dict[str, Any]:
     return {
         "id": cell_id,
         "case": case,
-        "title": _text(cell.get("title")),
-        "tags": [_text(t) for t in _listish(cell.get("tags"))],
-        "source_api": _text(cell.get("source_api")),
-        "api": _text(cell.get("api")),
-        "backend": _text(cell.get("backend")) or "(unknown)",
-        "device": _text(cell.get("device")),
-        "dtype": _text(cell.get("dtype")),
+        "title": as_text(cell.get("title")),
+        "tags": [as_text(t) for t in as_list(cell.get("tags"))],
+        "source_api": as_text(cell.get("source_api")),
+        "api": as_text(cell.get("api")),
+        "backend": as_text(cell.get("backend")) or "(unknown)",
+        "device": as_text(cell.get("device")),
+        "dtype": as_text(cell.get("dtype")),
         "status": status,
         "cls": _status_class(status),
-        "difference": _text(cell.get("difference")),
+        "difference": as_text(cell.get("difference")),
         "max_abs_err": fmt_num(cell.get("max_abs_err")),
         "max_rel_err": fmt_num(cell.get("max_rel_err")),
         "mismatched": fmt_int(cell.get("mismatched")),
         "message": _message_view(message),
-        "sweep": _fmt_kv(cell.get("sweep")) if cell.get("sweep") else "",
+        "sweep": fmt_kv(cell.get("sweep")) if cell.get("sweep") else "",
         "params": params,
         "total_norm": total_norm,
-        "reproduce": _text(cell.get("reproduce")),
+        "reproduce": as_text(cell.get("reproduce")),
         "elapsed": fmt_num(cell.get("elapsed_ms")) if cell.get("elapsed_ms") is not None else "",
-        "conflict": _text(cell.get("conflict")),
-        "host": _text(cell.get("host")),
+        "conflict": as_text(cell.get("conflict")),
+        "host": as_text(cell.get("host")),
         "factor": _factor_view(cell.get("factor")),
         "raw": cell,
     }
@@ -148,34 +150,34 @@ def _factor_view(raw: Any) -> Optional[Dict[str, str]]:
 
 
 def _machine_view(raw: Any) -> Dict[str, str]:
-    machine = _mapping(raw)
+    machine = as_mapping(raw)
     known = ("host", "python", "platform")
     extra = {k: v for k, v in machine.items() if k not in known}
     return {
-        "host": _text(machine.get("host")) or _MISSING,
-        "python": _text(machine.get("python")) or _MISSING,
-        "platform": _text(machine.get("platform")) or _MISSING,
-        "extra": _fmt_kv(extra) if extra else "",
+        "host": as_text(machine.get("host")) or MISSING,
+        "python": as_text(machine.get("python")) or MISSING,
+        "platform": as_text(machine.get("platform")) or MISSING,
+        "extra": fmt_kv(extra) if extra else "",
     }
 
 
 def _unavailable(value: Any) -> List[Dict[str, str]]:
     if isinstance(value, Mapping):
-        return [{"device": _text(k), "reason": _text(v)} for k, v in value.items()]
-    return [{"device": "", "reason": _text(v)} for v in _listish(value) if v not in (None, "")]
+        return [{"device": as_text(k), "reason": as_text(v)} for k, v in value.items()]
+    return [{"device": "", "reason": as_text(v)} for v in as_list(value) if v not in (None, "")]
 
 
 def _backend_view(name: str, raw: Any, counts: Counter) -> Dict[str, Any]:
-    info = _mapping(raw)
+    info = as_mapping(raw)
     total = sum(counts.values())
     non_skipped = total - counts.get("skipped", 0)
     good = counts.get("match", 0) + counts.get("known", 0)
     other = sum(n for s, n in counts.items() if s not in STATUSES)
     return {
         "name": name,
-        "version": _text(info.get("version")) or _MISSING,
-        "python": _text(info.get("python")),
-        "devices": [_text(d) for d in _listish(info.get("devices"))],
+        "version": as_text(info.get("version")) or MISSING,
+        "python": as_text(info.get("python")),
+        "devices": [as_text(d) for d in as_list(info.get("devices"))],
         "unavailable": _unavailable(info.get("unavailable")),
         "counts": [{"status": s, "n": counts.get(s, 0)} for s in STATUSES],
         "other": other,
@@ -221,7 +223,7 @@ def _group_cells(cells: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 def build_context(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAULT_MAX_PROBLEMS) -> Dict[str, Any]:
     """The view model of ``index.html``: every key the templates read, values preformatted."""
-    doc = _mapping(doc)
+    doc = as_mapping(doc)
     raw_results = doc.get("results")
     results: Iterable[Any] = raw_results if isinstance(raw_results, (list, tuple)) else []
     cells = [_cell_view(raw, i) for i, raw in enumerate(results)]
@@ -239,10 +241,10 @@ def build_context(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAU
 
     # Per-backend summary: backends declared in the document first (their order), then any
     # backend that only appears in results.
-    declared = _mapping(doc.get("backends"))
+    declared = as_mapping(doc.get("backends"))
     per_backend: Dict[str, Counter] = {}
     for name in declared:
-        per_backend[_text(name)] = Counter()
+        per_backend[as_text(name)] = Counter()
     for cell in cells:
         per_backend.setdefault(cell["backend"], Counter())[cell["status"]] += 1
     backends = [_backend_view(name, declared.get(name), counts) for name, counts in per_backend.items()]
@@ -256,17 +258,17 @@ def build_context(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAU
     else:
         problems = problems_all
 
-    machines = [_machine_view(m) for m in _listish(doc.get("machines")) if isinstance(m, Mapping)]
+    machines = [_machine_view(m) for m in as_list(doc.get("machines")) if isinstance(m, Mapping)]
     machine = _machine_view(doc.get("machine")) if isinstance(doc.get("machine"), Mapping) else None
     if machine is None and machines:
         machine = machines[0]
 
-    suite_version = _text(doc.get("suite_version"))
+    suite_version = as_text(doc.get("suite_version"))
     return {
         "title": "Gradient clipping conformance report",
-        "created": _text(doc.get("created")) or _MISSING,
-        "schema": _text(doc.get("schema")) or _MISSING,
-        "suite_version": suite_version or _MISSING,
+        "created": as_text(doc.get("created")) or MISSING,
+        "schema": as_text(doc.get("schema")) or MISSING,
+        "suite_version": suite_version or MISSING,
         "machine": machine,
         "machines": machines if len(machines) > 1 or (machines and machine is not machines[0]) else [],
         "statuses": list(STATUSES),
@@ -288,35 +290,35 @@ def build_context(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAU
 
 def _card(backend: str, device: str, host: str, version: str, counts: Counter) -> Dict[str, Any]:
     view = _backend_view(backend, {"version": version}, counts)
-    view.update(device=device or _MISSING, host=host or _MISSING)
+    view.update(device=device or MISSING, host=host or MISSING)
     return view
 
 
 def build_cards(doc: Mapping[str, Any], raw_results: List[Mapping]) -> Dict[str, Any]:
     """Overview cards: one per (backend, device), one column per (machine, device), so results
     merged from a GPU box and a CPU box sit side by side."""
-    default_host = _text(_mapping(doc.get("machine")).get("host"))
-    declared = _mapping(doc.get("backends"))
+    default_host = as_text(as_mapping(doc.get("machine")).get("host"))
+    declared = as_mapping(doc.get("backends"))
     counts: Dict[tuple, Counter] = defaultdict(Counter)
     versions: Dict[str, str] = {}
     for r in raw_results:
-        r = _mapping(r)
-        backend = _text(r.get("backend")) or "(unknown)"
+        r = as_mapping(r)
+        backend = as_text(r.get("backend")) or "(unknown)"
         hosts = r.get("hosts") if isinstance(r.get("hosts"), list) else [r.get("host") or default_host]
         for host in hosts:
-            counts[(backend, _text(r.get("device")), _text(host))][_text(r.get("status")) or "unknown"] += 1
+            counts[(backend, as_text(r.get("device")), as_text(host))][as_text(r.get("status")) or "unknown"] += 1
         if r.get("backend_version") and backend not in versions:
-            versions[backend] = _text(r.get("backend_version"))
+            versions[backend] = as_text(r.get("backend_version"))
     columns = sorted({(host, device) for (_, device, host) in counts})
-    backends = list(dict.fromkeys([_text(b) for b in declared] + sorted({b for (b, _, _) in counts})))
+    backends = list(dict.fromkeys([as_text(b) for b in declared] + sorted({b for (b, _, _) in counts})))
     rows = []
     for b in backends:
-        version = _text(_mapping(declared.get(b)).get("version")) or versions.get(b, "")
+        version = as_text(as_mapping(declared.get(b)).get("version")) or versions.get(b, "")
         cards = [(_card(b, device, host, version, counts[(b, device, host)]) if (b, device, host) in counts else None)
                  for host, device in columns]
-        rows.append({"backend": b, "version": version or _MISSING, "cards": cards,
-                     "unavailable": _unavailable(_mapping(declared.get(b)).get("unavailable"))})
-    return {"columns": [{"host": h or _MISSING, "device": d or _MISSING} for h, d in columns], "rows": rows}
+        rows.append({"backend": b, "version": version or MISSING, "cards": cards,
+                     "unavailable": _unavailable(as_mapping(declared.get(b)).get("unavailable"))})
+    return {"columns": [{"host": h or MISSING, "device": d or MISSING} for h, d in columns], "rows": rows}
 
 
 # --------------------------------------------------------------------------- rendering
@@ -365,13 +367,11 @@ def _common(context: Dict[str, Any], root: str, page: str) -> Dict[str, Any]:
 def render_pages(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAULT_MAX_PROBLEMS,
                  plots: bool = True) -> Dict[str, str]:
     """Every page of the report: relative path -> HTML text."""
-    from . import mapping as mapping_page, plots as plot_mod
-
-    doc = _mapping(doc)
+    doc = as_mapping(doc)
     context = build_context(doc, max_problems=max_problems)
     env = _environment()
-    raw_results = [_mapping(r) for r in _listish(doc.get("results"))]
-    cases_info = _mapping(doc.get("cases"))
+    raw_results = [as_mapping(r) for r in as_list(doc.get("results"))]
+    cases_info = as_mapping(doc.get("cases"))
     slugs = case_slugs(g["case"] for g in context["groups"])
     pages: Dict[str, str] = {}
 
@@ -393,7 +393,7 @@ def render_pages(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAUL
     pages["index.html"] = env.get_template("index.html").render(**index)
 
     # matrix
-    tags_by_case = {cid: [_text(t) for t in _listish(_mapping(info).get("tags"))] for cid, info in cases_info.items()}
+    tags_by_case = {cid: [as_text(t) for t in as_list(as_mapping(info).get("tags"))] for cid, info in cases_info.items()}
     scripts, hashes = _page_scripts("matrix.js")
     pages["matrix.html"] = env.get_template("matrix.html").render(
         **_common(context, "", "matrix"), **scripts, script_hashes=hashes, statuses=list(STATUSES),
@@ -407,13 +407,13 @@ def render_pages(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAUL
 
     # one page per case
     diffs = differences_index(doc)
-    apis = _mapping(_mapping(doc.get("registry")).get("apis"))
+    apis = as_mapping(as_mapping(doc.get("registry")).get("apis"))
     template = env.get_template("case.html")
     for g in context["groups"]:
-        module = _text(_mapping(_mapping(apis.get(g["source_api"])).get("oracle")).get("module"))
+        kind = mapping_page.api_kind(as_mapping(apis.get(g["source_api"])))
         pages["cases/%s.html" % slugs[g["case"]]] = template.render(
             **_common(context, "../", "case"), script_hashes=hashes,
-            c=case_page_context(g, cases_info.get(g["case"]), diffs, module))
+            c=case_page_context(g, cases_info.get(g["case"]), diffs, kind))
     return pages
 
 

@@ -1,0 +1,145 @@
+"""Frameworks, one folder each: ``conformance/frameworks/<name>/`` (torch, mindspore, paddle).
+
+A framework is found by discovery, never listed by hand: every sub-package here whose
+``__init__.py`` defines ``FRAMEWORK`` (a :class:`~conformance.frameworks.base.Framework`) is
+one; so is every such folder under a directory named in ``$CONFORMANCE_FRAMEWORKS_PATH``
+(``os.pathsep``-separated: frameworks kept outside the suite, a test's toy framework), which
+joins this package's path, so workers (which inherit the variable) import it the same way. A
+framework's ``worker.py`` is imported only inside its worker subprocess; this module, the
+folders' ``__init__.py`` and ``snippets.py`` import no framework. Standard library only.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+from functools import lru_cache
+
+from .base import Framework
+
+__path__ += [d for d in os.environ.get("CONFORMANCE_FRAMEWORKS_PATH", "").split(os.pathsep) if d]
+
+
+@lru_cache(maxsize=None)
+def discover() -> dict:
+    """``{name: Framework}`` for every framework folder, by ``order`` then name."""
+    found = {}
+    for m in pkgutil.iter_modules(__path__):
+        if m.ispkg and m.name not in found:
+            framework = getattr(importlib.import_module(f"{__name__}.{m.name}"), "FRAMEWORK", None)
+            if isinstance(framework, Framework):
+                found[m.name] = framework
+    return dict(sorted(found.items(), key=lambda item: (item[1].order, item[0])))
+
+
+def names() -> list:
+    return list(discover())
+
+
+def part(name: str, module: str):
+    """``conformance.frameworks.<name>.<module>`` (``snippets``: text only, safe in the main
+    process; ``worker``: imports the framework, for worker processes only)."""
+    return importlib.import_module(f"{__name__}.{name}.{module}")
+
+
+def registry_files() -> list:
+    """Every framework's registry YAML files (``<folder>/registry/*.yaml``), framework by
+    framework, each folder's files in name order."""
+    out = []
+    for name in discover():
+        spec = importlib.util.find_spec(f"{__name__}.{name}")
+        folder = Path(spec.origin).parent / "registry"
+        out += sorted(folder.glob("*.yaml"))
+    return out
+
+
+def package(name: str) -> str:
+    """The package that says framework ``name`` is installed (``name`` itself for an unknown one)."""
+    fw = discover().get(name)
+    return fw.package if fw else name
+
+
+def workers() -> dict:
+    """``{name: worker module}``: what a WorkerPool starts for each framework."""
+    return {name: fw.worker for name, fw in discover().items()}
+
+
+def installed_here(name: str) -> bool:
+    """Whether this interpreter could import the framework (find_spec does not import it)."""
+    try:
+        return importlib.util.find_spec(package(name)) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _importable_by(python: str, package: str) -> bool:
+    """Whether another interpreter can import ``package`` (asked in a subprocess, no import)."""
+    code = f"import importlib.util, sys; sys.exit(importlib.util.find_spec({package!r}) is None)"
+    try:
+        return subprocess.run([python, "-c", code], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def default_python(name: str):
+    """The interpreter that should run ``name``'s worker, or None.
+
+    In order: $CONFORMANCE_<NAME>_PYTHON, this interpreter if it has the framework, then the
+    tox environment of that name (.tox/<name>/bin/python) if it has it, unless
+    $CONFORMANCE_NO_TOX_ENVS is set (the tox envs `unit` and `torch` set it, so they test only
+    what they install, not the other backends' envs that `make test` built before them).
+    """
+    env = os.environ.get(f"CONFORMANCE_{name.upper()}_PYTHON")
+    if env:
+        return env
+    if installed_here(name):
+        return sys.executable
+    if os.environ.get("CONFORMANCE_NO_TOX_ENVS"):
+        return None
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        candidate = root / ".tox" / name / "bin" / "python"
+        if candidate.exists() and _importable_by(str(candidate), package(name)):
+            return str(candidate)
+    return None
+
+
+def resolve(specs=None):
+    """Parse ``--backend NAME[=PYTHON]`` options into (pythons, unavailable, errors).
+
+    With no specs every known backend is tried and the ones not installed are unavailable
+    (their cells are skipped with the reason); a backend named explicitly but not importable
+    is an error.
+    """
+    pythons, unavailable, errors = {}, {}, []
+    explicit = bool(specs)
+    wanted = {}
+    known = discover()
+    for spec in specs or list(known):
+        name, _, python = spec.partition("=")
+        wanted[name] = python or None
+    for name, python in wanted.items():
+        if name not in known:
+            reason = f"no {name} backend in this version of the suite"
+            if explicit:
+                errors.append(f"--backend {name}: {reason} (known: {', '.join(known)})")
+            unavailable[name] = reason
+            continue
+        python = python or default_python(name)
+        package = known[name].package
+        if python is None:
+            reason = (f"{package} is not installed for this interpreter (pip install {known[name].pip}, "
+                      f"or --backend {name}=/path/to/python)")
+        elif python != sys.executable and not _importable_by(python, package):
+            reason = f"{python} cannot import {package}"
+        else:
+            pythons[name] = python
+            continue
+        if explicit:
+            errors.append(f"--backend {name}: {reason}")
+        unavailable[name] = reason
+    return pythons, unavailable, errors

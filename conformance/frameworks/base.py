@@ -1,0 +1,39 @@
+"""What a framework folder declares about itself (``conformance/frameworks/<name>/__init__.py``
+defines ``FRAMEWORK``). Standard library only: the main process, tox generation and every
+worker import it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Framework:
+    """One framework the suite can run.
+
+    ``name``: its folder and backend name, the first component of its API names
+    (``torch.nn.utils.clip_grad_norm_``). ``package``: the importable package that says it is
+    installed. ``title``: how the report names it. ``pip``: what a user installs
+    (``paddlepaddle``, not ``paddle``). ``tox_deps`` / ``tox_extras``: its tox environment's
+    dependencies beyond the suite's, ``tox_setenv`` its variables (generated into tox.ini).
+    ``order``: where the report's mapping tables put its column (the seeds' PyTorch | MindSpore |
+    Paddle; frameworks of equal order by name).
+
+    By convention the folder also holds ``worker.py`` (imported in the worker process only:
+    ``info(device)``, ``run(job)``, ``APIS``), ``snippets.py`` (``SNIPPETS[kind][api]``, text
+    only) and ``registry/*.yaml`` (its APIs and the mappings that target them).
+    """
+
+    name: str
+    package: str
+    title: str
+    pip: str
+    tox_deps: tuple = ()
+    tox_extras: tuple = ()
+    tox_setenv: dict = field(default_factory=dict)
+    order: int = 100
+
+    @property
+    def worker(self) -> str:
+        """The module a worker of this framework runs (``python -m conformance.worker_main``)."""
+        return f"conformance.frameworks.{self.name}.worker"

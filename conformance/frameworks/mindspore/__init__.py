@@ -1,0 +1,21 @@
+"""The MindSpore framework folder: everything the suite needs to run MindSpore's APIs.
+
+``worker.py`` (worker process only: imports mindspore) dispatches a job to ``clipping.py``,
+``derivation.py`` or ``training.py``, which share ``tensors.py`` (tensors in and out, dtypes,
+device, errors) and ``nets.py`` (network layers and losses); ``snippets.py`` writes the
+copy-paste reproductions (text only); ``registry/*.yaml`` lists the APIs and mappings.
+"""
+
+from ..base import Framework
+
+# MindSpore needs numpy<2. CONFORMANCE_TEST_PYTHON lets the worker tests, run from this numpy-1
+# env, talk to the torch env's interpreter (numpy 2.x).
+FRAMEWORK = Framework(
+    name="mindspore",
+    package="mindspore",
+    title="MindSpore",
+    pip="mindspore",
+    tox_deps=("numpy<2", "mindspore"),
+    tox_setenv={"CONFORMANCE_TEST_PYTHON": "{toxworkdir}{/}torch{/}bin{/}python"},
+    order=1,
+)

@@ -1,0 +1,39 @@
+"""The Paddle worker: ``python -m conformance.worker_main conformance.frameworks.paddle.worker
+DEVICE`` imports this module (in the worker process only: it imports paddle) and runs each job
+through its kind's module (``clipping``, ``derivation``, ``training``), whose ``APIS`` table maps
+a full API name to the function that calls it. See docs/ARCHITECTURE.md for the job and result
+shapes. stdlib + numpy + paddle only.
+"""
+
+from __future__ import annotations
+
+import paddle
+
+from . import clipping, derivation, training
+from .tensors import gpu_reason
+
+NAME = "paddle"
+
+#: kind -> {api name: function}
+APIS = {"clipping": clipping.APIS, "derivation": derivation.APIS, "training": training.APIS}
+
+_RUN = {"clipping": clipping.run, "derivation": derivation.run, "training": training.run}
+
+
+def info(device: str) -> dict:
+    return {
+        "version": paddle.__version__,
+        "build": f"{paddle.__version__} ({'cuda ' + str(paddle.version.cuda()) if paddle.is_compiled_with_cuda() else 'cpu'},"
+                 f" commit {paddle.version.commit[:10]})",
+        "devices": {"cpu": None, "gpu": gpu_reason()},
+        "apis": {kind: sorted(table) for kind, table in APIS.items()},
+    }
+
+
+def run(job: dict) -> dict:
+    kind, api = job["kind"], job["api"]
+    if kind not in APIS:
+        raise ValueError(f"unknown job kind {kind!r} (known: {', '.join(APIS)})")
+    if api not in APIS[kind]:
+        raise NotImplementedError(f"the paddle backend has no {kind} API {api}")
+    return _RUN[kind](job)

@@ -1,0 +1,133 @@
+"""How a clipping cell runs: the gradients (injected, or the oracle's gradients of the case's
+network, rounded to the cell's dtype), the source API's oracle, the worker job, and what is
+compared: every gradient after the call, the returned norm where both APIs return one, and for
+a network the gradients before clipping. Main process only: numpy, never a framework."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from ... import compare, snippets, tensors
+from ...classify import Hooks
+from ...oracle import network
+from ...spec.models import model_arrays, model_job
+from ...spec.values import tensor_data
+from ...summaries import clip_factors, summarize_inputs
+from ..interface import Kind, Prepared
+from . import oracle
+
+
+@dataclass
+class Inputs:
+    names: list  # parameter names, in order
+    grads: dict  # name -> float64 array (rounded to the dtype) or None: the clipping input
+    job: dict  # the "params" or "model" part of a worker job
+    raw: Optional[dict] = None  # model cases: the oracle's gradients before clipping
+    values: Optional[dict] = None  # for reproduction snippets: name -> float64 array
+
+
+def build_inputs(case, dtype: str) -> Inputs:
+    """The numbers every framework and the oracle receive for a ``dtype`` cell of ``case``."""
+    if case.grads is not None:
+        grads, params = {}, []
+        for name, value in case.grads.items():
+            data = None if value is None else tensor_data(value)
+            pdtype = tensors.param_dtype(data, dtype)  # mixed dtypes: a generator's `dtype:`
+            g = None if data is None else tensors.round_to(tensors.materialize(data), pdtype)
+            grads[name] = g
+            param = {"name": name, "shape": list(g.shape) if g is not None else [1],
+                     "grad": None if g is None else tensors.to_carrier(g, pdtype)}
+            if pdtype != dtype:
+                param["dtype"] = pdtype  # the backend contract's per-parameter dtype
+            params.append(param)
+        return Inputs(list(grads), grads, {"params": params}, values=grads)
+    layers, inputs, targets = model_arrays(case.model, dtype)
+    loss = case.model.loss.model_dump()
+    raw = network.forward_backward(layers, loss, inputs, targets).grads
+    grads = {n: tensors.round_to(g, dtype) for n, g in raw.items()}
+    job = {"model": model_job(layers, loss, inputs, targets, dtype)}
+    return Inputs(list(raw), grads, job, raw=raw, values={"inputs": inputs, "targets": targets})
+
+
+def oracle_call(api, args: dict, grads: list, dtype: str, variant: Optional[dict] = None):
+    """The source API's semantics (optionally with a declared difference's knobs) in float64."""
+    fn = getattr(oracle, api.oracle.fn)
+    kwargs = {o: args[a] for o, a in api.oracle.args.items() if a in args}
+    knobs = {**api.oracle.knobs, **(variant or {})}
+    raises = knobs.pop("raises", None)
+    if raises:
+        return oracle.OracleResult(grads=None, total_norm=None, raises=raises)
+    for knob in ("accumulate", "sum_dtype", "bound_dtype"):  # "input": the cell's dtype
+        if knobs.get(knob) == "input":
+            knobs[knob] = dtype
+    for name in [k for k in knobs if k in api.oracle.args]:  # a variant overriding an argument
+        kwargs[name] = knobs.pop(name)                        # (norm_type: an L2-only target)
+    return fn(grads, **kwargs, **knobs)
+
+
+class Clipping(Kind):
+    name = "clipping"
+    oracle = oracle
+
+    def facts(self, cell) -> dict:
+        """Injected gradients: ``mixed_dtypes`` (a generator's ``dtype:`` other than the cell's),
+        ``grads.count`` (parameters that have a gradient), ``grads.empty`` (one has no elements)."""
+        grads = cell.case.grads
+        if grads is None:
+            return {"mixed_dtypes": False}
+        present = [v for v in grads.values() if v is not None]
+        return {"mixed_dtypes": any(getattr(v, "dtype", None) not in (None, cell.dtype) for v in present),
+                "grads.count": len(present),
+                "grads.empty": any(0 in tensors.shape_of(tensor_data(v)) for v in present)}
+
+    def prepare(self, runner, cell) -> Prepared:
+        case = cell.case
+        inputs = runner.cached(("clipping-inputs", cell.source.path, case.id, cell.dtype),  # sweeps
+                               lambda: build_inputs(case, cell.dtype))                    # change args only
+        source = runner.registry.apis[cell.source_api]
+
+        def want_under(variant: Optional[dict]):
+            key = ("clipping-oracle", cell.source.path, case.id, cell.variant.label(), cell.dtype,
+                   cell.source_api, repr(sorted((variant or {}).items())))
+            return runner.cached(key, lambda: oracle_call(
+                source, cell.args, [inputs.grads[n] for n in inputs.names], cell.dtype, variant))
+
+        want = want_under(None)
+        job = {"kind": self.name, "api": cell.api, "args": cell.target_args, "dtype": cell.dtype,
+               "device": cell.device, **inputs.job}
+        hooks = Hooks(oracle=want_under,
+                      compare=lambda result, got: self._compare(runner, cell, inputs, result, got),
+                      expect=lambda got, raised: compare.check_expect(
+                          case.expect, {} if raised else got.get("grads") or {},
+                          None if raised else got.get("returned"), raised),
+                      detail=lambda c, got, rec: self._detail(inputs, want, got, rec))
+        return Prepared(job, want, hooks, lambda: snippets.snippet(cell, inputs),
+                        inputs=lambda: summarize_inputs(inputs, cell.dtype))
+
+    @staticmethod
+    def _compare(runner, cell, inputs: Inputs, want, got: dict) -> compare.Comparison:
+        mixed = [p["dtype"] for p in inputs.job.get("params", []) if "dtype" in p]
+        rtol, atol = compare.tolerance(cell.dtype, cell.case.tolerance, mixed)
+        norms = (runner.registry.apis[cell.api].returns == "total_norm"
+                 and runner.registry.apis[cell.source_api].returns == "total_norm")
+        want_grads = dict(zip(inputs.names, want.grads)) if want.grads is not None else dict(inputs.grads)
+        c = compare.compare_outputs(got.get("grads") or {}, want_grads, rtol, atol,
+                                    got.get("returned") if norms else None,
+                                    want.total_norm if norms else None)
+        if inputs.raw is not None and got.get("raw_grads") is not None:
+            raw_want = {n: inputs.grads[n] for n in inputs.names}
+            r = compare.compare_outputs(got["raw_grads"], raw_want, rtol, atol, label="before clipping: ")
+            c.params.update(r.params)
+            c.problems[:0] = r.problems
+        return c
+
+    @staticmethod
+    def _detail(inputs: Inputs, want, got: dict, rec: dict) -> None:
+        """The returned norm and the clipping factors, for the report."""
+        rec["total_norm"] = {"got": got.get("returned"), "want": want.total_norm}
+        want_grads = dict(zip(inputs.names, want.grads)) if want.grads is not None else {}
+        rec["factor"] = clip_factors(inputs.grads, got.get("grads") or {}, want_grads, rec["params"])
+
+
+KIND = Clipping()

@@ -1,0 +1,180 @@
+"""The entries of the registry's YAML files, as pydantic models: APIs, mappings, declared
+differences and gaps, and the conditions (``when:`` / ``unless:``) that say where they apply.
+Conditions are plain ``field: [allowed values]`` data (or a numeric range), never evaluated."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+#: Paddle's API-mapping categories (the PaConvert / "PyTorch-Paddle API mapping" vocabulary),
+#: plus "identity" for an API run against its own oracle (the reference check).
+CATEGORIES = (
+    "identity",
+    "fully consistent",
+    "only API name differs",
+    "only parameter names differ",
+    "more parameters on the source side",
+    "more parameters on the target side",
+    "default values differ",
+    "input usage differs",
+    "return type differs",
+    "composite replacement",
+    "missing",
+)
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Param(_Strict):
+    required: bool = False
+    default: Any = None
+    doc: str = ""
+    # what a case may give: "number" (checked), "any" (e.g. MindSpore's grad_position: an int,
+    # a list or null); unset: a number when the default is one
+    accepts: Optional[Literal["number", "any"]] = None
+
+
+class OracleSpec(_Strict):
+    fn: str  # a function of the API's kind's oracle (conformance/kinds/<kind>/oracle.py)
+    args: dict[str, str] = {}  # oracle parameter -> this API's parameter
+    knobs: dict[str, Any] = {}  # the function's variant knobs (checked against its signature on load)
+
+
+class Api(_Strict):
+    name: str
+    framework: str  # a framework folder (conformance/frameworks/<name>), the name's first component
+    kind: str = "clipping"  # a kind folder (conformance/kinds/<kind>): what its cases and cells are
+    style: Optional[str] = None  # derivation APIs: how the call names what it differentiates
+    signature: str
+    doc: str = ""
+    summary: str = ""
+    params: dict[str, Param] = {}
+    takes: Literal["parameters", "grads"] = "parameters"  # what the first argument is
+    returns: Literal["total_norm", "grads", "values", "none"] = "none"  # values: derivation outputs too
+    oracle: Optional[OracleSpec] = None  # how the oracle reproduces this API as a source
+
+
+class Range(_Strict):
+    """A numeric range a fact must lie in: ``{above: 65504, below: .inf}`` (strict bounds) or
+    ``{at_least: 0, at_most: 1}``. Data, compared by value; a fact that is not a number (absent,
+    None, a string, a bool) or NaN is in no range. Used where a list of values cannot say it:
+    a bound beyond a dtype's largest finite value."""
+
+    above: Optional[float] = None
+    below: Optional[float] = None
+    at_least: Optional[float] = None
+    at_most: Optional[float] = None
+
+    @model_validator(mode="after")
+    def _some_bound(self):
+        if all(getattr(self, k) is None for k in ("above", "below", "at_least", "at_most")):
+            raise ValueError("a range condition needs at least one of above, below, at_least, at_most")
+        return self
+
+    def contains(self, x) -> bool:
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or math.isnan(x):
+            return False
+        return ((self.above is None or x > self.above) and (self.below is None or x < self.below)
+                and (self.at_least is None or x >= self.at_least) and (self.at_most is None or x <= self.at_most))
+
+
+#: a condition field: the list of allowed values, or a numeric range
+Allowed = Union[list[Any], Range]
+
+
+class Condition(_Strict):
+    """``{dtype: [float16], args.norm_type: [1.0, .inf], args.clip_value: {above: 65504}}``:
+    every named field must be in its list (or range)."""
+
+    fields: dict[str, Allowed]
+
+    def holds(self, facts: dict) -> bool:
+        return all(vs.contains(facts.get(k)) if isinstance(vs, Range) else any(_same(facts.get(k), v) for v in vs)
+                   for k, vs in self.fields.items())
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+    return a == b
+
+
+class Difference(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    text: str
+    when: dict[str, Allowed] = {}
+    unless: dict[str, Allowed] = {}
+    variant: dict[str, Any]  # oracle knobs that reproduce the target's behaviour (checked on load)
+    docs_contradict: str = ""  # where the framework's own documentation says otherwise
+    match: Optional[str] = None  # with `raises`: a substring the "Type: message" text must contain
+
+    def applies(self, facts: dict) -> bool:
+        return applies(self.when, self.unless, facts)
+
+
+class Unsupported(_Strict):
+    when: dict[str, Allowed] = {}
+    unless: dict[str, Allowed] = {}
+    reason: str
+    match: Optional[str] = None  # substring of "Type: message" the raised error must contain
+    #: the target *returns* here, but its numbers are undefined (measured: uninitialised memory),
+    #: so no oracle variant can reproduce them: a cell that matches neither the oracle nor a
+    #: declared difference is `unsupported` with this reason instead of `mismatch`. Never
+    #: applies to a raise.
+    undefined: bool = False
+
+    @model_validator(mode="after")
+    def _undefined(self):
+        if self.undefined and self.match is not None:
+            raise ValueError("an `undefined: true` entry is about returned numbers: it takes no `match:`")
+        return self
+
+    def applies(self, facts: dict, raised_text: Optional[str] = None) -> bool:
+        if self.match is not None and raised_text is not None and self.match not in raised_text:
+            return False
+        return applies(self.when, self.unless, facts)
+
+
+def applies(when: dict, unless: dict, facts: dict) -> bool:
+    if when and not Condition(fields=when).holds(facts):
+        return False
+    if unless and Condition(fields=unless).holds(facts):
+        return False
+    return True
+
+
+ArgRule = Union[str, dict[str, Any]]  # "source_param" | {from: p, op: neg} | {value: v}
+
+
+class Mapping(_Strict):
+    source: str
+    target: str
+    category: str
+    args: Optional[dict[str, ArgRule]] = None  # target param -> rule; None: same names
+    notes: str = ""
+    #: where the mapping misleads (a per-tensor API offered for a global one, an argument
+    #: silently dropped): said plainly in the report's mapping table
+    misleading: str = ""
+    differences: list[Difference] = []
+    unsupported: list[Unsupported] = []
+
+    @model_validator(mode="after")
+    def _category(self):
+        if self.category not in CATEGORIES:
+            raise ValueError(f"unknown category {self.category!r}; known: {list(CATEGORIES)}")
+        return self
+
+    @property
+    def backend(self) -> str:
+        return self.target.split(".", 1)[0]
+
+
+class RegistryFile(_Strict):
+    apis: dict[str, dict[str, Any]] = {}
+    mappings: list[Mapping] = []

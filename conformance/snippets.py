@@ -1,0 +1,120 @@
+"""Copy-paste reproduction snippets: the helpers every framework's writers share, and
+``snippet(cell, inputs)``, which finds the writer of the cell's framework, kind and API in
+``conformance/frameworks/<name>/snippets.py`` (``SNIPPETS[kind][api]``). Text only: no framework
+is imported here. Values are embedded as numpy literals when small, else as the numpy
+expression of the case's generator, so a snippet runs without this suite installed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import frameworks
+from .spec.values import tensor_data
+
+_INLINE_LIMIT = 64
+
+
+def number(v) -> str:
+    """Python source for a number: ``float('inf')``, ``-float('inf')`` and ``float('nan')`` where
+    ``repr`` would write ``inf``/``nan``, names a pasted snippet does not have."""
+    if isinstance(v, float) and not np.isfinite(v):
+        return "float('nan')" if np.isnan(v) else ("float('inf')" if v > 0 else "-float('inf')")
+    return repr(v)
+
+
+def literal(a: np.ndarray) -> str:
+    if a.size == 0:  # "[]" would lose the shape ([0, 10], say)
+        return f"np.zeros({tuple(a.shape)!r})"
+    body = np.array2string(np.asarray(a, dtype=np.float64), separator=", ", threshold=10**9,
+                           floatmode="unique", max_line_width=100)
+    body = body.replace("nan", "np.nan").replace("inf", "np.inf")
+    return f"np.array({body})"
+
+
+def any_literal(a: np.ndarray) -> str:
+    return repr(a.tolist()) if a.dtype.kind in "iu" else literal(a)
+
+
+def _generator_expr(spec: dict) -> str:
+    shape = tuple(spec.get("shape") or ())
+    scale = f" * {number(spec['scale'])}" if spec.get("scale", 1.0) != 1.0 else ""
+    if "random" in spec:
+        rng = f"np.random.default_rng({spec.get('seed', 0)})"
+        if spec["random"] == "normal":
+            return f"{rng}.normal({number(spec.get('mean', 0.0))}, {number(spec.get('std', 1.0))}, size={shape}){scale}"
+        if spec["random"] == "uniform":
+            return f"{rng}.uniform({number(spec.get('low', -1.0))}, {number(spec.get('high', 1.0))}, size={shape}){scale}"
+        return f"{rng}.integers({int(spec['low'])}, {int(spec['high'])}, size={shape})"
+    if "fill" in spec:
+        return f"np.full({shape}, {number(float(spec['fill']))}){scale}"
+    start, stop = spec["arange"]
+    reshape = f".reshape({shape})" if shape else ""
+    return f"np.arange({start!r}, {stop!r}, dtype=np.float64){reshape}{scale}"
+
+
+def array_expr(value, materialised: np.ndarray) -> str:
+    """numpy source for a case tensor value: literal when small, generator expression else."""
+    data = tensor_data(value)
+    if isinstance(data, dict) and not data.get("put") and np.asarray(materialised).size > _INLINE_LIMIT:
+        return _generator_expr(data)
+    return literal(materialised)
+
+
+def kwargs(args: dict) -> str:
+    return ", ".join(f"{k}={number(v)}" for k, v in args.items() if v is not None)
+
+
+def data_and_loss_lines(inputs, loss, tensor, functional: str) -> list[str]:
+    """``x``, ``y`` and ``loss`` lines of a model snippet, shared by frameworks whose functional
+    losses are named like torch's (``cross_entropy``, ``mse_loss``, ``l1_loss``).
+
+    ``tensor(literal, integer) -> str`` writes the framework's tensor constructor;
+    ``functional`` is the module holding the losses (``torch.nn.functional``).
+    """
+    x = inputs.values["inputs"]
+    lines = [f"x = {tensor(any_literal(x), x.dtype.kind in 'iu')}"]
+    y = inputs.values["targets"]
+    if y is not None:
+        lines.append(f"y = {tensor(any_literal(y), loss.type == 'cross_entropy')}")
+    fn = {"cross_entropy": "cross_entropy", "mse": "mse_loss", "l1": "l1_loss"}.get(loss.type)
+    if fn:
+        lines.append(f"loss = {functional}.{fn}(net(x), y, reduction='{loss.reduction}')")
+    else:
+        lines.append(f"loss = net(x).{'sum' if loss.reduction == 'sum' else 'mean'}()")
+    return lines
+
+
+def result_lines(returned: str, grads: str) -> list[str]:
+    """The end of every clipping snippet: ``result``, what the suite compared for the cell, in
+    float64 numpy and torch's layout (``returned``: the norm the API returned or None;
+    ``grads``: parameter name -> clipped gradient or None), then printed."""
+    return [f"result = {{'returned': {returned},",
+            f"          'grads': {grads}}}",
+            "print('returned:', result['returned'])",
+            "for name, g in result['grads'].items():",
+            "    print(name, g)"]
+
+
+class NoSnippet(ValueError):
+    """A writer cannot write this cell (its message becomes the snippet's one comment line)."""
+
+
+def header(cell) -> list[str]:
+    """The first lines of every snippet: the cell and the case file it comes from."""
+    return [f"# {cell.id}", f"# case file: {cell.source.path}:{cell.source.line}"]
+
+
+def snippet(cell, inputs) -> str:
+    """A copy-paste reproduction of ``cell`` in its target framework. ``inputs`` is what the
+    cell's kind materialised (the writers of that kind know its shape)."""
+    try:
+        table = frameworks.part(cell.backend, "snippets").SNIPPETS.get(cell.kind.name, {})
+        write = table.get(cell.api)
+        if write is None:
+            return f"# no reproduction snippet for {cell.api} yet\n"
+        return write(cell, inputs)
+    except NoSnippet as e:
+        return f"# {e}\n"
+    except Exception as e:  # a snippet must never break a run
+        return f"# could not build a reproduction snippet: {type(e).__name__}: {e}\n"

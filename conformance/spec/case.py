@@ -1,0 +1,169 @@
+"""A case: the call under test, its inputs (each kind of case adds its own block, see
+``conformance/kinds``), dtypes, devices, sweep, expectations and tolerances; and the sweep's
+expansion into variants. The kind of a case is decided here, once, when it is validated."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Optional
+
+from pydantic import AfterValidator, Field, PrivateAttr, create_model, field_validator, model_validator
+
+from .. import kinds
+from .locations import suggest
+from .models import Model
+from .values import Device, Dtype, Strict, TensorValue
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+API_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*$"
+
+
+class Clip(Strict):
+    api: Annotated[str, Field(pattern=API_PATTERN)]
+    args: dict[str, Any] = {}
+
+
+class Expect(Strict):
+    total_norm: Optional[float] = None
+    grads: Optional[dict[str, Optional[TensorValue]]] = None
+    values: Optional[dict[str, TensorValue]] = None  # derivation: returned outputs (value, aux) by name
+    atol: Annotated[float, Field(ge=0)] = 1e-6
+    raises: bool = False
+
+
+class Tolerance(Strict):
+    rtol: Annotated[float, Field(ge=0)]
+    atol: Annotated[float, Field(ge=0)]
+    reason: Annotated[str, Field(min_length=3)]
+
+
+SWEEP_KEYS = ("dtypes", "devices")
+
+
+def _sweep_key(key: str) -> str:
+    if key not in SWEEP_KEYS and (not key.startswith("clip.args.") or key == "clip.args."):
+        hint = suggest(key, ["clip.args.NAME", *SWEEP_KEYS])
+        raise ValueError(f"sweep key {key!r} is not one of clip.args.NAME, dtypes, devices{hint}")
+    return key
+
+
+BLOCKS = kinds.blocks()
+#: every field a case may take its numbers from, in the kinds' order (exactly one is given)
+INPUTS = tuple(dict.fromkeys(f for b in BLOCKS.values() for f in b.inputs))
+
+
+def _spelled(names) -> str:
+    names = [f"`{n}:`" for n in names]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+class CaseBase(Strict):
+    """The fields every kind of case shares; ``Case`` adds each kind's block."""
+
+    id: Annotated[str, Field(pattern=ID_PATTERN)]
+    title: str
+    source: str = ""
+    tags: list[str] = []
+    dtypes: Annotated[list[Dtype], Field(min_length=1)] = ["float32"]
+    devices: Annotated[list[Device], Field(min_length=1)] = ["cpu", "gpu"]
+    model: Optional[Model] = None  # a network each framework differentiates (clipping, training)
+    clip: Clip
+    targets: Optional[list[str]] = None  # restrict to these target APIs (default: all mapped)
+    sweep: dict[Annotated[str, AfterValidator(_sweep_key)], Annotated[list[Any], Field(min_length=1)]] = {}
+    expect: Optional[Expect] = None
+    tolerance: dict[Dtype, Tolerance] = {}
+    _kind: str = PrivateAttr(default="")
+
+    @property
+    def kind(self) -> str:
+        """The kind of this case (a folder of ``conformance/kinds``), decided at validation."""
+        return self._kind
+
+    @field_validator("tolerance", mode="before")
+    @classmethod
+    def _tolerance_per_dtype(cls, v):
+        """One clear message for the common slip `tolerance: {rtol: ...}` (pydantic would report
+        the key and the value separately, neither naming the expected form)."""
+        if isinstance(v, dict):
+            dtypes = Dtype.__args__
+            for key in v:
+                if key not in dtypes:
+                    raise ValueError(f"tolerance is given per dtype: {key!r} is not one of "
+                                     f"{', '.join(dtypes)}{suggest(key, dtypes)}; write "
+                                     "`tolerance: {float16: {rtol: ..., atol: ..., reason: ...}}`")
+        return v
+
+    @model_validator(mode="after")
+    def _decide_kind(self):
+        """Exactly one input field; the kind is the one whose mark the case gives (else the
+        default kind, the one without marks)."""
+        if [getattr(self, f) is not None for f in INPUTS].count(True) != 1:
+            raise ValueError(f"exactly one of {_spelled(INPUTS)} is required")
+        marked = [k for k, b in BLOCKS.items() if any(getattr(self, m) is not None for m in b.marks)]
+        if len(marked) > 1:
+            raise ValueError(f"a case is of one kind: give one of "
+                             f"{_spelled([m for k in marked for m in BLOCKS[k].marks])}")
+        self._kind = marked[0] if marked else next(k for k, b in BLOCKS.items() if not b.marks)
+        return self
+
+    @model_validator(mode="after")
+    def _sweep_values(self):
+        for key in ("dtypes", "devices"):
+            allowed = Dtype.__args__ if key == "dtypes" else Device.__args__
+            bad = [x for x in self.sweep.get(key, []) if x not in allowed]
+            if bad:
+                raise ValueError(f"sweep {key}: {bad} not in {list(allowed)}")
+        return self
+
+    def problems(self) -> list:
+        """The kind's checks of the whole case: ``[(location, text)]``."""
+        return BLOCKS[self.kind].check(self)
+
+    # -- derived --------------------------------------------------------------------------
+    def variants(self) -> list["Variant"]:
+        """Expand ``sweep`` into the cartesian product of its values, in file order."""
+        keys = list(self.sweep)
+        out = []
+        for combo in itertools.product(*(self.sweep[k] for k in keys)) if keys else [()]:
+            chosen = dict(zip(keys, combo))
+            args = dict(self.clip.args)
+            shown = {}
+            for k, v in chosen.items():
+                if k.startswith("clip.args."):
+                    args[k[len("clip.args."):]] = v
+                    shown[k[len("clip.args."):]] = v
+            dtypes = [chosen["dtypes"]] if "dtypes" in chosen else list(self.dtypes)
+            devices = [chosen["devices"]] if "devices" in chosen else list(self.devices)
+            out.append(Variant(self, args, dtypes, devices, shown))
+        return out
+
+
+#: the case model: the shared fields plus every kind's block
+Case = create_model("Case", __base__=CaseBase,
+                    **{name: spec for b in BLOCKS.values() for name, spec in b.fields.items()})
+
+
+@dataclass
+class Variant:
+    """One sweep combination of a case: its source-API args and the dtypes/devices to run."""
+
+    case: Any
+    args: dict
+    dtypes: list
+    devices: list
+    sweep: dict = field(default_factory=dict)
+
+    def label(self) -> str:
+        return "-".join(f"{k}={format_value(v)}" for k, v in self.sweep.items())
+
+
+def format_value(v: Any) -> str:
+    if isinstance(v, float):
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        if math.isnan(v):
+            return "nan"
+        return repr(v)
+    return str(v)
