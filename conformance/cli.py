@@ -20,7 +20,7 @@ from rich.table import Table
 
 from . import __version__, frameworks, registry, results
 from .spec import load, schema
-from .compare import STATUSES
+from .statuses import PROBLEMS, STATUSES
 from .plan import plan
 
 console = Console(highlight=False, soft_wrap=True)
@@ -119,7 +119,7 @@ def _execute(cells, runner, writer, counts) -> None:
             with lock:
                 counts[rec["status"]] += 1
                 progress.advance(task)
-                if rec["status"] in ("mismatch", "error") and not show:
+                if rec["status"] in PROBLEMS and not show:
                     console.print(f"{rec['status'].upper()} {rec['id']}: {rec['message'][:300]}", markup=False)
 
     with progress:
@@ -141,7 +141,7 @@ def _summary(doc: dict) -> None:
     for key in sorted(rows):
         table.add_row(key, *(str(rows[key][s]) for s in STATUSES))
     console.print(table)
-    bad = [r for r in doc["results"] if r["status"] in ("mismatch", "error")]
+    bad = [r for r in doc["results"] if r["status"] in PROBLEMS]
     for r in bad[:20]:
         console.print(f"[{STATUS_STYLE[r['status']]}]{r['status']}[/] ", end="")
         console.print(f"{r['id']}: {r['message'][:500]}", markup=False)

@@ -21,7 +21,6 @@ DEFAULT_TOLERANCE = {
     "bfloat16": (1.6e-2, 1e-5),
 }
 
-STATUSES = ("match", "known", "mismatch", "error", "unsupported", "skipped")
 
 
 def tolerance(dtype: str, overrides: Optional[dict] = None, mixed=()) -> tuple[float, float]:

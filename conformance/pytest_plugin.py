@@ -17,6 +17,7 @@ from . import frameworks, registry, results
 from .spec.load import parse_text
 from .spec.locations import CaseError
 from .plan import plan
+from .statuses import PROBLEMS
 
 
 def pytest_addoption(parser):
@@ -145,7 +146,7 @@ class CellItem(pytest.Item):
         status = rec["status"]
         if status in ("skipped", "unsupported"):
             pytest.skip(f"{status}: {rec['message']}")
-        if status in ("mismatch", "error"):
+        if status in PROBLEMS:
             raise CellFailure(rec)
 
     def repr_failure(self, excinfo):

@@ -13,6 +13,7 @@ from typing import Optional
 from .classify import classify
 from .plan import Cell
 from .registry import Registry
+from .statuses import REPRODUCED
 from .worker import BackendError, WorkerError, WorkerPool
 
 #: entries ``Runner.cached`` keeps before it starts again (a case's targets run one after another)
@@ -95,7 +96,7 @@ class Runner:
             rec["reproduce"] = prepared.snippet()
             return self._done(rec, start)
         classify(cell, prepared.want, got, rec, prepared.hooks)
-        if rec["status"] in ("mismatch", "error", "known"):
+        if rec["status"] in REPRODUCED:
             rec["reproduce"] = prepared.snippet()
         return self._done(rec, start)
 

@@ -37,3 +37,20 @@ class Framework:
     def worker(self) -> str:
         """The module a worker of this framework runs (``python -m conformance.worker_main``)."""
         return f"conformance.frameworks.{self.name}.worker"
+
+
+def api_tables(kinds: dict) -> dict:
+    """``{kind: {api name: function}}`` from a worker's ``{kind: module with APIS}``."""
+    return {kind: module.APIS for kind, module in kinds.items()}
+
+
+def dispatch(name: str, kinds: dict, job: dict) -> dict:
+    """Run ``job`` with the module of its kind (``kinds``: ``{kind: module}`` whose ``APIS``
+    table holds the job's API, and whose ``run(job)`` runs it). An unknown kind or API is a
+    runner error (raised), never a behaviour of the framework."""
+    module = kinds.get(job["kind"])
+    if module is None:
+        raise ValueError(f"unknown job kind {job['kind']!r} (known: {', '.join(kinds)})")
+    if job["api"] not in module.APIS:
+        raise NotImplementedError(f"the {name} backend has no {job['kind']} API {job['api']}")
+    return module.run(job)

@@ -38,13 +38,13 @@ from . import plots as plot_mod
 from .cases import case_page_context, case_slugs, differences_index
 from .fmt import MISSING, fmt_kv, as_list, as_mapping, as_text, fmt_int, fmt_num
 from .matrix import matrix_data, script_json
+from ..statuses import PROBLEMS as PROBLEM_STATUSES
+from ..statuses import STATUSES
 
 __all__ = ["STATUSES", "PROBLEM_STATUSES", "render", "render_html", "build_context", "fmt_num"]
 
 #: Every cell status of the design, in display order.
-STATUSES: Tuple[str, ...] = ("match", "known", "mismatch", "error", "unsupported", "skipped")
 #: Statuses listed in the "problems first" section.
-PROBLEM_STATUSES: Tuple[str, ...] = ("mismatch", "error")
 #: Default cap on the cells detailed in the problems section (all of them stay in the table).
 DEFAULT_MAX_PROBLEMS = 1000
 #: Above this many cells the overview page leaves out its plain table of every cell (the matrix

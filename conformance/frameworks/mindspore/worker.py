@@ -6,13 +6,14 @@ Imports only the standard library, numpy (<2) and mindspore.
 
 from __future__ import annotations
 
+from ..base import api_tables, dispatch
 from . import clipping, derivation, training
 from .tensors import gpu_reason, ms
 
 NAME = "mindspore"
-
+#: kind -> the module that runs its jobs (its ``APIS``: API name -> function)
 KINDS = {"clipping": clipping, "derivation": derivation, "training": training}
-APIS = {"clipping": clipping.APIS, "derivation": derivation.APIS, "training": training.APIS}
+APIS = api_tables(KINDS)
 
 
 def info(device: str) -> dict:
@@ -22,7 +23,4 @@ def info(device: str) -> dict:
 
 
 def run(job: dict) -> dict:
-    kind, api = job["kind"], job["api"]
-    if api not in APIS[kind]:
-        raise NotImplementedError(f"the mindspore backend has no {kind} API {api}")
-    return KINDS[kind].run(job)
+    return dispatch(NAME, KINDS, job)

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import paddle
 
+from ..base import api_tables, dispatch
 from . import clipping, derivation, training
 from .tensors import gpu_reason
 
 NAME = "paddle"
-
-#: kind -> {api name: function}
-APIS = {"clipping": clipping.APIS, "derivation": derivation.APIS, "training": training.APIS}
-
-_RUN = {"clipping": clipping.run, "derivation": derivation.run, "training": training.run}
+#: kind -> the module that runs its jobs (its ``APIS``: API name -> function)
+KINDS = {"clipping": clipping, "derivation": derivation, "training": training}
+APIS = api_tables(KINDS)
 
 
 def info(device: str) -> dict:
@@ -31,9 +30,4 @@ def info(device: str) -> dict:
 
 
 def run(job: dict) -> dict:
-    kind, api = job["kind"], job["api"]
-    if kind not in APIS:
-        raise ValueError(f"unknown job kind {kind!r} (known: {', '.join(APIS)})")
-    if api not in APIS[kind]:
-        raise NotImplementedError(f"the paddle backend has no {kind} API {api}")
-    return _RUN[kind](job)
+    return dispatch(NAME, KINDS, job)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import torch
 
+from ..base import api_tables, dispatch
 from . import clipping, derivation, training
 
 NAME = "torch"
-
-APIS = {"clipping": clipping.APIS, "derivation": derivation.APIS, "training": training.APIS}
-
-_KINDS = {"clipping": clipping, "derivation": derivation, "training": training}
+#: kind -> the module that runs its jobs (its ``APIS``: API name -> function)
+KINDS = {"clipping": clipping, "derivation": derivation, "training": training}
+APIS = api_tables(KINDS)
 
 
 def info(device: str) -> dict:
@@ -31,7 +31,4 @@ def info(device: str) -> dict:
 
 
 def run(job: dict) -> dict:
-    kind, api = job["kind"], job["api"]
-    if api not in APIS.get(kind, {}):
-        raise NotImplementedError(f"the torch backend has no {kind} API {api}")
-    return _KINDS[kind].run(job)
+    return dispatch(NAME, KINDS, job)
