@@ -23,6 +23,10 @@ from typing import Optional
 
 import numpy as np
 
+from .plan import plan
+from .pytest_plugin import format_failure
+from .spec.load import parse_text
+
 #: Statuses a property accepts: everything a declaration explains. ``mismatch`` and ``error``
 #: fail (``skipped``: the backend or device is not there, nothing was checked).
 ACCEPTED = ("match", "known", "unsupported", "skipped")
@@ -146,9 +150,6 @@ def run_text(text: str, runner, *, backends: set, device: str = "cpu",
     A text that does not parse or plan raises ``ValueError`` with the ``path:line`` errors: a
     generator that writes an invalid case is a bug of the generator, never a pass.
     """
-    from .plan import plan
-    from .spec.load import parse_text
-
     loaded = parse_text(text, path)
     p = plan(loaded.cases, runner.registry, backends=set(backends), device=device)
     errors = loaded.errors + p.errors
@@ -163,8 +164,6 @@ def failures(records: list[dict]) -> list[dict]:
 
 def failure_message(text: str, bad: list[dict]) -> str:
     """What a failing property prints: the case file to save, then each failing cell's diff."""
-    from .pytest_plugin import format_failure
-
     cid = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("id:")), "found")
     out = [f"{len(bad)} cell(s) neither match nor are explained by a declared difference.",
            f"Save this case as cases/found/{cid}.yaml to keep it in the suite:",

@@ -50,7 +50,7 @@ def _injected(api, args, grads: dict, dtype="float32"):
     cast = np.float64 if dtype == "float64" else np.float32
     params = [{"name": n, "shape": list(np.shape(g)) if g is not None else [1],
                "grad": None if g is None else np.asarray(g, dtype=cast)} for n, g in grads.items()]
-    return {"api": api, "args": args, "dtype": dtype, "device": "cpu", "params": params}
+    return {"kind": "clipping", "api": api, "args": args, "dtype": dtype, "device": "cpu", "params": params}
 
 
 def _model(api, args, layers, loss, inputs, targets, dtype="float32"):
@@ -63,7 +63,7 @@ def _model(api, args, layers, loss, inputs, targets, dtype="float32"):
         return a.astype(np.int64) if a.dtype.kind in "iu" else a.astype(cast)
 
     job_layers = [{k: (carry(v) if isinstance(v, np.ndarray) else v) for k, v in layer.items()} for layer in layers]
-    return {"api": api, "args": args, "dtype": dtype, "device": "cpu",
+    return {"kind": "clipping", "api": api, "args": args, "dtype": dtype, "device": "cpu",
             "model": {"layers": job_layers, "loss": loss, "inputs": carry(inputs), "targets": carry(targets)}}
 
 

@@ -66,7 +66,8 @@ def grads_of(params):
 
 
 def run(worker, api, args, dtype="float32", **body):
-    return worker.call({"api": api, "args": args, "dtype": dtype, "device": "cpu", **body}, timeout=120)
+    return worker.call({"kind": "clipping", "api": api, "args": args, "dtype": dtype, "device": "cpu", **body},
+                       timeout=120)
 
 
 def test_hello_reports_version_and_devices(worker):

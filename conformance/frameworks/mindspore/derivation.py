@@ -58,7 +58,7 @@ APIS = {"mindspore.grad": grad, "mindspore.value_and_grad": value_and_grad}
 def _call(api: str, args: dict, fn: dict, dtype, repeat: int):
     call = APIS[api]
     names = [n for n, _ in fn["inputs"]]
-    # reshape: _tensor goes through np.ascontiguousarray, which makes a 0-d array 1-d
+    # reshape: each leaf keeps the case's shape exactly (a 0-d input stays 0-d)
     inputs = [tensor(a, dtype).reshape(a.shape) for _, a in fn["inputs"]]
     params = {n: ms.Parameter(tensor(a, dtype).reshape(a.shape), name=n) for n, a in fn["weights"]}
     outs = fn["outputs"]

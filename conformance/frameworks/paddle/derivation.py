@@ -21,7 +21,7 @@ def leaf_tensors(fn: dict, dtype: str) -> dict:
     """name -> differentiable leaf: the function's inputs and weights."""
     out = {}
     for n, a in fn["inputs"]:
-        t = tensor(a, dtype).reshape(list(a.shape))  # ascontiguousarray made a 0-d array 1-d
+        t = tensor(a, dtype).reshape(list(a.shape))  # the case's shape exactly (0-d stays 0-d)
         t.stop_gradient = False
         out[n] = t
     for n, a in fn["weights"]:

@@ -19,7 +19,7 @@ PRIMS = {"tanh": torch.tanh, "sum": torch.sum, "mean": torch.mean, "squeeze": to
 
 
 def _leaves(fn: dict, dtype, device) -> dict:
-    # reshape: a 0-d array stays 0-d (np.ascontiguousarray, which tensor() once used, makes it 1-d)
+    # reshape: each leaf keeps the case's shape exactly (a 0-d input stays 0-d)
     return {n: tensor(a, dtype, device).reshape(a.shape).requires_grad_(True)
             for n, a in [*fn["inputs"], *fn["weights"]]}
 
