@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import signal
 import sys
 import threading
 from collections import Counter, defaultdict
@@ -22,6 +25,7 @@ from . import __version__, frameworks, registry, results
 from .spec import load, schema
 from .statuses import PROBLEMS, STATUSES
 from .plan import plan
+from .spec.limits import DEFAULT as DEFAULT_LIMITS
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -38,9 +42,9 @@ def default_cases() -> list[str]:
     return [str(bundled)]
 
 
-def _load(paths, backends_filter=None, device="all", keyword=None):
-    loaded = load.load_paths(paths or default_cases())
-    p = plan(loaded.cases, registry.load(), backends=backends_filter, device=device, keyword=keyword)
+def _load(paths, backends_filter=None, device="all", keyword=None, limits=DEFAULT_LIMITS):
+    loaded = load.load_paths(paths or default_cases(), limits)
+    p = plan(loaded.cases, registry.load(), backends=backends_filter, device=device, keyword=keyword, limits=limits)
     return loaded, p, loaded.errors + p.errors
 
 
@@ -49,45 +53,93 @@ def _print_errors(errors) -> None:
         err_console.print(str(e), markup=False)
 
 
+def _usage(message: str) -> int:
+    err_console.print(f"error: {message}", markup=False)
+    return 2
+
+
 # --- run ---------------------------------------------------------------------------------------
 
 def cmd_run(a) -> int:
+    try:
+        limits = DEFAULT_LIMITS.with_overrides(a.limit)
+    except ValueError as e:
+        return _usage(str(e))
+    out = Path(a.out)
+    problem = _output_problem(out)
+    if problem:
+        return _usage(problem)
     pythons, unavailable, problems = frameworks.resolve(a.backend)
     if problems:
         for p in problems:
             err_console.print(f"error: {p}", markup=False)
         return 2
     selected = set(pythons) | set(unavailable) if not a.backend else set(pythons)
-    from .runner import Runner
-    from .worker import WorkerPool
+    with results.OutputLock(out) as lock:
+        if lock.holder is not None:
+            return _usage(f"{out} is in use by another run ({lock.holder}); wait for it or use another --out")
+        return _run_locked(a, out, limits, pythons, unavailable, selected)
 
+
+def _output_problem(out: Path):
+    """Why ``--out`` cannot take a run's files (it is a file, or cannot be written), or None."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out}: not a directory"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return f"--out {out}: cannot create it ({e.strerror or e})"
+    if not os.access(out, os.W_OK | os.X_OK):
+        return f"--out {out}: not writable"
+    return None
+
+
+def _run_locked(a, out: Path, limits, pythons: dict, unavailable: dict, selected: set) -> int:
+    from .runner import Runner
+    from .worker import WorkerError, WorkerPool
+
+    journal = out / "results.jsonl"
+    if not a.resume and not a.fresh and journal.exists():
+        earlier = results.incomplete(results.load(journal))
+        if earlier:
+            return _usage(f"{journal} is an unfinished run ({earlier}): --resume continues it, "
+                          "--fresh starts over")
     pool = WorkerPool(frameworks.workers(), pythons)
     pool.prestart(pythons)  # frameworks import while the registry and the cases load
-    runner = Runner(registry.load(), pool, unavailable, timeout=a.timeout)
     try:
-        loaded, p, errors = _load(a.paths, selected, a.device, a.k)
-    except ValueError as e:  # a bad -k expression
-        pool.close()
-        err_console.print(f"error: {e}", markup=False)
-        return 2
-    _print_errors(errors)
-    if not p.cells:
-        pool.close()
-        err_console.print("no cells to run" + (" (see the errors above)" if errors else ""))
-        return 2 if errors else 1
-    out = Path(a.out)
-    writer = results.Writer(out / "results.json", registry=runner.registry.snapshot())
-    counts: Counter = Counter()
-    try:
-        _execute(p.cells, runner, writer, counts)
-    except KeyboardInterrupt:
-        err_console.print("interrupted: finished cells are in " + str(writer.journal))
-        return 130
+        for name in sorted(frameworks.requested(a.backend) & set(pythons)):
+            try:
+                pool.hello(name, "cpu")  # asked for by name: it must start
+            except WorkerError as e:
+                return _usage(f"backend {name} ({pythons[name]}) cannot start: {e}")
+        runner = Runner(registry.load(), pool, unavailable, timeout=a.timeout)
+        try:
+            loaded, p, errors = _load(a.paths, selected, a.device, a.k, limits)
+        except ValueError as e:  # a bad -k expression
+            return _usage(str(e))
+        _print_errors(errors)
+        done = results.done_ids(journal) if a.resume else set()
+        cells = [c for c in p.cells if c.id not in done]
+        if not p.cells:
+            return _usage("no cells to run" + (" (see the errors above)" if errors else
+                                               f" (-k {a.k!r} matches none)" if a.k else ""))
+        writer = results.Writer(out / "results.json", registry=runner.registry.snapshot(),
+                                planned=len(cells), resume=a.resume)
+        if a.resume:
+            console.print(f"resuming {journal}: {writer.earlier} cells done, {len(cells)} to run", markup=False)
+        counts: Counter = Counter()
+        try:
+            interrupted = _execute(cells, runner, writer, counts, pool)
+        finally:
+            writer.set_backends(runner.backend_summary())
+            doc = writer.close()
     finally:
-        writer.set_backends(runner.backend_summary())
-        doc = writer.close()
         pool.close()
-    _summary(doc)
+    if interrupted:
+        err_console.print(f"interrupted: {len(doc['results'])} of {doc.get('planned')} cells are in {writer.journal}; "
+                          "`conformance run --resume` with the same arguments continues", markup=False)
+        return 130
+    _summary(doc, runner.unavailable)
     if a.no_report:
         console.print(f"results: {out / 'results.json'}   (no report: conformance report {out / 'results.json'})",
                       markup=False)
@@ -98,23 +150,31 @@ def cmd_run(a) -> int:
         console.print(f"results: {out / 'results.json'}   report: {index}", markup=False)
     if errors:
         return 2
-    return 1 if counts["mismatch"] or counts["error"] else 0
+    return 1 if any(r["status"] in PROBLEMS for r in doc["results"]) else 0
 
 
-def _execute(cells, runner, writer, counts) -> None:
+def _execute(cells, runner, writer, counts, pool) -> bool:
     """One thread per (backend, device) so frameworks run side by side; each drives its own
-    worker, so a slow or hanging framework never holds up the others."""
+    worker, so a slow or hanging framework never holds up the others. Ctrl-C (or SIGTERM) stops
+    the run within about a second: the workers are killed, the cells they were on are dropped
+    (not recorded as errors), everything finished is already in the journal. Returns whether
+    the run was interrupted."""
     groups = defaultdict(list)
     for c in cells:
         groups[(c.backend, c.device)].append(c)
     lock = threading.Lock()
+    stop = threading.Event()
     show = console.is_terminal
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console, disable=not show)
 
     def work(key, group, task):
         for cell in group:
+            if stop.is_set():
+                return
             rec = runner.run(cell)
+            if stop.is_set():
+                return  # the worker was killed under this cell: not a result
             writer.add(rec)
             with lock:
                 counts[rec["status"]] += 1
@@ -122,15 +182,30 @@ def _execute(cells, runner, writer, counts) -> None:
                 if rec["status"] in PROBLEMS and not show:
                     console.print(f"{rec['status'].upper()} {rec['id']}: {rec['message'][:300]}", markup=False)
 
-    with progress:
-        tasks = {k: progress.add_task(f"{k[0]}/{k[1]}", total=len(g)) for k, g in groups.items()}
-        with ThreadPoolExecutor(max_workers=max(1, len(groups))) as ex:
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if threading.current_thread() is threading.main_thread() else None
+    ex = ThreadPoolExecutor(max_workers=max(1, len(groups)))
+    try:
+        with progress:
+            tasks = {k: progress.add_task(f"{k[0]}/{k[1]}", total=len(g)) for k, g in groups.items()}
             futures = [ex.submit(work, k, g, tasks[k]) for k, g in groups.items()]
             for f in futures:
                 f.result()
+        return False
+    except KeyboardInterrupt:
+        stop.set()
+        pool.close(timeout=0.5)  # kills the busy workers at once: their cells end now
+        return True
+    finally:
+        ex.shutdown(wait=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
-def _summary(doc: dict) -> None:
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _summary(doc: dict, unavailable: dict = None) -> None:
     table = Table(title="conformance summary")
     table.add_column("backend/device")
     for s in STATUSES:
@@ -147,12 +222,18 @@ def _summary(doc: dict) -> None:
         console.print(f"{r['id']}: {r['message'][:500]}", markup=False)
     if len(bad) > 20:
         console.print(f"... and {len(bad) - 20} more in the report")
+    for name, reason in sorted((unavailable or {}).items()):
+        console.print(f"skipped backend {name}: {reason}", markup=False)
 
 
 # --- validate / list / schema / report ---------------------------------------------------------
 
 def cmd_validate(a) -> int:
-    loaded, p, errors = _load(a.paths)
+    try:
+        limits = DEFAULT_LIMITS.with_overrides(a.limit)
+    except ValueError as e:
+        return _usage(str(e))
+    loaded, p, errors = _load(a.paths, limits=limits)
     _print_errors(errors)
     files = len(load.case_files(a.paths or default_cases()))
     msg = f"{files} files, {len(loaded.cases)} valid cases, {len(p.cells)} cells"
@@ -226,6 +307,21 @@ def cmd_report(a) -> int:
     return 0
 
 
+LIMIT_HELP = ("raise a limit on what case files may ask for (repeatable): "
+              + ", ".join(f"{k}={v}" for k, v in vars(DEFAULT_LIMITS).items()))
+
+
+def _seconds(text: str) -> float:
+    """``--timeout``: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a timeout is a positive, finite number of seconds")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="conformance", description=__doc__.split("\n")[0])
     ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -237,12 +333,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", choices=["cpu", "gpu", "all"], default="all")
     r.add_argument("--out", default="reports", help="output directory (default: reports)")
     r.add_argument("-k", metavar="EXPR", help="only cells whose id matches (pytest -k syntax)")
-    r.add_argument("--timeout", type=float, default=120.0, help="seconds one cell may take")
+    r.add_argument("--timeout", type=_seconds, default=120.0, help="seconds one cell may take")
     r.add_argument("--no-report", action="store_true",
                    help="write the results JSON only (render it later with `conformance report`)")
+    again = r.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the journal in --out: run only the cells it has not finished")
+    again.add_argument("--fresh", action="store_true",
+                       help="start over even where --out holds an unfinished run")
+    r.add_argument("--limit", action="append", metavar="NAME=VALUE", help=LIMIT_HELP)
     r.set_defaults(fn=cmd_run)
     v = sub.add_parser("validate", help="check case files; errors as path:line: field: problem")
     v.add_argument("paths", nargs="*")
+    v.add_argument("--limit", action="append", metavar="NAME=VALUE", help=LIMIT_HELP)
     v.set_defaults(fn=cmd_validate)
     li = sub.add_parser("list", help="list cases, API mappings or backends")
     li.add_argument("what", choices=["cases", "apis", "backends"])

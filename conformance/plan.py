@@ -13,6 +13,7 @@ from . import kinds
 from .kinds.interface import Kind
 from .registry import Mapping, Registry
 from .spec.case import Variant
+from .spec.limits import DEFAULT, Limits
 from .spec.load import SourceCase
 from .spec.locations import CaseError, suggest
 
@@ -90,10 +91,26 @@ def keyword_matcher(expr: Optional[str]):
     return match
 
 
+def cell_count(case, n_targets: int) -> int:
+    """How many cells ``case`` expands to with ``n_targets`` target APIs, computed without
+    expanding its sweep (a sweep of a million points is refused, not built)."""
+    n = n_targets
+    for key, values in case.sweep.items():
+        n *= len(values)
+    if "dtypes" not in case.sweep:
+        n *= len(case.dtypes)
+    if "devices" not in case.sweep:
+        n *= len(case.devices)
+    return n
+
+
 def plan(cases: list[SourceCase], registry: Registry, *, backends: Optional[set] = None,
-         device: str = "all", keyword: Optional[str] = None) -> Plan:
-    """Expand ``cases``; API or argument problems become ``CaseError``s with the file's line."""
+         device: str = "all", keyword: Optional[str] = None, limits: Limits = DEFAULT) -> Plan:
+    """Expand ``cases``; API or argument problems become ``CaseError``s with the file's line, and
+    so does a case that would take a file or the run past ``limits`` (it is left out)."""
     out = Plan()
+    per_file: dict = {}
+    total = 0
     match = keyword_matcher(keyword)
     by_kind = kinds.kinds()
     for sc in cases:
@@ -122,6 +139,16 @@ def plan(cases: list[SourceCase], registry: Registry, *, backends: Optional[set]
                 if t not in known:
                     error(("targets", i), f"targets[{i}]", f"{t!r} is not a target of {case.clip.api}{suggest(t, known)}")
             mappings = [m for m in mappings if m.target in case.targets]
+        n = cell_count(case, len(mappings))
+        if per_file.get(sc.path, 0) + n > limits.cells_per_file or total + n > limits.cells_per_run:
+            which = ("cells_per_file", limits.cells_per_file) if per_file.get(sc.path, 0) + n > limits.cells_per_file \
+                else ("cells_per_run", limits.cells_per_run)
+            error(("sweep",) if case.sweep else ("id",), "sweep" if case.sweep else "id",
+                  f"{case.id} expands to {n} cells, which takes the {'file' if which[0] == 'cells_per_file' else 'run'} "
+                  f"past {which[1]} (limit {which[0]}; raise it with --limit {which[0]}=N)")
+            continue
+        per_file[sc.path] = per_file.get(sc.path, 0) + n
+        total += n
         seen_ids: set = set()
         for variant in case.variants():
             args, problems = registry.source_args(case.clip.api, variant.args)

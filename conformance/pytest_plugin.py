@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from . import frameworks, registry, results
-from .spec.load import parse_text
+from .spec.load import parse_text, read_case_file
 from .spec.locations import CaseError
 from .plan import plan
 from .statuses import PROBLEMS
@@ -89,7 +89,11 @@ def pytest_collect_file(file_path: Path, parent):
 class CaseFile(pytest.File):
     def collect(self):
         state = self.config._conformance
-        loaded = parse_text(self.path.read_text(encoding="utf-8"), str(self.path))
+        text = read_case_file(self.path)
+        if isinstance(text, CaseError):  # unreadable, not UTF-8, too big, not a regular file
+            yield CaseErrorItem.from_parent(self, name=f"line {text.line}: file", error=text)
+            return
+        loaded = parse_text(text, str(self.path))
         p = plan(loaded.cases, registry.load(), backends=state.selected,
                  device=self.config.getoption("conformance_device"))
         ids = state.case_ids  # ids are unique across the session, as load_paths checks for the CLI

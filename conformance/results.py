@@ -14,12 +14,17 @@ Schema 2 (schema-1 documents still load and render) adds, besides the cell recor
   mapping page needs nothing but results.
 - per cell: ``params`` (per-parameter shape, max abs/rel error, mismatched, clipping factor),
   ``total_norm`` {got, want}, ``factor`` {got, want} (||clipped|| / ||raw||).
+
+Files are strict JSON: a non-finite number (a NaN norm, an infinite relative error) is written
+as ``{"$float": "nan"}`` (``"inf"``, ``"-inf"``), which :func:`load` reads back as the float;
+files written before that (with bare ``NaN`` tokens) still load.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import socket
@@ -43,7 +48,7 @@ def merge_case_info(cases: dict, case_id: str, info: dict) -> None:
 
 
 def header(backends: Optional[dict] = None, registry: Optional[dict] = None) -> dict:
-    doc = {"schema": SCHEMA, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    doc = {"schema": SCHEMA, "created": _now(),
             "suite_version": __version__,
             "machine": {"host": socket.gethostname(), "python": platform.python_version(),
                         "platform": platform.platform()},
@@ -54,21 +59,43 @@ def header(backends: Optional[dict] = None, registry: Optional[dict] = None) -> 
 
 
 class Writer:
-    """Thread-safe incremental writer of one results document."""
+    """Thread-safe incremental writer of one results document.
 
-    def __init__(self, path, backends: Optional[dict] = None, registry: Optional[dict] = None):
+    ``planned``: how many cells the run means to finish; the journal's first line says so, and
+    the document records ``planned`` and ``done`` (the report marks a run whose ``done`` falls
+    short). ``resume=True`` continues the journal at ``path`` instead of starting a new one: its
+    records stay (``earlier``), new ones are appended after a ``resumed`` line.
+    """
+
+    def __init__(self, path, backends: Optional[dict] = None, registry: Optional[dict] = None,
+                 planned: Optional[int] = None, resume: bool = False):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.journal = self.path.with_suffix(".jsonl")
-        self.doc = header(backends, registry)
-        self.doc["cases"] = {}
-        self.doc["results"] = []
         self._lock = threading.Lock()
-        self._fh = open(self.journal, "w", encoding="utf-8")
-        self._line({k: v for k, v in self.doc.items() if k not in ("results", "cases")})
+        earlier = load(self.journal) if resume and self.journal.exists() else None
+        if earlier is not None:
+            self.doc = earlier
+            self.doc.setdefault("cases", {})
+            self.doc["backends"] = dict(self.doc.get("backends") or {}, **(backends or {}))
+            if registry is not None:
+                self.doc["registry"] = registry
+            self.doc["planned"] = len(self.doc["results"]) + (planned or 0)
+            _drop_cut_line(self.journal)  # a line a kill cut short would hide what follows it
+            self._fh = open(self.journal, "a", encoding="utf-8")
+            self._line({"resumed": _now(), "planned": self.doc["planned"]})
+        else:
+            self.doc = header(backends, registry)
+            if planned is not None:
+                self.doc["planned"] = planned
+            self.doc["cases"] = {}
+            self.doc["results"] = []
+            self._fh = open(self.journal, "w", encoding="utf-8")
+            self._line({k: v for k, v in self.doc.items() if k not in ("results", "cases")})
+        self.earlier = len(self.doc["results"])
 
     def _line(self, obj: dict) -> None:
-        self._fh.write(json.dumps(obj) + "\n")
+        self._fh.write(dumps(obj) + "\n")
         self._fh.flush()
 
     def add(self, record: dict) -> None:
@@ -93,13 +120,111 @@ class Writer:
         with self._lock:
             if not self._fh.closed:
                 self._fh.close()
+            self.doc["done"] = len(self.doc["results"])
             write_json(self.path, self.doc)
         return self.doc
 
 
+def _drop_cut_line(journal: Path) -> None:
+    """Truncate ``journal`` after its last complete, readable line."""
+    keep = 0
+    with open(journal, "rb") as fh:
+        for line in fh:
+            if not line.endswith(b"\n"):
+                break
+            try:
+                loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                break
+            keep += len(line)
+    os.truncate(journal, keep)
+
+
+def done_ids(journal) -> set:
+    """The ids of the cells a journal has finished (``--resume`` leaves them out)."""
+    return {r.get("id") for r in load(journal)["results"]} if Path(journal).exists() else set()
+
+
+def incomplete(doc: dict) -> Optional[str]:
+    """Why a results document is not a whole run (``planned`` cells not all ``done``), or None."""
+    if doc.get("incomplete"):  # merged from several documents
+        return "; ".join(doc["incomplete"])
+    planned = doc.get("planned")
+    done = len(doc.get("results") or [])
+    if isinstance(planned, int) and done < planned:
+        return f"{done} of {planned} planned cells finished (an interrupted run)"
+    return None
+
+
+class OutputLock:
+    """The lock a run holds on its output directory (``.conformance.lock`` in it, an exclusive
+    ``flock``), so that two runs never write into one ``--out``: entering it sets ``holder`` to
+    None when this run holds the lock, else to who holds it (the lock goes with its process,
+    whatever way that ends)."""
+
+    def __init__(self, directory):
+        self.path = Path(directory) / ".conformance.lock"
+        self.holder: Optional[str] = None
+        self._fd: Optional[int] = None
+
+    def __enter__(self) -> "OutputLock":
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.holder = (os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process")
+            os.close(fd)
+            return self
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {_now()}".encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the flock
+            self._fd = None
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+#: how a non-finite float is spelled in a results file (strict JSON has no NaN or Infinity)
+FLOAT_KEY = "$float"
+
+
+def _strict(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return {FLOAT_KEY: "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
+def _floats(obj: dict):
+    """json's object_hook: ``{"$float": "nan"}`` back to the float."""
+    if len(obj) == 1 and FLOAT_KEY in obj:
+        return float(obj[FLOAT_KEY])
+    return obj
+
+
+def dumps(obj, **kwargs) -> str:
+    """Strict JSON of a results document or record (non-finite floats spelled out)."""
+    return json.dumps(_strict(obj), allow_nan=False, **kwargs)
+
+
+def loads(text: str):
+    return json.loads(text, object_hook=_floats)
+
+
 def write_json(path, doc: dict) -> None:
     tmp = Path(str(path) + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    tmp.write_text(dumps(doc, indent=1), encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -111,7 +236,7 @@ def load(path) -> dict:
         with open(path, encoding="utf-8") as fh:
             for i, line in enumerate(fh):
                 try:
-                    obj = json.loads(line)
+                    obj = loads(line)
                 except json.JSONDecodeError:
                     break  # a line cut short by a kill: everything before it stands
                 if i == 0:
@@ -119,13 +244,15 @@ def load(path) -> dict:
                     doc["results"] = []
                 elif "backends" in obj and "status" not in obj:
                     doc.setdefault("backends", {}).update(obj["backends"])
+                elif "resumed" in obj and "status" not in obj:  # a run continued (--resume)
+                    doc["planned"] = obj.get("planned", doc.get("planned"))
                 else:
                     info = obj.pop("case_info", None)
                     if info and obj.get("case"):
                         merge_case_info(doc.setdefault("cases", {}), obj["case"], info)
                     doc["results"].append(obj)
         return doc
-    return json.loads(path.read_text(encoding="utf-8"))
+    return loads(path.read_text(encoding="utf-8"))
 
 
 def _outcome(r: dict) -> tuple:
@@ -165,6 +292,9 @@ def merge(docs: Iterable[dict]) -> dict:
             for r in rs:
                 results.append(dict(r, conflict=f"different outcomes across runs ({seen})"))
     out["results"] = results
+    gaps = [f"{(d.get('machine') or {}).get('host', '?')}: {incomplete(d)}" for d in docs if incomplete(d)]
+    if gaps:
+        out["incomplete"] = gaps
     out["cases"] = {}
     for d in docs:  # case-level facts: the union (the same case file gives the same facts)
         for cid, info in (d.get("cases") or {}).items():

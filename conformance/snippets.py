@@ -100,9 +100,16 @@ class NoSnippet(ValueError):
     """A writer cannot write this cell (its message becomes the snippet's one comment line)."""
 
 
+def comment(text: str) -> str:
+    """A ``#`` comment line holding ``text`` with every newline, control character, backslash and
+    non-ASCII character escaped: text from a case file (its path, a sweep value in a cell id) can
+    never end the comment and become code."""
+    return "# " + str(text).encode("unicode_escape").decode("ascii")
+
+
 def header(cell) -> list[str]:
     """The first lines of every snippet: the cell and the case file it comes from."""
-    return [f"# {cell.id}", f"# case file: {cell.source.path}:{cell.source.line}"]
+    return [comment(cell.id), comment(f"case file: {cell.source.path}:{cell.source.line}")]
 
 
 def snippet(cell, inputs) -> str:

@@ -1,6 +1,6 @@
 """The parent side of the worker protocol: start, reuse, time out and restart worker processes.
 
-One :class:`Worker` drives one child process ``python -m conformance.worker_main MODULE DEVICE``
+One :class:`Worker` drives one child process running ``conformance.worker_main MODULE DEVICE``
 (see ``worker_main`` and docs/ARCHITECTURE.md, "The worker protocol"). The child is started
 lazily, reused for every call, and replaced transparently after it crashes, hangs past a call's
 timeout or breaks the protocol: that call raises :class:`WorkerError` and the next call starts a
@@ -22,6 +22,7 @@ import atexit
 import math
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,8 +37,13 @@ __all__ = ["WorkerError", "BackendError", "Worker", "WorkerPool", "PROTOCOL", "S
 PROTOCOL = 1
 #: characters of the child's stderr kept in error messages
 STDERR_TAIL = 3000
-#: the directory that contains this ``conformance`` package (prepended to the child's PYTHONPATH)
-PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: this ``conformance`` package's directory
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+#: what a child runs: its ``sys.path[0]`` (the current directory, for ``-c``) becomes the paths
+#: in argv[1] (the suite's own directory first), then ``conformance.worker_main`` runs as __main__
+_BOOT = ("import os, sys; sys.path[0:1] = sys.argv.pop(1).split(os.pathsep); "
+         "import runpy; runpy.run_module('conformance.worker_main', run_name='__main__', alter_sys=True)")
+_SUITE_PATH: list = []
 
 _READ_CHUNK = 1 << 20
 _PIPE_SIZE = 1 << 20
@@ -150,9 +156,9 @@ class Worker:
     ``module`` is the backend module the child imports (``conformance.frameworks.torch.worker``,
     ``tests.fake_backend``); ``python`` the interpreter it runs under. ``env``: variables set
     on top of ``os.environ`` for the child (a ``None`` value removes one). The child's
-    PYTHONPATH starts with the directory holding this ``conformance`` package and the current
-    working directory, so any interpreter imports this same source tree and modules importable
-    from the working directory (``tests.fake_backend``).
+    ``sys.path`` starts with ``suite_path()`` (this very ``conformance`` package, nothing else)
+    and ``paths`` (where a module outside the package lives: ``tests.fake_backend`` needs the
+    repository), never the working directory.
 
     A startup failure is remembered: later ``start``/``call`` raise the same
     :class:`WorkerError` at once instead of paying for another failing start (``reset()``
@@ -165,8 +171,9 @@ class Worker:
 
     def __init__(self, backend: str, module: str, device: str, python: str = sys.executable,
                  startup_timeout: float = 300.0, env: dict | None = None, *,
-                 retry_startup: bool = False):
+                 retry_startup: bool = False, paths: tuple = ()):
         self.backend = backend
+        self.paths = tuple(str(p) for p in paths)
         self.module = module
         self.device = device
         self.python = python
@@ -341,10 +348,6 @@ class Worker:
                 env.pop(key, None)
             else:
                 env[key] = str(value)
-        paths = [PACKAGE_ROOT, os.getcwd()]
-        paths += [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-        seen = set()
-        env["PYTHONPATH"] = os.pathsep.join(p for p in paths if not (p in seen or seen.add(p)))
         env.setdefault("PYTHONUNBUFFERED", "1")  # the stderr tail is complete after a crash
         return env
 
@@ -353,7 +356,7 @@ class Worker:
             prefix=f"conformance-worker-{self.backend}-{self.device}-", suffix=".log")
         try:
             proc = subprocess.Popen(
-                [self.python, "-m", "conformance.worker_main", self.module, self.device],
+                [self.python, "-c", _BOOT, os.pathsep.join([suite_path(), *self.paths]), self.module, self.device],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
                 env=self._child_env(), start_new_session=True, bufsize=0, close_fds=True)
         except BaseException:
@@ -578,14 +581,16 @@ class WorkerPool:
     ``modules`` maps a backend name to its module (``{"torch":
     "conformance.frameworks.torch.worker"}``), ``pythons`` a backend name to the interpreter its
     workers run under (default ``sys.executable``), ``env`` extra environment variables for
-    every worker. ``get`` is thread-safe; each worker is driven by one thread at a time, and
-    different workers may be driven from different threads concurrently. ``close()`` (also run
+    every worker, ``paths`` extra ``sys.path`` entries (see Worker). ``get`` is thread-safe;
+    each worker is driven by one thread at a time, and different workers may be driven from
+    different threads concurrently. ``close()`` (also run
     at interpreter exit) shuts every worker down; the pool can be used again afterwards.
     """
 
     def __init__(self, modules: dict[str, str], pythons: dict[str, str] | None = None,
-                 startup_timeout: float = 300.0, env: dict | None = None):
+                 startup_timeout: float = 300.0, env: dict | None = None, paths: tuple = ()):
         self.modules = dict(modules)
+        self.paths = tuple(paths)
         self.pythons = dict(pythons or {})
         self.startup_timeout = startup_timeout
         self.env = dict(env) if env else None
@@ -604,7 +609,7 @@ class WorkerPool:
                                    f"(known: {', '.join(sorted(self.modules)) or 'none'})")
                 worker = Worker(backend, self.modules[backend], device,
                                 python=self.pythons.get(backend) or sys.executable,
-                                startup_timeout=self.startup_timeout, env=self.env)
+                                startup_timeout=self.startup_timeout, env=self.env, paths=self.paths)
                 self._workers[key] = worker
                 if not self._atexit:
                     atexit.register(self.close)
@@ -668,6 +673,20 @@ class WorkerPool:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def suite_path() -> str:
+    """A directory that holds only a link to this ``conformance`` package: the first entry of
+    every worker's ``sys.path``, so that a worker imports exactly the suite its parent runs,
+    whatever its working directory holds (a ``conformance/`` folder there, another clone), and
+    without the rest of the directory the package sits in (a site-packages whose numpy 2 must
+    not shadow a MindSpore worker's numpy 1). Made once per process, removed at exit."""
+    if not _SUITE_PATH:
+        root = tempfile.mkdtemp(prefix="conformance-suite-")
+        os.symlink(PACKAGE_DIR, os.path.join(root, "conformance"))
+        atexit.register(shutil.rmtree, root, True)
+        _SUITE_PATH.append(root)
+    return _SUITE_PATH[0]
 
 
 def _killpg(pgid: int) -> None:

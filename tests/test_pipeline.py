@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import frameworks, registry
+from conformance import frameworks, registry, results
 from conformance.runner import Runner
 from conformance.worker import WorkerPool
 from conftest import torch_cells
@@ -129,7 +129,7 @@ def test_cli_run_writes_results_and_report(tmp_path):
     out = tmp_path / "out"
     r = _cli("run", str(CASES / "seeds"), "--backend", "torch", "--out", str(out))
     assert r.returncode == 0, r.stdout + r.stderr
-    doc = json.loads((out / "results.json").read_text())
+    doc = results.load(out / "results.json")
     statuses = {x["status"] for x in doc["results"]}
     assert statuses == {"match", "skipped"}  # skipped: the gpu cells on this machine
     assert doc["backends"]["torch"]["version"].startswith("2.")
@@ -159,7 +159,7 @@ def test_cli_broken_case_file_is_reported_and_the_others_still_run(tmp_path):
     assert r.returncode == 2
     assert f"{d / 'broken.yaml'}:6: clip.args.max_nrom:" in r.stderr
     assert "did you mean 'max_norm'?" in r.stderr
-    doc = json.loads((out / "results.json").read_text())
+    doc = results.load(out / "results.json")
     assert len(doc["results"]) > 0 and all(x["status"] == "match" for x in doc["results"])
 
 
@@ -188,7 +188,7 @@ def test_pytest_xdist_workers_write_one_results_file(tmp_path):
                         "--report", str(tmp_path / "html")],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    doc = json.loads(out.read_text())
+    doc = results.load(out)
     ids = [x["id"] for x in doc["results"]]
     assert len(ids) == len(set(ids)) == 12  # 6 torch cpu cells + their 6 gpu twins
     assert {x["status"] for x in doc["results"] if x["device"] == "cpu"} == {"match"}

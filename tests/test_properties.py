@@ -28,6 +28,7 @@ from conformance.kinds.clipping import oracle as clipping
 from conformance.frameworks import workers
 from conformance.spec.load import parse_text
 
+ROOT = Path(__file__).resolve().parents[1]  # tests.fake_backend lives in the repository
 REGISTRY = registry.load()
 DTYPES = ("float32", "float64", "float16", "bfloat16")  # the first is what shrinking prefers
 NORM_TYPES = (2.0, 1.0, math.inf, 0.5, 1.5, 3.0, -math.inf, 0.0)
@@ -244,7 +245,7 @@ def test_property_fails_on_a_wrong_backend_with_a_case_file(tmp_path):
     from conformance.runner import Runner
     from conformance.worker import WorkerPool
 
-    pool = WorkerPool({"fake": "tests.fake_backend"}, {"fake": sys.executable})
+    pool = WorkerPool({"fake": "tests.fake_backend"}, {"fake": sys.executable}, paths=[str(ROOT)])
     try:
         runner = Runner(_wrong_registry(), pool)
         found: dict = {}

@@ -6,11 +6,12 @@ cell judged by the oracle of its torch source."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from conformance import results
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = Path(__file__).resolve().parent / "toy_framework"
@@ -76,7 +77,7 @@ def test_a_toy_framework_added_as_one_folder_runs_every_kind(tmp_path):
     r = _conformance("run", str(tmp_path), "--backend", "toy", "--device", "cpu", "--out", str(out), "--no-report",
                      env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    doc = json.loads((out / "results.json").read_text())
+    doc = results.load(out / "results.json")
     statuses = {rec["id"]: rec["status"] for rec in doc["results"]}
     assert statuses == {
         "toy-clip[toy.clip_grad_norm-float32-cpu]": "match",
@@ -106,5 +107,5 @@ def test_a_wrong_toy_answer_is_a_mismatch(tmp_path):
     r = _conformance("run", str(tmp_path / "toy-clip.yaml"), "--backend", "toy", "--device", "cpu", "--out", str(out),
                      "--no-report", env=env, cwd=tmp_path)
     assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-2000:]
-    doc = json.loads((out / "results.json").read_text())
+    doc = results.load(out / "results.json")
     assert {rec["status"] for rec in doc["results"]} == {"mismatch"}

@@ -11,6 +11,8 @@ import io
 import os
 import signal
 import sys
+from pathlib import Path
+from pathlib import Path
 import threading
 import time
 
@@ -20,6 +22,7 @@ import pytest
 from conformance import wire
 from conformance.worker import BackendError, Worker, WorkerError, WorkerPool
 
+ROOT = Path(__file__).resolve().parents[1]  # tests.fake_backend lives in the repository
 FAKE = "tests.fake_backend"
 
 
@@ -167,7 +170,7 @@ def gone(pid):
 
 @pytest.fixture
 def worker():
-    w = Worker("fake", FAKE, "cpu")
+    w = Worker("fake", FAKE, "cpu", paths=[str(ROOT)])
     yield w
     w.close()
 
@@ -340,7 +343,7 @@ def test_stderr_tail_is_bounded(worker):
 
 
 def test_import_failure_is_startup_error():
-    w = Worker("fake", FAKE, "cpu", env={"FAKE_BACKEND_IMPORT_ERROR": "1"})
+    w = Worker("fake", FAKE, "cpu", paths=[str(ROOT)], env={"FAKE_BACKEND_IMPORT_ERROR": "1"})
     with pytest.raises(WorkerError) as info:
         w.call({"api": "fake.pid"}, timeout=10)
     e = info.value
@@ -365,7 +368,7 @@ def test_import_failure_is_startup_error():
     (FAKE, {"FAKE_BACKEND_INFO_ERROR": "1"}, "RuntimeError: fake_backend: info refused"),
 ])
 def test_other_startup_failures(module, env, text):
-    w = Worker("fake", module, "cpu", env=env)
+    w = Worker("fake", module, "cpu", paths=[str(ROOT)], env=env)
     with pytest.raises(WorkerError) as info:
         w.start()
     assert info.value.kind == "startup" and text in str(info.value)
@@ -373,14 +376,14 @@ def test_other_startup_failures(module, env, text):
 
 
 def test_missing_interpreter_is_startup_error():
-    w = Worker("fake", FAKE, "cpu", python="/nonexistent/python3")
+    w = Worker("fake", FAKE, "cpu", paths=[str(ROOT)], python="/nonexistent/python3")
     with pytest.raises(WorkerError) as info:
         w.call({"api": "fake.pid"}, timeout=10)
     assert info.value.kind == "startup" and "/nonexistent/python3" in str(info.value)
 
 
 def test_startup_timeout():
-    w = Worker("fake", FAKE, "cpu", startup_timeout=0.001)
+    w = Worker("fake", FAKE, "cpu", paths=[str(ROOT)], startup_timeout=0.001)
     with pytest.raises(WorkerError) as info:
         w.start()
     assert info.value.kind == "startup" and "did not say hello" in str(info.value)
@@ -388,7 +391,7 @@ def test_startup_timeout():
 
 
 def test_close_and_context_manager():
-    with Worker("fake", FAKE, "cpu") as w:
+    with Worker("fake", FAKE, "cpu", paths=[str(ROOT)]) as w:
         pid = w.hello["pid"]
     assert not w.alive and gone(pid)
     w.close()  # idempotent
@@ -397,7 +400,7 @@ def test_close_and_context_manager():
 
 
 def test_pool_reuses_and_closes():
-    pool = WorkerPool({"fake": FAKE})
+    pool = WorkerPool({"fake": FAKE}, paths=[str(ROOT)])
     try:
         w = pool.get("fake", "cpu")
         assert pool.get("fake", "cpu") is w
@@ -439,7 +442,7 @@ def test_pool_reuses_and_closes():
                            "(tox's mindspore env points it at the torch env: numpy 1 <-> 2)")
 def test_other_interpreter():
     python = os.environ["CONFORMANCE_TEST_PYTHON"]
-    with Worker("fake", FAKE, "cpu", python=python) as w:
+    with Worker("fake", FAKE, "cpu", paths=[str(ROOT)], python=python) as w:
         assert w.hello["executable"] != sys.executable or python == sys.executable
         params = [{"name": "h", "shape": [3], "grad": np.array([1, np.nan, 2], np.float16)},
                   {"name": "i", "shape": [2], "grad": np.array([5, 6], np.int64)}]
@@ -452,7 +455,7 @@ def test_other_interpreter():
 def test_without_pidfd(monkeypatch):
     """Where os.pidfd_open is missing (macOS, old kernels) deaths are still seen."""
     monkeypatch.delattr(os, "pidfd_open", raising=False)
-    with Worker("fake", FAKE, "cpu") as w:
+    with Worker("fake", FAKE, "cpu", paths=[str(ROOT)]) as w:
         assert w.call({"api": "fake.pid"}, timeout=10)["pid"] == w.pid
         assert w._pidfd is None
         with pytest.raises(WorkerError) as info:

@@ -112,8 +112,8 @@ def resolve(specs=None):
     """Parse ``--backend NAME[=PYTHON]`` options into (pythons, unavailable, errors).
 
     With no specs every known backend is tried and the ones not installed are unavailable
-    (their cells are skipped with the reason); a backend named explicitly but not importable
-    is an error.
+    (their cells are skipped with the reason); a backend named explicitly but not usable is an
+    error that says why (no such interpreter, or it cannot import the framework).
     """
     pythons, unavailable, errors = {}, {}, []
     explicit = bool(specs)
@@ -130,12 +130,15 @@ def resolve(specs=None):
             unavailable[name] = reason
             continue
         python = python or default_python(name)
-        package = known[name].package
+        pkg = known[name].package
         if python is None:
-            reason = (f"{package} is not installed for this interpreter (pip install {known[name].pip}, "
+            reason = (f"{pkg} is not installed for this interpreter (pip install {known[name].pip}, "
                       f"or --backend {name}=/path/to/python)")
-        elif python != sys.executable and not _importable_by(python, package):
-            reason = f"{python} cannot import {package}"
+        elif not (os.path.isfile(python) and os.access(python, os.X_OK)):
+            reason = f"no such interpreter: {python}"
+        elif not (installed_here(name) if os.path.abspath(python) == os.path.abspath(sys.executable)
+                  else _importable_by(python, pkg)):
+            reason = f"{python} cannot import {pkg}"
         else:
             pythons[name] = python
             continue
@@ -143,3 +146,10 @@ def resolve(specs=None):
             errors.append(f"--backend {name}: {reason}")
         unavailable[name] = reason
     return pythons, unavailable, errors
+
+
+def requested(specs=None) -> set:
+    """The backends a run was asked for, by ``--backend`` or ``$CONFORMANCE_<NAME>_PYTHON``: one
+    of them that cannot start is an error of the run, not a skipped backend."""
+    names = {spec.partition("=")[0] for spec in specs or ()}
+    return names | {name for name in discover() if os.environ.get(f"CONFORMANCE_{name.upper()}_PYTHON")}

@@ -94,11 +94,9 @@ class Registry:
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 problems.append(f"{k}: {source} has no argument {k!r}{hint}")
         for k, v in given.items():  # a number where the API takes one (YAML "2.0" is a string)
-            p = api.params.get(k)
-            numeric = p is not None and (p.accepts == "number" or (
-                p.accepts is None and isinstance(p.default, (int, float)) and not isinstance(p.default, bool)))
-            if numeric and (isinstance(v, bool) or not isinstance(v, (int, float))):
-                problems.append(f"{k}: {source} takes a number for {k!r}, got {v!r}")
+            wanted = api.params[k].refuses(v) if k in api.params else None
+            if wanted:
+                problems.append(f"{k}: {source} takes {wanted} for {k!r}, got {v!r}")
         for k, p in api.params.items():
             if p.required and k not in given:
                 problems.append(f"{k}: required argument of {source} is missing")

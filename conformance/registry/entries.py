@@ -33,9 +33,31 @@ class Param(_Strict):
     required: bool = False
     default: Any = None
     doc: str = ""
-    # what a case may give: "number" (checked), "any" (e.g. MindSpore's grad_position: an int,
-    # a list or null); unset: a number when the default is one
-    accepts: Optional[Literal["number", "any"]] = None
+    # what a case may give: "number", "bool" (None too where that is the default), "any" (e.g.
+    # MindSpore's grad_position: an int, a list or null); unset: a number when the parameter is
+    # required or its default is a number, a bool when its default is one, else anything
+    accepts: Optional[Literal["number", "bool", "any"]] = None
+
+    def kind(self) -> str:
+        """What the parameter accepts, explicit or inferred (see ``accepts``)."""
+        if self.accepts is not None:
+            return self.accepts
+        if isinstance(self.default, bool):
+            return "bool"
+        if self.required or isinstance(self.default, (int, float)):
+            return "number"
+        return "any"
+
+    def refuses(self, value) -> Optional[str]:
+        """What the parameter takes, when ``value`` is not that (None when it is)."""
+        kind = self.kind()
+        if kind == "any" or (value is None and self.default is None and not self.required):
+            return None
+        if kind == "bool" and not isinstance(value, bool):
+            return "true or false"
+        if kind == "number" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return "a number"
+        return None
 
 
 class OracleSpec(_Strict):

@@ -38,6 +38,7 @@ from . import plots as plot_mod
 from .cases import case_page_context, case_slugs, differences_index
 from .fmt import MISSING, fmt_kv, as_list, as_mapping, as_text, fmt_int, fmt_num
 from .matrix import matrix_data, script_json
+from .. import results as results_doc
 from ..statuses import PROBLEMS as PROBLEM_STATUSES
 from ..statuses import STATUSES
 
@@ -269,6 +270,7 @@ def build_context(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAU
         "created": as_text(doc.get("created")) or MISSING,
         "schema": as_text(doc.get("schema")) or MISSING,
         "suite_version": suite_version or MISSING,
+        "incomplete": as_text(results_doc.incomplete(doc)) if results_doc.incomplete(doc) else "",
         "machine": machine,
         "machines": machines if len(machines) > 1 or (machines and machine is not machines[0]) else [],
         "statuses": list(STATUSES),
@@ -358,7 +360,7 @@ def _page_scripts(*names: str) -> Tuple[Dict[str, Markup], Markup]:
 
 
 def _common(context: Dict[str, Any], root: str, page: str) -> Dict[str, Any]:
-    keys = ("created", "schema", "suite_version", "machine", "machines", "n_cells", "n_problems")
+    keys = ("created", "schema", "suite_version", "machine", "machines", "n_cells", "n_problems", "incomplete")
     out = {k: context[k] for k in keys}
     out.update(root=root, page=page, title=context["title"])
     return out
@@ -422,6 +424,15 @@ def render_html(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAULT
     return render_pages(doc, max_problems=max_problems)["index.html"]
 
 
+def _written_by_a_report(path: Path) -> bool:
+    """Whether ``path`` is a page of a report (base.html's generator tag in its head)."""
+    try:
+        with open(path, "rb") as fh:
+            return b'<meta name="generator" content="gradclip-conformance' in fh.read(4096)
+    except OSError:
+        return False
+
+
 def render(
     doc: Mapping[str, Any],
     out_dir: Union[str, Path],
@@ -433,13 +444,14 @@ def render(
 
     ``max_problems`` caps the cells detailed in the "problems first" section (None: no cap);
     every cell is always in the full table and the matrix. Case pages of an earlier report in
-    the same directory that this document does not have are removed.
+    the same directory that this document does not have are removed; any other file there (one
+    this report did not write: no generator tag) is left alone.
     """
     out = Path(out_dir)
     (out / "cases").mkdir(parents=True, exist_ok=True)
     pages = render_pages(doc, max_problems=max_problems, plots=plots)
     for old in (out / "cases").glob("*.html"):
-        if "cases/" + old.name not in pages:
+        if "cases/" + old.name not in pages and _written_by_a_report(old):
             old.unlink()
     for rel, text in pages.items():
         target = out / rel

@@ -14,7 +14,7 @@ from pydantic import AfterValidator, Field, PrivateAttr, create_model, field_val
 from .. import kinds
 from .locations import suggest
 from .models import Model
-from .values import Device, Dtype, Strict, TensorValue
+from .values import Device, Dtype, ParamName, Strict, TensorValue
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 API_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*$"
@@ -27,8 +27,8 @@ class Clip(Strict):
 
 class Expect(Strict):
     total_norm: Optional[float] = None
-    grads: Optional[dict[str, Optional[TensorValue]]] = None
-    values: Optional[dict[str, TensorValue]] = None  # derivation: returned outputs (value, aux) by name
+    grads: Optional[dict[ParamName, Optional[TensorValue]]] = None
+    values: Optional[dict[ParamName, TensorValue]] = None  # derivation: returned outputs (value, aux) by name
     atol: Annotated[float, Field(ge=0)] = 1e-6
     raises: bool = False
 

@@ -6,10 +6,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+import math
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationInfo, model_validator
+
+from .limits import DEFAULT, Limits
 
 Dtype = Literal["float64", "float32", "float16", "bfloat16"]
 Device = Literal["cpu", "gpu"]
+#: a parameter or gradient name (``weight``, ``0.bias``, ``fc.weight``): it reaches generated
+#: code (reproduction snippets), so nothing else is accepted
+PARAM_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.]*$"
+ParamName = Annotated[str, Field(pattern=PARAM_NAME)]
 #: the keys that make a mapping a generator (one of them, with its own fields)
 GENERATOR_KEYS = ("random", "fill", "arange")
 
@@ -34,6 +42,15 @@ class _Gen(Strict):
     scale: float = 1.0
     put: Optional[list[PutEntry]] = None
     dtype: Optional[Dtype] = None
+
+    @model_validator(mode="after")
+    def _size(self, info: ValidationInfo):
+        """Within the limits (``spec.limits``): rank and element count of the generated tensor,
+        a finite scale."""
+        check_size(self.shape, limits_of(info))
+        if not math.isfinite(self.scale):
+            raise ValueError(f"scale must be a finite number, got {self.scale!r}")
+        return self
 
     @model_validator(mode="after")
     def _put(self):
@@ -63,8 +80,17 @@ class RandomGen(_Gen):
 
     @model_validator(mode="after")
     def _bounds(self):
-        if self.random == "randint" and (self.low is None or self.high is None):
-            raise ValueError("randint needs low and high")
+        for name in ("mean", "std", "low", "high"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if self.std < 0:
+            raise ValueError(f"std must not be negative, got {self.std!r}")
+        if self.random == "randint":
+            if self.low is None or self.high is None:
+                raise ValueError("randint needs low and high")
+            if not self.low < self.high:
+                raise ValueError(f"randint needs low < high (high is exclusive), got {self.low!r} and {self.high!r}")
         return self
 
     def as_dict(self) -> dict:
@@ -81,9 +107,35 @@ class FillGen(_Gen):
 class ArangeGen(_Gen):
     arange: Annotated[list[float], Field(min_length=2, max_length=2)]
 
+    @model_validator(mode="after")
+    def _range(self, info: ValidationInfo):
+        start, stop = self.arange
+        if not (math.isfinite(start) and math.isfinite(stop)):
+            raise ValueError(f"arange needs finite start and stop, got {self.arange!r}")
+        n = max(0, math.ceil(stop - start))
+        check_size([n], limits_of(info))
+        if self.shape and math.prod(self.shape) != n:
+            raise ValueError(f"arange {self.arange!r} gives {n} values, shape {self.shape} holds {math.prod(self.shape)}")
+        return self
 
-def _check_nested(v: Any) -> Any:
-    """A nested list must be rectangular and hold numbers only (YAML .nan/.inf are numbers)."""
+
+def limits_of(info: Optional[ValidationInfo]) -> Limits:
+    """The limits a validation runs under (``model_validate(..., context={"limits": ...})``)."""
+    return ((info.context if info is not None else None) or {}).get("limits", DEFAULT)
+
+
+def check_size(shape, limits: Limits) -> None:
+    """A tensor of ``shape`` within the limits of rank and element count, else ValueError."""
+    if len(shape) > limits.tensor_rank:
+        raise ValueError(f"a tensor of {len(shape)} dimensions (limit tensor_rank={limits.tensor_rank})")
+    if math.prod(shape) > limits.tensor_elements:
+        raise ValueError(f"a tensor of shape {list(shape)}: {math.prod(shape)} elements "
+                         f"(limit tensor_elements={limits.tensor_elements})")
+
+
+def _check_nested(v: Any, info: ValidationInfo) -> Any:
+    """A nested list must be rectangular, hold numbers only (YAML .nan/.inf are numbers), and
+    stay within the limits of rank and size."""
 
     def shape_of(x, where):
         if isinstance(x, list):
@@ -95,7 +147,7 @@ def _check_nested(v: Any) -> Any:
             raise ValueError(f"expected a number at {where or 'top level'}, got {x!r}")
         return ()
 
-    shape_of(v, "")
+    check_size(shape_of(v, ""), limits_of(info))
     return v
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ...spec.values import TensorValue
+from ...spec.values import ParamName, TensorValue
 from ..interface import Block
 
-BLOCK = Block(fields={"grads": (Optional[dict[str, Optional[TensorValue]]], None)}, inputs=("grads", "model"))
+BLOCK = Block(fields={"grads": (Optional[dict[ParamName, Optional[TensorValue]]], None)}, inputs=("grads", "model"))

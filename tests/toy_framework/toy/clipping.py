@@ -1,5 +1,8 @@
 """toy.clip_grad_norm: every injected gradient scaled by min(1, max_norm / (L2 norm + 1e-6))."""
 
+import os
+import time
+
 import numpy as np
 
 from .common import rounded
@@ -16,6 +19,7 @@ APIS = {"toy.clip_grad_norm": clip_grad_norm}
 
 
 def run(job: dict) -> dict:
+    time.sleep(float(os.environ.get("TOY_SECONDS_PER_CELL", "0")))  # a slow framework, for tests
     grads = {p["name"]: None if p["grad"] is None else np.asarray(p["grad"], dtype=np.float64)
              for p in job["params"]}
     out, norm = APIS[job["api"]](grads, job["args"], job["dtype"])
