@@ -5,8 +5,9 @@ variant is computed, how a result is compared and how ``expect`` literals are ch
 they pass in as :class:`Hooks`. The order of the rule (docs/ARCHITECTURE.md):
 
 when the target raised
-    a declared ``unsupported`` gap that applies (and whose ``match:`` is in the message) wins;
-    else ``match`` if the source's oracle raises the same type; else ``known`` if a difference
+    the declaration whose ``match:`` is in the message wins (an ``unsupported`` gap, or a
+    difference that declares the raise: ``known``), the longest match first; else a declared gap
+    without ``match:`` that applies; else ``match`` if the source's oracle raises the same type; else ``known`` if a difference
     declares that type (``raises:``) or its variant's oracle raises it too; else ``mismatch``
     (the source raises something else) or ``error`` (the source returns).
 when the source raises and the target returned
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from .compare import Comparison
+from .registry.entries import Difference
 
 
 @dataclass
@@ -90,8 +92,22 @@ def _verdict(cell, want, got: dict, rec: dict, hooks: Hooks) -> None:
 def _raised(cell, want, got: dict, rec: dict, hooks: Hooks, facts: dict, diffs: list) -> None:
     raised = got["raised"]
     text = f"{raised['type']}: {raised['message']}"
-    for u in cell.mapping.unsupported:  # a declared gap wins, whatever the source would do
-        if not u.undefined and u.applies(facts, text):
+    # the declaration that names this very error wins: a gap or a difference whose `match:` is in
+    # the message, the longest match first (a generic gap for the dtype must not claim a raise a
+    # specific declaration explains: Paddle's float16 gap vs "norm_type only support ...")
+    named = [(len(u.match), 0, i, u) for i, u in enumerate(cell.mapping.unsupported)
+             if not u.undefined and u.match is not None and u.applies(facts, text)]
+    named += [(len(d.match), 1, i, d) for i, d in enumerate(diffs)
+              if d.match is not None and d.match in text and d.variant.get("raises") in (raised["type"], "*")]
+    if named:
+        *_, best = max(named, key=lambda t: (t[0], -t[1], -t[2]))
+        if isinstance(best, Difference):
+            rec.update(status="known", difference=best.id, message=text)
+        else:
+            rec.update(status="unsupported", message=f"{best.reason} ({text})")
+        return
+    for u in cell.mapping.unsupported:  # a declared gap for these facts, whatever the source would do
+        if not u.undefined and u.match is None and u.applies(facts, text):
             rec.update(status="unsupported", message=f"{u.reason} ({text})")
             return
     if want.raises and raised["type"] == want.raises:

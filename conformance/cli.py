@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__, frameworks, registry, results
+from . import __version__, frameworks, registry, repeat, results
 from .spec import load, schema
 from .statuses import PROBLEMS, STATUSES
 from .plan import plan
@@ -29,7 +29,7 @@ from .spec.limits import DEFAULT as DEFAULT_LIMITS
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-STATUS_STYLE = {"match": "green", "known": "blue", "mismatch": "bold red", "error": "red",
+STATUS_STYLE = {"match": "green", "known": "blue", "mismatch": "bold red", "error": "red", "unstable": "magenta",
                 "unsupported": "dim", "skipped": "dim"}
 
 
@@ -127,9 +127,11 @@ def _run_locked(a, out: Path, limits, pythons: dict, unavailable: dict, selected
                                 planned=len(cells), resume=a.resume)
         if a.resume:
             console.print(f"resuming {journal}: {writer.earlier} cells done, {len(cells)} to run", markup=False)
-        counts: Counter = Counter()
         try:
-            interrupted = _execute(cells, runner, writer, counts, pool)
+            if a.repeat > 1:
+                interrupted = _repeat(cells, runner, writer, pool, a.repeat)
+            else:
+                interrupted = _execute(cells, runner, writer.add, pool)
         finally:
             writer.set_backends(runner.backend_summary())
             doc = writer.close()
@@ -153,7 +155,28 @@ def _run_locked(a, out: Path, limits, pythons: dict, unavailable: dict, selected
     return 1 if any(r["status"] in PROBLEMS for r in doc["results"]) else 0
 
 
-def _execute(cells, runner, writer, counts, pool) -> bool:
+def _repeat(cells, runner, writer, pool, times: int) -> bool:
+    """Every cell ``times`` times (``repeat``): fresh workers and a new order each time; one
+    record per cell, ``unstable`` where the runs disagree. Returns whether it was interrupted
+    (then the finished cells of the first run are written)."""
+    runner.digests = True
+    runs = []
+    for k, order in enumerate(repeat.orders(cells, times)):
+        if k:
+            pool.close()  # the next run starts fresh workers
+        records: list = []
+        console.print(f"run {k + 1} of {times}", markup=False)
+        if _execute(order, runner, records.append, pool):
+            for rec in (runs[0] if runs else records):
+                writer.add(rec)
+            return True
+        runs.append(records)
+    for rec in repeat.combine(runs):
+        writer.add(rec)
+    return False
+
+
+def _execute(cells, runner, add, pool) -> bool:
     """One thread per (backend, device) so frameworks run side by side; each drives its own
     worker, so a slow or hanging framework never holds up the others. Ctrl-C (or SIGTERM) stops
     the run within about a second: the workers are killed, the cells they were on are dropped
@@ -175,9 +198,8 @@ def _execute(cells, runner, writer, counts, pool) -> bool:
             rec = runner.run(cell)
             if stop.is_set():
                 return  # the worker was killed under this cell: not a result
-            writer.add(rec)
             with lock:
-                counts[rec["status"]] += 1
+                add(rec)
                 progress.advance(task)
                 if rec["status"] in PROBLEMS and not show:
                     console.print(f"{rec['status'].upper()} {rec['id']}: {rec['message'][:300]}", markup=False)
@@ -311,6 +333,16 @@ LIMIT_HELP = ("raise a limit on what case files may ask for (repeatable): "
               + ", ".join(f"{k}={v}" for k, v in vars(DEFAULT_LIMITS).items()))
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: at least 1")
+    return value
+
+
 def _seconds(text: str) -> float:
     """``--timeout``: a positive, finite number of seconds."""
     try:
@@ -341,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue the journal in --out: run only the cells it has not finished")
     again.add_argument("--fresh", action="store_true",
                        help="start over even where --out holds an unfinished run")
+    r.add_argument("--repeat", type=_count, default=1, metavar="N",
+                   help="run every cell N times (fresh workers, a new order each time); a cell whose "
+                        "numbers change is `unstable`")
     r.add_argument("--limit", action="append", metavar="NAME=VALUE", help=LIMIT_HELP)
     r.set_defaults(fn=cmd_run)
     v = sub.add_parser("validate", help="check case files; errors as path:line: field: problem")

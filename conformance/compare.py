@@ -3,6 +3,13 @@
 A value ``got`` is close to ``want`` when ``|got - want| <= atol + rtol * |want|`` (the rule of
 ``torch.testing.assert_close``), NaN equals NaN in the same place, and infinities must match
 exactly. Metrics are recorded for every comparison, pass or fail.
+
+Scale-free quantities are judged by ``rtol`` alone, so that tiny gradients (where ``atol``
+swallows every element) cannot hide a semantic difference: the norm a clipping API returns
+(compared once both sides are rounded to the cell's dtype: a norm the dtype cannot hold is not
+held against the framework) and the clipping factor ``||after|| / ||before||`` of every
+gradient (the oracle's gradients rounded to their dtype first, as the framework's are, and one
+unit in the last place of each element allowed: that much is rounding, not a factor).
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
+
+from .tensors import CARRIER, round_to
 
 #: torch.testing.assert_close's defaults per dtype: (rtol, atol).
 DEFAULT_TOLERANCE = {
@@ -111,8 +120,9 @@ class Comparison:
 
 
 def compare_outputs(got_grads: dict, want_grads: dict, rtol: float, atol: float,
-                    got_norm=None, want_norm=None, label: str = "") -> Comparison:
-    """Compare gradients (name -> array or None) and, where both exist, the returned norm."""
+                    got_norm=None, want_norm=None, label: str = "", norm_dtype: Optional[str] = None) -> Comparison:
+    """Compare gradients (name -> array or None) and, where both exist, the returned norm (by
+    ``rtol`` alone once rounded to ``norm_dtype``, where given: see the module doc)."""
     c = Comparison(norm_got=got_norm, norm_want=want_norm)
     for name, want in want_grads.items():
         got = got_grads.get(name, "absent")
@@ -135,11 +145,57 @@ def compare_outputs(got_grads: dict, want_grads: dict, rtol: float, atol: float,
     if want_norm is not None and got_norm is None:
         c.problems.append(f"{label}returned no norm; expected {want_norm!r}")
     if got_norm is not None and want_norm is not None:
-        m = compare_arrays(np.float64(got_norm), np.float64(want_norm), rtol, atol)
+        if norm_dtype is None:
+            m = compare_arrays(np.float64(got_norm), np.float64(want_norm), rtol, atol)
+        else:
+            m = compare_arrays(round_to(got_norm, norm_dtype), round_to(want_norm, norm_dtype), rtol, 0.0)
         c.params[label + "(returned norm)"] = m
         if m.mismatched:
             c.problems.append(f"{label}returned norm {got_norm!r} != expected {want_norm!r}")
     return c
+
+
+def ulp(a, dtype: str) -> np.ndarray:
+    """The spacing of ``dtype``'s numbers at each element of ``a`` (float64 values)."""
+    a = np.abs(np.asarray(a, dtype=np.float64))
+    if dtype == "bfloat16":  # float32's exponent range, 16 fewer significand bits
+        return np.spacing(a.astype(np.float32)).astype(np.float64) * 65536.0
+    with np.errstate(over="ignore"):
+        return np.spacing(a.astype(CARRIER[dtype])).astype(np.float64)
+
+
+def _l2(a) -> float:
+    a = np.asarray(a, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.sqrt(np.dot(a.ravel(), a.ravel())))
+
+
+def compare_factors(before: dict, got: dict, want: dict, dtypes: dict, rtol: float,
+                    got_before: Optional[dict] = None) -> list[str]:
+    """Problems with the clipping factor ``||after||_2 / ||before||_2`` of each gradient (name ->
+    array): the framework's (against ``got_before``, what it clipped, where it differs from
+    ``before``) against the oracle's, the oracle's gradients rounded to their dtype (``dtypes``:
+    name -> dtype) first, judged by ``rtol`` alone. A gradient whose norm before or after is zero
+    or not finite has no factor to judge (its elements are compared anyway)."""
+    out = []
+    got_before = before if got_before is None else got_before
+    for name, b in before.items():
+        g, w, gb = got.get(name), want.get(name), got_before.get(name)
+        if b is None or gb is None or g is None or w is None or np.shape(g) != np.shape(w):
+            continue
+        nb, ngb = _l2(b), _l2(gb)
+        if not (nb and ngb and math.isfinite(nb) and math.isfinite(ngb)):
+            continue
+        fg, fw = _l2(g) / ngb, _l2(round_to(w, dtypes[name])) / nb
+        if not (math.isfinite(fg) and math.isfinite(fw)):
+            continue
+        # one unit in the last place of each output element is rounding, not a different factor
+        # (outputs in a dtype's subnormal range have few significant bits)
+        slack = _l2(ulp(round_to(w, dtypes[name]), dtypes[name])) / nb
+        if abs(fg - fw) > rtol * abs(fw) + slack:
+            out.append(f"{name}: clipping factor {fg:.7g}, oracle {fw:.7g} (rtol {rtol:g}; the elements agree "
+                       f"within atol only)")
+    return out
 
 
 def check_expect(expect, grads: dict, norm, raised: bool) -> list[str]:

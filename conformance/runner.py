@@ -13,6 +13,7 @@ from typing import Optional
 from .classify import classify
 from .plan import Cell
 from .registry import Registry
+from .repeat import digest
 from .statuses import REPRODUCED
 from .worker import BackendError, WorkerError, WorkerPool
 
@@ -31,6 +32,7 @@ class Runner:
         self.timeout = timeout
         self._cache: dict = {}
         self.backends: dict = {}  # backend -> {"version", "devices", "python", ...} for results
+        self.digests = False  # record a digest of each worker result (``run --repeat`` compares them)
         self._emitted: set = set()  # case-level facts already attached to a record (see _case_info)
 
     # -- backends -------------------------------------------------------------------------------
@@ -96,6 +98,8 @@ class Runner:
             rec["reproduce"] = prepared.snippet()
             return self._done(rec, start)
         classify(cell, prepared.want, got, rec, prepared.hooks)
+        if self.digests:
+            rec["digest"] = digest(got)
         if rec["status"] in REPRODUCED:
             rec["reproduce"] = prepared.snippet()
         return self._done(rec, start)

@@ -64,7 +64,7 @@ def _number(value: Any) -> Optional[float]:
     return x
 
 
-STATUS_COLOURS = {"match": "#1a7f37", "known": "#0a58ca", "mismatch": "#cf222e", "error": "#9a3412"}
+STATUS_COLOURS = {"match": "#1a7f37", "known": "#0a58ca", "mismatch": "#cf222e", "error": "#9a3412", "unstable": "#8250df"}
 
 
 def rel_error_plot(cells: List[Dict[str, Any]]) -> Dict[str, str]:

@@ -107,14 +107,25 @@ class Clipping(Kind):
 
     @staticmethod
     def _compare(runner, cell, inputs: Inputs, want, got: dict) -> compare.Comparison:
-        mixed = [p["dtype"] for p in inputs.job.get("params", []) if "dtype" in p]
-        rtol, atol = compare.tolerance(cell.dtype, cell.case.tolerance, mixed)
+        """Every gradient after the call (element-wise), the clipping factor of each (scale-free),
+        the returned norm where both APIs return one (scale-free), and for a network the
+        gradients before clipping."""
+        dtypes = {p["name"]: p.get("dtype", cell.dtype) for p in inputs.job.get("params", [])}
+        rtol, atol = compare.tolerance(cell.dtype, cell.case.tolerance, [d for d in dtypes.values() if d != cell.dtype])
         norms = (runner.registry.apis[cell.api].returns == "total_norm"
                  and runner.registry.apis[cell.source_api].returns == "total_norm")
         want_grads = dict(zip(inputs.names, want.grads)) if want.grads is not None else dict(inputs.grads)
-        c = compare.compare_outputs(got.get("grads") or {}, want_grads, rtol, atol,
+        got_grads = got.get("grads") or {}
+        c = compare.compare_outputs(got_grads, want_grads, rtol, atol,
                                     got.get("returned") if norms else None,
-                                    want.total_norm if norms else None)
+                                    want.total_norm if norms else None, norm_dtype=cell.dtype)
+        # the factor of each gradient against what that side clipped: a network's gradients before
+        # clipping differ between a framework and the oracle by rounding (compared on their own
+        # below), which must not count as a different clipping factor
+        got_before = got.get("raw_grads") or inputs.grads
+        c.problems += compare.compare_factors(inputs.grads, got_grads, want_grads,
+                                              {n: dtypes.get(n, cell.dtype) for n in inputs.names}, rtol,
+                                              got_before=got_before)
         if inputs.raw is not None and got.get("raw_grads") is not None:
             raw_want = {n: inputs.grads[n] for n in inputs.names}
             r = compare.compare_outputs(got["raw_grads"], raw_want, rtol, atol, label="before clipping: ")

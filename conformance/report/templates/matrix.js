@@ -83,7 +83,7 @@
     for (var j = start; j < Math.min(hits.length, start + size); j++) {
       var r = rows[hits[j]], c = cases[r[C.case]], st = T.status[r[C.status]];
       var tr = document.createElement("tr");
-      tr.className = "c-" + (["match", "known", "mismatch", "error", "unsupported", "skipped"].indexOf(st) >= 0 ? st : "other");
+      tr.className = "c-" + (["match", "known", "mismatch", "error", "unstable", "unsupported", "skipped"].indexOf(st) >= 0 ? st : "other");
       var td = document.createElement("td"), a = document.createElement("a");
       a.href = "cases/" + c[2] + ".html#" + r[C.anchor]; a.textContent = c[0]; a.title = c[1];
       td.appendChild(a); tr.appendChild(td);
