@@ -20,7 +20,8 @@ from typing import Optional
 
 import numpy as np
 
-from .tensors import CARRIER, round_to
+from .spec.values import tensor_data
+from .tensors import CARRIER, materialize, round_to
 
 #: torch.testing.assert_close's defaults per dtype: (rtol, atol).
 DEFAULT_TOLERANCE = {
@@ -164,7 +165,8 @@ def ulp(a, dtype: str) -> np.ndarray:
         return np.spacing(a.astype(CARRIER[dtype])).astype(np.float64)
 
 
-def _l2(a) -> float:
+def l2(a) -> float:
+    """The L2 norm of ``a`` in float64 (an overflow is inf)."""
     a = np.asarray(a, dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
         return float(np.sqrt(np.dot(a.ravel(), a.ravel())))
@@ -183,19 +185,24 @@ def compare_factors(before: dict, got: dict, want: dict, dtypes: dict, rtol: flo
         g, w, gb = got.get(name), want.get(name), got_before.get(name)
         if b is None or gb is None or g is None or w is None or np.shape(g) != np.shape(w):
             continue
-        nb, ngb = _l2(b), _l2(gb)
+        nb, ngb = l2(b), l2(gb)
         if not (nb and ngb and math.isfinite(nb) and math.isfinite(ngb)):
             continue
-        fg, fw = _l2(g) / ngb, _l2(round_to(w, dtypes[name])) / nb
+        fg, fw = l2(g) / ngb, l2(round_to(w, dtypes[name])) / nb
         if not (math.isfinite(fg) and math.isfinite(fw)):
             continue
         # one unit in the last place of each output element is rounding, not a different factor
         # (outputs in a dtype's subnormal range have few significant bits)
-        slack = _l2(ulp(round_to(w, dtypes[name]), dtypes[name])) / nb
+        slack = l2(ulp(round_to(w, dtypes[name]), dtypes[name])) / nb
         if abs(fg - fw) > rtol * abs(fw) + slack:
             out.append(f"{name}: clipping factor {fg:.7g}, oracle {fw:.7g} (rtol {rtol:g}; the elements agree "
                        f"within atol only)")
     return out
+
+
+def expected(value) -> np.ndarray:
+    """An ``expect`` tensor value (a nested list, a number or a generator mapping) as an array."""
+    return materialize(tensor_data(value))
 
 
 def check_expect(expect, grads: dict, norm, raised: bool) -> list[str]:
@@ -217,7 +224,7 @@ def check_expect(expect, grads: dict, norm, raised: bool) -> list[str]:
             if (want is None) != (got is None):
                 fails.append(f"expect.grads.{name}: got {'None' if got is None else 'a tensor'}")
             continue
-        m = compare_arrays(got, np.asarray(want, dtype=np.float64), 0.0, expect.atol)
+        m = compare_arrays(got, expected(want), 0.0, expect.atol)
         if m.mismatched:
             fails.append(f"expect.grads.{name}: {m.mismatched} elements off by more than "
                          f"atol {expect.atol} (worst {m.worst})")

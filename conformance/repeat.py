@@ -4,7 +4,8 @@ Each cell runs N times: the first time in plan order, then each time in a freshl
 of workers and a different shuffled order, so that state an earlier cell leaves in a worker
 (flush-to-zero, a cached kernel, a random seed) shows as a cell whose numbers change. A cell's
 runs are compared by the digest of everything its worker returned (``digest``); a cell whose
-digests or statuses differ is ``unstable`` (a status of its own, failing the run), its message
+statuses differ, or whose digests differ where no ``varies:`` declaration of the registry says
+its numbers may (within the tolerance), is ``unstable`` (a status of its own, failing the run), its message
 giving the spread: the statuses seen and the range of its largest relative error. A cell that
 a declared gap already calls ``unsupported`` (``undefined: true``: numbers that depend on state
 or uninitialised memory) stays so: its instability is declared.
@@ -66,7 +67,10 @@ def combine(runs: list) -> list:
         statuses = [r["status"] for r in recs]
         digests = {r.get("digest") for r in recs}
         first["repeat"] = {"runs": len(recs), "statuses": statuses, "digests": len(digests)}
-        if (len(digests) > 1 or len(set(statuses)) > 1) and first["status"] not in ("unsupported", "skipped"):
+        if len(set(statuses)) == 1 and len(digests) > 1 and first.get("varies"):
+            first["message"] = "; ".join(filter(None, [first["message"], f"its numbers varied between {len(recs)} "
+                                                       f"runs, the verdict did not (declared: {first['varies']})"]))
+        elif (len(digests) > 1 or len(set(statuses)) > 1) and first["status"] not in ("unsupported", "skipped"):
             errs = [r.get("max_rel_err") for r in recs if isinstance(r.get("max_rel_err"), (int, float))]
             errs = [e for e in errs if not math.isnan(e)]
             spread = f"max rel err {min(errs):.3g} .. {max(errs):.3g}" if errs else "no numbers to compare"

@@ -100,6 +100,10 @@ class Runner:
         classify(cell, prepared.want, got, rec, prepared.hooks)
         if self.digests:
             rec["digest"] = digest(got)
+            facts = cell.facts()
+            varies = next((v.reason for v in cell.mapping.varies if v.applies(facts)), None)
+            if varies:
+                rec["varies"] = varies
         if rec["status"] in REPRODUCED:
             rec["reproduce"] = prepared.snippet()
         return self._done(rec, start)

@@ -36,7 +36,10 @@ from .entries import (
     Param,
     Range,
     RegistryFile,
+    TargetGap,
+    TargetVaries,
     Unsupported,
+    Varies,
     applies,
 )
 
@@ -152,6 +155,7 @@ def load(directory: Optional[str] = None) -> Registry:
     mappings: list = []
     where: dict = {}  # id(entry) -> (path, lines, location) for messages
     problems: list = []
+    gaps: list = []  # (TargetGap, origin): the files' gaps of target APIs
     for path in files:
         text = path.read_text(encoding="utf-8")
         try:
@@ -185,6 +189,9 @@ def load(directory: Optional[str] = None) -> Registry:
         for i, m in enumerate(f.mappings):
             mappings.append(m)
             where[id(m)] = (str(path), lines, ("mappings", i))
+        gaps += [(g, (str(path), lines, ("unsupported", i))) for i, g in enumerate(f.unsupported)]
+        gaps += [(g, (str(path), lines, ("varies", i))) for i, g in enumerate(f.varies)]
+    mappings = _with_target_gaps(mappings, gaps, apis, where, problems)
     for api in apis.values():
         problems += _api_problems(api, found, where[id(api)])
     for m in mappings:
@@ -192,6 +199,27 @@ def load(directory: Optional[str] = None) -> Registry:
     if problems:
         raise RegistryError(problems)
     return Registry(apis, mappings, {name: fw.title for name, fw in found.items()})
+
+
+def _with_target_gaps(mappings: list, gaps: list, apis: dict, where: dict, problems: list) -> list:
+    """The mappings with each file-level gap (``unsupported`` or ``varies``) appended to those
+    whose target it names."""
+    for gap, origin in gaps:
+        for j, name in enumerate(gap.targets):
+            if name not in apis:
+                problems.append(_at(origin)(f"{name} is not a registered API" + suggest(name, apis), "targets", j))
+    out = []
+    for m in mappings:
+        extra = [Unsupported(**g.model_dump(exclude={"targets"})) for g, _ in gaps
+                 if isinstance(g, TargetGap) and m.target in g.targets]
+        varies = [Varies(**g.model_dump(exclude={"targets"})) for g, _ in gaps
+                  if isinstance(g, TargetVaries) and m.target in g.targets]
+        if extra or varies:
+            new = m.model_copy(update={"unsupported": [*m.unsupported, *extra], "varies": [*m.varies, *varies]})
+            where[id(new)] = where[id(m)]
+            m = new
+        out.append(m)
+    return out
 
 
 def _at(origin, *loc):

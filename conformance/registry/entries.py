@@ -185,6 +185,7 @@ class Mapping(_Strict):
     misleading: str = ""
     differences: list[Difference] = []
     unsupported: list[Unsupported] = []
+    varies: list[Varies] = []
 
     @model_validator(mode="after")
     def _category(self):
@@ -197,6 +198,34 @@ class Mapping(_Strict):
         return self.target.split(".", 1)[0]
 
 
+class Varies(_Strict):
+    """The target's numbers vary from call to call within the tolerance (a kernel whose rounding
+    depends on memory alignment or thread scheduling), measured and declared: ``run --repeat``
+    keeps such a cell's verdict when its runs agree on it, and says that its numbers varied."""
+
+    when: dict[str, Allowed] = {}
+    unless: dict[str, Allowed] = {}
+    reason: str
+
+    def applies(self, facts: dict) -> bool:
+        return applies(self.when, self.unless, facts)
+
+
+class TargetVaries(Varies):
+    """A ``Varies`` of some target APIs whatever the source (a file's ``varies:``)."""
+
+    targets: list[str]
+
+
+class TargetGap(Unsupported):
+    """A gap of some target APIs whatever the source (a file's ``unsupported:``): it joins the
+    ``unsupported`` list of every mapping whose target is one of ``targets``."""
+
+    targets: list[str]
+
+
 class RegistryFile(_Strict):
     apis: dict[str, dict[str, Any]] = {}
     mappings: list[Mapping] = []
+    unsupported: list[TargetGap] = []
+    varies: list[TargetVaries] = []

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
+
 from ... import compare, snippets, tensors
 from ...classify import Hooks
 from ...oracle import network
@@ -66,20 +68,58 @@ def oracle_call(api, args: dict, grads: list, dtype: str, variant: Optional[dict
     return fn(grads, **kwargs, **knobs)
 
 
+#: below these, a value counts as flushable in a float16 computation (subnormal itself) or a
+#: float32 one (its square is subnormal in float32: the norms of float32 and bfloat16 gradients)
+_FLUSHABLE = {"float16": tensors.finfo("float16")["tiny"], "float32": tensors.finfo("float32")["tiny"] ** 0.5,
+              "bfloat16": tensors.finfo("float32")["tiny"] ** 0.5}
+_TINY: dict = {}
+
+
+def _tiny(case, dtype: str) -> bool:
+    """Whether flushing the numbers a float16 or float32 computation may flush to zero (float16:
+    subnormal values, below 6.1e-5; float32 and bfloat16: values whose square is subnormal in
+    float32, below 1.1e-19) changes some injected gradient's L2 norm by more than the dtype's
+    rtol: where a framework's flush-to-zero mode decides the numbers. Never for float64.
+    Computed once per (case, dtype)."""
+    key = (id(case), dtype)
+    if key not in _TINY or _TINY[key][0] is not case:  # the case is kept: its id is not reused
+        if len(_TINY) > 4096:
+            _TINY.clear()
+        found = False
+        for value in case.grads.values():
+            if value is None:
+                continue
+            data = tensor_data(value)
+            pdtype = tensors.param_dtype(data, dtype)
+            if pdtype not in _FLUSHABLE:
+                continue
+            a = np.abs(tensors.round_to(tensors.materialize(data), pdtype))
+            a = a[np.isfinite(a)]
+            whole = compare.l2(a)
+            kept = compare.l2(np.where(a < _FLUSHABLE[pdtype], 0.0, a))
+            if whole and abs(whole - kept) > compare.tolerance(pdtype)[0] * whole:
+                found = True
+                break
+        _TINY[key] = (case, found)
+    return _TINY[key][1]
+
+
 class Clipping(Kind):
     name = "clipping"
     oracle = oracle
 
     def facts(self, cell) -> dict:
         """Injected gradients: ``mixed_dtypes`` (a generator's ``dtype:`` other than the cell's),
-        ``grads.count`` (parameters that have a gradient), ``grads.empty`` (one has no elements)."""
+        ``grads.count`` (parameters that have a gradient), ``grads.empty`` (one has no elements),
+        ``grads.tiny`` (see ``tiny``)."""
         grads = cell.case.grads
         if grads is None:
             return {"mixed_dtypes": False}
         present = [v for v in grads.values() if v is not None]
         return {"mixed_dtypes": any(getattr(v, "dtype", None) not in (None, cell.dtype) for v in present),
                 "grads.count": len(present),
-                "grads.empty": any(0 in tensors.shape_of(tensor_data(v)) for v in present)}
+                "grads.empty": any(0 in tensors.shape_of(tensor_data(v)) for v in present),
+                "grads.tiny": _tiny(cell.case, cell.dtype)}
 
     def prepare(self, runner, cell) -> Prepared:
         case = cell.case

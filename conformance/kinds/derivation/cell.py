@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-import numpy as np
-
 from ... import compare, snippets, tensors
 from ...classify import Hooks
 from ...spec.values import tensor_data
@@ -60,7 +58,7 @@ def check_expect(expect, got: dict, raised: bool) -> list:
     for name, want in expect.values.items():
         if name not in values:
             continue  # an API that does not return this output (torch.autograd.grad, say)
-        m = compare.compare_arrays(values[name], np.asarray(tensor_data(want), dtype=np.float64), 0.0, expect.atol)
+        m = compare.compare_arrays(values[name], compare.expected(want), 0.0, expect.atol)
         if m.mismatched:
             fails.append(f"expect.values.{name}: off by more than atol {expect.atol} (worst {m.worst})")
     return fails

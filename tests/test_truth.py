@@ -1,0 +1,204 @@
+"""Verdicts that tell the truth (issue 12): scale-free clipping factors and norms, the most
+specific declaration wins a raise, run-to-run stability (``--repeat``), the facts and registry
+entries that declare framework behaviour that depends on state."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+from conformance import compare, repeat, results
+from conformance.classify import classify
+from conformance.plan import plan
+from conformance.registry import Api, Difference, Mapping, OracleSpec, Param, Registry, Unsupported
+from conformance.runner import Runner
+from conformance.spec.load import parse_text
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --------------------------------------------------------------------------- scale-free factors
+
+def test_a_factor_hidden_by_atol_is_a_problem():
+    """1e-20 gradients: every element agrees within atol 1e-5 whether clipped by 0.5 or not at
+    all; the clipping factor tells them apart."""
+    before = {"w": np.full(4, 1e-20)}
+    half = {"w": np.full(4, 0.5e-20)}
+    assert not compare.compare_outputs(before, half, 1.3e-6, 1e-5).problems  # what atol hid
+    problems = compare.compare_factors(before, before, half, {"w": "float32"}, 1.3e-6)
+    assert problems == ["w: clipping factor 1, oracle 0.5 (rtol 1.3e-06; the elements agree within atol only)"]
+    assert compare.compare_factors(before, half, half, {"w": "float32"}, 1.3e-6) == []
+
+
+def test_one_unit_in_the_last_place_is_rounding_not_a_factor():
+    """float16 outputs in the subnormal range carry few bits: a last-place difference per element
+    (what a coefficient rounded differently gives) is not a different factor; twice as big is."""
+    before = {"w": np.array([1000.0, 1500.0, 2000.0])}
+    want = {"w": before["w"] * 3.1e-8}  # outputs 3e-5..6e-5: float16 subnormals
+    ulp = compare.ulp(want["w"], "float16")
+    got = {"w": np.asarray(want["w"] + ulp, dtype=np.float16).astype(np.float64)}
+    assert compare.compare_factors(before, got, want, {"w": "float16"}, 1e-3) == []
+    assert compare.compare_factors(before, {"w": want["w"] * 2}, want, {"w": "float16"}, 1e-3)
+
+
+def test_a_networks_factor_is_taken_against_what_each_side_clipped():
+    before = {"w": np.array([3.0, 4.0])}
+    mine = {"w": np.array([3.0001, 4.0])}  # the framework's own gradients before clipping
+    out = {"w": mine["w"] * 0.2}
+    assert compare.compare_factors(before, out, {"w": before["w"] * 0.2}, {"w": "float64"}, 1e-7,
+                                   got_before=mine) == []
+
+
+def test_the_returned_norm_is_judged_by_rtol_in_the_cells_dtype():
+    tiny = compare.compare_outputs({}, {}, 1.3e-6, 1e-5, got_norm=2e-20, want_norm=1e-20, norm_dtype="float32")
+    assert tiny.problems  # atol would have swallowed it
+    unrepresentable = compare.compare_outputs({}, {}, 1e-3, 1e-5, got_norm=0.0, want_norm=1e-9, norm_dtype="float16")
+    assert not unrepresentable.problems  # 1e-9 is 0 in float16: nothing to hold against it
+
+
+# --------------------------------------------------------------------------- the declaration that names the error
+
+CASE = """\
+id: t
+title: t
+dtypes: [float16]
+devices: [cpu]
+grads: {w: [1.0, 2.0]}
+clip: {api: torch.f, args: {max_norm: 1.0}}
+"""
+
+
+def _registry(differences=(), unsupported=()) -> Registry:
+    params = {"max_norm": Param(required=True)}
+    apis = {"torch.f": Api(name="torch.f", framework="torch", signature="f", params=params,
+                           oracle=OracleSpec(fn="clip_grad_norm", args={"max_norm": "max_norm"})),
+            "paddle.g": Api(name="paddle.g", framework="paddle", signature="g", params=params)}
+    return Registry(apis, [Mapping(source="torch.f", target="paddle.g", category="input usage differs",
+                                   differences=list(differences), unsupported=list(unsupported))])
+
+
+def _judge(reg, got):
+    (cell,) = plan(parse_text(CASE, "t.yaml").cases, reg).cells
+    prepared = cell.kind.prepare(Runner(reg, pool=None), cell)
+    rec = {"status": None, "difference": None, "message": ""}
+    classify(cell, prepared.want, got, rec, prepared.hooks)
+    return rec
+
+
+def test_the_declaration_whose_match_is_in_the_message_wins_over_a_generic_gap():
+    raised = {"grads": None, "raised": {"type": "ValueError", "message": "norm_type only support [inf, 0, 1, 2]"}}
+    generic = Unsupported(when={"dtype": ["float16"]}, reason="no float16 kernel")
+    named = Difference(id="norm-types", text="raises for other norm types", variant={"raises": "ValueError"},
+                       match="norm_type only support")
+    assert _judge(_registry([named], [generic]), raised)["difference"] == "norm-types"
+    longer = Unsupported(when={"dtype": ["float16"]}, match="norm_type only support [inf", reason="specific gap")
+    rec = _judge(_registry([named], [generic, longer]), raised)
+    assert rec["status"] == "unsupported" and rec["message"].startswith("specific gap")
+    other = {"grads": None, "raised": {"type": "RuntimeError", "message": "no kernel for Half"}}
+    assert _judge(_registry([named], [generic]), other)["message"].startswith("no float16 kernel")
+
+
+# --------------------------------------------------------------------------- facts and file-level declarations
+
+def test_grads_tiny_says_where_flush_to_zero_decides():
+    from conformance.kinds.clipping.cell import KIND
+
+    def fact(values, dtype):
+        text = CASE.replace("dtypes: [float16]", f"dtypes: [{dtype}]").replace("[1.0, 2.0]", values)
+        (cell,) = plan(parse_text(text, "t.yaml").cases, _registry()).cells
+        return KIND.facts(cell)["grads.tiny"]
+
+    assert not fact("[1.0, 2.0]", "float32")
+    assert fact("[1.0e-20, 2.0e-20]", "float32")  # their squares are subnormal in float32
+    assert fact("[1.0e-40, 2.0e-40]", "float32")  # subnormal themselves
+    assert not fact("[1.0e-20, 2.0]", "float32")  # flushing 1e-20 changes nothing that counts
+    assert not fact("[1.0e-6, 2.0e-6]", "float32")
+    assert fact("[1.0e-6, 2.0e-6]", "float16")  # subnormal in float16
+    assert not fact("[1.0e-20, 2.0e-20]", "float64")  # float64 computations are not declared
+    assert not fact("[0.0, 0.0]", "float16")  # zero is not tiny
+
+
+def test_file_level_gaps_and_varies_join_every_mapping_onto_their_targets(tmp_path):
+    from conformance import registry
+
+    body = textwrap.dedent("""\
+        apis:
+          torch.f:
+            framework: torch
+            signature: f(max_norm)
+            params: {max_norm: {required: true}}
+            oracle: {fn: clip_grad_norm, args: {max_norm: max_norm}}
+          paddle.g: {framework: paddle, signature: g()}
+          paddle.h: {framework: paddle, signature: h()}
+        mappings:
+          - {source: torch.f, target: paddle.g, category: input usage differs}
+          - {source: torch.f, target: paddle.h, category: input usage differs}
+        unsupported:
+          - {targets: [paddle.g], when: {grads.tiny: [true]}, undefined: true, reason: flushes}
+        varies:
+          - {targets: [paddle.h], reason: last bit}
+        """)
+    (tmp_path / "r.yaml").write_text(body)
+    reg = registry.load(str(tmp_path))
+    g, h = reg.targets("torch.f")
+    assert [u.reason for u in g.unsupported] == ["flushes"] and g.varies == []
+    assert h.unsupported == [] and [v.reason for v in h.varies] == ["last bit"]
+    (tmp_path / "r.yaml").write_text(body.replace("targets: [paddle.h]", "targets: [paddle.hh]"))
+    registry.load.cache_clear()
+    try:
+        registry.load(str(tmp_path))
+    except registry.RegistryError as e:
+        assert e.problems == [f"{tmp_path}/r.yaml:15: varies[0].targets[0]: paddle.hh is not a registered API "
+                              "(did you mean 'paddle.h'?)"]
+    else:
+        raise AssertionError("an unknown target must not load")
+
+
+# --------------------------------------------------------------------------- run to run
+
+def test_combine_marks_cells_whose_numbers_change():
+    def rec(i, status="match", digest="a", **kw):
+        return {"id": i, "status": status, "digest": digest, "message": "", "max_rel_err": 0.0, **kw}
+
+    runs = [[rec("x"), rec("y"), rec("z"), rec("v", varies="declared")],
+            [rec("x"), rec("y", digest="b"), rec("z", status="known"), rec("v", digest="b", varies="declared")]]
+    got = {r["id"]: r for r in repeat.combine(runs)}
+    assert got["x"]["status"] == "match" and got["x"]["repeat"] == {"runs": 2, "statuses": ["match", "match"], "digests": 1}
+    assert got["y"]["status"] == "unstable" and "2 different results" in got["y"]["message"]
+    assert got["z"]["status"] == "unstable" and "statuses match, known" in got["z"]["message"]
+    assert got["v"]["status"] == "match" and "declared: declared" in got["v"]["message"]
+
+
+def test_repeat_finds_a_framework_whose_numbers_change(tmp_path):
+    """The toy framework adds last-bit noise when TOY_NOISE is set: --repeat calls it unstable
+    and fails the run; without the noise every cell is stable."""
+    (tmp_path / "c.yaml").write_text(CASE.replace("torch.f", "torch.nn.utils.clip_grad_norm_")
+                                     .replace("dtypes: [float16]", "dtypes: [float64]")
+                                     .replace("devices: [cpu]", "devices: [cpu]\ntargets: [toy.clip_grad_norm]"))
+    env = dict(os.environ, CONFORMANCE_FRAMEWORKS_PATH=str(ROOT / "tests" / "toy_framework"), PYTHONPATH=str(ROOT))
+
+    def run(out, **extra):
+        r = subprocess.run([sys.executable, "-m", "conformance.cli", "run", "c.yaml", "--backend", "toy", "--repeat",
+                            "3", "--out", out, "--no-report"], capture_output=True, text=True, cwd=tmp_path,
+                           env=dict(env, **extra), timeout=300)
+        return r.returncode, results.load(tmp_path / out / "results.json")["results"][0]
+
+    code, rec = run("quiet")
+    assert code == 0 and rec["status"] == "match" and rec["repeat"]["digests"] == 1
+    code, rec = run("noisy", TOY_NOISE="1")
+    assert code == 1 and rec["status"] == "unstable" and math.isfinite(rec["max_rel_err"])
+
+
+def test_a_generator_under_expect_is_materialised_not_a_crash():
+    """`expect.grads` with `{fill: ...}` validated, then crashed the run (TypeError: FillGen)."""
+    from conformance.spec.case import Expect
+
+    e = Expect.model_validate({"grads": {"w": {"fill": 0.5, "shape": [2]}}, "atol": 1e-6})
+    assert compare.check_expect(e, {"w": np.array([0.5, 0.5])}, None, False) == []
+    assert compare.check_expect(e, {"w": np.array([0.5, 0.6])}, None, False)[0].startswith("expect.grads.w: 1 elements")
