@@ -1,7 +1,9 @@
-"""MindSpore 2.10 CPU (PyNative) flushes subnormal float32 numbers to zero on some kernel threads
-and not on others, so the same call on the same numbers gives different results within one
-process (the cause of the flickering cells of issue 12; `conformance run --repeat 3` found 21
-unstable MindSpore cells, every one with such numbers). Run in MindSpore's interpreter:
+"""Subnormal numbers on MindSpore 2.10 CPU (PyNative). float32: subnormal numbers are flushed to
+zero on some kernel threads and not on others, so the same call on the same numbers gives
+different results within one process (the cause of the flickering cells of issue 12: `conformance
+run --repeat 3` found 21 unstable MindSpore cells, every one with such numbers; declared
+`undefined` where `grads.tiny`). float16: flushed every time (the knob `flush`). Also the last-bit
+variation of float64 vector_norm (a `varies:` declaration). Run in MindSpore's interpreter:
 python docs/matrix_evidence/mindspore_subnormal.py
 
 Measured here (2026-12-02), two runs of this script: the square 1e-40 and the sum of squares
@@ -40,3 +42,12 @@ print("vector_norm(stack) over 200 calls:", sorted({float(ops.vector_norm(ops.st
                                                     for _ in range(200)}))
 print("vector_norm(tensor) over 200 calls:", sorted({float(ops.vector_norm(ms.Tensor(np.array(
     [3.0494171851541845, 3.166312158615149])), 3.0).asnumpy()) for _ in range(200)}))
+
+# float16 flushes deterministically: ops.clip_by_norm's clip_coef = max_norm / (total_norm + 1e-6)
+# of gradients around 1e-6 is inf (the denominator flushed to 0), so nothing is clipped; the
+# same in float32 is clipped (the knob `flush: float16` of ms-clip-by-norm-fp16-flush).
+x = np.array([1e-6, 2e-6, 3e-6], np.float32)
+for dtype in (ms.float16, ms.float32):
+    for p in (1.0, 2.0, float("inf")):
+        out = ops.clip_by_norm((ms.Tensor(x).astype(dtype),), 1e-7, norm_type=p)[0]
+        print(f"{dtype} p={p}: clip_by_norm(x, 1e-7) ->", out.astype(ms.float32).asnumpy())

@@ -59,7 +59,7 @@ from typing import Optional
 
 import numpy as np
 
-from ...tensors import round_to
+from ...tensors import finfo, round_to
 
 _THRESHOLDS = ("clamp", "strict", "non_strict", "max_div", "select")
 _NONFINITE = ("propagate", "skip", "skip_nan", "raise")
@@ -257,7 +257,7 @@ def total_norm(grads: list, norm_type: float = 2.0, *, nesting: str = "nested", 
 # --------------------------------------------------------------------------- norm clipping
 
 
-def _scale(g, max_norm, norm, *, eps, threshold, accumulate, divide="direct"):
+def _scale(g, max_norm, norm, *, eps, threshold, accumulate, divide="direct", flush=None):
     """One tensor scaled for ``norm``: ``coef = r(max_norm / r(norm + eps))``, then
     ``clamp``: ``r(g * minimum(coef, 1))`` (``np.minimum`` so a NaN coef propagates, as
     ``torch.clamp``); ``strict``: ``r(g * coef)`` if ``norm > max_norm`` else ``g``;
@@ -267,7 +267,9 @@ def _scale(g, max_norm, norm, *, eps, threshold, accumulate, divide="direct"):
     norm gives NaN); ``select``: per element ``m = r(max_norm * r(g / r(norm + eps)))``, then
     ``g`` where ``g * m >= 0 and m * m > g * g``, else ``m`` (MindSpore's ``nn.ClipByNorm`` CPU
     kernel: the same as ``clamp`` without epsilon for finite numbers, but ``0 * inf`` (an exactly
-    zero element, max_norm inf) and ``inf / inf`` give NaN). ``r`` rounds to ``accumulate``."""
+    zero element, max_norm inf) and ``inf / inf`` give NaN). ``r`` rounds to ``accumulate``.
+    ``flush=<dtype>`` (``clamp``, ``strict``, ``non_strict``): a ``norm + eps`` that is subnormal
+    in that dtype is 0 (flush-to-zero arithmetic), so ``coef`` is ``max_norm / 0``."""
     g = np.asarray(g, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if threshold == "max_div":
@@ -279,6 +281,8 @@ def _scale(g, max_norm, norm, *, eps, threshold, accumulate, divide="direct"):
             keep = (g * mul >= 0) & (mul * mul > g * g)
             return _round(np.where(keep, g, mul), accumulate)
         denom = _round(np.float64(norm) + np.float64(eps), accumulate)
+        if flush is not None and abs(denom) < finfo(flush)["tiny"]:
+            denom = np.float64(0.0)
         if divide == "reciprocal":  # max_norm * (1 / denom), the reciprocal rounded first
             coef = _round(np.float64(max_norm) * _round(1.0 / denom, accumulate), accumulate)
         else:
@@ -291,7 +295,7 @@ def _scale(g, max_norm, norm, *, eps, threshold, accumulate, divide="direct"):
 
 def clip_grads_with_norm(grads: list, max_norm: float, total_norm: float, *, eps: float = 1e-6,
                          threshold: str = "clamp", accumulate: str = "float64",
-                         divide: str = "direct") -> OracleResult:
+                         divide: str = "direct", flush: Optional[str] = None) -> OracleResult:
     """Scale every gradient by the coefficient for a given ``total_norm``
     (``torch.nn.utils.clip_grads_with_norm_``, which returns nothing: ``total_norm`` is None).
 
@@ -304,12 +308,12 @@ def clip_grads_with_norm(grads: list, max_norm: float, total_norm: float, *, eps
     With ``accumulate=<dtype>`` ``norm + eps``, ``coef`` and the outputs are rounded to it.
     ``divide="reciprocal"``: ``coef = max_norm * r(1 / r(norm + eps))`` (torch's ``scalar /
     tensor``): in float16 a norm below 1/65504 has an infinite reciprocal, so max_norm 0 gives
-    ``0 * inf = NaN``.
+    ``0 * inf = NaN``. ``flush``: as in ``clip_grad_norm``.
     """
     _check("threshold", threshold, _THRESHOLDS)
     _check("divide", divide, ("direct", "reciprocal"))
     out = [None if g is None else _scale(g, max_norm, total_norm, eps=eps, threshold=threshold,
-                                         accumulate=accumulate, divide=divide) for g in grads]
+                                         accumulate=accumulate, divide=divide, flush=flush) for g in grads]
     return OracleResult(grads=out, total_norm=None)
 
 
@@ -344,7 +348,8 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
                    nonfinite: str = "propagate", power_sum: str = "abs", root: str = "exact",
                    sum_dtype: Optional[str] = None, max_nan: str = "propagate",
                    max_norm_dtype: Optional[str] = None, divide: str = "direct",
-                   zero_dim: str = "keep", square_sum_floor: Optional[float] = None) -> OracleResult:
+                   zero_dim: str = "keep", square_sum_floor: Optional[float] = None,
+                   flush: Optional[str] = None) -> OracleResult:
     """Clip gradients by norm (defaults: ``torch.nn.utils.clip_grad_norm_``).
 
     ``scope="global"``: ``norm = total_norm(grads, norm_type, nesting=nesting)``, then every
@@ -366,12 +371,15 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
     ``square_sum_floor=f`` (``per_tensor``, L2 only): each tensor's sum of squares ``s`` is
     replaced by ``f`` unless ``s > f`` (NaN included), so its norm is ``sqrt(f)`` at least and
     never NaN (MindSpore's ``nn.ClipByNorm`` CPU kernel, ``f = 1e-6``: a NaN norm is 1e-3).
+    ``flush=<dtype>``: flush-to-zero arithmetic in that dtype: a ``norm + eps`` subnormal there
+    is 0, so the coefficient is ``max_norm / 0`` (MindSpore's float16 ``ops.clip_by_norm``: a
+    norm of subnormal gradients plus 1e-6 is 0, the coefficient inf, nothing clipped).
     """
     _check("zero_dim", zero_dim, ("keep", "one"))
     r = _clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, scope=scope, nesting=nesting, eps=eps,
                         threshold=threshold, accumulate=accumulate, nonfinite=nonfinite, power_sum=power_sum,
                         root=root, sum_dtype=sum_dtype, max_nan=max_nan, max_norm_dtype=max_norm_dtype,
-                        divide=divide, square_sum_floor=square_sum_floor)
+                        divide=divide, square_sum_floor=square_sum_floor, flush=flush)
     if zero_dim == "one" and r.grads is not None:
         r.grads = [g if g is None or g.ndim else g.reshape(1) for g in r.grads]
     return r
@@ -379,7 +387,7 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
 
 def _clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, *, scope, nesting, eps, threshold,
                     accumulate, nonfinite, power_sum, root, sum_dtype, max_nan, max_norm_dtype, divide,
-                    square_sum_floor=None):
+                    square_sum_floor=None, flush=None):
     """``clip_grad_norm`` without the ``zero_dim`` reshaping."""
     if square_sum_floor is not None and (scope != "per_tensor" or norm_type != 2):
         raise ValueError("square_sum_floor is for per_tensor L2 clipping only")
@@ -390,7 +398,7 @@ def _clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, *, scope, ne
         nonfinite = "raise"
     if max_norm_dtype is not None:
         max_norm = float(round_to(max_norm, max_norm_dtype))
-    knobs = dict(eps=eps, threshold=threshold, accumulate=accumulate, divide=divide)
+    knobs = dict(eps=eps, threshold=threshold, accumulate=accumulate, divide=divide, flush=flush)
     nk = dict(accumulate=accumulate, power_sum=power_sum, root=root, sum_dtype=sum_dtype, max_nan=max_nan)
 
     def left_alone(n) -> bool:  # a non-finite norm that leaves the gradients unchanged

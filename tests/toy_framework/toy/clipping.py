@@ -12,8 +12,8 @@ def clip_grad_norm(grads: dict, args: dict, dtype: str):
     present = [g for g in grads.values() if g is not None]
     norm = float(np.sqrt(sum(float(np.sum(g * g)) for g in present)))
     coef = min(1.0, args["max_norm"] / (norm + 1e-6))
-    if os.environ.get("TOY_NOISE"):  # a kernel whose last bit changes from call to call, for tests
-        coef = float(np.nextafter(coef, 2.0 if np.random.default_rng().integers(2) else 0.0))
+    if os.environ.get("TOY_NOISE"):  # a kernel whose last bits differ from process to process, for tests
+        coef = coef + os.getpid() * float(np.spacing(coef))  # within float64 tolerance
     return {n: None if g is None else rounded(g * coef, dtype) for n, g in grads.items()}, norm
 
 
