@@ -120,7 +120,8 @@ def test_grads_tiny_says_where_flush_to_zero_decides():
     assert not fact("[1.0e-20, 2.0]", "float32")  # flushing 1e-20 changes nothing that counts
     assert not fact("[1.0e-6, 2.0e-6]", "float32")
     assert not fact("[1.0e-6, 2.0e-6]", "float16")  # subnormal in float16, but deterministic there
-    assert not fact("[1.0e-20, 2.0e-20]", "float64")  # float64 computations are not declared
+    assert not fact("[1.0e-20, 2.0e-20]", "float64")  # normal squares in float64
+    assert fact("[1.0e-310, 2.0e-310]", "float64")  # subnormal in float64
     assert not fact("[0.0, 0.0]", "float32")  # zero is not tiny
 
 
@@ -202,3 +203,48 @@ def test_a_generator_under_expect_is_materialised_not_a_crash():
     e = Expect.model_validate({"grads": {"w": {"fill": 0.5, "shape": [2]}}, "atol": 1e-6})
     assert compare.check_expect(e, {"w": np.array([0.5, 0.5])}, None, False) == []
     assert compare.check_expect(e, {"w": np.array([0.5, 0.6])}, None, False)[0].startswith("expect.grads.w: 1 elements")
+
+
+# --------------------------------------------------------------------------- asymmetric bounds
+
+def test_a_relation_condition_and_a_fallback_argument_rule():
+    from conformance.registry import Condition, Registry
+    from conformance.registry.entries import Relation
+
+    sym = Condition(fields={"args.min": Relation(neg_of="args.max")})
+    assert sym.holds({"args.min": -0.5, "args.max": 0.5})
+    assert not sym.holds({"args.min": -0.2, "args.max": 0.5})
+    assert not sym.holds({"args.min": None, "args.max": 0.5})
+    assert Condition(fields={"args.min": Relation(neg_of="args.max", or_null=True)}).holds({"args.min": None})
+    m = Mapping(source="paddle.nn.ClipGradByValue", target="torch.clamp", category="composite replacement",
+                args={"min": {"from": "min", "fallback": {"from": "max", "op": "neg"}}, "max": "max"})
+    assert Registry.translate(m, {"max": 0.5, "min": None}) == {"min": -0.5, "max": 0.5}
+    assert Registry.translate(m, {"max": 0.5, "min": -0.1}) == {"min": -0.1, "max": 0.5}
+
+
+def test_asymmetric_bounds_are_never_held_against_a_symmetric_target():
+    """mindspore.ops.clip_by_value(-0.2, 0.7) mapped to torch's clip_grad_value_ (+-0.7) was a
+    false mismatch: that target cannot express the call, whatever it returns."""
+    from conformance import registry
+
+    reg = registry.load()
+    text = textwrap.dedent("""\
+        id: a
+        title: t
+        devices: [cpu]
+        grads: {w: [0.3, -1.4, 2.2]}
+        clip: {api: mindspore.ops.clip_by_value, args: {clip_value_min: -0.2, clip_value_max: 0.7}}
+        targets: [torch.nn.utils.clip_grad_value_]
+        sweep:
+          clip.args.clip_value_min: [-0.2, -0.7]
+        """)
+    cells = plan(parse_text(text, "a.yaml").cases, reg).cells
+    runner = Runner(reg, pool=None)
+    clipped_as_torch_does = {"grads": {"w": np.array([0.3, -0.7, 0.7])}, "raised": None}
+    verdicts = {}
+    for cell in cells:
+        prepared = cell.kind.prepare(runner, cell)
+        rec = {"status": None, "difference": None, "message": ""}
+        classify(cell, prepared.want, clipped_as_torch_does, rec, prepared.hooks)
+        verdicts[cell.args["clip_value_min"]] = rec["status"]
+    assert verdicts == {-0.2: "unsupported", -0.7: "match"}

@@ -109,29 +109,38 @@ class Registry:
 
     @staticmethod
     def translate(mapping: Mapping, args: dict) -> dict:
-        """Source-API arguments -> target-API arguments, by the mapping's declarative rules."""
+        """Source-API arguments -> target-API arguments, by the mapping's declarative rules:
+        ``"p"`` (the source's ``p``), ``{from: p, op: neg | int}``, ``{value: v}``, and
+        ``fallback:`` (a rule used where the source's ``p`` is null: ``{from: min, fallback:
+        {from: max, op: neg}}`` for a lower bound that defaults to ``-max``)."""
         if mapping.args is None:
             return dict(args)
         out = {}
         for target_param, rule in mapping.args.items():
-            if isinstance(rule, str):
-                if rule in args:
-                    out[target_param] = args[rule]
-            elif "value" in rule:
-                out[target_param] = rule["value"]
-            else:
-                v = args.get(rule["from"])
-                op = rule.get("op", "identity")
-                if v is None or op == "identity":
-                    out[target_param] = v
-                elif op == "neg":
-                    out[target_param] = -v
-                elif op == "int":  # a target that takes an int (an integral float converts;
-                    # any other value passes unchanged, so the target's own error shows)
-                    out[target_param] = int(v) if isinstance(v, float) and v.is_integer() else v
-                else:
-                    raise ValueError(f"unknown argument op {op!r} in {mapping.source} -> {mapping.target}")
+            if isinstance(rule, str) and rule not in args:
+                continue
+            out[target_param] = _apply(rule, args, mapping)
         return out
+
+
+def _apply(rule, args: dict, mapping: Mapping):
+    """One argument rule of ``mapping`` applied to the source call's ``args``."""
+    if isinstance(rule, str):
+        return args.get(rule)
+    if "value" in rule:
+        return rule["value"]
+    v = args.get(rule["from"])
+    if v is None and "fallback" in rule:
+        return _apply(rule["fallback"], args, mapping)
+    op = rule.get("op", "identity")
+    if v is None or op == "identity":
+        return v
+    if op == "neg":
+        return -v
+    if op == "int":  # a target that takes an int (an integral float converts; any other value
+        # passes unchanged, so the target's own error shows)
+        return int(v) if isinstance(v, float) and v.is_integer() else v
+    raise ValueError(f"unknown argument op {op!r} in {mapping.source} -> {mapping.target}")
 
 
 def _jsonable(value):

@@ -104,19 +104,44 @@ class Range(_Strict):
                 and (self.at_least is None or x >= self.at_least) and (self.at_most is None or x <= self.at_most))
 
 
-#: a condition field: the list of allowed values, or a numeric range
-Allowed = Union[list[Any], Range]
+class Relation(_Strict):
+    """A fact in a relation to another fact of the same cell: ``{neg_of: args.clip_value_max}``
+    holds where the fact is the other one negated (symmetric bounds), ``or_null: true`` also
+    where the fact is null (Paddle's ``min`` left at its default, which is ``-max``). Numbers
+    compared by value; nothing evaluated."""
+
+    neg_of: str
+    or_null: bool = False
+
+    def contains(self, x, facts: dict) -> bool:
+        if x is None:
+            return self.or_null
+        other = facts.get(self.neg_of)
+        number = (int, float)
+        if isinstance(x, bool) or isinstance(other, bool) or not isinstance(x, number) or not isinstance(other, number):
+            return False
+        return x == -other
+
+
+#: a condition field: the list of allowed values, a numeric range, or a relation to another fact
+Allowed = Union[list[Any], Range, Relation]
 
 
 class Condition(_Strict):
     """``{dtype: [float16], args.norm_type: [1.0, .inf], args.clip_value: {above: 65504}}``:
-    every named field must be in its list (or range)."""
+    every named field must be in its list (or range, or relation)."""
 
     fields: dict[str, Allowed]
 
     def holds(self, facts: dict) -> bool:
-        return all(vs.contains(facts.get(k)) if isinstance(vs, Range) else any(_same(facts.get(k), v) for v in vs)
-                   for k, vs in self.fields.items())
+        def one(k, vs) -> bool:
+            if isinstance(vs, Range):
+                return vs.contains(facts.get(k))
+            if isinstance(vs, Relation):
+                return vs.contains(facts.get(k), facts)
+            return any(_same(facts.get(k), v) for v in vs)
+
+        return all(one(k, vs) for k, vs in self.fields.items())
 
 
 def _same(a, b) -> bool:
@@ -145,10 +170,10 @@ class Unsupported(_Strict):
     unless: dict[str, Allowed] = {}
     reason: str
     match: Optional[str] = None  # substring of "Type: message" the raised error must contain
-    #: the target *returns* here, but its numbers are undefined (measured: uninitialised memory),
-    #: so no oracle variant can reproduce them: a cell that matches neither the oracle nor a
-    #: declared difference is `unsupported` with this reason instead of `mismatch`. Never
-    #: applies to a raise.
+    #: the target *returns* here, but its numbers cannot be held against the source's (measured:
+    #: uninitialised memory, a flush-to-zero mode that varies; or a call the target cannot
+    #: express, asymmetric bounds for a symmetric API): no oracle variant can reproduce them, so
+    #: the cell is `unsupported` with this reason whatever its numbers. Never applies to a raise.
     undefined: bool = False
 
     @model_validator(mode="after")
@@ -171,7 +196,7 @@ def applies(when: dict, unless: dict, facts: dict) -> bool:
     return True
 
 
-ArgRule = Union[str, dict[str, Any]]  # "source_param" | {from: p, op: neg} | {value: v}
+ArgRule = Union[str, dict[str, Any]]  # "p" | {from: p, op: neg | int, fallback: rule} | {value: v}
 
 
 class Mapping(_Strict):

@@ -69,16 +69,17 @@ def oracle_call(api, args: dict, grads: list, dtype: str, variant: Optional[dict
 
 
 #: below these, a value's square is subnormal in float32 (the norms of float32 and bfloat16
-#: gradients), where MindSpore's CPU kernels flush on some threads and not others
-_FLUSHABLE = {"float32": tensors.finfo("float32")["tiny"] ** 0.5, "bfloat16": tensors.finfo("float32")["tiny"] ** 0.5}
+#: gradients) or float64, where MindSpore's CPU kernels flush on some threads and not others
+_FLUSHABLE = {"float32": tensors.finfo("float32")["tiny"] ** 0.5, "bfloat16": tensors.finfo("float32")["tiny"] ** 0.5,
+              "float64": tensors.finfo("float64")["tiny"] ** 0.5}
 _TINY: dict = {}
 
 
 def _tiny(case, dtype: str) -> bool:
-    """Whether flushing the values whose square is subnormal in float32 (below 1.1e-19) changes
-    some float32 or bfloat16 injected gradient's L2 norm by more than the dtype's rtol: where a
-    framework's flush-to-zero mode decides the numbers. Never for float64 or float16 (measured
-    deterministic there; MindSpore's float16 flush is the knob ``flush``).
+    """Whether flushing the values whose square is subnormal (float32 and bfloat16: below
+    1.1e-19; float64: below 1.5e-154) changes some injected gradient's L2 norm by more than the
+    dtype's rtol: where a framework's flush-to-zero mode decides the numbers. Never for float16
+    (measured deterministic there; MindSpore's float16 flush is the knob ``flush``).
     Computed once per (case, dtype)."""
     key = (id(case), dtype)
     if key not in _TINY or _TINY[key][0] is not case:  # the case is kept: its id is not reused

@@ -349,7 +349,7 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
                    sum_dtype: Optional[str] = None, max_nan: str = "propagate",
                    max_norm_dtype: Optional[str] = None, divide: str = "direct",
                    zero_dim: str = "keep", square_sum_floor: Optional[float] = None,
-                   flush: Optional[str] = None) -> OracleResult:
+                   flush: Optional[str] = None, norm_types: Optional[list] = None) -> OracleResult:
     """Clip gradients by norm (defaults: ``torch.nn.utils.clip_grad_norm_``).
 
     ``scope="global"``: ``norm = total_norm(grads, norm_type, nesting=nesting)``, then every
@@ -374,8 +374,12 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
     ``flush=<dtype>``: flush-to-zero arithmetic in that dtype: a ``norm + eps`` subnormal there
     is 0, so the coefficient is ``max_norm / 0`` (MindSpore's float16 ``ops.clip_by_norm``: a
     norm of subnormal gradients plus 1e-6 is 0, the coefficient inf, nothing clipped).
+    ``norm_types=[...]``: the only norm types the API accepts; any other raises ValueError
+    (Paddle's ``clip_grad_norm_``: inf, 0, 1, 2).
     """
     _check("zero_dim", zero_dim, ("keep", "one"))
+    if norm_types is not None and not any(float(norm_type) == float(t) for t in norm_types):
+        return OracleResult(grads=None, total_norm=None, raises="ValueError")
     r = _clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, scope=scope, nesting=nesting, eps=eps,
                         threshold=threshold, accumulate=accumulate, nonfinite=nonfinite, power_sum=power_sum,
                         root=root, sum_dtype=sum_dtype, max_nan=max_nan, max_norm_dtype=max_norm_dtype,
