@@ -302,8 +302,16 @@ def test_value_clip_one_sided_and_override():
     np.testing.assert_array_equal(clip_grad_value([g], min=0.0).grads[0], [0.0, 0.5, 2.0])
     np.testing.assert_array_equal(clip_grad_value([g], max=0.0).grads[0], [-2.0, 0.0, 0.0])
     np.testing.assert_array_equal(clip_grad_value([g], 0.1, min=-1.0, max=1.5).grads[0], [-1.0, 0.5, 1.5])
-    with pytest.raises(TypeError):
-        clip_grad_value([g])
+    # no bound at all: the call raises (as a result the classification judges, never a crash)
+    assert clip_grad_value([g]).raises == "TypeError"
+    assert clip_grad_value([g], unbounded="ValueError").raises == "ValueError"
+
+
+def test_value_clip_empty_range_clamps_or_raises():
+    g = np.array([-2.0, 0.5, 2.0])
+    np.testing.assert_array_equal(clip_grad_value([g], min=1.0, max=-1.0).grads[0], [-1.0, -1.0, -1.0])
+    assert clip_grad_value([g], -1.0, empty_range="raise").raises == "ValueError"  # lo 1 > hi -1
+    assert clip_grad_value([g], 1.0, empty_range="raise").grads is not None
 
 
 @pytest.mark.parametrize("nan,expected", [("propagate", NAN), ("min", -0.5), ("max", 0.5)])

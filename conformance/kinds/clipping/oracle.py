@@ -107,16 +107,18 @@ def _check(name: str, value, allowed) -> None:
 # --------------------------------------------------------------------------- norms
 
 
-def _signed_power_norm(x, p: float, accumulate: str) -> float:
+def _signed_power_norm(x, p: float, accumulate: str, exponent: str = "exact") -> float:
     """``(sum x**p) ** (1/p)`` with no absolute value (``power_sum="signed"``): IEEE ``pow``,
     so a negative sum or a negative element to a fractional power gives NaN, odd p lets signs
     cancel (p = 1 is the plain sum), and p = -inf gives 1 whenever the sum is finite
     (``s ** -0.0``). Every step rounded to ``accumulate`` (identity for ``"float64"``; the
-    summation order is not emulated)."""
+    summation order is not emulated). ``exponent="float32"``: ``p`` and ``1/p`` are rounded to
+    float32 first (MindSpore's ``ops.pow`` with a Python float exponent, even on float64)."""
     a = _round(np.asarray(x, dtype=np.float64).ravel(), accumulate)
+    power, root = (float(np.float32(p)), float(np.float32(1.0 / p))) if exponent == "float32" else (p, 1.0 / p)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
-        s = _round(np.sum(_round(np.power(a, p), accumulate)), accumulate)
-        return float(_round(np.power(s, 1.0 / p), accumulate))
+        s = _round(np.sum(_round(np.power(a, power), accumulate)), accumulate)
+        return float(_round(np.power(s, root), accumulate))
 
 
 def _root32_norm(x, p: float, accumulate: str) -> float:
@@ -161,7 +163,7 @@ def _naive_norm(x, p: float, accumulate: str, sum_dtype: str, root: str) -> floa
 
 
 def vector_norm(x, p, *, accumulate: str = "float64", power_sum: str = "abs", root: str = "exact",
-                sum_dtype: Optional[str] = None, max_nan: str = "propagate") -> float:
+                sum_dtype: Optional[str] = None, max_nan: str = "propagate", exponent: str = "exact") -> float:
     """p-norm of the flattened array ``x`` (``torch.linalg.vector_norm(x, p)``).
 
     ``p = inf``: ``max |x|``; ``p = -inf``: ``min |x|``; ``p = 0``: the number of elements
@@ -181,7 +183,8 @@ def vector_norm(x, p, *, accumulate: str = "float64", power_sum: str = "abs", ro
     gives inf; the summation order is not emulated). ``p = +-inf``: ``max``/``min`` of ``a``;
     ``p = 0``: ``r(count)``.
 
-    ``power_sum="signed"`` (p not inf, not 0): ``_signed_power_norm`` (no absolute value).
+    ``power_sum="signed"`` (p not inf, not 0): ``_signed_power_norm`` (no absolute value;
+    ``exponent="float32"`` rounds its ``p`` and ``1/p`` to float32).
     ``root="float32"`` (finite p, not 0): ``(sum |x|**p) ** float32(1/p)`` (``_root32_norm``).
     ``root="sum_float32"`` (with ``sum_dtype``): the sum cast to float32 before the root.
     ``sum_dtype=<dtype>`` (finite p, not 0): ``r(rs(rs(sum rs(|x|**p)) ** (1/p)))`` with ``rs``
@@ -195,6 +198,7 @@ def vector_norm(x, p, *, accumulate: str = "float64", power_sum: str = "abs", ro
     if root == "sum_float32" and sum_dtype is None:
         raise ValueError("root='sum_float32' needs sum_dtype (the dtype the sum is formed in)")
     _check("max_nan", max_nan, ("propagate", "compare"))
+    _check("exponent", exponent, ("exact", "float32"))
     p = float(p)
     if max_nan == "compare" and p in (math.inf, -math.inf):
         a = np.asarray(x, dtype=np.float64).ravel()
@@ -203,7 +207,7 @@ def vector_norm(x, p, *, accumulate: str = "float64", power_sum: str = "abs", ro
     if sum_dtype is not None and p not in (0.0, math.inf, -math.inf) and power_sum == "abs":
         return _naive_norm(x, p, accumulate, sum_dtype, root)
     if power_sum == "signed" and p not in (0.0, math.inf):
-        return _signed_power_norm(x, p, accumulate)
+        return _signed_power_norm(x, p, accumulate, exponent)
     if root == "float32" and p not in (0.0, math.inf, -math.inf):
         return _root32_norm(x, p, accumulate)
     a = np.abs(np.asarray(x, dtype=np.float64)).ravel()
@@ -231,7 +235,7 @@ def vector_norm(x, p, *, accumulate: str = "float64", power_sum: str = "abs", ro
 
 def total_norm(grads: list, norm_type: float = 2.0, *, nesting: str = "nested", accumulate: str = "float64",
                power_sum: str = "abs", root: str = "exact", sum_dtype: Optional[str] = None,
-               max_nan: str = "propagate") -> float:
+               max_nan: str = "propagate", exponent: str = "exact") -> float:
     """The norm of several gradient tensors (``None`` entries ignored).
 
     ``nesting="nested"`` (torch): ``vector_norm([vector_norm(g, p) for g in grads], p)``, the
@@ -243,7 +247,8 @@ def total_norm(grads: list, norm_type: float = 2.0, *, nesting: str = "nested", 
     and ``root`` as in ``vector_norm``, applied to the per-tensor and the outer norm
     (``sum_dtype``, ``max_nan`` likewise).
     """
-    kw = dict(accumulate=accumulate, power_sum=power_sum, root=root, sum_dtype=sum_dtype, max_nan=max_nan)
+    kw = dict(accumulate=accumulate, power_sum=power_sum, root=root, sum_dtype=sum_dtype, max_nan=max_nan,
+              exponent=exponent)
     _check("nesting", nesting, ("nested", "flat"))
     gs = _present(grads)
     if not gs:
@@ -349,7 +354,8 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
                    sum_dtype: Optional[str] = None, max_nan: str = "propagate",
                    max_norm_dtype: Optional[str] = None, divide: str = "direct",
                    zero_dim: str = "keep", square_sum_floor: Optional[float] = None,
-                   flush: Optional[str] = None, norm_types: Optional[list] = None) -> OracleResult:
+                   flush: Optional[str] = None, norm_types: Optional[list] = None,
+                   exponent: str = "exact") -> OracleResult:
     """Clip gradients by norm (defaults: ``torch.nn.utils.clip_grad_norm_``).
 
     ``scope="global"``: ``norm = total_norm(grads, norm_type, nesting=nesting)``, then every
@@ -375,7 +381,7 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
     is 0, so the coefficient is ``max_norm / 0`` (MindSpore's float16 ``ops.clip_by_norm``: a
     norm of subnormal gradients plus 1e-6 is 0, the coefficient inf, nothing clipped).
     ``norm_types=[...]``: the only norm types the API accepts; any other raises ValueError
-    (Paddle's ``clip_grad_norm_``: inf, 0, 1, 2).
+    (Paddle's ``clip_grad_norm_``: inf, 0, 1, 2). ``exponent``: as in ``vector_norm``.
     """
     _check("zero_dim", zero_dim, ("keep", "one"))
     if norm_types is not None and not any(float(norm_type) == float(t) for t in norm_types):
@@ -383,7 +389,7 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
     r = _clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, scope=scope, nesting=nesting, eps=eps,
                         threshold=threshold, accumulate=accumulate, nonfinite=nonfinite, power_sum=power_sum,
                         root=root, sum_dtype=sum_dtype, max_nan=max_nan, max_norm_dtype=max_norm_dtype,
-                        divide=divide, square_sum_floor=square_sum_floor, flush=flush)
+                        divide=divide, square_sum_floor=square_sum_floor, flush=flush, exponent=exponent)
     if zero_dim == "one" and r.grads is not None:
         r.grads = [g if g is None or g.ndim else g.reshape(1) for g in r.grads]
     return r
@@ -391,7 +397,7 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
 
 def _clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, *, scope, nesting, eps, threshold,
                     accumulate, nonfinite, power_sum, root, sum_dtype, max_nan, max_norm_dtype, divide,
-                    square_sum_floor=None, flush=None):
+                    square_sum_floor=None, flush=None, exponent="exact"):
     """``clip_grad_norm`` without the ``zero_dim`` reshaping."""
     if square_sum_floor is not None and (scope != "per_tensor" or norm_type != 2):
         raise ValueError("square_sum_floor is for per_tensor L2 clipping only")
@@ -403,7 +409,8 @@ def _clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, *, scope, ne
     if max_norm_dtype is not None:
         max_norm = float(round_to(max_norm, max_norm_dtype))
     knobs = dict(eps=eps, threshold=threshold, accumulate=accumulate, divide=divide, flush=flush)
-    nk = dict(accumulate=accumulate, power_sum=power_sum, root=root, sum_dtype=sum_dtype, max_nan=max_nan)
+    nk = dict(accumulate=accumulate, power_sum=power_sum, root=root, sum_dtype=sum_dtype, max_nan=max_nan,
+              exponent=exponent)
 
     def left_alone(n) -> bool:  # a non-finite norm that leaves the gradients unchanged
         return nonfinite == "skip" or (nonfinite == "skip_nan" and math.isnan(n))
@@ -438,7 +445,8 @@ def _clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, *, scope, ne
 
 def clip_grad_value(grads: list, clip_value: Optional[float] = None, *, min: Optional[float] = None,
                     max: Optional[float] = None, order: str = "max_last",
-                    nan: str = "propagate", bound_dtype: Optional[str] = None) -> OracleResult:
+                    nan: str = "propagate", bound_dtype: Optional[str] = None,
+                    empty_range: str = "clamp", unbounded: str = "TypeError") -> OracleResult:
     """Clamp every gradient element into ``[lo, hi]`` (``torch.nn.utils.clip_grad_value_``).
 
     Bounds: ``lo, hi = -clip_value, clip_value``, unless ``min`` or ``max`` is given: then
@@ -456,13 +464,17 @@ def clip_grad_value(grads: list, clip_value: Optional[float] = None, *, min: Opt
     ``bound_dtype``: each bound is first rounded to that dtype (``None``: used exactly):
     MindSpore makes a tensor of the gradients' dtype of a Python bound, so in float16 a bound
     beyond 65504 becomes +-inf (``lo = round(lo)``, ``hi = round(hi)``).
-    No norm is returned (``total_norm`` None).
+    ``empty_range="raise"``: ``lo > hi`` raises ValueError (Paddle's clip kernel: "max should
+    be greater than or equal to min"); ``"clamp"``: computed as above. ``unbounded``: the
+    exception type raised when no bound is given at all (MindSpore's ``clip_by_value``:
+    ValueError). No norm is returned (``total_norm`` None).
     """
     _check("order", order, ("max_last", "min_last"))
     _check("nan", nan, ("propagate", "min", "max", "bound"))
+    _check("empty_range", empty_range, ("clamp", "raise"))
     if min is None and max is None:
         if clip_value is None:
-            raise TypeError("clip_grad_value needs clip_value, min or max")
+            return OracleResult(grads=None, total_norm=None, raises=unbounded)
         lo, hi = -float(clip_value), float(clip_value)
     else:
         lo, hi = min, max
@@ -471,6 +483,8 @@ def clip_grad_value(grads: list, clip_value: Optional[float] = None, *, min: Opt
             hi = float(clip_value) if hi is None else hi
     if bound_dtype is not None:
         lo, hi = (None if b is None else float(round_to(b, bound_dtype)) for b in (lo, hi))
+    if empty_range == "raise" and lo is not None and hi is not None and lo > hi:
+        return OracleResult(grads=None, total_norm=None, raises="ValueError")
 
     def clamp(g):
         g = np.asarray(g, dtype=np.float64)
