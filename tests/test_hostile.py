@@ -174,9 +174,14 @@ def test_what_cannot_run_does_not_validate(tmp_path, edit, expected):
 
 def test_a_requested_backend_that_cannot_start_is_an_error_that_says_why(tmp_path):
     (tmp_path / "good.yaml").write_text(GOOD)
-    # the CLI's own interpreter has no paddle
-    r = _cli("run", tmp_path, "--backend", f"paddle={sys.executable}", "--out", tmp_path / "o", cwd=tmp_path)
-    assert r.returncode == 2 and f"--backend paddle: {sys.executable} cannot import paddle" in r.stderr
+    from conformance import frameworks
+
+    # a framework the CLI's own interpreter cannot import, named with that interpreter
+    missing = next((n for n, fw in frameworks.discover().items() if not frameworks.installed_here(n)), None)
+    if missing is not None:
+        r = _cli("run", tmp_path, "--backend", f"{missing}={sys.executable}", "--out", tmp_path / "o", cwd=tmp_path)
+        package = frameworks.discover()[missing].package
+        assert r.returncode == 2 and f"--backend {missing}: {sys.executable} cannot import {package}" in r.stderr
     r = _cli("run", tmp_path, "--backend", "paddle=/no/such/python", "--out", tmp_path / "o", cwd=tmp_path)
     assert r.returncode == 2 and "no such interpreter: /no/such/python" in r.stderr
     # a framework that is found but does not import (a broken install): its worker cannot start

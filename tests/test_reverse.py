@@ -64,7 +64,13 @@ def test_per_tensor_sources_run_on_the_torch_composite(pool):
 
 
 def test_every_reverse_torch_cell_is_match_or_known(pool):
+    """... or unsupported where torch's symmetric clip_grad_value_ cannot express the source's
+    asymmetric bounds (declared: never compared)."""
     recs = _run(pool, REVERSE)
-    bad = [(i, r["status"], r["message"]) for i, r in recs.items() if r["status"] not in ("match", "known")]
+    inexpressible = [i for i, r in recs.items() if r["status"] == "unsupported"]
+    bad = [(i, r["status"], r["message"]) for i, r in recs.items()
+           if r["status"] not in ("match", "known") and not (
+               r["status"] == "unsupported" and r["message"].startswith("asymmetric (or one-sided) bounds"))]
     assert not bad
     assert any(r["status"] == "known" for r in recs.values())
+    assert inexpressible and all("clip_grad_value_" in i for i in inexpressible)
