@@ -103,6 +103,8 @@ class Comparison:
     problems: list = field(default_factory=list)  # human-readable reasons it is not close
     norm_got: Optional[float] = None
     norm_want: Optional[float] = None
+    rtol: Optional[float] = None  # the tolerance the elements were judged by (shown on every cell)
+    atol: Optional[float] = None
 
     @property
     def ok(self) -> bool:
@@ -110,11 +112,12 @@ class Comparison:
 
     def totals(self) -> dict:
         ms = list(self.params.values())
+        tol = {} if self.rtol is None else {"tolerance": {"rtol": self.rtol, "atol": self.atol}}
         if not ms:
-            return {"max_abs_err": None, "max_rel_err": None, "mismatched": None}
+            return {"max_abs_err": None, "max_rel_err": None, "mismatched": None, **tol}
         return {"max_abs_err": max(m.max_abs_err for m in ms),
                 "max_rel_err": max(m.max_rel_err for m in ms),
-                "mismatched": sum(m.mismatched for m in ms)}
+                "mismatched": sum(m.mismatched for m in ms), **tol}
 
     def summary(self) -> str:
         return "; ".join(self.problems)
@@ -124,7 +127,7 @@ def compare_outputs(got_grads: dict, want_grads: dict, rtol: float, atol: float,
                     got_norm=None, want_norm=None, label: str = "", norm_dtype: Optional[str] = None) -> Comparison:
     """Compare gradients (name -> array or None) and, where both exist, the returned norm (by
     ``rtol`` alone once rounded to ``norm_dtype``, where given: see the module doc)."""
-    c = Comparison(norm_got=got_norm, norm_want=want_norm)
+    c = Comparison(norm_got=got_norm, norm_want=want_norm, rtol=rtol, atol=atol)
     for name, want in want_grads.items():
         got = got_grads.get(name, "absent")
         if isinstance(got, str):

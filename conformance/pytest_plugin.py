@@ -169,6 +169,9 @@ def format_failure(r: dict) -> str:
     if r.get("max_abs_err") is not None:
         lines.append(f"max abs err {r['max_abs_err']:.6g}, max rel err {r['max_rel_err']:.6g}, "
                      f"mismatched elements {r['mismatched']}")
+    tol = r.get("tolerance") or {}
+    if tol:
+        lines.append(f"tolerance: |got - want| <= atol + rtol * |want| with rtol {tol['rtol']:g}, atol {tol['atol']:g}")
     for name, m in (r.get("params") or {}).items():
         if m["mismatched"]:
             lines.append(f"  {name}: {m['mismatched']}/{m['size']} mismatched, max abs {m['max_abs_err']:.6g}, "

@@ -158,7 +158,8 @@ def test_compare_outputs_with_none_gradients_and_the_returned_norm():
     assert sorted(c.params) == ["x/(returned norm)", "x/a"]
     norm = c.params["x/(returned norm)"]
     assert (norm.size, norm.mismatched, norm.max_abs_err, norm.max_rel_err) == (1, 1, 0.5, 0.5 / 3.5)
-    assert c.totals() == {"max_abs_err": 0.5, "max_rel_err": 0.5 / 3.5, "mismatched": 2}
+    assert c.totals() == {"max_abs_err": 0.5, "max_rel_err": 0.5 / 3.5, "mismatched": 2,
+                          "tolerance": {"rtol": 0.0, "atol": 0.1}}
     assert (c.norm_got, c.norm_want) == (3.0, 3.5)
 
 
@@ -174,7 +175,8 @@ def test_compare_outputs_that_agree():
 def test_compare_outputs_norm_only_when_both_sides_have_one():
     c = compare_outputs({}, {}, 0.0, 0.0, got_norm=1.0, want_norm=None)
     assert c.ok and c.params == {}
-    assert c.totals() == {"max_abs_err": None, "max_rel_err": None, "mismatched": None}
+    assert c.totals() == {"max_abs_err": None, "max_rel_err": None, "mismatched": None,
+                          "tolerance": {"rtol": 0.0, "atol": 0.0}}
 
 
 def test_compare_outputs_norm_nan_against_number():

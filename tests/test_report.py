@@ -62,7 +62,8 @@ def small_doc():
             make_cell(status="mismatch", dtype="float16", max_abs_err=0.25, max_rel_err=0.5, mismatched=4,
                       message="grads differ beyond tolerance", reproduce="import torch\nprint('repro-snippet-1')",
                       params={"0.weight": {"max_abs_err": 0.25, "max_rel_err": 0.5, "mismatched": 4, "size": 6}},
-                      total_norm={"got": 1.5, "want": 1.25}, sweep={"norm_type": 2.0}),
+                      total_norm={"got": 1.5, "want": 1.25}, sweep={"norm_type": 2.0},
+                      tolerance={"rtol": 0.001, "atol": 1e-05}),
             make_cell(status="skipped", device="gpu", message="no GPU", max_abs_err=None, max_rel_err=None,
                       mismatched=None),
             make_cell(backend="paddle", api="paddle.nn.ClipGradByGlobalNorm", status="known",
@@ -238,6 +239,13 @@ def test_problems_section_lists_mismatch_and_error_first(rendered):
     assert "0.weight" in problems
     # problems appear before the full table
     assert html.index('id="problems"') < html.index('id="cells"')
+
+
+def test_the_tolerance_of_a_cell_is_shown(rendered):
+    index, html = rendered
+    assert "(tolerance rtol 0.001, atol 1e-05)" in html  # the problems section
+    page = (index.parent / "cases" / "seed-linear-clip-grad-norm.html").read_text(encoding="utf-8")
+    assert page.count("(tolerance rtol 0.001, atol 1e-05)") == 1  # the one cell that has it
 
 
 def test_long_messages_fold_into_details(rendered):

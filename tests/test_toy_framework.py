@@ -86,6 +86,10 @@ def test_a_toy_framework_added_as_one_folder_runs_every_kind(tmp_path):
         "toy-train[toy.sgd-float64-cpu]": "match",
     }, [(rec["id"], rec["status"], rec["message"]) for rec in doc["results"]]
     assert doc["backends"]["toy"]["version"] == "0.1"
+    # every compared cell says what tolerance judged it (the dtype's default here)
+    from conformance.compare import tolerance
+    assert {rec["id"]: rec["tolerance"] for rec in doc["results"]} == {
+        rec["id"]: dict(zip(("rtol", "atol"), tolerance(rec["dtype"]))) for rec in doc["results"]}
     # its snippet writers and its title reach the results document (and so the report)
     snippets = {api for info in doc["cases"].values() for api in info.get("snippets", {})}
     assert snippets == {"toy.clip_grad_norm", "toy.grad", "toy.sgd"}

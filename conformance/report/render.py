@@ -131,6 +131,7 @@ def _cell_view(raw: Any, index: int) -> Dict[str, Any]:
         "max_abs_err": fmt_num(cell.get("max_abs_err")),
         "max_rel_err": fmt_num(cell.get("max_rel_err")),
         "mismatched": fmt_int(cell.get("mismatched")),
+        "tolerance": _tolerance_view(cell.get("tolerance")),
         "message": _message_view(message),
         "sweep": fmt_kv(cell.get("sweep")) if cell.get("sweep") else "",
         "params": params,
@@ -148,6 +149,14 @@ def _factor_view(raw: Any) -> Optional[Dict[str, str]]:
     if not isinstance(raw, Mapping):
         return None
     return {"got": fmt_num(raw.get("got"), 8), "want": fmt_num(raw.get("want"), 8)}
+
+
+def _tolerance_view(raw: Any) -> str:
+    """``rtol R, atol A`` for a cell's recorded tolerance; empty when it has none (raised, or an
+    older results file)."""
+    if not isinstance(raw, Mapping):
+        return ""
+    return "rtol %s, atol %s" % (fmt_num(raw.get("rtol")), fmt_num(raw.get("atol")))
 
 
 def _machine_view(raw: Any) -> Dict[str, str]:
