@@ -248,3 +248,30 @@ def test_asymmetric_bounds_are_never_held_against_a_symmetric_target():
         classify(cell, prepared.want, clipped_as_torch_does, rec, prepared.hooks)
         verdicts[cell.args["clip_value_min"]] = rec["status"]
     assert verdicts == {-0.2: "unsupported", -0.7: "match"}
+
+
+# --------------------------------------------------------------------------- unsupported reasons
+
+def test_the_audit_of_unsupported_reasons_finds_a_reason_that_does_not_fit():
+    """tests/verdict_audit.py, which checks every unsupported cell of the bundled run (in the
+    browser env), fails where it must: a Paddle float16 cell that raised "norm_type only support"
+    shown with the generic float16 kernel gap, a reason no declaration has, and a gap without
+    `undefined` on a cell that returned."""
+    from tests.verdict_audit import planned_cells, unsupported_problems
+
+    cell_id = "found-08cd99c0c7e8[paddle.nn.utils.clip_grad_norm_-float16-cpu]"
+    cells = planned_cells([ROOT / "cases" / "found"])
+    cell = cells[cell_id]
+    raised = "ValueError: norm_type only support [inf, 0, 1, 2], but got 3.5"
+    specific = next(u for u in cell.mapping.unsupported if u.match == "norm_type only support")
+    generic = next(u for u in cell.mapping.unsupported if u.match is None and u.applies(cell.facts()))
+
+    def audit(message):
+        return unsupported_problems({"results": [{"id": cell_id, "status": "unsupported", "message": message}]},
+                                    cells)
+
+    assert audit(f"{specific.reason} ({raised})") == []
+    wrong = audit(f"{generic.reason} ({raised})")
+    assert len(wrong) == 1 and "names the raised error more closely" in wrong[0]
+    assert "no declared gap" in audit(f"no kernel anywhere ({raised})")[0]
+    assert "not `undefined`" in audit(f"{generic.reason} (agreed with the oracle this time)")[0]
