@@ -208,27 +208,49 @@ def expected(value) -> np.ndarray:
     return materialize(tensor_data(value))
 
 
-def check_expect(expect, grads: dict, norm, raised: bool) -> list[str]:
-    """Check a case's literal ``expect`` numbers; returns the failures (empty list: all hold)."""
+def check_expect(expects, grads: dict, norm, raised: bool, before: Optional[dict] = None,
+                 values: Optional[dict] = None) -> list[str]:
+    """Check the ``expect`` entries that hold for a cell (``Case.expectations``); returns the
+    failures (empty list: all hold). ``grads`` are the gradients after the call, whether it
+    returned or raised; ``before`` the gradients it was given (for ``grads: unchanged``);
+    ``values`` a derivation's returned outputs by name."""
     fails = []
-    if expect is None:
-        return fails
-    if expect.raises != raised:
-        fails.append(f"expect.raises is {expect.raises} but the call {'raised' if raised else 'returned'}")
-        return fails
-    if raised:
-        return fails
-    if expect.total_norm is not None and norm is not None:
-        if not np.isclose(norm, expect.total_norm, rtol=0, atol=expect.atol, equal_nan=True):
-            fails.append(f"expect.total_norm: got {norm!r}, expected {expect.total_norm!r} (atol {expect.atol})")
-    for name, want in (expect.grads or {}).items():
+    for i, e in enumerate(expects):
+        where = "expect" if len(expects) == 1 else f"expect[{'/'.join(e.apis()) or i}]"
+        fails += _check_one(e, where, grads, norm, raised, before, values)
+    return fails
+
+
+def _check_one(e, where: str, grads: dict, norm, raised: bool, before, values) -> list[str]:
+    if e.raises != raised:
+        return [f"{where}.raises is {e.raises} but the call {'raised' if raised else 'returned'}"]
+    fails = []
+    if not raised and e.total_norm is not None and norm is not None:
+        if not np.isclose(norm, e.total_norm, rtol=e.rtol, atol=e.atol, equal_nan=True):
+            fails.append(f"{where}.total_norm: got {norm!r}, expected {e.total_norm!r} ({_tol(e)})")
+    wanted = e.grads
+    if wanted == "unchanged":
+        wanted = {n: g for n, g in (before or {}).items()}
+    for name, want in (wanted or {}).items():
         got = grads.get(name)
         if want is None or got is None:
             if (want is None) != (got is None):
-                fails.append(f"expect.grads.{name}: got {'None' if got is None else 'a tensor'}")
+                fails.append(f"{where}.grads.{name}: got {'None' if got is None else 'a tensor'}")
             continue
-        m = compare_arrays(got, expected(want), 0.0, expect.atol)
+        m = compare_arrays(got, expected(want), e.rtol, e.atol)
         if m.mismatched:
-            fails.append(f"expect.grads.{name}: {m.mismatched} elements off by more than "
-                         f"atol {expect.atol} (worst {m.worst})")
+            after = " after the raise" if raised else ""
+            fails.append(f"{where}.grads.{name}{after}: {m.mismatched} elements off by more than "
+                         f"{_tol(e)} (worst {m.worst})")
+    for name, want in (e.values or {}).items() if not raised else ():
+        got = (values or {}).get(name)
+        if got is None:
+            continue  # an API that does not return this output (torch.autograd.grad, say)
+        m = compare_arrays(got, expected(want), e.rtol, e.atol)
+        if m.mismatched:
+            fails.append(f"{where}.values.{name}: off by more than {_tol(e)} (worst {m.worst})")
     return fails
+
+
+def _tol(e) -> str:
+    return f"atol {e.atol}" if not e.rtol else f"atol {e.atol}, rtol {e.rtol}"

@@ -133,8 +133,14 @@ def plan(cases: list[SourceCase], registry: Registry, *, backends: Optional[set]
             error(("clip", "api"), "clip.api", f"{case.clip.api} is a {api.kind} API: it needs {need}")
             continue
         mappings = registry.targets(case.clip.api)
+        known = {m.target for m in mappings}
+        for i, e in enumerate(case.expect):
+            at = ("expect", i, "api") if ("expect", i) in sc.lines else ("expect", "api")
+            for t in e.apis():
+                if t not in known:
+                    field = f"expect[{i}].api" if at[1] == i else "expect.api"
+                    error(at, field, f"{t!r} is not a target of {case.clip.api}{suggest(t, known)}")
         if case.targets is not None:
-            known = {m.target for m in mappings}
             for i, t in enumerate(case.targets):
                 if t not in known:
                     error(("targets", i), f"targets[{i}]", f"{t!r} is not a target of {case.clip.api}{suggest(t, known)}")

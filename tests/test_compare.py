@@ -189,33 +189,63 @@ def test_compare_outputs_norm_nan_against_number():
 
 def test_check_expect_passes():
     e = Expect(total_norm=0.8154753, grads={"w": [1.0, 2.0], "b": None}, atol=1e-4)
-    assert check_expect(e, {"w": np.array([1.00005, 2.0]), "b": None}, 0.81546, False) == []
-    assert check_expect(None, {}, None, True) == []
+    assert check_expect([e], {"w": np.array([1.00005, 2.0]), "b": None}, 0.81546, False) == []
+    assert check_expect([], {}, None, True) == []
 
 
 def test_check_expect_failure_messages():
     e = Expect(total_norm=0.8154753, grads={"w": [1.0, 2.0], "b": None}, atol=1e-4)
-    assert check_expect(e, {"w": np.array([1.001, 2.0]), "b": np.array([1.0])}, 0.8156, False) == [
+    assert check_expect([e], {"w": np.array([1.001, 2.0]), "b": np.array([1.0])}, 0.8156, False) == [
         "expect.total_norm: got 0.8156, expected 0.8154753 (atol 0.0001)",
         "expect.grads.w: 1 elements off by more than atol 0.0001 (worst [0]: got 1.001 want 1.0)",
         "expect.grads.b: got a tensor",
     ]
     e = Expect(grads={"w": [1.0]})
-    assert check_expect(e, {"w": None}, None, False) == ["expect.grads.w: got None"]
+    assert check_expect([e], {"w": None}, None, False) == ["expect.grads.w: got None"]
 
 
 def test_check_expect_raises():
-    assert check_expect(Expect(raises=True), {}, None, True) == []
-    assert check_expect(Expect(raises=True), {}, None, False) == ["expect.raises is True but the call returned"]
+    assert check_expect([Expect(raises=True)], {}, None, True) == []
+    assert check_expect([Expect(raises=True)], {}, None, False) == ["expect.raises is True but the call returned"]
     e = Expect(total_norm=1.0)
-    assert check_expect(e, {}, None, True) == ["expect.raises is False but the call raised"]
+    assert check_expect([e], {}, None, True) == ["expect.raises is False but the call raised"]
 
 
-def test_check_expect_uses_atol_only():
-    # rtol is 0: a large number off by more than atol fails even if relatively tiny
+def test_check_expect_uses_atol_only_by_default():
+    # rtol is 0 unless given: a large number off by more than atol fails even if relatively tiny
     e = Expect(total_norm=1e6, grads={"w": [1e6]}, atol=1e-3)
-    fails = check_expect(e, {"w": np.array([1e6 + 0.01])}, 1e6 + 0.01, False)
+    fails = check_expect([e], {"w": np.array([1e6 + 0.01])}, 1e6 + 0.01, False)
     assert fails == [
         "expect.total_norm: got 1000000.01, expected 1000000.0 (atol 0.001)",
         "expect.grads.w: 1 elements off by more than atol 0.001 (worst [0]: got 1000000.01 want 1000000.0)",
     ]
+
+
+def test_check_expect_with_rtol():
+    e = Expect(total_norm=1e6, grads={"w": [1e6]}, atol=0.0, rtol=1e-7)
+    assert check_expect([e], {"w": np.array([1e6 + 0.01])}, 1e6 + 0.01, False) == []
+    fails = check_expect([e], {"w": np.array([1e6 + 1.0])}, 1e6 + 1.0, False)
+    assert fails == [
+        "expect.total_norm: got 1000001.0, expected 1000000.0 (atol 0.0, rtol 1e-07)",
+        "expect.grads.w: 1 elements off by more than atol 0.0, rtol 1e-07 (worst [0]: got 1000001.0 want 1000000.0)",
+    ]
+
+
+def test_check_expect_gradients_after_a_raise():
+    """torch's clip_grad_norm_(error_if_nonfinite=True) raises and leaves the gradients as they
+    were: `raises: true` with `grads: unchanged` (or literals) states it."""
+    before = {"w": np.array([1.0, np.inf])}
+    e = Expect(raises=True, grads="unchanged")
+    assert check_expect([e], {"w": np.array([1.0, np.inf])}, None, True, before=before) == []
+    assert check_expect([e], {"w": np.array([0.0, np.nan])}, None, True, before=before) == [
+        "expect.grads.w after the raise: 2 elements off by more than atol 1e-06 (worst [1]: got nan want inf)"]
+    e = Expect(raises=True, grads={"w": [1.0, 2.0]})
+    assert check_expect([e], {"w": np.array([1.0, 2.0])}, None, True) == []
+
+
+def test_check_expect_entries_per_target_api():
+    entries = [Expect(api="a.clip", total_norm=1.0), Expect(api=["b.clip", "c.clip"], raises=True), Expect(atol=0.1)]
+    assert [e.holds_for("a.clip") for e in entries] == [True, False, True]
+    assert [e.holds_for("c.clip") for e in entries] == [False, True, True]
+    fails = check_expect([entries[0], entries[2]], {}, 2.0, False)
+    assert fails == ["expect[a.clip].total_norm: got 2.0, expected 1.0 (atol 1e-06)"]

@@ -201,8 +201,8 @@ def test_a_generator_under_expect_is_materialised_not_a_crash():
     from conformance.spec.case import Expect
 
     e = Expect.model_validate({"grads": {"w": {"fill": 0.5, "shape": [2]}}, "atol": 1e-6})
-    assert compare.check_expect(e, {"w": np.array([0.5, 0.5])}, None, False) == []
-    assert compare.check_expect(e, {"w": np.array([0.5, 0.6])}, None, False)[0].startswith("expect.grads.w: 1 elements")
+    assert compare.check_expect([e], {"w": np.array([0.5, 0.5])}, None, False) == []
+    assert compare.check_expect([e], {"w": np.array([0.5, 0.6])}, None, False)[0].startswith("expect.grads.w: 1 elements")
 
 
 # --------------------------------------------------------------------------- asymmetric bounds

@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import AfterValidator, Field, PrivateAttr, create_model, field_validator, model_validator
 
@@ -18,6 +18,7 @@ from .values import Device, Dtype, ParamName, Strict, TensorValue
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 API_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*$"
+ApiName = Annotated[str, Field(pattern=API_PATTERN)]
 
 
 class Clip(Strict):
@@ -26,11 +27,34 @@ class Clip(Strict):
 
 
 class Expect(Strict):
+    """Literal numbers a case asserts, as the test it comes from does (docs/expect.md).
+
+    ``expect:`` is one entry or a list of them; an entry with ``api:`` holds for those target
+    APIs only, one without for every target. Every entry that applies to a cell must hold. A
+    number is close when ``|got - want| <= atol + rtol * |want|``. With ``raises: true``,
+    ``grads:`` are the gradients after the raise (``unchanged``: as they were before the call)."""
+
+    api: Optional[Union[ApiName, list[ApiName]]] = None
     total_norm: Optional[float] = None
-    grads: Optional[dict[ParamName, Optional[TensorValue]]] = None
+    grads: Optional[Union[Literal["unchanged"], dict[ParamName, Optional[TensorValue]]]] = None
     values: Optional[dict[ParamName, TensorValue]] = None  # derivation: returned outputs (value, aux) by name
+    rtol: Annotated[float, Field(ge=0)] = 0.0
     atol: Annotated[float, Field(ge=0)] = 1e-6
     raises: bool = False
+
+    @field_validator("grads", mode="before")
+    @classmethod
+    def _grads_form(cls, v):
+        if v is not None and not isinstance(v, dict) and v != "unchanged":
+            raise ValueError(f"`unchanged` or a mapping of gradient names to values, not {v!r}")
+        return v
+
+    def apis(self) -> list[str]:
+        """The target APIs this entry names (empty: every target)."""
+        return [] if self.api is None else [self.api] if isinstance(self.api, str) else list(self.api)
+
+    def holds_for(self, api: str) -> bool:
+        return self.api is None or api in self.apis()
 
 
 class Tolerance(Strict):
@@ -72,7 +96,7 @@ class CaseBase(Strict):
     clip: Clip
     targets: Optional[list[str]] = None  # restrict to these target APIs (default: all mapped)
     sweep: dict[Annotated[str, AfterValidator(_sweep_key)], Annotated[list[Any], Field(min_length=1)]] = {}
-    expect: Optional[Expect] = None
+    expect: list[Expect] = []  # one entry (a mapping) or a list; see Expect
     tolerance: dict[Dtype, Tolerance] = {}
     _kind: str = PrivateAttr(default="")
 
@@ -80,6 +104,16 @@ class CaseBase(Strict):
     def kind(self) -> str:
         """The kind of this case (a folder of ``conformance/kinds``), decided at validation."""
         return self._kind
+
+    @field_validator("expect", mode="before")
+    @classmethod
+    def _one_expect(cls, v):
+        """``expect: {...}`` is a list of one entry (its errors keep the mapping's locations)."""
+        return [v] if isinstance(v, dict) else v
+
+    def expectations(self, api: str) -> list[Expect]:
+        """The ``expect`` entries that hold for target ``api``."""
+        return [e for e in self.expect if e.holds_for(api)]
 
     @field_validator("tolerance", mode="before")
     @classmethod

@@ -85,6 +85,8 @@ def _model_fields_at(loc, data, root) -> list[str]:
         ann = _step(ann, part, node)
         if ann is None:
             return []
+    if isinstance(node, dict):  # a list of one item written bare (expect:)
+        ann = next((typing.get_args(a)[0] for a in _flatten(ann) if typing.get_origin(a) is list), ann)
     model = _pick_model(ann, node)
     return [f.alias or n for n, f in model.model_fields.items()] if model else []
 
@@ -98,6 +100,8 @@ def _step(ann, part, node):
             return typing.get_args(a)[1]
         if origin is list and isinstance(part, int):
             return typing.get_args(a)[0]
+        if origin is list and isinstance(part, str):  # a list of one item written bare (expect:)
+            return _step(typing.get_args(a)[0], part, node)
     if model is not None and isinstance(part, str):
         f = model.model_fields.get(part) or next(
             (x for x in model.model_fields.values() if x.alias == part), None)

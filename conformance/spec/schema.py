@@ -15,6 +15,11 @@ def json_schema() -> dict:
         props["call"] = dict(props["clip"], description="synonym of clip: the call under test")
         schema["required"] = [r for r in schema.get("required", []) if r != "clip"]
         schema["oneOf"] = [{"required": ["clip"]}, {"required": ["call"]}]
+    # `expect:` is one entry or a list of them (a mapping becomes a list of one: Case._one_expect)
+    if "expect" in props:
+        entry = props["expect"]["items"]
+        props["expect"] = {"anyOf": [entry, {"type": "array", "items": entry}],
+                           "description": "one entry, or a list of entries each for some target APIs (`api:`)"}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "gradclip conformance case"
     return schema

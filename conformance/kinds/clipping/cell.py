@@ -145,8 +145,9 @@ class Clipping(Kind):
         hooks = Hooks(oracle=want_under,
                       compare=lambda result, got: self._compare(runner, cell, inputs, result, got),
                       expect=lambda got, raised: compare.check_expect(
-                          case.expect, {} if raised else got.get("grads") or {},
-                          None if raised else got.get("returned"), raised),
+                          case.expectations(cell.api), got.get("grads") or {},
+                          None if raised else got.get("returned"), raised,
+                          before=got.get("raw_grads") or inputs.grads),
                       detail=lambda c, got, rec: self._detail(inputs, want, got, rec))
         return Prepared(job, want, hooks, lambda: snippets.snippet(cell, inputs),
                         inputs=lambda: summarize_inputs(inputs, cell.dtype))

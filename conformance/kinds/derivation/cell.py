@@ -49,21 +49,6 @@ def oracle_call(api, args: dict, fn: dict, variant: Optional[dict] = None) -> or
     return call(fn, **kwargs, **{**api.oracle.knobs, **(variant or {})})
 
 
-def check_expect(expect, got: dict, raised: bool) -> list:
-    """The case's literal numbers: ``expect.grads`` / ``expect.values`` by name, ``raises``."""
-    fails = compare.check_expect(expect, got.get("grads") or {}, None, raised)
-    if expect is None or raised or expect.values is None:
-        return fails
-    values = got.get("values") or {}
-    for name, want in expect.values.items():
-        if name not in values:
-            continue  # an API that does not return this output (torch.autograd.grad, say)
-        m = compare.compare_arrays(values[name], compare.expected(want), 0.0, expect.atol)
-        if m.mismatched:
-            fails.append(f"expect.values.{name}: off by more than atol {expect.atol} (worst {m.worst})")
-    return fails
-
-
 class Derivation(Kind):
     name = "derivation"
     oracle = oracle
@@ -100,7 +85,9 @@ class Derivation(Kind):
                "device": cell.device, "repeat": function.repeat, "function": carried}
         hooks = Hooks(oracle=want_under,
                       compare=lambda result, got: self._compare(cell, target, result, got),
-                      expect=lambda got, raised: check_expect(case.expect, {} if raised else got, raised))
+                      expect=lambda got, raised: compare.check_expect(
+                          case.expectations(cell.api), {} if raised else got.get("grads") or {}, None, raised,
+                          values=got.get("values") or {}))
         return Prepared(job, want_under(None), hooks, lambda: snippets.snippet(cell, function))
 
     @staticmethod

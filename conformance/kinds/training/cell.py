@@ -67,7 +67,7 @@ class Training(Kind):
                "step": model.step}
         hooks = Hooks(oracle=want_under,
                       compare=lambda result, got: self._compare(cell, result, got),
-                      expect=lambda got, raised: compare.check_expect(case.expect, {}, None, raised),
+                      expect=lambda got, raised: compare.check_expect(case.expectations(cell.api), {}, None, raised),
                       note=lambda got: "; ".join(f"not compared: {k} ({why})"
                                                  for k, why in (got.get("omitted") or {}).items()))
         return Prepared(job, want_under(None), hooks, lambda: snippets.snippet(cell, model))
