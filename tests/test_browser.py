@@ -219,7 +219,7 @@ def test_report_of_the_bundled_run_passes_the_audit(report, real_results):
 def test_every_unsupported_reason_of_the_bundled_run_fits_what_happened(real_results):
     """Every unsupported cell of the real run names a declared gap that applies to it, and for a
     raise the gap whose `match:` names that error most closely (tests/verdict_audit.py)."""
-    from tests.verdict_audit import planned_cells, unsupported_problems
+    from verdict_audit import planned_cells, unsupported_problems
 
     unsupported = sum(rec["status"] == "unsupported" for rec in real_results["results"])
     assert unsupported > 1000  # the bundled run has thousands (MindSpore's and Paddle's dtype gaps)

@@ -59,7 +59,8 @@ def _required(api) -> dict:
     return {k: 1.0 for k, p in api.params.items() if k in api.oracle.args.values() and (p.required or p.default is None)}
 
 
-@pytest.mark.parametrize("mapping", [m for m in REG.mappings if m.differences and REG.apis[m.source].kind == "clipping"],
+@pytest.mark.parametrize("mapping", [m for m in REG.mappings if (m.differences or m.numerics)
+                                     and REG.apis[m.source].kind == "clipping"],
                          ids=lambda m: f"{m.source}->{m.target}")
 def test_every_clipping_variant_runs_on_its_source_oracle(mapping):
     """Each declared difference's knobs, applied to the source API's oracle on small gradients:
@@ -71,3 +72,7 @@ def test_every_clipping_variant_runs_on_its_source_oracle(mapping):
     for d in mapping.differences:
         result = oracle_call(source, args, grads, "float32", d.variant)
         assert result.raises or result.grads is not None, d.id
+    for n in mapping.numerics:  # alone and on top of every difference, as classify tries them
+        for d in [None, *mapping.differences]:
+            result = oracle_call(source, args, grads, "float32", {**(d.variant if d else {}), **n.variant})
+            assert result.raises or result.grads is not None, (n.id, d and d.id)

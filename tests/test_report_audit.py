@@ -120,6 +120,9 @@ def audit(doc: dict, out: Path) -> list:
         d = s["dts"]
         want = "max abs %s · max rel %s · mismatched %s" % (
             fmt_num(r.get("max_abs_err")), fmt_num(r.get("max_rel_err")), fmt_int(r.get("mismatched")))
+        tol = r.get("tolerance")
+        if isinstance(tol, dict):  # every compared cell says what tolerance judged it
+            want += " (tolerance rtol %s, atol %s)" % (fmt_num(tol.get("rtol")), fmt_num(tol.get("atol")))
         if d.get("Errors vs oracle") != want:
             bad.append(f"{r['id']}: errors {d.get('Errors vs oracle')!r}, want {want!r}")
         if s["status"] != r["status"]:
@@ -202,7 +205,8 @@ def audit(doc: dict, out: Path) -> list:
     for r in res:
         if r["status"] == "known":
             known[(r.get("source_api"), r["api"], r.get("difference"))].append(r)
-    declared = [(m["source"], m["target"], d["id"]) for m in doc["registry"]["mappings"] for d in m.get("differences") or []]
+    declared = [(m["source"], m["target"], d["id"]) for m in doc["registry"]["mappings"]
+                for d in (m.get("differences") or []) + (m.get("numerics") or [])]
     unshown = [d for d in declared if not known.get(d)]
     summary = re.search(r'<strong class="flag">(\d+)</strong> declared differences shown by no cell', mapping)
     if not summary or int(summary.group(1)) != len(unshown):

@@ -257,7 +257,7 @@ def test_the_audit_of_unsupported_reasons_finds_a_reason_that_does_not_fit():
     browser env), fails where it must: a Paddle float16 cell that raised "norm_type only support"
     shown with the generic float16 kernel gap, a reason no declaration has, and a gap without
     `undefined` on a cell that returned."""
-    from tests.verdict_audit import planned_cells, unsupported_problems
+    from verdict_audit import planned_cells, unsupported_problems
 
     cell_id = "found-08cd99c0c7e8[paddle.nn.utils.clip_grad_norm_-float16-cpu]"
     cells = planned_cells([ROOT / "cases" / "found"])
@@ -275,3 +275,91 @@ def test_the_audit_of_unsupported_reasons_finds_a_reason_that_does_not_fit():
     assert len(wrong) == 1 and "names the raised error more closely" in wrong[0]
     assert "no declared gap" in audit(f"no kernel anywhere ({raised})")[0]
     assert "not `undefined`" in audit(f"{generic.reason} (agreed with the oracle this time)")[0]
+
+
+# --------------------------------------------------------------------------- summation order
+
+def _lanes8_reference(values, dtype=np.float32):
+    """torch's CPU float32 L2 sum order as docs/matrix_evidence/accumulation.py found it,
+    written as plain loops (an independent statement of oracle._sum's "lanes8")."""
+    values = [dtype(v) for v in values]
+    whole = len(values) // 8 * 8
+    lanes = [dtype(0)] * 8
+    for i in range(whole):
+        lanes[i % 8] = dtype(lanes[i % 8] + values[i])
+    width = 8
+    while width > 1:
+        width //= 2
+        lanes = [dtype(lanes[k] + lanes[k + width]) for k in range(width)]
+    total = lanes[0]
+    for v in values[whole:]:
+        total = dtype(total + v)
+    return float(total)
+
+
+def test_summation_orders_against_plain_loops():
+    from conformance.kinds.clipping.oracle import _sum
+
+    rng = np.random.default_rng(7)
+    for n in (1, 7, 8, 9, 1000, 4099):
+        terms = rng.standard_normal(n).astype(np.float32).astype(np.float64) ** 2
+        terms = terms.astype(np.float32).astype(np.float64)
+        sequential = np.float32(0)
+        for t in terms:
+            sequential = np.float32(sequential + np.float32(t))
+        assert _sum(terms, "float32", "sequential") == float(sequential)
+        assert _sum(terms, "float32", "lanes8") == _lanes8_reference(terms)
+        assert _sum(terms, "float32", "exact") == float(np.float32(math.fsum(terms)))
+    # the orders differ where it matters: 1e8 swallows the ones added to it one by one
+    big = [1e8] + [1.0] * 15
+    assert _sum(big, "float32", "sequential") == 1e8
+    assert _sum(big, "float32", "exact") == float(np.float32(1e8 + 15))
+    assert _sum(big, "float32", "lanes8") == _lanes8_reference(big) != 1e8
+
+
+SIZED = """\
+id: t
+title: t
+dtypes: [float32]
+devices: [cpu]
+grads: {w: {random: normal, shape: [200000], seed: 1}, b: {random: normal, shape: [300], seed: 2}}
+clip: {api: torch.f, args: {max_norm: 1.0}}
+"""
+
+
+def test_a_target_s_summation_order_composes_with_a_difference():
+    """A target that clips per tensor (a declared difference) and sums its squares one by one in
+    float32 (declared `numerics`): neither alone reproduces its numbers on 200,000 elements,
+    the two together do, and the verdict names the difference and the arithmetic."""
+    from conformance.kinds.clipping import oracle
+    from conformance.kinds.clipping.cell import build_inputs
+
+    case = parse_text(SIZED, "t.yaml").cases[0].case
+    inputs = build_inputs(case, "float32")
+    grads = [inputs.grads[n] for n in inputs.names]
+    target = oracle.clip_grad_norm(grads, 1.0, scope="per_tensor", sum_dtype="float32", accumulate="float32",
+                                   summation="sequential")
+    got = {"grads": dict(zip(inputs.names, target.grads)), "raw_grads": None, "returned": None, "raised": None}
+    per_tensor = Difference(id="per-tensor", text="clips each tensor by its own norm", variant={"scope": "per_tensor"})
+    sequential = Difference(id="seq-sum", text="sums one element after another in float32",
+                            variant={"sum_dtype": "input", "accumulate": "input", "summation": "sequential"})
+
+    def judge(differences, numerics):
+        reg = _sized_registry(differences, numerics)
+        (cell,) = plan(parse_text(SIZED, "t.yaml").cases, reg).cells
+        prepared = cell.kind.prepare(Runner(reg, pool=None), cell)
+        rec = {"status": None, "difference": None, "message": ""}
+        classify(cell, prepared.want, got, rec, prepared.hooks)
+        return rec
+
+    assert judge([per_tensor], [])["status"] == "mismatch"
+    assert judge([], [sequential])["status"] == "mismatch"
+    rec = judge([per_tensor], [sequential])
+    assert (rec["status"], rec["difference"]) == ("known", "per-tensor")
+    assert "computed as seq-sum" in rec["message"]
+
+
+def _sized_registry(differences, numerics) -> Registry:
+    reg = _registry(differences)
+    (m,) = reg.mappings
+    return Registry(reg.apis, [m.model_copy(update={"numerics": list(numerics)})])

@@ -37,6 +37,7 @@ from .entries import (
     Range,
     RegistryFile,
     TargetGap,
+    TargetNumerics,
     TargetVaries,
     Unsupported,
     Varies,
@@ -82,7 +83,7 @@ class Registry:
 
     def difference(self, diff_id: str) -> Optional[Difference]:
         for m in self.mappings:
-            for d in m.differences:
+            for d in [*m.differences, *m.numerics]:
                 if d.id == diff_id:
                     return d
         return None
@@ -200,6 +201,7 @@ def load(directory: Optional[str] = None) -> Registry:
             where[id(m)] = (str(path), lines, ("mappings", i))
         gaps += [(g, (str(path), lines, ("unsupported", i))) for i, g in enumerate(f.unsupported)]
         gaps += [(g, (str(path), lines, ("varies", i))) for i, g in enumerate(f.varies)]
+        gaps += [(g, (str(path), lines, ("numerics", i))) for i, g in enumerate(f.numerics)]
     mappings = _with_target_gaps(mappings, gaps, apis, where, problems)
     for api in apis.values():
         problems += _api_problems(api, found, where[id(api)])
@@ -211,8 +213,8 @@ def load(directory: Optional[str] = None) -> Registry:
 
 
 def _with_target_gaps(mappings: list, gaps: list, apis: dict, where: dict, problems: list) -> list:
-    """The mappings with each file-level gap (``unsupported`` or ``varies``) appended to those
-    whose target it names."""
+    """The mappings with each file-level entry (``unsupported``, ``varies`` or ``numerics``)
+    appended to those whose target it names."""
     for gap, origin in gaps:
         for j, name in enumerate(gap.targets):
             if name not in apis:
@@ -223,8 +225,11 @@ def _with_target_gaps(mappings: list, gaps: list, apis: dict, where: dict, probl
                  if isinstance(g, TargetGap) and m.target in g.targets]
         varies = [Varies(**g.model_dump(exclude={"targets"})) for g, _ in gaps
                   if isinstance(g, TargetVaries) and m.target in g.targets]
-        if extra or varies:
-            new = m.model_copy(update={"unsupported": [*m.unsupported, *extra], "varies": [*m.varies, *varies]})
+        numerics = [Difference(**g.model_dump(exclude={"targets"})) for g, _ in gaps
+                    if isinstance(g, TargetNumerics) and m.target in g.targets]
+        if extra or varies or numerics:
+            new = m.model_copy(update={"unsupported": [*m.unsupported, *extra], "varies": [*m.varies, *varies],
+                                       "numerics": [*m.numerics, *numerics]})
             where[id(new)] = where[id(m)]
             m = new
         out.append(m)
@@ -279,6 +284,10 @@ def _mapping_problems(m: Mapping, apis: dict, origin) -> list:
         for knob in d.variant:
             if knob not in accepted_knobs(source):
                 out.append(at(_knob_problem(source, knob), "differences", j, "variant", knob))
+    for d in m.numerics:
+        for knob in d.variant:
+            if knob not in accepted_knobs(source):
+                out.append(at(f"numerics {d.id} of {m.target}: " + _knob_problem(source, knob)))
     return out
 
 

@@ -211,6 +211,10 @@ class Mapping(_Strict):
     differences: list[Difference] = []
     unsupported: list[Unsupported] = []
     varies: list[Varies] = []
+    #: how the target computes, whatever the source (its summation order, say): joined from a
+    #: file's ``numerics:``; each is tried alone and on top of every difference's variant, since
+    #: a kernel's arithmetic comes with whatever semantics the mapping has
+    numerics: list[Difference] = []
 
     @model_validator(mode="after")
     def _category(self):
@@ -242,6 +246,14 @@ class TargetVaries(Varies):
     targets: list[str]
 
 
+class TargetNumerics(Difference):
+    """A ``Difference`` in how some target APIs compute, whatever the source (a file's
+    ``numerics:``): the summation order of their kernels, say. It joins the ``numerics`` of
+    every mapping whose target is one of ``targets``."""
+
+    targets: list[str]
+
+
 class TargetGap(Unsupported):
     """A gap of some target APIs whatever the source (a file's ``unsupported:``): it joins the
     ``unsupported`` list of every mapping whose target is one of ``targets``."""
@@ -254,3 +266,4 @@ class RegistryFile(_Strict):
     mappings: list[Mapping] = []
     unsupported: list[TargetGap] = []
     varies: list[TargetVaries] = []
+    numerics: list[TargetNumerics] = []

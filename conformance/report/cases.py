@@ -53,7 +53,8 @@ def _inputs_view(raw: Any) -> Dict[str, Any]:
 def differences_index(doc: Mapping) -> Dict[str, Dict[str, str]]:
     out: Dict[str, Dict[str, str]] = {}
     for m in as_list(as_mapping(doc.get("registry")).get("mappings")):
-        for d in as_list(as_mapping(m).get("differences")):
+        m = as_mapping(m)
+        for d in as_list(m.get("differences")) + as_list(m.get("numerics")):
             d = as_mapping(d)
             if d.get("id"):
                 out.setdefault(as_text(d.get("id")), {

@@ -168,7 +168,8 @@ def build_mapping_context(doc: Mapping, cells: List[Dict[str, Any]], case_href: 
             counts[c.get("status") or "?"] += 1
         declared_ids = set()
         diffs = []
-        for d in m.get("differences") or []:
+        # a target's declared arithmetic (`numerics`: its summation order) is a difference too
+        for d in (m.get("differences") or []) + (m.get("numerics") or []):
             declared_ids.add(d.get("id"))
             shown = [c for c in mcells if c.get("status") == "known" and c.get("difference") == d.get("id")]
             cases = sorted({c.get("case") or "?" for c in shown})

@@ -14,6 +14,13 @@ from ..base import api_tables, dispatch
 from . import clipping, derivation, training
 
 NAME = "torch"
+#: One intra-op thread, so that a verdict is the same on every machine: torch's CPU reductions
+#: other than the vectorised L2 split a tensor over 32,768 elements into one chunk per thread
+#: and add the chunks' float32 sums (docs/matrix_evidence/accumulation.py), so the same call
+#: gives other numbers with another core count. The registry's `torch-float32-norm-summation`
+#: describes the one-thread arithmetic.
+THREADS = 1
+torch.set_num_threads(THREADS)
 #: kind -> the module that runs its jobs (its ``APIS``: API name -> function)
 KINDS = {"clipping": clipping, "derivation": derivation, "training": training}
 APIS = api_tables(KINDS)
@@ -27,6 +34,7 @@ def info(device: str) -> dict:
         "devices": {"cpu": None, "gpu": None if cuda else
                     "torch.cuda.is_available() is False (no CUDA device or a CPU-only build)"},
         "apis": {kind: sorted(table) for kind, table in APIS.items()},
+        "threads": torch.get_num_threads(),
     }
 
 

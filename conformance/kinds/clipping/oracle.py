@@ -32,6 +32,14 @@ the other frameworks' documented or measured behaviour (``docs/ARCHITECTURE.md``
   taken in it and the norm then rounded to ``accumulate``. ``None``: the same as
   ``accumulate``, and for ``accumulate="float64"`` the exact scaled sum. torch: the input
   dtype for float32/float64, float32 for float16/bfloat16 (its "opmath" type).
+* ``summation``  the order a power sum in a narrow dtype (``sum_dtype`` or ``accumulate``
+  other than float64) is formed in: ``"exact"`` (the float64 sum rounded once: what a
+  pairwise or blocked sum comes within rounding of), ``"sequential"`` (left to right, every
+  partial sum rounded: Paddle's CPU ``p_norm``), ``"lanes8"`` (8 interleaved partial sums,
+  then added in halves: torch's CPU float32 L2 ``vector_norm``), ``"l2_lanes8"`` (``lanes8``
+  for p = 2, ``sequential`` for other p: torch's CPU kernels on one thread, a vectorised L2
+  and a scalar loop for the rest). Measured at 1e3 to 4e6 elements:
+  docs/matrix_evidence/accumulation.py.
 * ``max_norm_dtype``  the dtype ``max_norm`` is held in before use (``None``: exact):
   MindSpore's ``clip_by_global_norm`` keeps ``clip_norm`` as a float32 tensor, so a float64
   ``clip_norm`` of 1e-311 becomes 0.
@@ -106,8 +114,42 @@ def _check(name: str, value, allowed) -> None:
 
 # --------------------------------------------------------------------------- norms
 
+_SUMMATIONS = ("exact", "sequential", "lanes8", "l2_lanes8")
+_NUMPY_DTYPES = {"float16": np.float16, "float32": np.float32, "float64": np.float64}
 
-def _signed_power_norm(x, p: float, accumulate: str, exponent: str = "exact") -> float:
+
+def _sum(terms, dtype: str, summation: str = "exact") -> np.ndarray:
+    """The sum of ``terms`` (float64 values representable in ``dtype``) rounded to ``dtype``.
+
+    ``"exact"``: the float64 sum, rounded once. ``"sequential"``: ``s = r(s + t)`` left to
+    right. ``"lanes8"``: element ``i`` goes to partial sum ``i % 8`` (each sequential in
+    ``dtype``) for the first ``8 * (n // 8)`` elements; the 8 partial sums are added in halves
+    (``l[k] + l[k + 4]``, then ``+ 2``, then ``+ 1``), and the remaining ``n % 8`` elements
+    are added to that one by one. ``r`` rounds to ``dtype`` (numpy's own float16/32/64
+    arithmetic; bfloat16 has none, so only ``"exact"`` applies to it)."""
+    terms = np.asarray(terms, dtype=np.float64).ravel()
+    if summation == "exact" or terms.size == 0:
+        return round_to(np.sum(terms), dtype)
+    _check("summation", summation, _SUMMATIONS[:3])
+    if dtype not in _NUMPY_DTYPES:
+        raise ValueError(f"summation={summation!r} needs a numpy dtype, not {dtype}")
+    t = terms.astype(_NUMPY_DTYPES[dtype])
+    with np.errstate(over="ignore", invalid="ignore"):
+        if summation == "sequential":
+            return np.float64(np.cumsum(t, dtype=t.dtype)[-1])
+        whole = t.size // 8 * 8
+        lanes = np.cumsum(t[:whole].reshape(-1, 8), axis=0, dtype=t.dtype)[-1] if whole else np.zeros(8, t.dtype)
+        while lanes.size > 1:
+            half = lanes.size // 2
+            lanes = (lanes[:half] + lanes[half:]).astype(t.dtype)
+        total = lanes[0]
+        for x in t[whole:]:
+            total = t.dtype.type(total + x)
+        return np.float64(total)
+
+
+
+def _signed_power_norm(x, p: float, accumulate: str, exponent: str = "exact", summation: str = "exact") -> float:
     """``(sum x**p) ** (1/p)`` with no absolute value (``power_sum="signed"``): IEEE ``pow``,
     so a negative sum or a negative element to a fractional power gives NaN, odd p lets signs
     cancel (p = 1 is the plain sum), and p = -inf gives 1 whenever the sum is finite
@@ -117,11 +159,12 @@ def _signed_power_norm(x, p: float, accumulate: str, exponent: str = "exact") ->
     a = _round(np.asarray(x, dtype=np.float64).ravel(), accumulate)
     power, root = (float(np.float32(p)), float(np.float32(1.0 / p))) if exponent == "float32" else (p, 1.0 / p)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
-        s = _round(np.sum(_round(np.power(a, power), accumulate)), accumulate)
+        s = np.sum(np.power(a, power)) if accumulate == "float64" else \
+            _sum(_round(np.power(a, power), accumulate), accumulate, summation)
         return float(_round(np.power(s, root), accumulate))
 
 
-def _root32_norm(x, p: float, accumulate: str) -> float:
+def _root32_norm(x, p: float, accumulate: str, summation: str = "exact") -> float:
     """``(sum |x|**p) ** e`` with ``e = float32(1/p)`` (``root="float32"``), scaled by
     ``m = max|x|`` (``p > 0``) or ``min|x|`` (``p < 0``) as in ``vector_norm``:
     ``m ** (p * e) * (fsum (|x|/m)**p) ** e``."""
@@ -133,7 +176,7 @@ def _root32_norm(x, p: float, accumulate: str) -> float:
         return math.nan
     with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
         if accumulate != "float64":
-            s = _round(np.sum(_round(a**p, accumulate)), accumulate)
+            s = _sum(_round(a**p, accumulate), accumulate, summation)
             return float(_round(s**e, accumulate))
         m = a.max() if p > 0 else a.min()
         if m == 0 or m == math.inf:
@@ -141,7 +184,7 @@ def _root32_norm(x, p: float, accumulate: str) -> float:
         return float(m ** (p * e) * np.float64(math.fsum((a / m) ** p)) ** e)
 
 
-def _naive_norm(x, p: float, accumulate: str, sum_dtype: str, root: str) -> float:
+def _naive_norm(x, p: float, accumulate: str, sum_dtype: str, root: str, summation: str = "exact") -> float:
     """``sum_dtype``: ``|x|**p`` and their sum rounded to ``sum_dtype`` (IEEE overflow and
     underflow, no scaling; the summation order is not emulated), the root ``** (1/p)`` (or
     ``** float32(1/p)`` with ``root="float32"``) taken in it, the result rounded to
@@ -155,7 +198,7 @@ def _naive_norm(x, p: float, accumulate: str, sum_dtype: str, root: str) -> floa
         return math.nan
     e = float(np.float32(1.0 / p)) if root == "float32" else 1.0 / p
     with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
-        s = round_to(np.sum(round_to(a**p, sum_dtype)), sum_dtype)
+        s = _sum(round_to(a**p, sum_dtype), sum_dtype, summation)
         if root == "sum_float32":  # the sum cast to float32, the root taken there
             s = round_to(s, "float32")
             return float(_round(round_to(s**e, "float32"), accumulate))
@@ -163,7 +206,8 @@ def _naive_norm(x, p: float, accumulate: str, sum_dtype: str, root: str) -> floa
 
 
 def vector_norm(x, p, *, accumulate: str = "float64", power_sum: str = "abs", root: str = "exact",
-                sum_dtype: Optional[str] = None, max_nan: str = "propagate", exponent: str = "exact") -> float:
+                sum_dtype: Optional[str] = None, max_nan: str = "propagate", exponent: str = "exact",
+                summation: str = "exact") -> float:
     """p-norm of the flattened array ``x`` (``torch.linalg.vector_norm(x, p)``).
 
     ``p = inf``: ``max |x|``; ``p = -inf``: ``min |x|``; ``p = 0``: the number of elements
@@ -192,24 +236,28 @@ def vector_norm(x, p, *, accumulate: str = "float64", power_sum: str = "abs", ro
     ``[2e200, 2e200]`` gives inf in float64.
     ``max_nan="compare"``: for p = +-inf, a NaN element counts only in first place (flattened
     order); later NaN elements are left out of the max/min.
+    ``summation``: the order of a power sum formed in a dtype narrower than float64 (``_sum``).
     """
     _check("power_sum", power_sum, ("abs", "signed"))
+    _check("summation", summation, _SUMMATIONS)
     _check("root", root, ("exact", "float32", "sum_float32"))
     if root == "sum_float32" and sum_dtype is None:
         raise ValueError("root='sum_float32' needs sum_dtype (the dtype the sum is formed in)")
     _check("max_nan", max_nan, ("propagate", "compare"))
     _check("exponent", exponent, ("exact", "float32"))
     p = float(p)
+    if summation == "l2_lanes8":
+        summation = "lanes8" if p == 2 else "sequential"
     if max_nan == "compare" and p in (math.inf, -math.inf):
         a = np.asarray(x, dtype=np.float64).ravel()
         if a.size and not np.isnan(a[0]):  # a NaN first element stays the result (propagates)
             x = a[~np.isnan(a)]
     if sum_dtype is not None and p not in (0.0, math.inf, -math.inf) and power_sum == "abs":
-        return _naive_norm(x, p, accumulate, sum_dtype, root)
+        return _naive_norm(x, p, accumulate, sum_dtype, root, summation)
     if power_sum == "signed" and p not in (0.0, math.inf):
-        return _signed_power_norm(x, p, accumulate, exponent)
+        return _signed_power_norm(x, p, accumulate, exponent, summation)
     if root == "float32" and p not in (0.0, math.inf, -math.inf):
-        return _root32_norm(x, p, accumulate)
+        return _root32_norm(x, p, accumulate, summation)
     a = np.abs(np.asarray(x, dtype=np.float64)).ravel()
     if accumulate != "float64":
         a = round_to(a, accumulate)
@@ -225,7 +273,7 @@ def vector_norm(x, p, *, accumulate: str = "float64", power_sum: str = "abs", ro
         return float(a.min())
     with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
         if accumulate != "float64":
-            s = round_to(np.sum(round_to(a**p, accumulate)), accumulate)
+            s = _sum(round_to(a**p, accumulate), accumulate, summation)
             return float(round_to(s ** (1.0 / p), accumulate))
         m = a.max() if p > 0 else a.min()
         if m == 0 or m == math.inf:  # p > 0: all zero / some inf; p < 0: some zero / all inf
@@ -235,7 +283,7 @@ def vector_norm(x, p, *, accumulate: str = "float64", power_sum: str = "abs", ro
 
 def total_norm(grads: list, norm_type: float = 2.0, *, nesting: str = "nested", accumulate: str = "float64",
                power_sum: str = "abs", root: str = "exact", sum_dtype: Optional[str] = None,
-               max_nan: str = "propagate", exponent: str = "exact") -> float:
+               max_nan: str = "propagate", exponent: str = "exact", summation: str = "exact") -> float:
     """The norm of several gradient tensors (``None`` entries ignored).
 
     ``nesting="nested"`` (torch): ``vector_norm([vector_norm(g, p) for g in grads], p)``, the
@@ -248,7 +296,7 @@ def total_norm(grads: list, norm_type: float = 2.0, *, nesting: str = "nested", 
     (``sum_dtype``, ``max_nan`` likewise).
     """
     kw = dict(accumulate=accumulate, power_sum=power_sum, root=root, sum_dtype=sum_dtype, max_nan=max_nan,
-              exponent=exponent)
+              exponent=exponent, summation=summation)
     _check("nesting", nesting, ("nested", "flat"))
     gs = _present(grads)
     if not gs:
@@ -326,7 +374,7 @@ def get_total_norm(grads: list, norm_type: float = 2.0, error_if_nonfinite: bool
                    nesting: str = "nested", accumulate: str = "float64",
                    nonfinite: str = "propagate", power_sum: str = "abs", root: str = "exact",
                    sum_dtype: Optional[str] = None, max_nan: str = "propagate",
-                   rescale: Optional[float] = None) -> OracleResult:
+                   rescale: Optional[float] = None, summation: str = "exact") -> OracleResult:
     """``total_norm(grads, norm_type)`` with the gradients unchanged
     (``torch.nn.utils.get_total_norm``).
 
@@ -339,7 +387,7 @@ def get_total_norm(grads: list, norm_type: float = 2.0, error_if_nonfinite: bool
     """
     _check("nonfinite", nonfinite, _NONFINITE)
     norm = total_norm(grads, norm_type, nesting=nesting, accumulate=accumulate, power_sum=power_sum, root=root,
-                      sum_dtype=sum_dtype, max_nan=max_nan)
+                      sum_dtype=sum_dtype, max_nan=max_nan, summation=summation)
     if (error_if_nonfinite or nonfinite == "raise") and not math.isfinite(norm):
         return OracleResult(grads=None, total_norm=norm, raises="RuntimeError")
     if rescale is not None:
@@ -355,7 +403,7 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
                    max_norm_dtype: Optional[str] = None, divide: str = "direct",
                    zero_dim: str = "keep", square_sum_floor: Optional[float] = None,
                    flush: Optional[str] = None, norm_types: Optional[list] = None,
-                   exponent: str = "exact") -> OracleResult:
+                   exponent: str = "exact", summation: str = "exact") -> OracleResult:
     """Clip gradients by norm (defaults: ``torch.nn.utils.clip_grad_norm_``).
 
     ``scope="global"``: ``norm = total_norm(grads, norm_type, nesting=nesting)``, then every
@@ -381,7 +429,7 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
     is 0, so the coefficient is ``max_norm / 0`` (MindSpore's float16 ``ops.clip_by_norm``: a
     norm of subnormal gradients plus 1e-6 is 0, the coefficient inf, nothing clipped).
     ``norm_types=[...]``: the only norm types the API accepts; any other raises ValueError
-    (Paddle's ``clip_grad_norm_``: inf, 0, 1, 2). ``exponent``: as in ``vector_norm``.
+    (Paddle's ``clip_grad_norm_``: inf, 0, 1, 2). ``exponent``, ``summation``: as in ``vector_norm``.
     """
     _check("zero_dim", zero_dim, ("keep", "one"))
     if norm_types is not None and not any(float(norm_type) == float(t) for t in norm_types):
@@ -389,7 +437,8 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
     r = _clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, scope=scope, nesting=nesting, eps=eps,
                         threshold=threshold, accumulate=accumulate, nonfinite=nonfinite, power_sum=power_sum,
                         root=root, sum_dtype=sum_dtype, max_nan=max_nan, max_norm_dtype=max_norm_dtype,
-                        divide=divide, square_sum_floor=square_sum_floor, flush=flush, exponent=exponent)
+                        divide=divide, square_sum_floor=square_sum_floor, flush=flush, exponent=exponent,
+                        summation=summation)
     if zero_dim == "one" and r.grads is not None:
         r.grads = [g if g is None or g.ndim else g.reshape(1) for g in r.grads]
     return r
@@ -397,7 +446,7 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
 
 def _clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, *, scope, nesting, eps, threshold,
                     accumulate, nonfinite, power_sum, root, sum_dtype, max_nan, max_norm_dtype, divide,
-                    square_sum_floor=None, flush=None, exponent="exact"):
+                    square_sum_floor=None, flush=None, exponent="exact", summation="exact"):
     """``clip_grad_norm`` without the ``zero_dim`` reshaping."""
     if square_sum_floor is not None and (scope != "per_tensor" or norm_type != 2):
         raise ValueError("square_sum_floor is for per_tensor L2 clipping only")
@@ -410,7 +459,7 @@ def _clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, *, scope, ne
         max_norm = float(round_to(max_norm, max_norm_dtype))
     knobs = dict(eps=eps, threshold=threshold, accumulate=accumulate, divide=divide, flush=flush)
     nk = dict(accumulate=accumulate, power_sum=power_sum, root=root, sum_dtype=sum_dtype, max_nan=max_nan,
-              exponent=exponent)
+              exponent=exponent, summation=summation)
 
     def left_alone(n) -> bool:  # a non-finite norm that leaves the gradients unchanged
         return nonfinite == "skip" or (nonfinite == "skip_nan" and math.isnan(n))
