@@ -44,6 +44,8 @@ def test_bundled_registry_loads_and_is_cached(reg):
     assert all(name == api.name for name, api in reg.apis.items())
     ids = [d.id for m in reg.mappings for d in m.differences]
     assert len(ids) == len(set(ids)), "difference ids must be unique"
+    numerics = {n.id for m in reg.mappings for n in m.numerics}  # one entry joined to many mappings
+    assert numerics and not numerics & set(ids), "a numerics id is not also a difference's"
     pairs = [(m.source, m.target) for m in reg.mappings]
     assert len(pairs) == len(set(pairs)), "a source -> target pair is mapped once"
 

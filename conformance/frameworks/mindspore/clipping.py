@@ -19,7 +19,7 @@ from typing import Optional
 import numpy as np
 
 from .nets import cell, loss_fn, parameter_names
-from .tensors import DTYPES, drain, ms, nn, numpy, ops, raised, tensor, use_device
+from .tensors import DTYPES, drain, keep_alive, ms, nn, numpy, ops, raised, tensor, use_device
 
 
 @dataclass
@@ -57,6 +57,7 @@ def _model_grads(model: dict, dtype):
         return loss(net(x), y)
 
     weights = [p for _, p in named]
+    keep_alive(forward, net, loss)
     grads = ms.grad(forward, grad_position=None, weights=weights)(inputs, targets)
     return [(n, g, p) for (n, p), g in zip(named, grads)]
 

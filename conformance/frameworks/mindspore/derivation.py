@@ -10,7 +10,7 @@ back into names.
 from __future__ import annotations
 
 from ...kinds.derivation.ops import evaluate
-from .tensors import DTYPES, drain, ms, numpy, ops, raised, tensor, use_device
+from .tensors import DTYPES, drain, keep_alive, ms, numpy, ops, raised, tensor, use_device
 
 PRIMS = {"tanh": ops.tanh, "sum": lambda a: a.sum(), "mean": lambda a: a.mean(),
          "squeeze": ops.squeeze, "t": lambda w: w.T}
@@ -72,6 +72,7 @@ def _call(api: str, args: dict, fn: dict, dtype, repeat: int):
     gp = tuple(gp) if isinstance(gp, list) else gp
     wnames = args["weights"] or []
     weights = [params[n] for n in wnames] if args["weights"] is not None else None
+    keep_alive(forward, params)
     res, value = call(forward, inputs, gp, weights, args["has_aux"], outs, repeat)
     pos, wts = _unpack(res, gp, weights)
     selected = [names[i] for i in ((gp,) if isinstance(gp, int) else (gp or ()))]

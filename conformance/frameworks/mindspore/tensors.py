@@ -86,6 +86,24 @@ def numpy(t) -> Optional[np.ndarray]:
     return np.asarray(t.asnumpy(), dtype=np.float64)
 
 
+#: every function this worker has differentiated, with the network it closes over: kept alive
+#: for the worker's life so that no later function can get a dead one's address. Measured: in a
+#: full MindSpore run (about 12,000 cells in one worker) train-scaler-overflow-skipped got
+#: another network's gradients, the same wrong numbers in two runs, and matched when run alone;
+#: with these references kept it matches in the full run too. Our reading: MindSpore's PyNative
+#: executor keeps what it built for a differentiated function under an id of the function object
+#: (its C++ side holds no reference), so a new function at a reused address ran with a stale
+#: graph (the same way a StaticLossScaler's scale once changed after ~6,000 cells: training.py).
+#: A few kilobytes per model or derivation cell.
+_DIFFERENTIATED: list = []
+
+
+def keep_alive(*objects) -> None:
+    """Hold ``objects`` (a function handed to ``ms.grad`` and what it closes over) for the life
+    of the worker."""
+    _DIFFERENTIATED.append(objects)
+
+
 def drain() -> None:
     """Consume errors still queued by a failed call so that they cannot surface in the next job."""
     for _ in range(8):  # (ms.runtime.synchronize() is a logged no-op on CPU: sync by a read)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .nets import cell, loss_fn
-from .tensors import DTYPES, amp, drain, ms, nn, numpy, ops, raised, tensor, use_device
+from .tensors import DTYPES, amp, drain, keep_alive, ms, nn, numpy, ops, raised, tensor, use_device
 
 
 def _groups(step: dict, named: dict) -> list:
@@ -82,6 +82,7 @@ def run(job: dict) -> dict:
     def forward(x, y, scale):
         return loss(net(x), y) / n * scale
 
+    keep_alive(forward, net, loss)
     grad_fn = ms.grad(forward, grad_position=None, weights=weights)
     clip_idx = [names.index(k) for k in (step.get("clip_params") or names)]
     try:
