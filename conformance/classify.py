@@ -21,6 +21,10 @@ otherwise
     reproduces them; else ``known`` when the target's declared arithmetic (``numerics``: its
     summation order), alone or on top of a difference's variant, reproduces them; else
     ``mismatch``.
+then, where the case's ``expect`` says the target must agree with the source (``agree: true``)
+    a ``known`` or ``unsupported`` verdict becomes ``mismatch``: the declaration explains the
+    difference, and the case has said that this difference is not acceptable. The declaration
+    stays on the record (``required: agree``, ``declared: {status, difference}``).
 """
 
 from __future__ import annotations
@@ -46,6 +50,12 @@ class Hooks:
 def classify(cell, want, got: dict, rec: dict, hooks: Hooks) -> None:
     """Set ``rec["status"]`` (and difference, message, metrics) for one cell; see the module doc."""
     _verdict(cell, want, got, rec, hooks)
+    if rec["status"] in ("known", "unsupported") and cell.case.must_agree(cell.api):
+        declared = {"status": rec["status"], "difference": rec.get("difference")}
+        why = f"{rec['difference']}: " if rec.get("difference") else ""
+        rec.update(status="mismatch", difference=None, required="agree", declared=declared,
+                   message=f"expect.agree: {cell.api} must do what {cell.source_api} does here, "
+                           f"but it is {declared['status']} ({why}{rec.get('message') or ''})")
     note = hooks.note(got) if hooks.note is not None else ""
     if note:
         rec["message"] = "; ".join(filter(None, [rec.get("message"), note]))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from . import kinds
+from . import kinds, tensors
 from .kinds.interface import Kind
 from .registry import Mapping, Registry
 from .spec.case import Variant
@@ -29,6 +29,7 @@ class Cell:
     args: dict  # the source API's arguments, defaults filled
     target_args: dict  # translated into the target API's terms
     kind: Kind  # how the cell runs (the case's kind, decided when it was loaded)
+    form: str = "list"  # how the target is given the gradients: "list", or "tensor" (one bare Tensor)
 
     @property
     def case(self):
@@ -50,11 +51,14 @@ class Cell:
         """What ``when:``/``unless:`` conditions of the registry may test: these, plus what the
         cell's kind adds (``Kind.facts``)."""
         f = {"dtype": self.dtype, "device": self.device, "backend": self.backend,
-             "grads": "model" if self.case.model is not None else "injected"}
-        f.update({f"args.{k}": v for k, v in self.args.items()})
-        # the target's arguments after translation: one condition for every source mapped to a
-        # target (torch.clamp's `max` whatever the source called its bound)
-        f.update({f"target_args.{k}": v for k, v in self.target_args.items()})
+             "grads": "model" if self.case.model is not None else "injected", "form": self.form}
+        # a tensor argument is its number here, and `args.NAME.dtype` its tensor's dtype
+        for prefix, given in (("args", self.args), ("target_args", self.target_args)):
+            # the target's arguments after translation: one condition for every source mapped to
+            # a target (torch.clamp's `max` whatever the source called its bound)
+            f.update({f"{prefix}.{k}": v for k, v in tensors.plain_args(given, self.dtype).items()})
+            f.update({f"{prefix}.{k}.dtype": v["dtype"]
+                      for k, v in tensors.with_tensor_dtypes(given, self.dtype).items() if tensors.is_tensor_arg(v)})
         if self.case.model is not None:  # when: {model.loss: [cross_entropy], model.layer.conv2d: [true]}
             f["model.loss"] = self.case.model.loss.type
             f.update({f"model.layer.{layer.type}": True for layer in self.case.model.layers})
@@ -132,6 +136,10 @@ def plan(cases: list[SourceCase], registry: Registry, *, backends: Optional[set]
             need = " or ".join(f"`{f}:`" for f in kinds.blocks()[api.kind].inputs)
             error(("clip", "api"), "clip.api", f"{case.clip.api} is a {api.kind} API: it needs {need}")
             continue
+        if case.clip.form not in api.forms:
+            error(("clip", "form"), "clip.form", f"{case.clip.api} takes the gradients as "
+                  f"{' or '.join(api.forms)}, not as {case.clip.form!r}")
+            continue
         mappings = registry.targets(case.clip.api)
         known = {m.target for m in mappings}
         for i, e in enumerate(case.expect):
@@ -185,5 +193,6 @@ def plan(cases: list[SourceCase], registry: Registry, *, backends: Optional[set]
                             continue
                         seen_ids.add(cid)
                         if match(cid, case.tags):
-                            out.cells.append(Cell(cid, sc, variant, m, dtype, dev, args, target_args, kind))
+                            form = case.clip.form if case.clip.form in registry.apis[m.target].forms else "list"
+                            out.cells.append(Cell(cid, sc, variant, m, dtype, dev, args, target_args, kind, form))
     return out

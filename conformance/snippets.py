@@ -11,6 +11,7 @@ import numpy as np
 
 from . import frameworks
 from .spec.values import tensor_data
+from .tensors import is_tensor_arg
 
 _INLINE_LIMIT = 64
 
@@ -61,8 +62,17 @@ def array_expr(value, materialised: np.ndarray) -> str:
     return literal(materialised)
 
 
-def kwargs(args: dict) -> str:
-    return ", ".join(f"{k}={number(v)}" for k, v in args.items() if v is not None)
+def kwargs(args: dict, tensor=None) -> str:
+    """Keyword arguments as source. ``tensor(value, dtype)`` writes a tensor argument
+    (``{"tensor": v, "dtype": d}``, conformance.tensors) as the framework's constructor; a
+    framework whose snippet may meet one passes it."""
+    def one(v) -> str:
+        if is_tensor_arg(v):
+            if tensor is None:
+                raise ValueError("a tensor argument in a snippet without the framework's tensor writer")
+            return tensor(v["tensor"], v["dtype"])
+        return number(v)
+    return ", ".join(f"{k}={one(v)}" for k, v in args.items() if v is not None)
 
 
 def data_and_loss_lines(inputs, loss, tensor, functional: str) -> list[str]:

@@ -136,3 +136,55 @@ def materialize(value, shape_hint=None, integer: bool = False) -> np.ndarray:
     if integer:
         return np.asarray(a).astype(np.int64)
     return np.asarray(a, dtype=np.float64)
+
+
+# --- tensor-valued arguments ----------------------------------------------------------------
+# A case may give an argument that the API takes as a Tensor (a bound, a clip norm) as
+# ``{tensor: 0.4}``, ``{tensor: [2.0]}`` (shape [1]) or ``{tensor: 0.4, dtype: float64}``: one
+# number, in a tensor of that dtype (the cell's dtype when none is given).
+
+def is_tensor_arg(v) -> bool:
+    return isinstance(v, dict) and "tensor" in v
+
+
+def tensor_arg_problem(v) -> "str | None":
+    """Why ``v`` is not a tensor argument the suite can pass (None when it is)."""
+    extra = sorted(set(v) - {"tensor", "dtype"})
+    if extra:
+        return f"a tensor argument takes `tensor:` and `dtype:` only, not {extra}"
+    if v.get("dtype") is not None and v["dtype"] not in FLOAT_DTYPES:
+        return f"dtype {v['dtype']!r} is not one of {', '.join(FLOAT_DTYPES)}"
+    value = v["tensor"]
+    flat = np.asarray(value, dtype=object).reshape(-1) if isinstance(value, list) else [value]
+    if len(flat) != 1 or isinstance(flat[0], (bool, list)) or not isinstance(flat[0], (int, float)):
+        return f"`tensor:` holds one number (0-d, or a list of one: [2.0]), not {value!r}"
+    return None
+
+
+def tensor_arg_shape(v) -> list:
+    return list(np.shape(v["tensor"]))
+
+
+def tensor_arg_number(v, default_dtype: str) -> float:
+    """The number a tensor argument holds, rounded to its dtype (``default_dtype`` when it gives
+    none): what the framework reads from the tensor."""
+    dtype = v.get("dtype") or default_dtype
+    return float(round_to(np.asarray(v["tensor"], dtype=np.float64).reshape(-1)[0], dtype))
+
+
+def with_tensor_dtypes(args: dict, default_dtype: str) -> dict:
+    """``args`` with every tensor argument's dtype stated (the cell's where the case gave none)."""
+    return {k: {"tensor": v["tensor"], "dtype": v.get("dtype") or default_dtype} if is_tensor_arg(v) else v
+            for k, v in args.items()}
+
+
+def plain_args(args: dict, default_dtype: "str | None" = None) -> dict:
+    """``args`` with each tensor argument replaced by its number (rounded to its dtype, or to
+    ``default_dtype``; unrounded when neither is known): for an API that takes numbers there."""
+    out = {}
+    for k, v in args.items():
+        if is_tensor_arg(v):
+            dtype = v.get("dtype") or default_dtype
+            v = tensor_arg_number(v, dtype) if dtype else float(np.asarray(v["tensor"]).reshape(-1)[0])
+        out[k] = v
+    return out

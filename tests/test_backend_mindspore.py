@@ -216,3 +216,17 @@ def test_via_sgd_applies_the_clipped_gradients_to_zero_parameters(worker):
     got = _call(worker, _injected("mindspore.ops.clip_by_norm.via_sgd", {"max_norm": 0.5},
                                   {"w": SEED_W, "none": None}, "float64"))
     assert got["raised"]["type"] == "TypeError" and "SGD" in got["raised"]["message"]
+
+
+def test_the_bare_tensor_form_and_tensor_bounds_reach_mindspore(worker):
+    """`form: tensor`: ops.clip_by_norm of the first gradient alone (norm 5 of [3, 4]; the
+    tuple form scales both by the total norm); a float16 Tensor bound clips at its float16 value."""
+    job = _injected("mindspore.ops.clip_by_norm", {"max_norm": 1.0}, {"a": [3.0, 4.0]}, "float64")
+    got = _call(worker, {**job, "form": "tensor"})
+    np.testing.assert_allclose(got["grads"]["a"], [0.6, 0.8], rtol=1e-5)
+    job = _injected("mindspore.ops.clip_by_value", {"clip_value_min": {"tensor": 0.3, "dtype": "float16"},
+                                                   "clip_value_max": None}, {"w": [0.1, 0.5]})
+    got = _call(worker, job)
+    assert got["grads"]["w"].tolist() == [0.300048828125, 0.5]
+    job = _injected("mindspore.nn.ClipByNorm", {"clip_norm": {"tensor": 0.1, "dtype": "float64"}}, {"w": [3.0, 4.0]})
+    assert _call(worker, job)["raised"]["type"] == "TypeError"

@@ -195,3 +195,32 @@ def test_pytest_xdist_workers_write_one_results_file(tmp_path):
     assert doc["backends"]["torch"]["version"].startswith("2.")
     assert (tmp_path / "html" / "index.html").exists()
     assert "6 passed, 6 skipped" in r.stdout
+
+
+def _torch_job(api, args, grads: dict, form="list", dtype="float64"):
+    import numpy as np
+    return {"kind": "clipping", "api": api, "args": args, "dtype": dtype, "device": "cpu", "form": form,
+            "params": [{"name": n, "shape": [len(g)], "grad": np.asarray(g, dtype=np.float64 if dtype == "float64" else np.float32)}
+                       for n, g in grads.items()]}
+
+
+def test_the_bare_tensor_form_reaches_torch(pool):
+    """`form: tensor` passes the first parameter itself: given two, torch clips only that one
+    (norm 5 of [3, 4]); the list form clips both by their total norm (sqrt(125))."""
+    worker = pool.get("torch", "cpu")
+    grads = {"a": [3.0, 4.0], "b": [10.0]}
+    bare = worker.call(_torch_job("torch.nn.utils.clip_grad_norm_", {"max_norm": 1.0}, grads, "tensor"), timeout=60)
+    assert bare["returned"] == pytest.approx(5.0)
+    assert bare["grads"]["a"].tolist() == pytest.approx([0.6, 0.8], abs=1e-6) and bare["grads"]["b"].tolist() == [10.0]
+    listed = worker.call(_torch_job("torch.nn.utils.clip_grad_norm_", {"max_norm": 1.0}, grads), timeout=60)
+    assert listed["returned"] == pytest.approx(125 ** 0.5)
+
+
+def test_a_tensor_bound_reaches_torch_clamp_in_its_own_dtype(pool):
+    """A float16 Tensor bound 0.3 clamps float32 gradients at 0.300048828125 (its float16
+    value); the number 0.3 would give float32 0.3."""
+    worker = pool.get("torch", "cpu")
+    job = _torch_job("torch.clamp", {"min": {"tensor": 0.3, "dtype": "float16"}, "max": None}, {"w": [0.1, 0.5]},
+                     dtype="float32")
+    got = worker.call(job, timeout=60)
+    assert got["grads"]["w"].tolist() == [0.300048828125, 0.5]

@@ -363,3 +363,102 @@ def _sized_registry(differences, numerics) -> Registry:
     reg = _registry(differences)
     (m,) = reg.mappings
     return Registry(reg.apis, [m.model_copy(update={"numerics": list(numerics)})])
+
+
+# --------------------------------------------------------------------------- expect: agree, clip.form
+
+def _judge_text(reg, text, got):
+    (cell,) = plan(parse_text(text, "t.yaml").cases, reg).cells
+    prepared = cell.kind.prepare(Runner(reg, pool=None), cell)
+    rec = {"status": None, "difference": None, "message": ""}
+    classify(cell, prepared.want, got, rec, prepared.hooks)
+    return rec
+
+
+def test_agree_makes_a_declared_difference_a_mismatch_that_names_it():
+    """torch's clip of [1, 2] to norm 1 is [0.447, 0.894]; a target that clips with max_norm
+    halved is `known` by its declaration, and `mismatch` naming it once the case requires the
+    target to agree; a target that does what the source does stays `match`."""
+    halved = Difference(id="halves-max-norm", text="clips to half the norm", variant={"max_norm": 0.5})
+    reg = _registry([halved])
+    s = 1 / math.sqrt(5)
+    got_halved = {"grads": {"w": np.array([0.5 * s, s])}, "raised": None, "returned": None}
+    got_same = {"grads": {"w": np.array([s, 2 * s])}, "raised": None, "returned": None}
+    assert _judge_text(reg, CASE, got_halved)["status"] == "known"
+    strict = CASE + "expect: {api: paddle.g, agree: true}\n"
+    rec = _judge_text(reg, strict, got_halved)
+    assert rec["status"] == "mismatch" and rec["required"] == "agree"
+    assert rec["declared"] == {"status": "known", "difference": "halves-max-norm"}
+    assert "expect.agree: paddle.g must do what torch.f does" in rec["message"]
+    assert "halves-max-norm" in rec["message"]
+    assert _judge_text(reg, strict, got_same)["status"] == "match"
+    # an agree entry asserts no raise state of its own: the source's raise is still matched
+    gap = Unsupported(when={"dtype": ["float16"]}, reason="no float16 kernel")
+    raised = {"grads": None, "raised": {"type": "RuntimeError", "message": "no kernel for Half"}}
+    rec = _judge_text(_registry([], [gap]), strict, raised)
+    assert (rec["status"], rec["declared"]["status"]) == ("mismatch", "unsupported")
+    assert "no float16 kernel" in rec["message"]
+
+
+def test_agree_holds_only_for_the_targets_it_names(tmp_path):
+    halved = Difference(id="halves-max-norm", text="clips to half the norm", variant={"max_norm": 0.5})
+    s = 1 / math.sqrt(5)
+    got = {"grads": {"w": np.array([0.5 * s, s])}, "raised": None, "returned": None}
+    reg = _registry([halved])
+    other = Api(name="paddle.h", framework="paddle", signature="h", params=reg.apis["paddle.g"].params)
+    reg = Registry({**reg.apis, "paddle.h": other},
+                   [*reg.mappings, Mapping(source="torch.f", target="paddle.h", category="input usage differs")])
+    text = CASE.replace("clip: {", "targets: [paddle.g]\nclip: {") + "expect: {api: paddle.h, agree: true}\n"
+    assert _judge_text(reg, text, got)["status"] == "known"
+
+
+def test_a_bare_tensor_call_reaches_the_targets_that_take_one():
+    """`clip.form: tensor`: the source must take a bare Tensor (else a validation error at
+    clip.form), exactly one gradient is given, and each target that takes one gets the form
+    (the others a one-element list)."""
+    reg = _registry()
+    with_form = {**reg.apis, "torch.f": reg.apis["torch.f"].model_copy(update={"forms": ["list", "tensor"]})}
+    text = CASE.replace("clip: {api: torch.f,", "clip: {form: tensor, api: torch.f,")
+    errors = plan(parse_text(text, "t.yaml").cases, reg).errors
+    assert [str(e) for e in errors] == ["t.yaml:6: clip.form: torch.f takes the gradients as list, not as 'tensor'"]
+    (cell,) = plan(parse_text(text, "t.yaml").cases, Registry(with_form, reg.mappings)).cells
+    assert cell.form == "list" and cell.facts()["form"] == "list"  # paddle.g takes a list only
+    both = {**with_form, "paddle.g": reg.apis["paddle.g"].model_copy(update={"forms": ["list", "tensor"]})}
+    (cell,) = plan(parse_text(text, "t.yaml").cases, Registry(both, reg.mappings)).cells
+    assert cell.form == "tensor"
+    assert cell.kind.prepare(Runner(Registry(both, reg.mappings), pool=None), cell).job["form"] == "tensor"
+    two = parse_text(text.replace("grads: {w: [1.0, 2.0]}", "grads: {w: [1.0], b: [2.0]}"), "t.yaml")
+    assert [(e.line, e.field) for e in two.errors] == [(6, "clip.form")]
+    assert "exactly one gradient" in str(two.errors[0])
+
+
+def test_tensor_arguments_validate_translate_and_reach_the_oracle_in_their_dtype():
+    """`{tensor: 0.3, dtype: float16}`: refused where the API takes numbers only (path:line),
+    kept for a target that takes a Tensor there, its (float16-rounded) number for one that does
+    not, negated inside by `op: neg`; the oracle clamps at 0.300048828125, not 0.3."""
+    from conformance.kinds.clipping.cell import oracle_call
+
+    bound = {"tensor": 0.3, "dtype": "float16"}
+    takes = Param(default=None, accepts="number", tensor=True)
+    plain = Param(default=None, accepts="number")
+    assert takes.refuses(bound) is None and "does not take a Tensor" in plain.refuses(bound)
+    assert "holds one number" in takes.refuses({"tensor": [0.3, 0.4]})
+    assert "dtype 'int8'" in takes.refuses({"tensor": 0.3, "dtype": "int8"})
+    src = Api(name="ms.v", framework="ms", signature="v", params={"lo": takes, "hi": takes},
+              oracle=OracleSpec(fn="clip_grad_value", args={"min": "lo", "max": "hi"}))
+    tensor_target = Api(name="torch.c", framework="torch", signature="c", params={"min": takes, "max": takes})
+    number_target = Api(name="torch.v", framework="torch", signature="v", params={"clip_value": plain})
+    m1 = Mapping(source="ms.v", target="torch.c", category="only parameter names differ", args={"min": "lo", "max": "hi"})
+    m2 = Mapping(source="ms.v", target="torch.v", category="input usage differs",
+                 args={"clip_value": {"from": "lo", "op": "neg"}})
+    reg = Registry({"ms.v": src, "torch.c": tensor_target, "torch.v": number_target}, [m1, m2])
+    assert reg.target_args(m1, {"lo": bound, "hi": None}) == {"min": bound, "max": None}
+    assert reg.target_args(m2, {"lo": bound, "hi": None}) == {"clip_value": -0.300048828125}
+    want = oracle_call(src, {"lo": bound, "hi": None}, [np.array([0.1, 0.3, 0.5])], "float32")
+    assert want.grads[0].tolist() == [0.300048828125, 0.300048828125, 0.5]
+    want = oracle_call(src, {"lo": {"tensor": [0.3]}, "hi": None}, [np.array([0.1])], "float32")
+    assert want.grads[0].tolist() == [float(np.float32(0.3))]  # no dtype: the cell's
+    text = CASE.replace("args: {max_norm: 1.0}", "args: {max_norm: {tensor: 1.0}}")
+    errors = plan(parse_text(text, "t.yaml").cases, _registry()).errors
+    assert [(e.line, e.field) for e in errors] == [(6, "clip.args.max_norm")]
+    assert "does not take a Tensor" in str(errors[0])

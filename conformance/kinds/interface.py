@@ -53,7 +53,7 @@ class Kind(ABC):
     def target_args(self, registry, mapping, args: dict, case) -> dict:
         """The source call's arguments in the target API's terms (default: the mapping's
         declarative rules). Raises ValueError when the target cannot express the call."""
-        return registry.translate(mapping, args)
+        return registry.target_args(mapping, args)
 
     def api_problems(self, api) -> list:
         """Problems with a registry API of this kind beyond the registry's own checks, as

@@ -24,7 +24,7 @@ from typing import Optional
 import yaml
 from pydantic import ValidationError
 
-from .. import frameworks, kinds, yamlsafe
+from .. import frameworks, kinds, tensors, yamlsafe
 from ..spec.locations import CaseError, dotted, errors_from_validation, line_map, line_of, suggest
 from .entries import (
     CATEGORIES,
@@ -109,19 +109,29 @@ class Registry:
         return args, problems
 
     @staticmethod
-    def translate(mapping: Mapping, args: dict) -> dict:
+    def translate(mapping: Mapping, args: dict, target: Optional[Api] = None) -> dict:
         """Source-API arguments -> target-API arguments, by the mapping's declarative rules:
         ``"p"`` (the source's ``p``), ``{from: p, op: neg | int}``, ``{value: v}``, and
         ``fallback:`` (a rule used where the source's ``p`` is null: ``{from: min, fallback:
-        {from: max, op: neg}}`` for a lower bound that defaults to ``-max``)."""
+        {from: max, op: neg}}`` for a lower bound that defaults to ``-max``). A tensor argument
+        (``{tensor: 0.4, dtype: ...}``) stays one where the ``target`` API takes a Tensor for
+        that parameter, and becomes its number (rounded to its dtype) where it does not."""
         if mapping.args is None:
-            return dict(args)
-        out = {}
-        for target_param, rule in mapping.args.items():
-            if isinstance(rule, str) and rule not in args:
-                continue
-            out[target_param] = _apply(rule, args, mapping)
+            out = dict(args)
+        else:
+            out = {}
+            for target_param, rule in mapping.args.items():
+                if isinstance(rule, str) and rule not in args:
+                    continue
+                out[target_param] = _apply(rule, args, mapping)
+        if target is not None:
+            numbers = tensors.plain_args(out)
+            out = {k: v if (k in target.params and target.params[k].tensor) else numbers[k] for k, v in out.items()}
         return out
+
+    def target_args(self, mapping: Mapping, args: dict) -> dict:
+        """``translate`` with the mapping's target API (tensor arguments kept only where it takes them)."""
+        return self.translate(mapping, args, self.apis.get(mapping.target))
 
 
 def _apply(rule, args: dict, mapping: Mapping):
@@ -136,6 +146,10 @@ def _apply(rule, args: dict, mapping: Mapping):
     op = rule.get("op", "identity")
     if v is None or op == "identity":
         return v
+    if tensors.is_tensor_arg(v):  # the rule applies to the number the tensor holds
+        return {**v, "tensor": _apply({**rule, "from": "x"}, {"x": v["tensor"]}, mapping)}
+    if isinstance(v, list) and len(v) == 1 and op == "neg":  # a [1]-shaped tensor's value
+        return [-v[0]]
     if op == "neg":
         return -v
     if op == "int":  # a target that takes an int (an integral float converts; any other value

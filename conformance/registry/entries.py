@@ -9,6 +9,8 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .. import tensors
+
 #: Paddle's API-mapping categories (the PaConvert / "PyTorch-Paddle API mapping" vocabulary),
 #: plus "identity" for an API run against its own oracle (the reference check).
 CATEGORIES = (
@@ -37,6 +39,9 @@ class Param(_Strict):
     # MindSpore's grad_position: an int, a list or null); unset: a number when the parameter is
     # required or its default is a number, a bool when its default is one, else anything
     accepts: Optional[Literal["number", "bool", "any"]] = None
+    # the API also takes a Tensor here (a case writes `{tensor: 0.4, dtype: float64}`); an
+    # API that does not is given the number
+    tensor: bool = False
 
     def kind(self) -> str:
         """What the parameter accepts, explicit or inferred (see ``accepts``)."""
@@ -51,6 +56,11 @@ class Param(_Strict):
     def refuses(self, value) -> Optional[str]:
         """What the parameter takes, when ``value`` is not that (None when it is)."""
         kind = self.kind()
+        if tensors.is_tensor_arg(value):
+            if not self.tensor:
+                return "a number (it does not take a Tensor here)"
+            problem = tensors.tensor_arg_problem(value)
+            return f"a tensor of one number: {problem}" if problem else None
         if kind == "any" or (value is None and self.default is None and not self.required):
             return None
         if kind == "bool" and not isinstance(value, bool):
@@ -77,6 +87,9 @@ class Api(_Strict):
     params: dict[str, Param] = {}
     takes: Literal["parameters", "grads"] = "parameters"  # what the first argument is
     returns: Literal["total_norm", "grads", "values", "none"] = "none"  # values: derivation outputs too
+    # how the gradients may be passed (clipping): a list, and for some APIs one bare Tensor
+    # (`clip.form: tensor` in a case)
+    forms: list[Literal["list", "tensor"]] = ["list"]
     oracle: Optional[OracleSpec] = None  # how the oracle reproduces this API as a source
 
 

@@ -24,6 +24,10 @@ ApiName = Annotated[str, Field(pattern=API_PATTERN)]
 class Clip(Strict):
     api: Annotated[str, Field(pattern=API_PATTERN)]
     args: dict[str, Any] = {}
+    # how the gradients are passed: a list (or tuple) of them, or one bare Tensor (`tensor`:
+    # `clip_grad_norm_(p)`; a case with exactly one gradient). A target API that takes only a
+    # list is called with a one-element list (the registry's `forms:` say which take a Tensor).
+    form: Literal["list", "tensor"] = "list"
 
 
 class Expect(Strict):
@@ -41,6 +45,10 @@ class Expect(Strict):
     rtol: Annotated[float, Field(ge=0)] = 0.0
     atol: Annotated[float, Field(ge=0)] = 1e-6
     raises: bool = False
+    # true: the targets this entry holds for must do what the source does. A declared
+    # difference (`known`) or gap (`unsupported`) fails the cell as `mismatch`, with the
+    # declaration named. Without an explicit `raises:`, such an entry asserts no raise state.
+    agree: bool = False
 
     @field_validator("grads", mode="before")
     @classmethod
@@ -55,6 +63,11 @@ class Expect(Strict):
 
     def holds_for(self, api: str) -> bool:
         return self.api is None or api in self.apis()
+
+    def checks_raises(self) -> bool:
+        """Whether this entry asserts that the call raises or returns (an ``agree`` entry only
+        when it says ``raises:``)."""
+        return not self.agree or "raises" in self.model_fields_set
 
 
 class Tolerance(Strict):
@@ -114,6 +127,10 @@ class CaseBase(Strict):
     def expectations(self, api: str) -> list[Expect]:
         """The ``expect`` entries that hold for target ``api``."""
         return [e for e in self.expect if e.holds_for(api)]
+
+    def must_agree(self, api: str) -> bool:
+        """Whether an ``expect`` entry with ``agree: true`` holds for target ``api``."""
+        return any(e.agree for e in self.expectations(api))
 
     @field_validator("tolerance", mode="before")
     @classmethod
@@ -194,6 +211,10 @@ class Variant:
 
 
 def format_value(v: Any) -> str:
+    if isinstance(v, dict) and "tensor" in v:  # a tensor argument: tensor(0.1,float16)
+        inner = v["tensor"]
+        inner = f"[{','.join(map(format_value, inner))}]" if isinstance(inner, list) else format_value(inner)
+        return f"tensor({inner}{',' + v['dtype'] if v.get('dtype') else ''})"
     if isinstance(v, float):
         if math.isinf(v):
             return "inf" if v > 0 else "-inf"

@@ -19,7 +19,7 @@ from typing import Optional
 import numpy as np
 
 from .nets import cell, loss_fn, parameter_names
-from .tensors import DTYPES, drain, keep_alive, ms, nn, numpy, ops, raised, tensor, use_device
+from .tensors import DTYPES, drain, keep_alive, ms, nn, numpy, ops, raised, tensor, tensor_args, use_device
 
 
 @dataclass
@@ -30,6 +30,7 @@ class Gradients:
     names: list
     tensors: list
     params: Optional[list]
+    form: str = "list"  # "tensor": the API is given the one gradient as a bare Tensor
 
     @property
     def present(self) -> list:
@@ -71,19 +72,24 @@ def _total_norm(grads: tuple, ord_):
     return ops.vector_norm(ops.stack(norms), ord_)
 
 
+def _on_form(fn, g: Gradients, args: dict):
+    """``fn`` on the tuple of gradients, or on the one gradient as a bare Tensor
+    (``form: tensor``), whose result is one Tensor."""
+    if g.form == "tensor":
+        return (fn(g.given()[0], **args),), None
+    return tuple(fn(g.given(), **args)), None
+
+
 def clip_by_norm(g: Gradients, args: dict):
-    grads = g.given()
-    if len(grads) == 1:  # one gradient is passed as a bare tensor (the single-tensor form)
-        return (ops.clip_by_norm(grads[0], **args),), None
-    return tuple(ops.clip_by_norm(grads, **args)), None
+    return _on_form(ops.clip_by_norm, g, args)
 
 
 def clip_by_global_norm(g: Gradients, args: dict):
-    return tuple(ops.clip_by_global_norm(g.given(), **args)), None
+    return _on_form(ops.clip_by_global_norm, g, args)
 
 
 def clip_by_value(g: Gradients, args: dict):
-    return tuple(ops.clip_by_value(g.given(), **args)), None
+    return _on_form(ops.clip_by_value, g, args)
 
 
 def clamp(g: Gradients, args: dict):
@@ -97,7 +103,9 @@ def vector_norm(g: Gradients, args: dict):
 
 def clip_by_norm_cell(g: Gradients, args: dict):
     clip = nn.ClipByNorm()
-    max_norm = ms.Tensor(np.float32(args["clip_norm"]))
+    max_norm = args["clip_norm"]  # a tensor argument as given; a number as a float32 0-d Tensor
+    if not isinstance(max_norm, ms.Tensor):
+        max_norm = ms.Tensor(np.float32(max_norm))
     return tuple(clip(t, max_norm) for t in g.given()), None
 
 
@@ -149,20 +157,20 @@ def run(job: dict) -> dict:
             names = parameter_names(job["model"]["layers"])
             return {"grads": {n: None for n in names}, "raw_grads": None, "returned": None,
                     "raised": raised(e)}
-        g = Gradients([n for n, _, _ in pairs], [t for _, t, _ in pairs], [p for _, _, p in pairs])
+        g = Gradients([n for n, _, _ in pairs], [t for _, t, _ in pairs], [p for _, _, p in pairs], job.get("form", "list"))
         raw = {n: numpy(t) for n, t, _ in pairs}
     else:
         g = Gradients([p["name"] for p in job["params"]],
                       [None if p["grad"] is None else tensor(p["grad"], DTYPES[p.get("dtype", job["dtype"])])
                        for p in job["params"]],  # a parameter's own "dtype": mixed dtypes
-                      None)
+                      None, job.get("form", "list"))
         raw = None
     present = g.present
     before = {n: numpy(t) for n, t in zip(g.names, g.tensors)}
     api = job["api"]
     call = APIS[api]
     try:
-        clipped, returned = call(g, job["args"])
+        clipped, returned = call(g, tensor_args(job["args"]))
         out = list(g.tensors)
         for i, t in zip(present, clipped):
             out[i] = t

@@ -17,7 +17,7 @@ from ...kinds.training.snippet import ACTIVATIONS, groups, param_names, start
 from ...snippets import any_literal, array_expr, header, kwargs, literal, number, result_lines
 from ...spec.models import layer_arrays
 from ...spec.values import tensor_data
-from ...tensors import param_dtype
+from ...tensors import is_tensor_arg, param_dtype, with_tensor_dtypes
 
 _DT = {"float64": "ms.float64", "float32": "ms.float32", "float16": "ms.float16", "bfloat16": "ms.bfloat16"}
 
@@ -62,11 +62,11 @@ def _clipping(call_lines):
                 lines.append(f"grads.append({_tensor(array_expr(value, g), pdtype)})  # {name}")
             lines.append("grads = tuple(grads)")
             grad_names = [n for n in case.grads if inputs.grads[n] is not None]
-            single = len(grad_names) == 1
         else:
             lines += _model_lines(cell, inputs, dt)
-            grad_names, single = _param_names(cell), False
-        lines += ["", *call_lines(dict(cell.target_args), case.model is not None, single), "",
+            grad_names = _param_names(cell)
+        single = cell.form == "tensor"  # the one gradient as a bare Tensor (`clip.form: tensor`)
+        lines += ["", *call_lines(with_tensor_dtypes(cell.target_args, cell.dtype), case.model is not None, single), "",
                   "def numpy64(t):  # numpy has no bfloat16: widen exactly through float32",
                   "    return (t.astype(ms.float32) if t.dtype == ms.bfloat16 else t).asnumpy().astype(np.float64)",
                   f"names = {grad_names!r}",
@@ -81,27 +81,35 @@ def _returning(call: str) -> list:
     return [f"out = {call}", "returned = None"]
 
 
-def _clip_by_norm(args: dict, model: bool, single: bool) -> list:
-    if single:  # one gradient: the single-tensor form
-        return _returning(f"(ops.clip_by_norm(grads[0], {kwargs(args)}),)")
-    return _returning(f"tuple(ops.clip_by_norm(grads, {kwargs(args)}))")
+def _on_form(fn: str):
+    """``ops.<fn>`` on the tuple, or on the one gradient as a bare Tensor (``form: tensor``)."""
+
+    def lines(args: dict, model: bool, single: bool) -> list:
+        if single:
+            return _returning(f"(ops.{fn}(grads[0], {kwargs(args, _tensor_arg)}),)")
+        return _returning(f"tuple(ops.{fn}(grads, {kwargs(args, _tensor_arg)}))")
+
+    return lines
 
 
-def _clip_by_global_norm(args: dict, model: bool, single: bool) -> list:
-    return _returning(f"tuple(ops.clip_by_global_norm(grads, {kwargs(args)}))")
+_clip_by_norm, _clip_by_global_norm, _clip_by_value = map(_on_form, ("clip_by_norm", "clip_by_global_norm",
+                                                                     "clip_by_value"))
 
 
-def _clip_by_value(args: dict, model: bool, single: bool) -> list:
-    return _returning(f"tuple(ops.clip_by_value(grads, {kwargs(args)}))")
+def _tensor_arg(value, dtype: str) -> str:
+    """A tensor argument (a bound or clip norm given as a Tensor of its own dtype)."""
+    return f"ms.Tensor(np.array({value!r}, np.float64), ms.float64).astype(ms.{dtype})"
 
 
 def _clamp(args: dict, model: bool, single: bool) -> list:
-    return _returning(f"tuple(ops.clamp(g, {kwargs(args)}) for g in grads)")
+    return _returning(f"tuple(ops.clamp(g, {kwargs(args, _tensor_arg)}) for g in grads)")
 
 
 def _clip_by_norm_cell(args: dict, model: bool, single: bool) -> list:
-    return _returning(f"tuple(nn.ClipByNorm()(g, ms.Tensor(np.float32({number(args['clip_norm'])}))) "
-                      "for g in grads)")
+    norm = args["clip_norm"]
+    norm = (_tensor_arg(norm["tensor"], norm["dtype"]) if is_tensor_arg(norm)
+            else f"ms.Tensor(np.float32({number(norm)}))")
+    return _returning(f"tuple(nn.ClipByNorm()(g, {norm}) for g in grads)")
 
 
 def _vector_norm(args: dict, model: bool, single: bool) -> list:

@@ -21,6 +21,8 @@ os.environ.setdefault("MS_OM_PATH", os.path.join(tempfile.gettempdir(), "gradcli
 import mindspore as ms  # noqa: E402
 from mindspore import amp, nn, ops  # noqa: E402,F401 - re-exported to the kind modules
 
+from ...tensors import is_tensor_arg  # noqa: E402
+
 DTYPES = {"float64": ms.float64, "float32": ms.float32,
           "float16": ms.float16, "bfloat16": ms.bfloat16}
 
@@ -119,3 +121,10 @@ def raised(e: Exception) -> dict:
     if len(msg) > 2000:
         msg = msg[:2000] + " ..."
     return {"type": type(e).__name__, "message": msg}
+
+
+def tensor_args(args: dict) -> dict:
+    """A job's arguments with each tensor argument (``{"tensor": 0.4, "dtype": "float64"}``,
+    conformance.tensors) made a MindSpore tensor of its dtype and shape."""
+    return {k: tensor(np.asarray(v["tensor"], dtype=np.float64), DTYPES[v["dtype"]]) if is_tensor_arg(v) else v
+            for k, v in args.items()}

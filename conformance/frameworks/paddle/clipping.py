@@ -78,15 +78,21 @@ def _grad(p, transpose: bool):
     return torch_layout(numpy(p.grad), transpose)
 
 
-# --- APIs: (named, args) -> (gradients by name, returned norm or None) ---------------------------
+# --- APIs: (named, args, form) -> (gradients by name, returned norm or None) ---------------------
 
-def clip_grad_norm_(named: list, args: dict):
-    out = paddle.nn.utils.clip_grad_norm_([p for _, p, _ in named], **args)
+def _given(named: list, form: str):
+    """The ``parameters`` argument: a list, or the one parameter itself (``form: tensor``)."""
+    params = [p for _, p, _ in named]
+    return params[0] if form == "tensor" else params
+
+
+def clip_grad_norm_(named: list, args: dict, form: str = "list"):
+    out = paddle.nn.utils.clip_grad_norm_(_given(named, form), **args)
     return {n: _grad(p, tr) for n, p, tr in named}, float(numpy(out).reshape(-1)[0])
 
 
-def clip_grad_value_(named: list, args: dict):
-    paddle.nn.utils.clip_grad_value_([p for _, p, _ in named], **args)
+def clip_grad_value_(named: list, args: dict, form: str = "list"):
+    paddle.nn.utils.clip_grad_value_(_given(named, form), **args)
     return {n: _grad(p, tr) for n, p, tr in named}, None
 
 
@@ -96,7 +102,7 @@ def _clip_object(cls: str, args: dict):
 
 def on_pairs(cls: str):
     """``paddle.nn.<cls>`` called directly on ``[(param, grad), ...]``, as an optimizer calls it."""
-    def call(named: list, args: dict):
+    def call(named: list, args: dict, form: str = "list"):  # (takes pairs: no bare-Tensor form)
         params = [p for _, p, _ in named]
         clip = _clip_object(cls, args)
         pairs = [(p, p.grad) for p in params if p.grad is not None]
@@ -112,7 +118,7 @@ def on_pairs(cls: str):
 def via_sgd(cls: str):
     """``paddle.nn.<cls>`` as ``paddle.optimizer.SGD(grad_clip=...)``: the clipped gradient is
     read off parameters zeroed before the step."""
-    def call(named: list, args: dict):
+    def call(named: list, args: dict, form: str = "list"):  # (an optimizer: no bare-Tensor form)
         params = [p for _, p, _ in named]
         clip = _clip_object(cls, args)
         had = [p.grad is not None for p in params]
@@ -157,7 +163,7 @@ def run(job: dict) -> dict:
         named = injected_params(job["params"], dtype)
         raw = None
     try:
-        grads, returned = call(named, job["args"])
+        grads, returned = call(named, job["args"], job.get("form", "list"))
     except NotImplementedError:
         raise
     except Exception as e:  # the API under test raised: a behaviour, reported to the comparator

@@ -82,7 +82,8 @@ def _clip_ctor(cls: str, args: dict) -> str:
 
 def _in_place_call(cell) -> list:
     """``paddle.nn.utils.clip_grad_norm_`` / ``clip_grad_value_``: in place on ``.grad``."""
-    return [f"out = {cell.api}(params, {kwargs(dict(cell.target_args))})",
+    given = "params[0]" if cell.form == "tensor" else "params"  # `clip.form: tensor`: one bare Tensor
+    return [f"out = {cell.api}({given}, {kwargs(dict(cell.target_args))})",
             "grads = [p.grad for p in params]"]
 
 

@@ -11,7 +11,7 @@ import torch
 from torch.nn import utils
 
 from .nets import loss, network
-from .tensors import DTYPES, device, numpy, tensor
+from .tensors import DTYPES, device, numpy, tensor, tensor_args
 
 
 def _model_params(model: dict, dtype, device):
@@ -63,13 +63,16 @@ def _clamp(params: list, args: dict):
     return None
 
 
-def _get_total_norm(params: list, args: dict):
+def _get_total_norm(params, args: dict):
+    if isinstance(params, torch.Tensor):  # the bare-Tensor form: the one gradient itself
+        return utils.get_total_norm(params.grad, **args)
     return utils.get_total_norm([p.grad for p in params if p.grad is not None], **args)
 
 
-def _clip_grads_with_norm(params: list, args: dict):
+def _clip_grads_with_norm(params, args: dict):
     args = dict(args)
-    ref = next((p.grad for p in params if p.grad is not None), None)
+    each = [params] if isinstance(params, torch.Tensor) else params
+    ref = next((p.grad for p in each if p.grad is not None), None)
     dtype = ref.dtype if ref is not None else torch.float32
     device = ref.device if ref is not None else "cpu"
     args["total_norm"] = torch.tensor(args["total_norm"], dtype=dtype, device=device)
@@ -96,8 +99,9 @@ def run(job: dict) -> dict:
         named = _injected_params(job["params"], dtype, dev)
         raw = None
     params = [p for _, p in named]
+    given = params[0] if job.get("form") == "tensor" else params  # `clip_grad_norm_(p)`: one bare Tensor
     try:
-        returned = call(params, job["args"])
+        returned = call(given, tensor_args(job["args"], dev))
     except Exception as e:  # the API under test raised: a behaviour, reported to the comparator
         return {"grads": {n: numpy(p.grad) for n, p in named}, "raw_grads": raw,
                 "returned": None, "raised": {"type": type(e).__name__, "message": str(e)}}

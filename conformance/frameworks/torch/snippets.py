@@ -12,7 +12,7 @@ from ...kinds.training.snippet import ACTIVATIONS, groups, loss_expr, param_name
 from ...snippets import array_expr, data_and_loss_lines, header, kwargs, literal, number, result_lines
 from ...spec.models import layer_arrays
 from ...spec.values import tensor_data
-from ...tensors import param_dtype
+from ...tensors import param_dtype, with_tensor_dtypes
 
 
 # --- clipping ---------------------------------------------------------------------------------
@@ -44,7 +44,7 @@ def _clipping(call, cell, inputs) -> str:
         lines.append(f"names = {list(case.grads)!r}")
     else:
         lines += _torch_model_lines(cell, inputs, dt, dev)
-    lines += ["", f"out = {call(cell, dict(cell.target_args), dt)}", *result_lines(
+    lines += ["", f"out = {call(cell, with_tensor_dtypes(cell.target_args, cell.dtype), dt)}", *result_lines(
         "float(out) if isinstance(out, torch.Tensor) else None",
         "{n: None if p.grad is None else p.grad.double().cpu().numpy() for n, p in zip(names, params)}")]
     return "\n".join(lines) + "\n"
@@ -85,25 +85,37 @@ def _torch_model_lines(cell, inputs, dt, dev) -> list:
 
 # the call of each clipping API: (cell, target args, dtype source) -> the expression of `out`
 
+def _given(cell) -> str:
+    """The first argument: the list, or the one parameter as a bare Tensor (``clip.form: tensor``)."""
+    return "params[0]" if cell.form == "tensor" else "params"
+
+
 def _call_params(cell, args: dict, dt: str) -> str:
-    return f"{cell.api}(params, {kwargs(args)})"
+    return f"{cell.api}({_given(cell)}, {kwargs(args)})"
 
 
 def _call_get_total_norm(cell, args: dict, dt: str) -> str:
+    if cell.form == "tensor":
+        return f"{cell.api}(params[0].grad, {kwargs(args)})"
     return f"{cell.api}([p.grad for p in params if p.grad is not None], {kwargs(args)})"
 
 
 def _call_clip_grads_with_norm(cell, args: dict, dt: str) -> str:
     total = args.pop("total_norm")
-    return f"{cell.api}(params, {kwargs(args)}, total_norm=torch.tensor({number(total)}, dtype={dt}))"
+    return f"{cell.api}({_given(cell)}, {kwargs(args)}, total_norm=torch.tensor({number(total)}, dtype={dt}))"
 
 
 def _call_per_parameter(cell, args: dict, dt: str) -> str:
     return f"[torch.nn.utils.clip_grad_norm_([p], {kwargs(args)}) for p in params if p.grad is not None]"
 
 
+def _tensor(value, dtype: str) -> str:
+    """A tensor argument (a bound given as a Tensor of its own dtype)."""
+    return f"torch.tensor({value!r}, dtype=torch.{dtype}, device=params[0].device)"
+
+
 def _call_clamp(cell, args: dict, dt: str) -> str:
-    return f"[p.grad.clamp_({kwargs(args)}) for p in params if p.grad is not None]"
+    return f"[p.grad.clamp_({kwargs(args, _tensor)}) for p in params if p.grad is not None]"
 
 
 CLIPPING = {

@@ -8,6 +8,8 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ...tensors import is_tensor_arg
+
 DTYPES = {"float64": torch.float64, "float32": torch.float32,
           "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -28,3 +30,10 @@ def numpy(t) -> Optional[np.ndarray]:
     # copy: for a float64 CPU tensor .to() is a no-op and .numpy() shares memory, so an
     # in-place clip would rewrite the "before clipping" gradients read earlier
     return None if t is None else t.detach().to("cpu", torch.float64).numpy().copy()
+
+
+def tensor_args(args: dict, device) -> dict:
+    """A job's arguments with each tensor argument (``{"tensor": 0.4, "dtype": "float64"}``,
+    conformance.tensors) made a torch tensor of its dtype and shape."""
+    return {k: tensor(np.asarray(v["tensor"], dtype=np.float64), DTYPES[v["dtype"]], device)
+            if is_tensor_arg(v) else v for k, v in args.items()}

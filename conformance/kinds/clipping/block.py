@@ -9,4 +9,15 @@ from typing import Optional
 from ...spec.values import ParamName, TensorValue
 from ..interface import Block
 
-BLOCK = Block(fields={"grads": (Optional[dict[ParamName, Optional[TensorValue]]], None)}, inputs=("grads", "model"))
+
+def _check(case) -> list:
+    """A bare-Tensor call (``clip.form: tensor``) passes one gradient."""
+    if case.clip.form == "tensor" and (case.grads is None or len(case.grads) != 1
+                                       or next(iter(case.grads.values())) is None):
+        return [(("clip", "form"), "`form: tensor` passes one gradient as a bare Tensor: give `grads:` "
+                 "with exactly one gradient (not null)")]
+    return []
+
+
+BLOCK = Block(fields={"grads": (Optional[dict[ParamName, Optional[TensorValue]]], None)}, inputs=("grads", "model"),
+              check=_check)

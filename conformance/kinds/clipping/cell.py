@@ -55,6 +55,7 @@ def build_inputs(case, dtype: str) -> Inputs:
 def oracle_call(api, args: dict, grads: list, dtype: str, variant: Optional[dict] = None):
     """The source API's semantics (optionally with a declared difference's knobs) in float64."""
     fn = getattr(oracle, api.oracle.fn)
+    args = tensors.plain_args(args, dtype)  # a tensor argument: the number it holds in its dtype
     kwargs = {o: args[a] for o, a in api.oracle.args.items() if a in args}
     knobs = {**api.oracle.knobs, **(variant or {})}
     raises = knobs.pop("raises", None)
@@ -140,8 +141,9 @@ class Clipping(Kind):
                 source, cell.args, [inputs.grads[n] for n in inputs.names], cell.dtype, variant))
 
         want = want_under(None)
-        job = {"kind": self.name, "api": cell.api, "args": cell.target_args, "dtype": cell.dtype,
-               "device": cell.device, **inputs.job}
+        job = {"kind": self.name, "api": cell.api, "args": tensors.with_tensor_dtypes(cell.target_args, cell.dtype),
+               "dtype": cell.dtype,
+               "device": cell.device, "form": cell.form, **inputs.job}
         hooks = Hooks(oracle=want_under,
                       compare=lambda result, got: self._compare(runner, cell, inputs, result, got),
                       expect=lambda got, raised: compare.check_expect(
