@@ -1,14 +1,23 @@
-"""pytest plugin (entry point ``pytest11``): collects ``cases/**/*.yaml`` as one item per cell.
+"""pytest plugin (entry point ``pytest11``): collects case files as one item per cell.
 
 Shaped like pytest's documented YAML example: a ``pytest.File`` yielding ``pytest.Item``s. Items
-are named ``case-id[api-dtype-device]``. match/known pass, unsupported/skipped skip with the
-reason, mismatch/error fail with the diff and a reproduction snippet. Each item's result record
-travels in ``user_properties``, so with pytest-xdist the controller receives every worker's
-records and writes one results file.
+are named ``case-id[api-dtype-device]``. match/known pass (known fails under
+``--conformance-strict``), unsupported/skipped skip with the reason, mismatch/error fail with
+the diff and a reproduction snippet. Each item's result record travels in ``user_properties``,
+so with pytest-xdist the controller receives every worker's records and writes one results file.
+
+Which YAML files are cases: a path given on the command line always is; else the ini option
+``conformance_cases`` (globs relative to the rootdir) decides when set; else a file is a case
+when its name ends in ``.case.yaml`` or its first lines carry the schema marker
+``# yaml-language-server: $schema=.../case.schema.json``. Options are namespaced
+(``--conformance-backend``, ...); the short forms (``--backend``, ...) are added only where no
+other plugin or conftest has taken them.
 """
 
 from __future__ import annotations
 
+import re
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -19,18 +28,59 @@ from .spec.locations import CaseError
 from .plan import plan
 from .statuses import PROBLEMS
 
+#: (long name after ``--conformance-``, short form or None, argparse keywords)
+OPTIONS = (
+    ("backend", "--backend", dict(action="append", metavar="NAME[=PYTHON]", dest="conformance_backend",
+                                  help="backend to run (repeatable; default: the ini list conformance_backends, "
+                                       "else every backend installed)")),
+    ("device", "--device", dict(choices=["cpu", "gpu", "all"], default="all", dest="conformance_device",
+                                help="device of the cells to run (default: all)")),
+    ("results", "--results", dict(metavar="PATH", dest="conformance_results",
+                                  help="write the cells' results JSON here (and PATH's .jsonl journal)")),
+    ("report", "--report", dict(metavar="DIR", dest="conformance_report",
+                                help="render the HTML report of this run into DIR")),
+    ("cell-timeout", "--cell-timeout", dict(type=float, default=120.0, dest="conformance_timeout",
+                                            help="seconds one cell may take before its worker is killed")),
+    # no short form: pytest's own --strict exists
+    ("strict", None, dict(action="store_true", default=False, dest="conformance_strict",
+                          help="known cells fail, with their declared difference (also: ini conformance_strict)")),
+    ("require-backends", "--require-backends", dict(metavar="NAME,NAME", dest="conformance_require",
+                                                    help="fail when one of these backends is not available "
+                                                         "(also: ini conformance_require_backends)")),
+)
+
+SCHEMA_MARK = re.compile(r"^#\s*yaml-language-server:\s*\$schema=\S*case\.schema\.json\s*$", re.M)
+
 
 def pytest_addoption(parser):
     g = parser.getgroup("conformance", "gradclip conformance cases")
-    g.addoption("--backend", action="append", metavar="NAME[=PYTHON]", dest="conformance_backend",
-                help="backend to run (repeatable; default: every backend installed)")
-    g.addoption("--device", choices=["cpu", "gpu", "all"], default="all", dest="conformance_device")
-    g.addoption("--results", metavar="PATH", dest="conformance_results",
-                help="write the cells' results JSON here (and PATH's .jsonl journal)")
-    g.addoption("--report", metavar="DIR", dest="conformance_report",
-                help="render the HTML report of this run into DIR")
-    g.addoption("--cell-timeout", type=float, default=120.0, dest="conformance_timeout",
-                help="seconds one cell may take before its worker is killed")
+    for name, _short, kw in OPTIONS:
+        g.addoption(f"--conformance-{name}", **kw)
+    parser.addini("conformance_cases", type="args", default=[],
+                  help="globs of case files, relative to the rootdir (default: files marked as cases)")
+    parser.addini("conformance_backends", type="args", default=[], help="backends to run (NAME or NAME=PYTHON)")
+    parser.addini("conformance_require_backends", type="args", default=[],
+                  help="backends that must be available (else the session fails)")
+    parser.addini("conformance_strict", type="bool", default=False, help="known cells fail")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(early_config, parser, args):
+    """After the rootdir's conftests have added their options: the short forms that are free."""
+    result = yield
+    taken = _option_strings(parser)
+    g = parser.getgroup("conformance")
+    for name, short, kw in OPTIONS:
+        if short is not None and short not in taken:
+            g.addoption(short, **{**kw, "help": f"short for --conformance-{name}"})
+    return result
+
+
+def _option_strings(parser) -> set:
+    """Every option string registered so far. pytest offers no public listing of them, so this
+    reads its Parser's groups (pytest 7-9 keep them in ``_anonymous`` and ``_groups``)."""
+    groups = [getattr(parser, "_anonymous", None), *getattr(parser, "_groups", [])]
+    return {name for g in groups if g is not None for opt in g.options for name in opt.names()}
 
 
 class _State:
@@ -38,12 +88,40 @@ class _State:
 
     def __init__(self, config):
         self.config = config
-        self.pythons, self.unavailable, self.errors = frameworks.resolve(
-            config.getoption("conformance_backend"))
-        explicit = config.getoption("conformance_backend")
+        explicit = config.getoption("conformance_backend") or config.getini("conformance_backends") or None
+        self.pythons, self.unavailable, self.errors = frameworks.resolve(explicit)
         self.selected = set(self.pythons) if explicit else set(self.pythons) | set(self.unavailable)
+        self.strict = bool(config.getoption("conformance_strict") or config.getini("conformance_strict"))
+        given = config.getoption("conformance_require")
+        self.required = ([b.strip() for b in given.split(",") if b.strip()] if given
+                         else list(config.getini("conformance_require_backends")))
+        known = set(frameworks.discover())
+        for b in self.required:
+            if b not in known:
+                self.errors.append(f"--conformance-require-backends: no backend {b!r} (known: {', '.join(sorted(known))})")
+            elif b not in self.pythons:
+                why = self.unavailable.get(b, "not selected by --conformance-backend")
+                self.errors.append(f"required backend {b} is not available: {why}")
         self._runner = None
         self.case_ids: dict = {}
+        self._globbed = None
+
+    def is_case_file(self, path: Path) -> bool:
+        """A file named by the ini globs, or (without them) one marked as a case file."""
+        globs = self.config.getini("conformance_cases")
+        if globs:
+            if self._globbed is None:
+                root = self.config.rootpath
+                self._globbed = {p.resolve() for g in globs for p in root.glob(g)}
+            return path.resolve() in self._globbed
+        if path.name.endswith((".case.yaml", ".case.yml")):
+            return True
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                head = f.read(2048)
+        except OSError:
+            return False
+        return bool(SCHEMA_MARK.search("\n".join(head.splitlines()[:5])))
 
     @property
     def runner(self):
@@ -81,7 +159,9 @@ def pytest_unconfigure(config):
 
 
 def pytest_collect_file(file_path: Path, parent):
-    if file_path.suffix in (".yaml", ".yml") and "cases" in file_path.parts:
+    if file_path.suffix not in (".yaml", ".yml"):
+        return None
+    if parent.session.isinitpath(file_path) or parent.config._conformance.is_case_file(file_path):
         return CaseFile.from_parent(parent, path=file_path)
     return None
 
@@ -145,12 +225,15 @@ class CellItem(pytest.Item):
         self.extra_keyword_matches.update(cell.case.tags)  # `pytest -k seed` selects by tag
 
     def runtest(self):
-        rec = self.config._conformance.runner.run(self.cell)
+        state = self.config._conformance
+        rec = state.runner.run(self.cell)
         self.user_properties.append(("conformance", rec))
         status = rec["status"]
+        if status == "skipped" and rec["backend"] in state.required and rec["backend"] in state.runner.unavailable:
+            raise CellFailure({**rec, "message": f"required backend {rec['backend']} did not start: {rec['message']}"})
         if status in ("skipped", "unsupported"):
             pytest.skip(f"{status}: {rec['message']}")
-        if status in PROBLEMS:
+        if status in PROBLEMS or (status == "known" and state.strict):
             raise CellFailure(rec)
 
     def repr_failure(self, excinfo):
@@ -159,13 +242,20 @@ class CellItem(pytest.Item):
         return super().repr_failure(excinfo)
 
     def reportinfo(self):
-        return self.path, self.cell.source.line - 1, self.cell.id
+        # not the bare id: pytest's terminal writes a domain that ends the node id with its
+        # dots as "::" (a Python path), and `clip-0.1[...]` could then not be pasted back
+        return self.path, self.cell.source.line - 1, f"case {self.cell.id}"
 
 
 def format_failure(r: dict) -> str:
-    lines = [f"{r['status'].upper()}: {r['api']} ({r['backend']}, {r['dtype']}, {r['device']}) "
+    status = r["status"].upper() + (" (failed by --conformance-strict)" if r["status"] == "known" else "")
+    lines = [f"{status}: {r['api']} ({r['backend']}, {r['dtype']}, {r['device']}) "
              f"against the oracle of {r['source_api']}",
-             f"case file: {r['path']}", "", r["message"] or "(no message)"]
+             f"case file: {r['path']}", ""]
+    if r["status"] == "known":
+        lines.append(f"declared difference {r['difference']}: {r['message']}")
+    else:
+        lines.append(r["message"] or "(no message)")
     if r.get("max_abs_err") is not None:
         lines.append(f"max abs err {r['max_abs_err']:.6g}, max rel err {r['max_rel_err']:.6g}, "
                      f"mismatched elements {r['mismatched']}")
@@ -193,15 +283,34 @@ def pytest_runtest_logreport(report):
             writer = _writer
             if writer is not None:
                 writer.add(rec)
+            if rec["status"] == "known":
+                _known[rec["difference"]].append(rec["id"])
 
 
 _writer = None
+_known: dict = defaultdict(list)  # difference id -> known cell ids (the terminal summary)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The known cells, by declared difference: what passes only because it is declared."""
+    if not _known:
+        return
+    strict = terminalreporter.config._conformance.strict
+    total = sum(map(len, _known.values()))
+    terminalreporter.section("conformance: known differences")
+    terminalreporter.write_line(f"{total} cells differ from the source's semantics by a declared difference"
+                                + (" (failed: --conformance-strict)" if strict else
+                                   " (they pass; --conformance-strict fails them)"))
+    for diff, ids in sorted(_known.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        more = f", ... ({len(ids) - 2} more)" if len(ids) > 2 else ""
+        terminalreporter.write_line(f"  {len(ids):6d}  {diff}: {', '.join(ids[:2])}{more}")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session):
     global _writer
     _writer = getattr(session.config, "_conformance_writer", None)
+    _known.clear()
 
 
 def pytest_sessionfinish(session):

@@ -141,14 +141,14 @@ def test_cli_and_pytest_survive_hostile_files(tmp_path):
     assert r.returncode == 2, r.stdout + r.stderr
     assert results.load(tmp_path / "out" / "results.json")["results"][0]["status"] == "match"
     assert r.stderr.count(str(tmp_path)) == len(HOSTILE) + 2
-    # pytest: every file is collected (but the link to /dev/zero, which pytest itself passes
-    # over), the hostile ones as one failing item each, nothing interrupted
+    # pytest: every file the ini globs name is collected (but the link to /dev/zero, which
+    # pytest itself passes over), the hostile ones as one failing item each, nothing interrupted
     cases = tmp_path / "cases"
     cases.mkdir()
     for f in tmp_path.glob("*.yaml"):
         os.replace(f, cases / f.name)
     p = subprocess.run([sys.executable, "-m", "pytest", str(cases), "-q", "-p", "no:cacheprovider",
-                        "--backend", "toy", "--rootdir", str(tmp_path)],
+                        "--backend", "toy", "--rootdir", str(tmp_path), "-o", "conformance_cases=cases/*.yaml"],
                        capture_output=True, text=True, timeout=300, cwd=tmp_path, env=_env())
     assert "Interrupted" not in p.stdout, p.stdout[-3000:]
     assert f"{len(HOSTILE) + 1} failed, 1 passed" in p.stdout, p.stdout[-3000:]

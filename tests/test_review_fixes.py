@@ -72,8 +72,8 @@ def test_unsupported_match_restricts_to_the_declared_error():
 def test_pytest_reports_a_case_id_used_in_two_files(tmp_path):
     d = tmp_path / "cases"
     d.mkdir()
-    (d / "a.yaml").write_text(CASE)
-    (d / "b.yaml").write_text(CASE.replace("[3.0, 4.0]", "[30.0, 40.0]"))
+    (d / "a.case.yaml").write_text(CASE)  # `.case.yaml`: a case file wherever it lies
+    (d / "b.case.yaml").write_text(CASE.replace("[3.0, 4.0]", "[30.0, 40.0]"))
     r = subprocess.run([sys.executable, "-m", "pytest", str(d), "-q", "-p", "no:cacheprovider",
                         "--backend", "torch", "--device", "cpu"], cwd=ROOT, capture_output=True,
                        text=True, timeout=300)

@@ -1,0 +1,119 @@
+"""The pytest plugin inside someone else's project: namespaced options that coexist with a
+conftest's own, which YAML files are cases, ids that paste back, strict mode, required
+backends. Runs pytest in a subprocess on a project in tmp_path (the toy framework of
+tests/toy_framework stands in for a real one; the strict test needs torch)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance import frameworks
+
+ROOT = Path(__file__).resolve().parents[1]
+TOY = ROOT / "tests" / "toy_framework"
+MARK = "# yaml-language-server: $schema=../case.schema.json\n"
+CASE = """\
+id: {id}
+title: t
+dtypes: [float32]
+devices: [cpu]
+grads: {{w: [3.0, 4.0]}}
+clip: {{api: torch.nn.utils.clip_grad_norm_, args: {{max_norm: 1.0}}}}
+targets: [toy.clip_grad_norm]
+"""
+
+
+def _pytest(project: Path, *args, timeout=300):
+    env = dict(os.environ, CONFORMANCE_FRAMEWORKS_PATH=str(TOY), PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "pytest", *map(str, args), "-p", "no:cacheprovider",
+                           "--rootdir", str(project)], cwd=project, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_the_plugin_coexists_with_a_conftest_that_defines_device_and_backend(tmp_path):
+    _write(tmp_path / "conftest.py", "def pytest_addoption(parser):\n"
+                                     "    parser.addoption('--device', default='cuda:0')\n"
+                                     "    parser.addoption('--backend', default='nccl')\n\n"
+                                     "def test_own(request):\n"
+                                     "    assert request.config.getoption('--device') == 'cuda:1'\n")
+    _write(tmp_path / "tests" / "clip" / "a.yaml", MARK + CASE.format(id="a"))
+    _write(tmp_path / "tests" / "test_own.py", "def test_own(request):\n"
+                                               "    assert request.config.getoption('--device') == 'cuda:1'\n")
+    r = _pytest(tmp_path, "tests", "--device", "cuda:1", "--conformance-backend", "toy",
+                "--conformance-device", "cpu", "-q")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "2 passed" in r.stdout
+    # without the conftest the short forms are there
+    (tmp_path / "conftest.py").unlink()
+    (tmp_path / "tests" / "test_own.py").unlink()
+    r = _pytest(tmp_path, "tests", "--backend", "toy", "--device", "cpu", "-q")
+    assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout + r.stderr
+
+
+def test_which_yaml_files_are_cases(tmp_path):
+    _write(tmp_path / "tests" / "clip" / "marked.yaml", MARK + CASE.format(id="marked"))
+    _write(tmp_path / "tests" / "clip" / "suffixed.case.yaml", CASE.format(id="suffixed"))
+    _write(tmp_path / "tests" / "data" / "cases" / "train_config.yaml", "lr: 0.1\nepochs: 3\n")
+    plain = _write(tmp_path / "other" / "plain.yaml", CASE.format(id="plain"))
+    r = _pytest(tmp_path, ".", "--backend", "toy", "--collect-only", "-q")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "marked[toy.clip_grad_norm-float32-cpu]" in r.stdout and "suffixed[" in r.stdout
+    assert "train_config" not in r.stdout and "plain[" not in r.stdout
+    r = _pytest(tmp_path, plain, "--backend", "toy", "-q")  # a path given explicitly always is a case
+    assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout + r.stderr
+    r = _pytest(tmp_path, ".", "--backend", "toy", "--collect-only", "-q", "-o", "conformance_cases=other/*.yaml")
+    assert "plain[" in r.stdout and "marked[" not in r.stdout and "suffixed[" not in r.stdout, r.stdout
+
+
+def test_a_dotted_case_id_reads_and_pastes_back_as_it_is(tmp_path):
+    _write(tmp_path / "cases" / "v.yaml", MARK + CASE.format(id="mylib-clip-0.1"))
+    r = _pytest(tmp_path, "cases", "--backend", "toy", "-v")
+    node = "cases/v.yaml::mylib-clip-0.1[toy.clip_grad_norm-float32-cpu]"
+    assert node in r.stdout, r.stdout
+    r = _pytest(tmp_path, node, "--backend", "toy", "-q")
+    assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout + r.stderr
+
+
+def test_required_backends_fail_the_session_when_missing(tmp_path):
+    _write(tmp_path / "cases" / "a.yaml", MARK + CASE.format(id="a"))
+    r = _pytest(tmp_path, "cases", "--backend", "toy", "--require-backends", "toy", "-q")
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = _pytest(tmp_path, "cases", "--backend", "toy", "--conformance-require-backends", "toy,nosuch", "-q")
+    assert r.returncode == 4 and "no backend 'nosuch'" in r.stderr, r.stdout + r.stderr
+    r = _pytest(tmp_path, "cases", "--backend", "toy=/nonexistent/python", "-o", "conformance_require_backends=toy", "-q")
+    assert r.returncode == 4 and "required backend toy is not available" in r.stderr, r.stdout + r.stderr
+
+
+@pytest.mark.skipif(not frameworks.installed_here("torch"), reason="torch is not installed here")
+def test_strict_fails_a_known_cell_with_its_declared_difference(tmp_path):
+    """Paddle's ClipGradByGlobalNorm has no epsilon; torch's clip_grad_norm_ adds 1e-6: with a
+    norm of 1e-6 the two differ by half, declared as torch-from-paddle-globalnorm-eps."""
+    _write(tmp_path / "cases" / "eps.yaml", MARK + """\
+id: eps
+title: t
+dtypes: [float64]
+devices: [cpu]
+grads: {w: [1.0e-6]}
+clip: {api: paddle.nn.ClipGradByGlobalNorm, args: {clip_norm: 1.0e-6}}
+targets: [torch.nn.utils.clip_grad_norm_]
+""")
+    r = _pytest(tmp_path, "cases", "--backend", "torch", "-q")
+    assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout + r.stderr
+    assert "conformance: known differences" in r.stdout and "torch-from-paddle-globalnorm-eps: eps[" in r.stdout
+    r = _pytest(tmp_path, "cases", "--backend", "torch", "-q", "--conformance-strict")
+    assert r.returncode == 1 and "1 failed" in r.stdout, r.stdout
+    assert "KNOWN (failed by --conformance-strict)" in r.stdout
+    assert "declared difference torch-from-paddle-globalnorm-eps" in r.stdout
+    r = _pytest(tmp_path, "cases", "--backend", "torch", "-q", "-o", "conformance_strict=true")
+    assert r.returncode == 1, r.stdout
