@@ -21,10 +21,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__, frameworks, registry, repeat, results
+from . import __version__, bundled, frameworks, registry, repeat, results
 from .spec import load, schema
 from .statuses import PROBLEMS, STATUSES
-from .plan import plan
+from .plan import call_problems, plan
 from .spec.limits import DEFAULT as DEFAULT_LIMITS
 
 console = Console(highlight=False, soft_wrap=True)
@@ -34,18 +34,34 @@ STATUS_STYLE = {"match": "green", "known": "blue", "mismatch": "bold red", "erro
 
 
 def default_cases() -> list[str]:
-    """``./cases`` when it exists, else the cases bundled beside the package's source tree."""
+    """``./cases`` when it exists, else the cases bundled with the package (``bundled``)."""
     here = Path("cases")
     if here.is_dir():
         return [str(here)]
-    bundled = Path(__file__).resolve().parent.parent / "cases"
-    return [str(bundled)]
+    return [str(bundled.cases_dir())]
+
+
+def case_paths(a) -> list[str]:
+    """The paths a command reads: those given, the bundled cases (``--bundled``), else
+    ``default_cases()``; where it chose, it says so on stderr."""
+    if getattr(a, "bundled", False):
+        if a.paths:
+            raise SystemExit(_usage("give case paths or --bundled, not both"))
+        chosen = [str(bundled.cases_dir())]
+    elif a.paths:
+        return list(a.paths)
+    else:
+        chosen = default_cases()
+    err_console.print(f"cases: {chosen[0]}")
+    return chosen
 
 
 def _load(paths, backends_filter=None, device="all", keyword=None, limits=DEFAULT_LIMITS):
-    loaded = load.load_paths(paths or default_cases(), limits)
-    p = plan(loaded.cases, registry.load(), backends=backends_filter, device=device, keyword=keyword, limits=limits)
-    return loaded, p, loaded.errors + p.errors
+    loaded = load.load_paths(paths, limits)
+    reg = registry.load()
+    p = plan(loaded.cases, reg, backends=backends_filter, device=device, keyword=keyword, limits=limits)
+    errors = sorted(loaded.errors + call_problems(loaded.rejected, reg) + p.errors, key=lambda e: (e.path, e.line))
+    return loaded, p, errors
 
 
 def _print_errors(errors) -> None:
@@ -114,7 +130,7 @@ def _run_locked(a, out: Path, limits, pythons: dict, unavailable: dict, selected
                 return _usage(f"backend {name} ({pythons[name]}) cannot start: {e}")
         runner = Runner(registry.load(), pool, unavailable, timeout=a.timeout)
         try:
-            loaded, p, errors = _load(a.paths, selected, a.device, a.k, limits)
+            loaded, p, errors = _load(case_paths(a), selected, a.device, a.k, limits)
         except ValueError as e:  # a bad -k expression
             return _usage(str(e))
         _print_errors(errors)
@@ -255,35 +271,65 @@ def cmd_validate(a) -> int:
         limits = DEFAULT_LIMITS.with_overrides(a.limit)
     except ValueError as e:
         return _usage(str(e))
-    loaded, p, errors = _load(a.paths, limits=limits)
+    paths = case_paths(a)
+    loaded, p, errors = _load(paths, limits=limits)
     _print_errors(errors)
-    files = len(load.case_files(a.paths or default_cases()))
-    msg = f"{files} files, {len(loaded.cases)} valid cases, {len(p.cells)} cells"
+    files = len(load.case_files(paths))
+    ready = len({id(c.source) for c in p.cells})  # cases that plan into at least one cell
+
+    def n(k: int, word: str) -> str:
+        return f"{k} {word}{'' if k == 1 else 's'}"
+
+    msg = f"{n(files, 'file')}, {n(ready, 'case')} ready to run ({n(len(p.cells), 'cell')})"
     if errors:
-        err_console.print(f"{len(errors)} problems; {msg}")
+        bad = len({e.path for e in errors})
+        err_console.print(f"{n(len(errors), 'problem')} in {bad} of the files; {msg}")
         return 2
     console.print(f"ok: {msg}")
     return 0
 
 
+class _Rows:
+    """A listing: a table on a terminal (long names fold, never truncated), tab-separated lines
+    with a header when piped (for grep and cut)."""
+
+    def __init__(self, *headers: str):
+        self.headers, self.rows = headers, []
+
+    def add_row(self, *cells: str) -> None:
+        self.rows.append(cells)
+
+    def print(self) -> None:
+        if console.is_terminal:
+            t = Table(*self.headers)
+            for c in t.columns:
+                c.overflow = "fold"
+            for r in self.rows:
+                t.add_row(*r)
+            console.print(t)
+            return
+        for r in [self.headers, *self.rows]:
+            print("\t".join(str(c).replace("\t", " ").replace("\n", " ") for c in r))
+
+
 def cmd_list(a) -> int:
     if a.what == "cases":
-        loaded, p, errors = _load(a.paths)
+        loaded, p, errors = _load(case_paths(a))
         _print_errors(errors)
         per_case = Counter(c.case.id for c in p.cells)
-        t = Table("id", "cells", "title", "file")
+        t = _Rows("id", "cells", "title", "file")
         for sc in loaded.cases:
             t.add_row(sc.case.id, str(per_case[sc.case.id]), sc.case.title, f"{sc.path}:{sc.line}")
-        console.print(t)
+        t.print()
     elif a.what == "apis":
         reg = registry.load()
-        t = Table("source API", "target API", "category")
+        t = _Rows("source API", "target API", "category")
         for m in reg.mappings:
             t.add_row(m.source, m.target, m.category)
-        console.print(t)
+        t.print()
     else:
         pythons, unavailable, _ = frameworks.resolve(None)
-        t = Table("backend", "status", "interpreter", "version", "devices")
+        t = _Rows("backend", "status", "interpreter", "version", "devices")
         from .worker import WorkerError, WorkerPool
 
         pool = WorkerPool(frameworks.workers(), pythons)
@@ -301,7 +347,7 @@ def cmd_list(a) -> int:
                 t.add_row(name, "ok", pythons[name], str(info.get("version")), devs)
         finally:
             pool.close()
-        console.print(t)
+        t.print()
     return 0
 
 
@@ -359,7 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run cases on backends, write results.json and index.html")
-    r.add_argument("paths", nargs="*", help="case files or directories (default: cases/)")
+    r.add_argument("paths", nargs="*", help="case files or directories (default: ./cases when it exists, "
+                                             "else the bundled cases)")
+    r.add_argument("--bundled", action="store_true", help="run the cases bundled with the suite")
     r.add_argument("--backend", action="append", metavar="NAME[=PYTHON]",
                    help="backend to run, optionally with the interpreter of its worker (repeatable)")
     r.add_argument("--device", choices=["cpu", "gpu", "all"], default="all")
@@ -380,14 +428,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(fn=cmd_run)
     v = sub.add_parser("validate", help="check case files; errors as path:line: field: problem")
     v.add_argument("paths", nargs="*")
+    v.add_argument("--bundled", action="store_true", help="validate the cases bundled with the suite")
     v.add_argument("--limit", action="append", metavar="NAME=VALUE", help=LIMIT_HELP)
     v.set_defaults(fn=cmd_validate)
     li = sub.add_parser("list", help="list cases, API mappings or backends")
     li.add_argument("what", choices=["cases", "apis", "backends"])
     li.add_argument("paths", nargs="*")
+    li.add_argument("--bundled", action="store_true", help="list the cases bundled with the suite")
     li.set_defaults(fn=cmd_list)
-    s = sub.add_parser("schema", help="print the JSON Schema of a case file")
-    s.add_argument("--out", help="write it to this file")
+    s = sub.add_parser("schema", help="print the JSON Schema of a case file (the bundled cases carry it as "
+                                      "case.schema.json; point `# yaml-language-server: $schema=` at it)")
+    s.add_argument("--out", help="write it to this file (e.g. case.schema.json beside your cases)")
     s.set_defaults(fn=cmd_schema)
     rp = sub.add_parser("report", help="render results JSON file(s) into an HTML report")
     rp.add_argument("results", nargs="+", help="results.json or results.jsonl files (merged)")
@@ -398,7 +449,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
-    return a.fn(a)
+    try:
+        return a.fn(a)
+    except BrokenPipeError:  # `conformance list apis | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -196,3 +196,26 @@ def plan(cases: list[SourceCase], registry: Registry, *, backends: Optional[set]
                             form = case.clip.form if case.clip.form in registry.apis[m.target].forms else "list"
                             out.cells.append(Cell(cid, sc, variant, m, dtype, dev, args, target_args, kind, form))
     return out
+
+
+def call_problems(rejected, registry: Registry) -> list:
+    """The API and argument problems of the calls of cases that failed validation
+    (``LoadResult.rejected``), so a file's misspelt argument shows with its other errors.
+    Required arguments are not asked for here (the sweep may give them)."""
+    out = []
+    for r in rejected:
+        line = lambda *loc: r.lines.get(tuple(loc), r.line)  # noqa: E731
+        if r.api not in registry.apis or not registry.targets(r.api):
+            out.append(CaseError(r.path, line("clip", "api"), "clip.api",
+                                 f"{r.api!r} is not a source API in the registry{suggest(r.api, registry.sources())}"))
+            continue
+        _, problems = registry.source_args(r.api, r.args)
+        for p in problems:
+            arg, text = p.split(": ", 1)
+            if text.startswith("required argument") and arg in r.swept:
+                continue
+            if text.startswith("required argument"):
+                continue  # the case may be missing more than its call: the schema error says so
+            out.append(CaseError(r.path, line("clip", "args", arg) if ("clip", "args", arg) in r.lines
+                                 else line("clip", "args"), f"clip.args.{arg}", text))
+    return out

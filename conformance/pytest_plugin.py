@@ -25,7 +25,7 @@ import pytest
 from . import frameworks, registry, results
 from .spec.load import parse_text, read_case_file
 from .spec.locations import CaseError
-from .plan import plan
+from .plan import call_problems, plan
 from .statuses import PROBLEMS
 
 #: (long name after ``--conformance-``, short form or None, argparse keywords)
@@ -183,7 +183,8 @@ class CaseFile(pytest.File):
                 loaded.errors.append(CaseError(sc.path, sc.lines.get(("id",), sc.line), "id",
                                                     f"duplicate case id {sc.case.id!r} (also at {first})"))
                 p.cells = [c for c in p.cells if c.source is not sc]
-        for err in loaded.errors + p.errors:
+        for err in sorted(loaded.errors + call_problems(loaded.rejected, registry.load()) + p.errors,
+                          key=lambda e: e.line):
             yield CaseErrorItem.from_parent(self, name=f"line {err.line}: {err.field or 'file'}", error=err)
         for cell in p.cells:
             yield CellItem.from_parent(self, name=cell.id, cell=cell)

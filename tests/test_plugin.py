@@ -117,3 +117,48 @@ targets: [torch.nn.utils.clip_grad_norm_]
     assert "declared difference torch-from-paddle-globalnorm-eps" in r.stdout
     r = _pytest(tmp_path, "cases", "--backend", "torch", "-q", "-o", "conformance_strict=true")
     assert r.returncode == 1, r.stdout
+
+
+# --------------------------------------------------------------------------- the CLI from an installed wheel
+
+def _cli(*args, cwd, env=None):
+    return subprocess.run([sys.executable, "-m", "conformance.cli", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=300, env=env or dict(os.environ, CONFORMANCE_NO_TOX_ENVS="1"))
+
+
+def test_an_installed_wheel_carries_the_registry_the_schema_and_the_bundled_cases(tmp_path):
+    """Built and unpacked outside the repository (a wheel of pure Python is a zip): `validate
+    --bundled`, `list apis` and `schema` work from another folder with that copy."""
+    import zipfile
+
+    pytest.importorskip("setuptools", minversion="77")
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
+                        "-w", str(tmp_path / "whl"), "-q"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (wheel,) = (tmp_path / "whl").glob("*.whl")
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    env = dict(os.environ, PYTHONPATH=str(site), CONFORMANCE_NO_TOX_ENVS="1")
+    where = tmp_path / "elsewhere"
+    where.mkdir()
+    r = _cli("validate", "--bundled", cwd=where, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"cases: {site / 'conformance' / 'bundled_cases'}" in r.stderr
+    assert "files, " in r.stdout and "cases ready to run" in r.stdout
+    r = _cli("validate", cwd=where, env=env)  # no ./cases here: the bundled ones
+    assert r.returncode == 0 and "bundled_cases" in r.stderr, r.stdout + r.stderr
+    r = _cli("list", "apis", cwd=where, env=env)
+    assert "paddle.nn.utils.clip_grad_norm_\ttorch.nn.utils.clip_grad_norm_" in r.stdout, r.stdout[:2000]
+    r = _cli("schema", "--out", where / "case.schema.json", cwd=where, env=env)
+    assert (where / "case.schema.json").read_text() == (site / "conformance" / "bundled_cases" / "case.schema.json").read_text()
+
+
+def test_validate_reports_every_problem_of_a_file_at_once(tmp_path):
+    _write(tmp_path / "two.yaml", "id: two\ntitle: t\ndtyps: [float32]\ngrads: {w: [1.0]}\n"
+                                  "clip: {api: torch.nn.utils.clip_grad_norm_, args: {max_norm: 1.0, norm_typ: 2.0}}\n")
+    _write(tmp_path / "ok.yaml", CASE.format(id="ok").replace("targets: [toy.clip_grad_norm]\n", ""))
+    r = _cli("validate", tmp_path, cwd=tmp_path)
+    assert r.returncode == 2
+    assert f"{tmp_path / 'two.yaml'}:3: dtyps: unknown field (did you mean 'dtypes'?)" in r.stderr
+    assert f"{tmp_path / 'two.yaml'}:5: clip.args.norm_typ: torch.nn.utils.clip_grad_norm_ has no argument 'norm_typ'" in r.stderr
+    assert "2 problems in 1 of the files; 2 files, 1 case ready to run" in r.stderr, r.stderr

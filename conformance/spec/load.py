@@ -24,9 +24,24 @@ class SourceCase:
 
 
 @dataclass
+class RejectedCall:
+    """The call of a case that failed validation (``clip.api`` and ``clip.args`` as written),
+    kept so that its API and arguments are checked too: a file shows all its problems at once,
+    not one per fix."""
+
+    path: str
+    line: int
+    lines: dict
+    api: str
+    args: dict
+    swept: tuple  # the argument names `sweep:` gives
+
+
+@dataclass
 class LoadResult:
     cases: list[SourceCase] = field(default_factory=list)
     errors: list[CaseError] = field(default_factory=list)
+    rejected: list[RejectedCall] = field(default_factory=list)
 
 
 def parse_text(text: str, path: str = "<string>", limits: Limits = DEFAULT) -> LoadResult:
@@ -81,6 +96,9 @@ def parse_text(text: str, path: str = "<string>", limits: Limits = DEFAULT) -> L
             case = Case.model_validate(data, context={"limits": limits})
         except ValidationError as e:
             result.errors.extend(_aliased(err, alias) for err in errors_from_validation(e, path, lines, data, Case))
+            call = _rejected_call(data, path, start, lines)
+            if call is not None:
+                result.rejected.append(call)
             continue
         problems = case.problems()  # the kind's checks of the whole case
         for loc, problem in problems:
@@ -110,6 +128,17 @@ def _call_alias(data: dict, lines: dict):
             for loc in [k for k in lines if k[:2] == ("sweep", key)]:
                 lines[("sweep", new) + loc[2:]] = lines[loc]
     return True
+
+
+def _rejected_call(data: dict, path: str, start: int, lines: dict):
+    """A ``RejectedCall`` when the document's ``clip:`` is a mapping with a string ``api``."""
+    clip = data.get("clip")
+    if not isinstance(clip, dict) or not isinstance(clip.get("api"), str):
+        return None
+    args = clip.get("args") if isinstance(clip.get("args"), dict) else {}
+    sweep = data.get("sweep") if isinstance(data.get("sweep"), dict) else {}
+    swept = tuple(k[len("clip.args."):] for k in sweep if isinstance(k, str) and k.startswith("clip.args."))
+    return RejectedCall(path, start, lines, clip["api"], {k: v for k, v in args.items() if isinstance(k, str)}, swept)
 
 
 def _syntax_error(e: yaml.YAMLError, path: str) -> CaseError:
@@ -217,6 +246,7 @@ def load_paths(paths, limits: Limits = DEFAULT) -> LoadResult:
             continue
         one = parse_text(text, str(f), limits)
         result.errors.extend(one.errors)
+        result.rejected.extend(one.rejected)
         for sc in one.cases:
             where = f"{sc.path}:{sc.line}"
             if sc.case.id in seen:
