@@ -37,7 +37,7 @@ def _pyplot():
         matplotlib.use("Agg", force=True)
         import matplotlib.pyplot as plt
     except Exception as e:  # ImportError, or a broken install: the report still renders
-        return None, "matplotlib is not installed (pip install 'gradclip-conformance[report]'): %s" % type(e).__name__
+        return None, "matplotlib is not installed (pip install matplotlib; in a clone: pip install -e '.[report]'): %s" % type(e).__name__
     return plt, None
 
 
