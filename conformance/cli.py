@@ -360,6 +360,29 @@ def cmd_schema(a) -> int:
     return 0
 
 
+def cmd_diff(a) -> int:
+    from .diff import diff
+
+    try:
+        old, new = results.load(a.old), results.load(a.new)
+    except (OSError, ValueError) as e:
+        return _usage(f"cannot read results: {e}")
+    d = diff(old, new)
+    for c in sorted(d.changes, key=lambda c: (not c.regression, c.what, c.id)):
+        print(c.line())
+    counts = ", ".join(f"{v} {k}" for k, v in d.counts().items()) or "nothing changed"
+    old_v = ", ".join(f"{k} {v}" for k, v in sorted(d.old_versions.items()))
+    new_v = ", ".join(f"{k} {v}" for k, v in sorted(d.new_versions.items()))
+    summary = (f"{old_v or '?'} -> {new_v or '?'}: {counts}; {d.unchanged} cells the same; "
+               f"{len(d.regressions)} regressions (cells that matched, or were explained, and no longer are)")
+    err_console.print(summary, markup=False)
+    if a.html:
+        from .report import diffpage
+
+        Path(a.html).write_text(diffpage.render(d, summary), encoding="utf-8")
+    return 1 if d.regressions else 0
+
+
 def cmd_report(a) -> int:
     from . import report
 
@@ -440,6 +463,12 @@ def build_parser() -> argparse.ArgumentParser:
                                       "case.schema.json; point `# yaml-language-server: $schema=` at it)")
     s.add_argument("--out", help="write it to this file (e.g. case.schema.json beside your cases)")
     s.set_defaults(fn=cmd_schema)
+    df = sub.add_parser("diff", help="cells whose status, explanation or numbers changed between two runs "
+                                     "(exit 1 when one that matched no longer does)")
+    df.add_argument("old", help="results.json (or .jsonl) of the earlier run")
+    df.add_argument("new", help="results.json (or .jsonl) of the later run")
+    df.add_argument("--html", metavar="PATH", help="also write the changes as an HTML page")
+    df.set_defaults(fn=cmd_diff)
     rp = sub.add_parser("report", help="render results JSON file(s) into an HTML report")
     rp.add_argument("results", nargs="+", help="results.json or results.jsonl files (merged)")
     rp.add_argument("--out", default="reports")

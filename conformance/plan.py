@@ -70,6 +70,14 @@ def cell_id(case_id: str, api: str, dtype: str, device: str, label: str = "") ->
     return f"{case_id}[{api}-{dtype}-{device}{'-' + label if label else ''}]"
 
 
+def cell_key(cell) -> str:
+    """A cell's stable key across runs, suite releases and framework versions (what ``conformance
+    diff`` matches on): backend, case, source API, target API, device, mode, dtype, sweep point.
+    The versions are left out on purpose: they are what an upgrade changes."""
+    return "|".join([cell.backend, cell.case.id, cell.source_api, cell.api, cell.device, "eager", cell.dtype,
+                     cell.variant.label()])
+
+
 @dataclass
 class Plan:
     cells: list = field(default_factory=list)

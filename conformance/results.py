@@ -15,6 +15,11 @@ Schema 2 (schema-1 documents still load and render) adds, besides the cell recor
 - per cell: ``params`` (per-parameter shape, max abs/rel error, mismatched, clipping factor),
   ``total_norm`` {got, want}, ``factor`` {got, want} (||clipped|| / ||raw||).
 
+Schema 3 (schemas 1 and 2 still load, render and diff) adds per cell ``key``, the stable key
+``conformance diff`` matches cells on (``plan.cell_key``; older records: backend and id), and,
+where they apply, ``required: agree`` with ``declared`` (docs/expect.md). CHANGELOG.md lists the
+changes of each schema and case-file format.
+
 Files are strict JSON: a non-finite number (a NaN norm, an infinite relative error) is written
 as ``{"$float": "nan"}`` (``"inf"``, ``"-inf"``), which :func:`load` reads back as the float;
 files written before that (with bare ``NaN`` tokens) still load.
@@ -34,7 +39,7 @@ from typing import Iterable, Optional
 
 from . import __version__
 
-SCHEMA = 2
+SCHEMA = 3
 
 
 def merge_case_info(cases: dict, case_id: str, info: dict) -> None:

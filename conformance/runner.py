@@ -11,7 +11,7 @@ import time
 from typing import Optional
 
 from .classify import classify
-from .plan import Cell
+from .plan import Cell, cell_key
 from .registry import Registry
 from .repeat import digest
 from .statuses import REPRODUCED
@@ -109,8 +109,9 @@ class Runner:
         return self._done(rec, start)
 
     @staticmethod
-    def _record(cell: Cell) -> dict:
-        return {"id": cell.id, "case": cell.case.id, "title": cell.case.title, "tags": list(cell.case.tags),
+    def _record(cell: Cell) -> dict:  # noqa: D102 - the record every status starts from
+        return {"id": cell.id, "key": cell_key(cell), "case": cell.case.id, "title": cell.case.title,
+                "tags": list(cell.case.tags),
                 "path": f"{cell.source.path}:{cell.source.line}", "source_api": cell.source_api,
                 "api": cell.api, "backend": cell.backend, "device": cell.device, "dtype": cell.dtype,
                 "category": cell.mapping.category, "sweep": cell.variant.sweep, "args": cell.target_args,

@@ -230,3 +230,22 @@ def test_the_bare_tensor_form_and_tensor_bounds_reach_mindspore(worker):
     assert got["grads"]["w"].tolist() == [0.300048828125, 0.5]
     job = _injected("mindspore.nn.ClipByNorm", {"clip_norm": {"tensor": 0.1, "dtype": "float64"}}, {"w": [3.0, 4.0]})
     assert _call(worker, job)["raised"]["type"] == "TypeError"
+
+
+def test_failed_grads_do_not_break_a_later_bare_tensor_job():
+    """Two float64 cross-entropy jobs (ms.grad raises inside the forward) used to leave
+    MindSpore's PyNative executor unable to index a Tensor: the next bare-Tensor
+    clip_by_global_norm raised TypeError. The worker resets the executor after a failed call
+    (docs/matrix_evidence/ms_grad_executor_state.py). A fresh worker: no earlier job may hide it."""
+    w = Worker("mindspore", frameworks.workers()["mindspore"], "cpu", python=PYTHON)
+    try:
+        for _ in range(2):
+            got = _call(w, _model("mindspore.ops.clip_by_norm", {"max_norm": 0.5}, SEED_LAYERS,
+                                  {"type": "cross_entropy", "reduction": "mean"}, SEED_X, SEED_Y, "float64"))
+            assert got["raised"]["type"] == "TypeError"
+        job = _injected("mindspore.ops.clip_by_global_norm", {"clip_norm": 1.0}, {"x": [3.0, 4.0]})
+        got = _call(w, {**job, "form": "tensor"})
+        assert got["raised"] is None, got["raised"]
+        np.testing.assert_allclose(got["grads"]["x"], [0.6, 0.8], rtol=1e-6)
+    finally:
+        w.close()

@@ -162,3 +162,18 @@ def test_validate_reports_every_problem_of_a_file_at_once(tmp_path):
     assert f"{tmp_path / 'two.yaml'}:3: dtyps: unknown field (did you mean 'dtypes'?)" in r.stderr
     assert f"{tmp_path / 'two.yaml'}:5: clip.args.norm_typ: torch.nn.utils.clip_grad_norm_ has no argument 'norm_typ'" in r.stderr
     assert "2 problems in 1 of the files; 2 files, 1 case ready to run" in r.stderr, r.stderr
+
+
+def test_an_unmarked_case_under_a_cases_folder_still_runs_with_a_deprecation_warning(tmp_path):
+    _write(tmp_path / "cases" / "old.yaml", CASE.format(id="old"))
+    _write(tmp_path / "cases" / "config.yaml", "id: not-a-case\nlr: 0.1\n")
+    r = _pytest(tmp_path, ".", "--backend", "toy", "-q")
+    assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout + r.stderr
+    assert "PytestDeprecationWarning" in r.stdout and "collected as a case because it lies under a `cases` folder" in r.stdout
+
+
+def test_a_case_file_of_a_newer_format_is_refused_with_the_reason(tmp_path):
+    _write(tmp_path / "f.yaml", "format: 2\n" + CASE.format(id="f"))
+    r = _cli("validate", tmp_path / "f.yaml", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "f.yaml:1: format: this file is case format 2; this suite reads format 1 and older" in r.stderr

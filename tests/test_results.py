@@ -30,7 +30,7 @@ def test_journal_is_flushed_after_every_add(tmp_path):
         assert w.journal == journal
         head = results.load(journal)
         assert head["results"] == []
-        assert head["schema"] == results.SCHEMA == 2
+        assert head["schema"] == results.SCHEMA == 3
         assert head["suite_version"] == __version__
         assert head["machine"]["host"] == socket.gethostname()
         assert head["machine"]["python"] == platform.python_version()

@@ -83,8 +83,9 @@ def _registry(differences=(), unsupported=()) -> Registry:
                                    differences=list(differences), unsupported=list(unsupported))])
 
 
-def _judge(reg, got):
-    (cell,) = plan(parse_text(CASE, "t.yaml").cases, reg).cells
+def _judge(reg, got, text=CASE):
+    """The record the one classification rule gives ``got`` for the one cell of ``text``."""
+    (cell,) = plan(parse_text(text, "t.yaml").cases, reg).cells
     prepared = cell.kind.prepare(Runner(reg, pool=None), cell)
     rec = {"status": None, "difference": None, "message": ""}
     classify(cell, prepared.want, got, rec, prepared.hooks)
@@ -368,11 +369,7 @@ def _sized_registry(differences, numerics) -> Registry:
 # --------------------------------------------------------------------------- expect: agree, clip.form
 
 def _judge_text(reg, text, got):
-    (cell,) = plan(parse_text(text, "t.yaml").cases, reg).cells
-    prepared = cell.kind.prepare(Runner(reg, pool=None), cell)
-    rec = {"status": None, "difference": None, "message": ""}
-    classify(cell, prepared.want, got, rec, prepared.hooks)
-    return rec
+    return _judge(reg, got, text)
 
 
 def test_agree_makes_a_declared_difference_a_mismatch_that_names_it():

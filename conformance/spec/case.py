@@ -96,9 +96,21 @@ def _spelled(names) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
+#: the case-file format this suite reads (CHANGELOG.md): a file may say `format: 1`
+CASE_FORMAT = 1
+
+
+def _format(v: int) -> int:
+    if v > CASE_FORMAT:
+        raise ValueError(f"this file is case format {v}; this suite reads format {CASE_FORMAT} and older "
+                         "(upgrade gradclip-conformance)")
+    return v
+
+
 class CaseBase(Strict):
     """The fields every kind of case shares; ``Case`` adds each kind's block."""
 
+    format: Annotated[int, Field(ge=1), AfterValidator(_format)] = CASE_FORMAT
     id: Annotated[str, Field(pattern=ID_PATTERN)]
     title: str
     source: str = ""

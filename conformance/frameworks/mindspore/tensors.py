@@ -20,6 +20,7 @@ os.environ.setdefault("MS_OM_PATH", os.path.join(tempfile.gettempdir(), "gradcli
 
 import mindspore as ms  # noqa: E402
 from mindspore import amp, nn, ops  # noqa: E402,F401 - re-exported to the kind modules
+from mindspore.common.api import _pynative_executor  # noqa: E402 - drain(): no public reset
 
 from ...tensors import is_tensor_arg  # noqa: E402
 
@@ -107,7 +108,18 @@ def keep_alive(*objects) -> None:
 
 
 def drain() -> None:
-    """Consume errors still queued by a failed call so that they cannot surface in the next job."""
+    """After a failed call: reset the PyNative executor and consume errors still queued, so that
+    neither can surface in the next job.
+
+    The reset: MindSpore 2.10 (CPU, PyNative) leaves its grad executor broken after ``ms.grad``
+    raises inside the forward twice (a float64 CrossEntropyLoss, which has no CPU kernel): from
+    then on, in the whole process, integer indexing of any Tensor (``x[0]``, which
+    ``ops.clip_by_global_norm`` does on a bare Tensor) raises ``TypeError: Only support integers,
+    ... but got 0 with type <class 'int'>``. A bare-Tensor cell was `error` or `match` depending on
+    which cells its worker had run before (docs/matrix_evidence/ms_grad_executor_state.py).
+    ``_pynative_executor.clear_res()``, MindSpore's own reset of that executor (there is no
+    public one), restores it."""
+    _pynative_executor.clear_res()
     for _ in range(8):  # (ms.runtime.synchronize() is a logged no-op on CPU: sync by a read)
         try:
             (ms.Tensor(np.zeros(1, np.float32)) + 1).asnumpy()

@@ -64,6 +64,7 @@ def run(job: dict) -> dict:
             cells.append(c)
             named.update({f"{layer['name']}.{suffix}": p for suffix, p in params})
     except Exception as e:  # noqa: BLE001 - no kernel/cell for this dtype: a declared gap
+        drain()
         return {"outputs": {}, "raised": raised(e)}
     net = nn.SequentialCell(cells)
     loss = loss_fn(model["loss"])
@@ -72,6 +73,7 @@ def run(job: dict) -> dict:
     try:
         opt, scaler = APIS[api](_groups(step, named), step, args)
     except (TypeError, ValueError) as e:  # an argument MindSpore refuses (scale_factor=1.5)
+        drain()
         return {"outputs": {}, "raised": raised(e)}
     n = step["micro_batches"]
 
