@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -21,14 +22,13 @@ EXPLAINED = ("match", "known", "unsupported")
 NUMBERS = ("max_abs_err", "max_rel_err")
 
 
-def cell_key(rec: dict) -> str:
-    """A cell's key across runs and versions."""
+def record_key(rec: dict) -> str:
+    """A result record's key across runs and versions (``plan.cell_key`` wrote it)."""
     return rec.get("key") or f"{rec.get('backend')}|{rec.get('id')}"
 
 
 @dataclass
 class Change:
-    key: str
     id: str
     backend: str
     what: str  # "status", "explanation", "numbers", "only in old", "only in new"
@@ -61,10 +61,7 @@ class Diff:
         return [c for c in self.changes if c.regression]
 
     def counts(self) -> dict:
-        out: dict = {}
-        for c in self.changes:
-            out[c.what] = out.get(c.what, 0) + 1
-        return out
+        return dict(Counter(c.what for c in self.changes))
 
 
 def _explanation(r: dict) -> str:
@@ -104,25 +101,25 @@ def diff(old: dict, new: dict) -> Diff:
     """The cells that changed from ``old`` to ``new`` (results documents). A regression is a
     cell that matched and no longer does, or that was explained (match, known, unsupported) and
     is now ``mismatch``, ``error`` or ``unstable``; a cell skipped in either run is not compared."""
-    a = {cell_key(r): r for r in old.get("results", [])}
-    b = {cell_key(r): r for r in new.get("results", [])}
+    a = {record_key(r): r for r in old.get("results", [])}
+    b = {record_key(r): r for r in new.get("results", [])}
     out = Diff(versions(old), versions(new))
     for k in sorted(set(a) | set(b)):
         o, n = a.get(k), b.get(k)
         ref = n or o
         if o is None or n is None:
-            out.changes.append(Change(k, ref.get("id"), ref.get("backend"), "only in new" if o is None else "only in old", o, n))
+            out.changes.append(Change(ref.get("id"), ref.get("backend"), "only in new" if o is None else "only in old", o, n))
             continue
         if "skipped" in (o.get("status"), n.get("status")):
             out.unchanged += 1
             continue
         if _outcome(o) != _outcome(n):
             regression = (o["status"] == "match") or (o["status"] in EXPLAINED and n["status"] not in EXPLAINED)
-            out.changes.append(Change(k, n.get("id"), n.get("backend"), "status", o, n, regression))
+            out.changes.append(Change(n.get("id"), n.get("backend"), "status", o, n, regression))
         elif o["status"] == "unsupported" and _explanation(o) != _explanation(n):
-            out.changes.append(Change(k, n.get("id"), n.get("backend"), "explanation", o, n))
+            out.changes.append(Change(n.get("id"), n.get("backend"), "explanation", o, n))
         elif _number_changes(o, n):
-            out.changes.append(Change(k, n.get("id"), n.get("backend"), "numbers", o, n))
+            out.changes.append(Change(n.get("id"), n.get("backend"), "numbers", o, n))
         else:
             out.unchanged += 1
     return out

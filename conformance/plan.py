@@ -47,6 +47,12 @@ class Cell:
     def backend(self) -> str:
         return self.mapping.backend
 
+    @property
+    def call_args(self) -> dict:
+        """``target_args`` as the target is called with them: each tensor argument's dtype stated
+        (the cell's where the case gave none)."""
+        return tensors.with_tensor_dtypes(self.target_args, self.dtype)
+
     def facts(self) -> dict:
         """What ``when:``/``unless:`` conditions of the registry may test: these, plus what the
         cell's kind adds (``Kind.facts``)."""
@@ -57,8 +63,8 @@ class Cell:
             # the target's arguments after translation: one condition for every source mapped to
             # a target (torch.clamp's `max` whatever the source called its bound)
             f.update({f"{prefix}.{k}": v for k, v in tensors.plain_args(given, self.dtype).items()})
-            f.update({f"{prefix}.{k}.dtype": v["dtype"]
-                      for k, v in tensors.with_tensor_dtypes(given, self.dtype).items() if tensors.is_tensor_arg(v)})
+            f.update({f"{prefix}.{k}.dtype": v.get("dtype") or self.dtype
+                      for k, v in given.items() if tensors.is_tensor_arg(v)})
         if self.case.model is not None:  # when: {model.loss: [cross_entropy], model.layer.conv2d: [true]}
             f["model.loss"] = self.case.model.loss.type
             f.update({f"model.layer.{layer.type}": True for layer in self.case.model.layers})
@@ -220,10 +226,8 @@ def call_problems(rejected, registry: Registry) -> list:
         _, problems = registry.source_args(r.api, r.args)
         for p in problems:
             arg, text = p.split(": ", 1)
-            if text.startswith("required argument") and arg in r.swept:
-                continue
             if text.startswith("required argument"):
-                continue  # the case may be missing more than its call: the schema error says so
+                continue  # the sweep may give it, or the schema error already says what is missing
             out.append(CaseError(r.path, line("clip", "args", arg) if ("clip", "args", arg) in r.lines
                                  else line("clip", "args"), f"clip.args.{arg}", text))
     return out

@@ -161,10 +161,6 @@ def tensor_arg_problem(v) -> "str | None":
     return None
 
 
-def tensor_arg_shape(v) -> list:
-    return list(np.shape(v["tensor"]))
-
-
 def tensor_arg_number(v, default_dtype: str) -> float:
     """The number a tensor argument holds, rounded to its dtype (``default_dtype`` when it gives
     none): what the framework reads from the tensor."""

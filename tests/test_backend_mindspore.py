@@ -223,6 +223,7 @@ def test_the_bare_tensor_form_and_tensor_bounds_reach_mindspore(worker):
     tuple form scales both by the total norm); a float16 Tensor bound clips at its float16 value."""
     job = _injected("mindspore.ops.clip_by_norm", {"max_norm": 1.0}, {"a": [3.0, 4.0]}, "float64")
     got = _call(worker, {**job, "form": "tensor"})
+    # 1 / (5 + 1e-6) * [3, 4]: clip_by_norm's epsilon moves the exact [0.6, 0.8] by 2e-7 relative
     np.testing.assert_allclose(got["grads"]["a"], [0.6, 0.8], rtol=1e-5)
     job = _injected("mindspore.ops.clip_by_value", {"clip_value_min": {"tensor": 0.3, "dtype": "float16"},
                                                    "clip_value_max": None}, {"w": [0.1, 0.5]})
@@ -246,6 +247,7 @@ def test_failed_grads_do_not_break_a_later_bare_tensor_job():
         job = _injected("mindspore.ops.clip_by_global_norm", {"clip_norm": 1.0}, {"x": [3.0, 4.0]})
         got = _call(w, {**job, "form": "tensor"})
         assert got["raised"] is None, got["raised"]
+        # float32 [3, 4] * 1 / 5: one rounding of each product (rtol 1e-6 is 8 float32 ulps)
         np.testing.assert_allclose(got["grads"]["x"], [0.6, 0.8], rtol=1e-6)
     finally:
         w.close()

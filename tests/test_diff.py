@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from conformance import cli, results
-from conformance.diff import cell_key, diff
+from conformance.diff import diff, record_key
 
 
 def _rec(id_, status, backend="paddle", key=True, **kw):
@@ -54,7 +54,7 @@ def test_a_moved_source_line_in_an_error_is_not_a_change():
 
 
 def test_records_without_a_key_match_by_backend_and_id():
-    assert cell_key({"id": "a[x]", "backend": "torch"}) == "torch|a[x]"
+    assert record_key({"id": "a[x]", "backend": "torch"}) == "torch|a[x]"
     old = _doc("1", [_rec("a[x]", "match", key=False)], schema=2)
     new = _doc("2", [_rec("a[x]", "match", key=False)])
     assert diff(old, new).changes == []

@@ -6,6 +6,7 @@ tests/toy_framework stands in for a real one; the strict test needs torch)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -132,8 +133,11 @@ def test_an_installed_wheel_carries_the_registry_the_schema_and_the_bundled_case
     import zipfile
 
     pytest.importorskip("setuptools", minversion="77")
+    had_build = (ROOT / "build").exists()
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
                         "-w", str(tmp_path / "whl"), "-q"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    if not had_build:  # setuptools builds in the tree; a stale build/lib would leak into later wheels
+        shutil.rmtree(ROOT / "build", ignore_errors=True)
     assert r.returncode == 0, r.stderr[-3000:]
     (wheel,) = (tmp_path / "whl").glob("*.whl")
     site = tmp_path / "site"

@@ -146,10 +146,10 @@ def _apply(rule, args: dict, mapping: Mapping):
     op = rule.get("op", "identity")
     if v is None or op == "identity":
         return v
-    if tensors.is_tensor_arg(v):  # the rule applies to the number the tensor holds
-        return {**v, "tensor": _apply({**rule, "from": "x"}, {"x": v["tensor"]}, mapping)}
-    if isinstance(v, list) and len(v) == 1 and op == "neg":  # a [1]-shaped tensor's value
-        return [-v[0]]
+    if tensors.is_tensor_arg(v):  # the rule applies to the number the tensor holds (0-d or [x])
+        inner = v["tensor"]
+        x = _apply({**rule, "from": "x"}, {"x": inner[0] if isinstance(inner, list) else inner}, mapping)
+        return {**v, "tensor": [x] if isinstance(inner, list) else x}
     if op == "neg":
         return -v
     if op == "int":  # a target that takes an int (an integral float converts; any other value

@@ -34,7 +34,6 @@ class RejectedCall:
     lines: dict
     api: str
     args: dict
-    swept: tuple  # the argument names `sweep:` gives
 
 
 @dataclass
@@ -136,9 +135,7 @@ def _rejected_call(data: dict, path: str, start: int, lines: dict):
     if not isinstance(clip, dict) or not isinstance(clip.get("api"), str):
         return None
     args = clip.get("args") if isinstance(clip.get("args"), dict) else {}
-    sweep = data.get("sweep") if isinstance(data.get("sweep"), dict) else {}
-    swept = tuple(k[len("clip.args."):] for k in sweep if isinstance(k, str) and k.startswith("clip.args."))
-    return RejectedCall(path, start, lines, clip["api"], {k: v for k, v in args.items() if isinstance(k, str)}, swept)
+    return RejectedCall(path, start, lines, clip["api"], {k: v for k, v in args.items() if isinstance(k, str)})
 
 
 def _syntax_error(e: yaml.YAMLError, path: str) -> CaseError:

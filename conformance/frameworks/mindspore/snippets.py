@@ -17,7 +17,7 @@ from ...kinds.training.snippet import ACTIVATIONS, groups, param_names, start
 from ...snippets import any_literal, array_expr, header, kwargs, literal, number, result_lines
 from ...spec.models import layer_arrays
 from ...spec.values import tensor_data
-from ...tensors import is_tensor_arg, param_dtype, with_tensor_dtypes
+from ...tensors import is_tensor_arg, param_dtype
 
 _DT = {"float64": "ms.float64", "float32": "ms.float32", "float16": "ms.float16", "bfloat16": "ms.bfloat16"}
 
@@ -66,7 +66,7 @@ def _clipping(call_lines):
             lines += _model_lines(cell, inputs, dt)
             grad_names = _param_names(cell)
         single = cell.form == "tensor"  # the one gradient as a bare Tensor (`clip.form: tensor`)
-        lines += ["", *call_lines(with_tensor_dtypes(cell.target_args, cell.dtype), case.model is not None, single), "",
+        lines += ["", *call_lines(cell.call_args, case.model is not None, single), "",
                   "def numpy64(t):  # numpy has no bfloat16: widen exactly through float32",
                   "    return (t.astype(ms.float32) if t.dtype == ms.bfloat16 else t).asnumpy().astype(np.float64)",
                   f"names = {grad_names!r}",

@@ -12,7 +12,7 @@ from ...kinds.training.snippet import ACTIVATIONS, groups, loss_expr, param_name
 from ...snippets import array_expr, data_and_loss_lines, header, kwargs, literal, number, result_lines
 from ...spec.models import layer_arrays
 from ...spec.values import tensor_data
-from ...tensors import param_dtype, with_tensor_dtypes
+from ...tensors import param_dtype
 
 
 # --- clipping ---------------------------------------------------------------------------------
@@ -44,7 +44,7 @@ def _clipping(call, cell, inputs) -> str:
         lines.append(f"names = {list(case.grads)!r}")
     else:
         lines += _torch_model_lines(cell, inputs, dt, dev)
-    lines += ["", f"out = {call(cell, with_tensor_dtypes(cell.target_args, cell.dtype), dt)}", *result_lines(
+    lines += ["", f"out = {call(cell, cell.call_args, dt)}", *result_lines(
         "float(out) if isinstance(out, torch.Tensor) else None",
         "{n: None if p.grad is None else p.grad.double().cpu().numpy() for n, p in zip(names, params)}")]
     return "\n".join(lines) + "\n"

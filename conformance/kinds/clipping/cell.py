@@ -141,8 +141,7 @@ class Clipping(Kind):
                 source, cell.args, [inputs.grads[n] for n in inputs.names], cell.dtype, variant))
 
         want = want_under(None)
-        job = {"kind": self.name, "api": cell.api, "args": tensors.with_tensor_dtypes(cell.target_args, cell.dtype),
-               "dtype": cell.dtype,
+        job = {"kind": self.name, "api": cell.api, "args": cell.call_args, "dtype": cell.dtype,
                "device": cell.device, "form": cell.form, **inputs.job}
         hooks = Hooks(oracle=want_under,
                       compare=lambda result, got: self._compare(runner, cell, inputs, result, got),
