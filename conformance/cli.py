@@ -120,7 +120,7 @@ def _run_locked(a, out: Path, limits, pythons: dict, unavailable: dict, selected
         if earlier:
             return _usage(f"{journal} is an unfinished run ({earlier}): --resume continues it, "
                           "--fresh starts over")
-    pool = WorkerPool(frameworks.workers(), pythons)
+    pool = WorkerPool(frameworks.workers(pythons), pythons)
     pool.prestart(pythons)  # frameworks import while the registry and the cases load
     try:
         for name in sorted(frameworks.requested(a.backend) & set(pythons)):
@@ -332,7 +332,7 @@ def cmd_list(a) -> int:
         t = _Rows("backend", "status", "interpreter", "version", "devices")
         from .worker import WorkerError, WorkerPool
 
-        pool = WorkerPool(frameworks.workers(), pythons)
+        pool = WorkerPool(frameworks.workers(pythons), pythons)
         try:
             for name in sorted(set(pythons) | set(unavailable)):
                 if name not in pythons:
@@ -361,12 +361,21 @@ def cmd_schema(a) -> int:
 
 
 def cmd_diff(a) -> int:
-    from .diff import diff
+    from .diff import diff, one_backend
 
+    if a.new is None and not a.between:
+        return _usage("diff: give two results files, or one run's file and --between OLD_BACKEND NEW_BACKEND")
     try:
-        old, new = results.load(a.old), results.load(a.new)
+        old = results.load(a.old)
+        new = results.load(a.new) if a.new else old
     except (OSError, ValueError) as e:
         return _usage(f"cannot read results: {e}")
+    if a.between:
+        for doc, b in ((old, a.between[0]), (new, a.between[1])):
+            if not any(r.get("backend") == b for r in doc.get("results", [])):
+                have = sorted({r.get("backend") for r in doc.get("results", [])})
+                return _usage(f"--between: no {b} cells in the results (backends: {', '.join(have) or 'none'})")
+        old, new = one_backend(old, a.between[0]), one_backend(new, a.between[1])
     d = diff(old, new)
     for c in sorted(d.changes, key=lambda c: (not c.regression, c.what, c.id)):
         print(c.line())
@@ -431,8 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("paths", nargs="*", help="case files or directories (default: ./cases when it exists, "
                                              "else the bundled cases)")
     r.add_argument("--bundled", action="store_true", help="run the cases bundled with the suite")
-    r.add_argument("--backend", action="append", metavar="NAME[=PYTHON]",
-                   help="backend to run, optionally with the interpreter of its worker (repeatable)")
+    r.add_argument("--backend", action="append", metavar="NAME[@LABEL][=PYTHON]",
+                   help="backend to run, optionally with the interpreter of its worker (repeatable); "
+                        "NAME@LABEL is a second one of that framework (paddle@3.0=/venv-old/bin/python)")
     r.add_argument("--device", choices=["cpu", "gpu", "all"], default="all")
     r.add_argument("--out", default="reports", help="output directory (default: reports)")
     r.add_argument("-k", metavar="EXPR", help="only cells whose id matches (pytest -k syntax)")
@@ -466,7 +476,11 @@ def build_parser() -> argparse.ArgumentParser:
     df = sub.add_parser("diff", help="cells whose status, explanation or numbers changed between two runs "
                                      "(exit 1 when one that matched no longer does)")
     df.add_argument("old", help="results.json (or .jsonl) of the earlier run")
-    df.add_argument("new", help="results.json (or .jsonl) of the later run")
+    df.add_argument("new", nargs="?", help="results.json (or .jsonl) of the later run (omit it with --between: "
+                                           "two backends of one run)")
+    df.add_argument("--between", nargs=2, metavar=("OLD_BACKEND", "NEW_BACKEND"),
+                    help="compare these two backends' cells (e.g. paddle@3.0 paddle, from one run with "
+                         "--backend paddle@3.0=/venv-old/bin/python --backend paddle)")
     df.add_argument("--html", metavar="PATH", help="also write the changes as an HTML page")
     df.set_defaults(fn=cmd_diff)
     rp = sub.add_parser("report", help="render results JSON file(s) into an HTML report")

@@ -93,6 +93,13 @@ def _number_changes(o: dict, n: dict) -> list:
     return [(k, a, b) for k, a, b in pairs if not _same_number(a, b)]
 
 
+def one_backend(doc: dict, backend: str) -> dict:
+    """``doc`` with only ``backend``'s cells and version: one side of a diff between two backends
+    of one run (``--backend paddle@3.0=OLD_PYTHON --backend paddle``), whose cells share keys."""
+    return {**doc, "results": [r for r in doc.get("results", []) if r.get("backend") == backend],
+            "backends": {k: v for k, v in (doc.get("backends") or {}).items() if k == backend}}
+
+
 def versions(doc: dict) -> dict:
     return {name: b.get("version") for name, b in (doc.get("backends") or {}).items()}
 

@@ -1,7 +1,8 @@
 """Expand loaded cases into cells: case variant x target API x dtype x device.
 
 Cell ids read ``case-id[api-dtype-device]`` (plus ``-name=value`` for each swept argument), the
-same in the CLI, the results JSON, the report and pytest.
+same in the CLI, the results JSON, the report and pytest. A labelled backend's cells (a second
+version of a framework, ``--backend paddle@3.0=PYTHON``) read ``case-id[api@3.0-dtype-device]``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Cell:
     target_args: dict  # translated into the target API's terms
     kind: Kind  # how the cell runs (the case's kind, decided when it was loaded)
     form: str = "list"  # how the target is given the gradients: "list", or "tensor" (one bare Tensor)
+    label: str = ""  # the version label of a second backend of the framework (``paddle@3.0``)
 
     @property
     def case(self):
@@ -44,8 +46,14 @@ class Cell:
         return self.mapping.source
 
     @property
-    def backend(self) -> str:
+    def framework(self) -> str:
+        """The framework of the target API (what its snippets and ``when:`` conditions name)."""
         return self.mapping.backend
+
+    @property
+    def backend(self) -> str:
+        """The backend that runs the cell: the framework, or ``framework@label``."""
+        return f"{self.framework}@{self.label}" if self.label else self.framework
 
     @property
     def call_args(self) -> dict:
@@ -56,7 +64,7 @@ class Cell:
     def facts(self) -> dict:
         """What ``when:``/``unless:`` conditions of the registry may test: these, plus what the
         cell's kind adds (``Kind.facts``)."""
-        f = {"dtype": self.dtype, "device": self.device, "backend": self.backend,
+        f = {"dtype": self.dtype, "device": self.device, "backend": self.framework,
              "grads": "model" if self.case.model is not None else "injected", "form": self.form}
         # a tensor argument is its number here, and `args.NAME.dtype` its tensor's dtype
         for prefix, given in (("args", self.args), ("target_args", self.target_args)):
@@ -79,8 +87,9 @@ def cell_id(case_id: str, api: str, dtype: str, device: str, label: str = "") ->
 def cell_key(cell) -> str:
     """A cell's stable key across runs, suite releases and framework versions (what ``conformance
     diff`` matches on): backend, case, source API, target API, device, mode, dtype, sweep point.
-    The versions are left out on purpose: they are what an upgrade changes."""
-    return "|".join([cell.backend, cell.case.id, cell.source_api, cell.api, cell.device, "eager", cell.dtype,
+    The versions (and a backend's version label) are left out on purpose: they are what an
+    upgrade changes."""
+    return "|".join([cell.framework, cell.case.id, cell.source_api, cell.api, cell.device, "eager", cell.dtype,
                      cell.variant.label()])
 
 
@@ -131,6 +140,10 @@ def plan(cases: list[SourceCase], registry: Registry, *, backends: Optional[set]
     total = 0
     match = keyword_matcher(keyword)
     by_kind = kinds.kinds()
+    labels: dict = {}  # framework -> the labels of its backends ("" unlabelled), unlabelled first
+    for b in sorted(backends or ()):
+        framework, _, label = b.partition("@")
+        labels.setdefault(framework, []).append(label)
     for sc in cases:
         case = sc.case
         kind = by_kind[case.kind]
@@ -189,9 +202,8 @@ def plan(cases: list[SourceCase], registry: Registry, *, backends: Optional[set]
                 error(loc, "clip.args." + arg, p.split(": ", 1)[1])
             if problems:
                 continue
-            for m in mappings:
-                if backends is not None and m.backend not in backends:
-                    continue
+            for m, label in ((m, label) for m in mappings
+                             for label in (labels.get(m.backend, ()) if backends is not None else ("",))):
                 try:
                     target_args = kind.target_args(registry, m, args, case)
                 except ValueError as e:
@@ -201,14 +213,16 @@ def plan(cases: list[SourceCase], registry: Registry, *, backends: Optional[set]
                     for dev in variant.devices:
                         if device != "all" and dev != device:
                             continue
-                        cid = cell_id(case.id, m.target, dtype, dev, variant.label())
+                        cid = cell_id(case.id, f"{m.target}@{label}" if label else m.target, dtype, dev,
+                                      variant.label())
                         if cid in seen_ids:  # two sweep values that are the same value
                             error(("sweep",), "sweep", f"two sweep combinations give the same cell {cid}")
                             continue
                         seen_ids.add(cid)
                         if match(cid, case.tags):
                             form = case.clip.form if case.clip.form in registry.apis[m.target].forms else "list"
-                            out.cells.append(Cell(cid, sc, variant, m, dtype, dev, args, target_args, kind, form))
+                            out.cells.append(Cell(cid, sc, variant, m, dtype, dev, args, target_args, kind, form,
+                                                  label))
     return out
 
 

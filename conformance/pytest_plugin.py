@@ -30,7 +30,7 @@ from .statuses import PROBLEMS
 
 #: (long name after ``--conformance-``, short form or None, argparse keywords)
 OPTIONS = (
-    ("backend", "--backend", dict(action="append", metavar="NAME[=PYTHON]", dest="conformance_backend",
+    ("backend", "--backend", dict(action="append", metavar="NAME[@LABEL][=PYTHON]", dest="conformance_backend",
                                   help="backend to run (repeatable; default: the ini list conformance_backends, "
                                        "else every backend installed)")),
     ("device", "--device", dict(choices=["cpu", "gpu", "all"], default="all", dest="conformance_device",
@@ -98,7 +98,7 @@ class _State:
                          else list(config.getini("conformance_require_backends")))
         known = set(frameworks.discover())
         for b in self.required:
-            if b not in known:
+            if frameworks.framework_of(b) not in known:
                 self.errors.append(f"--conformance-require-backends: no backend {b!r} (known: {', '.join(sorted(known))})")
             elif b not in self.pythons:
                 why = self.unavailable.get(b, "not selected by --conformance-backend")
@@ -140,7 +140,7 @@ class _State:
             from .runner import Runner
             from .worker import WorkerPool
 
-            pool = WorkerPool(frameworks.workers(), self.pythons)
+            pool = WorkerPool(frameworks.workers(self.pythons), self.pythons)
             self._runner = Runner(registry.load(), pool, self.unavailable,
                                   timeout=self.config.getoption("conformance_timeout"))
         return self._runner

@@ -126,7 +126,7 @@ def snippet(cell, inputs) -> str:
     """A copy-paste reproduction of ``cell`` in its target framework. ``inputs`` is what the
     cell's kind materialised (the writers of that kind know its shape)."""
     try:
-        table = frameworks.part(cell.backend, "snippets").SNIPPETS.get(cell.kind.name, {})
+        table = frameworks.part(cell.framework, "snippets").SNIPPETS.get(cell.kind.name, {})
         write = table.get(cell.api)
         if write is None:
             return f"# no reproduction snippet for {cell.api} yet\n"

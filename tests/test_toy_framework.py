@@ -113,3 +113,54 @@ def test_a_wrong_toy_answer_is_a_mismatch(tmp_path):
     assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-2000:]
     doc = results.load(out / "results.json")
     assert {rec["status"] for rec in doc["results"]} == {"mismatch"}
+
+
+def test_two_versions_of_one_framework_side_by_side_in_one_run(tmp_path):
+    """``--backend toy@0.0=OLD_PYTHON --backend toy``: the labelled backend runs every cell again
+    under its own interpreter (here one whose toy is a copy with its clip one percent off, as an
+    older release could be); its ids carry the label, its keys are the unlabelled cells', and
+    ``conformance diff --between`` pairs the two in the one results file."""
+    import shutil
+
+    old = tmp_path / "old-fw"
+    shutil.copytree(TOY, old)
+    clip = old / "toy" / "clipping.py"
+    clip.write_text(clip.read_text().replace("args[\"max_norm\"] / (norm + 1e-6)", "args[\"max_norm\"] * 1.01 / (norm + 1e-6)"))
+    python = tmp_path / "old-python"
+    python.write_text(f"#!/bin/sh\nCONFORMANCE_FRAMEWORKS_PATH={old} exec {sys.executable} \"$@\"\n")
+    python.chmod(0o755)
+    (tmp_path / "toy-clip.yaml").write_text(CASES["toy-clip.yaml"])
+    env = dict(os.environ, CONFORMANCE_FRAMEWORKS_PATH=str(TOY), PYTHONPATH=str(ROOT))
+    out = tmp_path / "out"
+    r = _conformance("run", str(tmp_path / "toy-clip.yaml"), "--backend", f"toy@0.0={python}", "--backend", "toy",
+                     "--device", "cpu", "--out", str(out), "--no-report", env=env, cwd=tmp_path)
+    assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-2000:]
+    doc = results.load(out / "results.json")
+    got = {rec["id"]: (rec["backend"], rec["status"]) for rec in doc["results"]}
+    assert got == {
+        "toy-clip[toy.clip_grad_norm-float32-cpu]": ("toy", "match"),
+        "toy-clip[toy.clip_grad_norm-float64-cpu]": ("toy", "match"),
+        "toy-clip[toy.clip_grad_norm@0.0-float32-cpu]": ("toy@0.0", "mismatch"),
+        "toy-clip[toy.clip_grad_norm@0.0-float64-cpu]": ("toy@0.0", "mismatch"),
+    }
+    keys = {}
+    for rec in doc["results"]:
+        keys.setdefault(rec["key"], set()).add(rec["backend"])
+    assert len(keys) == 2 and all(b == {"toy", "toy@0.0"} for b in keys.values())
+    assert set(doc["backends"]) == {"toy", "toy@0.0"}
+    # old -> new: two cells now match (no regression); new -> old: both are regressions
+    up = _conformance("diff", str(out / "results.json"), "--between", "toy@0.0", "toy", env=env, cwd=tmp_path)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert up.stdout.count("status") == 2 and "REGRESSION" not in up.stdout
+    down = _conformance("diff", str(out / "results.json"), "--between", "toy", "toy@0.0", env=env, cwd=tmp_path)
+    assert down.returncode == 1 and down.stdout.count("REGRESSION") == 2, down.stdout + down.stderr
+    none = _conformance("diff", str(out / "results.json"), "--between", "toy@9", "toy", env=env, cwd=tmp_path)
+    assert none.returncode == 2 and "no toy@9 cells" in none.stderr
+
+
+def test_a_backend_label_must_be_a_version_label():
+    from conformance import frameworks
+
+    _, unavailable, errors = frameworks.resolve(["torch@ bad=/bin/sh", "nosuch@1"])
+    assert any("'\\x20bad'" in e or "' bad'" in e for e in errors), errors
+    assert any("no nosuch backend" in e for e in errors), errors

@@ -15,12 +15,16 @@ import importlib
 import importlib.util
 import os
 import pkgutil
+import re
 import subprocess
 import sys
 from pathlib import Path
 from functools import lru_cache
 
 from .base import Framework
+
+#: what may follow ``@`` in a backend name (``paddle@3.0``, ``torch@2.5+cpu``)
+LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 __path__ += [d for d in os.environ.get("CONFORMANCE_FRAMEWORKS_PATH", "").split(os.pathsep) if d]
 
@@ -64,9 +68,18 @@ def package(name: str) -> str:
     return fw.package if fw else name
 
 
-def workers() -> dict:
-    """``{name: worker module}``: what a WorkerPool starts for each framework."""
-    return {name: fw.worker for name, fw in discover().items()}
+def framework_of(backend: str) -> str:
+    """The framework a backend runs: ``paddle@3.0`` (a second, labelled interpreter of Paddle,
+    ``--backend paddle@3.0=/venv-old/bin/python``) runs paddle."""
+    return backend.partition("@")[0]
+
+
+def workers(backends=()) -> dict:
+    """``{backend: worker module}``: what a WorkerPool starts for each framework, and for each
+    labelled backend in ``backends`` (``paddle@3.0``) its framework's module."""
+    out = {name: fw.worker for name, fw in discover().items()}
+    out.update({b: out[framework_of(b)] for b in backends if framework_of(b) in out})
+    return out
 
 
 def installed_here(name: str) -> bool:
@@ -109,9 +122,13 @@ def default_python(name: str):
 
 
 def resolve(specs=None):
-    """Parse ``--backend NAME[=PYTHON]`` options into (pythons, unavailable, errors).
+    """Parse ``--backend NAME[@LABEL][=PYTHON]`` options into (pythons, unavailable, errors).
 
-    With no specs every known backend is tried and the ones not installed are unavailable
+    ``NAME@LABEL`` is a second backend of the same framework under its own interpreter (two
+    versions side by side in one run: ``--backend paddle@3.0=/venv-old/bin/python --backend
+    paddle``); its cells carry the label in their ids and ``backend`` and share their ``key``
+    with the unlabelled backend's, so ``conformance diff --old paddle@3.0 --new paddle`` pairs
+    them. With no specs every known backend is tried and the ones not installed are unavailable
     (their cells are skipped with the reason); a backend named explicitly but not usable is an
     error that says why (no such interpreter, or it cannot import the framework).
     """
@@ -123,20 +140,22 @@ def resolve(specs=None):
         name, _, python = spec.partition("=")
         wanted[name] = python or None
     for name, python in wanted.items():
-        if name not in known:
-            reason = f"no {name} backend in this version of the suite"
+        fw, at, label = name.partition("@")
+        if fw not in known or (at and not LABEL.fullmatch(label)):
+            reason = (f"no {fw} backend in this version of the suite" if fw not in known else
+                      f"the label {label!r} is not a version label (letters, digits, . _ + -)")
             if explicit:
                 errors.append(f"--backend {name}: {reason} (known: {', '.join(known)})")
             unavailable[name] = reason
             continue
-        python = python or default_python(name)
-        pkg = known[name].package
+        python = python or default_python(fw)
+        pkg = known[fw].package
         if python is None:
-            reason = (f"{pkg} is not installed for this interpreter (pip install {known[name].pip}, "
+            reason = (f"{pkg} is not installed for this interpreter (pip install {known[fw].pip}, "
                       f"or --backend {name}=/path/to/python)")
         elif not (os.path.isfile(python) and os.access(python, os.X_OK)):
             reason = f"no such interpreter: {python}"
-        elif not (installed_here(name) if os.path.abspath(python) == os.path.abspath(sys.executable)
+        elif not (installed_here(fw) if os.path.abspath(python) == os.path.abspath(sys.executable)
                   else _importable_by(python, pkg)):
             reason = f"{python} cannot import {pkg}"
         else:
