@@ -1,0 +1,30 @@
+"""The JAX worker module (``python -m conformance.worker_main conformance.frameworks.jax.worker
+DEVICE``): ``info`` and ``run`` of the backend contract (docs/ARCHITECTURE.md), one job at a time,
+dispatched on ``job["kind"]`` to the kind's module. Imports jax (with ``jax_enable_x64`` turned
+on at import: ``tensors.py``), optax and numpy (>=2). Runs eagerly (no ``jax.jit``) on CPU.
+"""
+
+from __future__ import annotations
+
+import jax
+import optax
+
+from ..base import api_tables, dispatch
+from . import clipping
+from .tensors import gpu_reason
+
+NAME = "jax"
+#: kind -> the module that runs its jobs (its ``APIS``: API name -> function)
+KINDS = {"clipping": clipping}
+APIS = api_tables(KINDS)
+
+
+def info(device: str) -> dict:
+    return {"version": jax.__version__, "build": f"jax {jax.__version__}, jaxlib {jax.lib.__version__}, "
+                                                 f"optax {optax.__version__}, x64 {jax.config.jax_enable_x64}",
+            "devices": {"cpu": None, "gpu": gpu_reason()},
+            "apis": {kind: sorted(table) for kind, table in APIS.items()}}
+
+
+def run(job: dict) -> dict:
+    return dispatch(NAME, KINDS, job)

@@ -1,0 +1,128 @@
+"""The JAX / optax backend, driven through a real worker subprocess (jax is never imported here).
+
+Skipped unless an interpreter with jax is available: ``conformance.frameworks.default_python
+("jax")`` ($CONFORMANCE_JAX_PYTHON, this interpreter, .tox/jax). Numbers are checked against hand
+values and the float64 oracle.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from conformance.frameworks import default_python, workers
+from conformance.kinds.clipping import oracle as clipping
+from conformance.oracle import network
+from conformance.worker import Worker
+
+PYTHON = default_python("jax")
+pytestmark = pytest.mark.skipif(PYTHON is None, reason="no interpreter with jax (set CONFORMANCE_JAX_PYTHON)")
+
+# seed 000: Linear(3,2) zero init, cross-entropy on [0.2, 0.5, 0.2] -> class 0
+W = np.array([[-0.1, -0.25, -0.1], [0.1, 0.25, 0.1]])
+B = np.array([-0.5, 0.5])
+
+
+@pytest.fixture(scope="module")
+def worker():
+    w = Worker("jax", workers()["jax"], "cpu", python=PYTHON)
+    yield w
+    w.close()
+
+
+def injected(dtype="float32", extra_none=False):
+    np_dtype = {"float64": np.float64, "float16": np.float16}.get(dtype, np.float32)
+    params = [{"name": "weight", "shape": [2, 3], "grad": W.astype(np_dtype)},
+              {"name": "bias", "shape": [2], "grad": B.astype(np_dtype)}]
+    if extra_none:
+        params.append({"name": "frozen", "shape": [4], "grad": None})
+    return params
+
+
+def grads_of(params):
+    return [None if p["grad"] is None else np.asarray(p["grad"], dtype=np.float64) for p in params]
+
+
+def run(worker, api, args, dtype="float32", **body):
+    return worker.call({"kind": "clipping", "api": api, "args": args, "dtype": dtype, "device": "cpu", **body},
+                       timeout=120)
+
+
+def test_hello_reports_version_x64_and_jaxs_own_gpu_reason(worker):
+    info = worker.hello["info"]
+    assert info["version"].count(".") >= 2
+    assert "x64 True" in info["build"]
+    assert info["devices"]["cpu"] is None
+    gpu = info["devices"]["gpu"]  # None where jax has a GPU backend, else jax's own message
+    assert gpu is None or ("jax.devices('gpu') raised" in gpu and "gpu" in gpu.split("raised", 1)[1])
+
+
+def test_clip_by_global_norm_of_a_known_vector(worker):
+    params = [{"name": "w", "shape": [2], "grad": np.array([3.0, 4.0], dtype=np.float32)}]
+    got = run(worker, "jax.optax.clip_by_global_norm", {"max_norm": 1.0}, params=params)
+    assert got["raised"] is None and got["returned"] is None  # optax returns no norm
+    np.testing.assert_allclose(got["grads"]["w"], [0.6, 0.8], rtol=1e-7)
+
+
+@pytest.mark.parametrize("api", ["jax.optax.clip_by_global_norm", "jax.optax.clip_by_global_norm.via_sgd"])
+def test_seed_000_float64_has_no_epsilon(worker, api):
+    params = injected("float64", extra_none=True)
+    got = run(worker, api, {"max_norm": 0.5}, "float64", params=params)
+    assert got["raised"] is None
+    assert got["grads"]["weight"][0, 0] == pytest.approx(-0.1 * 0.5 / 0.8154753215150045, rel=1e-12)
+    no_eps = clipping.clip_grad_norm(grads_of(params), 0.5, eps=0.0)
+    torch_like = clipping.clip_grad_norm(grads_of(params), 0.5)
+    for i, name in enumerate(("weight", "bias")):
+        np.testing.assert_allclose(got["grads"][name], no_eps.grads[i], rtol=1e-14)
+        assert not np.allclose(got["grads"][name], torch_like.grads[i], rtol=1e-7, atol=0)
+    assert got["grads"]["frozen"] is None  # left out of the pytree, comes back as no gradient
+
+
+def test_float64_is_really_float64(worker):
+    # 1 + 1e-12 is 1 in float32: only a float64 (x64) array keeps it
+    params = [{"name": "w", "shape": [1], "grad": np.array([1.0 + 1e-12])}]
+    got = run(worker, "jax.optax.clip", {"max_delta": 2.0}, "float64", params=params)
+    assert got["grads"]["w"][0] == 1.0 + 1e-12
+
+
+def test_nan_norm_makes_every_gradient_nan(worker):
+    # g_norm < max_norm is False for NaN, so every leaf is scaled: (t / NaN) * max_norm
+    params = [{"name": "a", "shape": [2], "grad": np.array([1.0, np.nan], dtype=np.float32)},
+              {"name": "b", "shape": [1], "grad": np.array([2.0], dtype=np.float32)}]
+    got = run(worker, "jax.optax.clip_by_global_norm", {"max_norm": 1.0}, params=params)
+    assert np.isnan(got["grads"]["a"]).all() and np.isnan(got["grads"]["b"]).all()
+
+
+def test_clip_is_symmetric_and_keeps_nan(worker):
+    params = [{"name": "g", "shape": [4], "grad": np.array([3.0, -2.0, 0.1, np.nan], dtype=np.float32)}]
+    got = run(worker, "jax.optax.clip", {"max_delta": 1.0}, params=params)
+    np.testing.assert_array_equal(got["grads"]["g"][:3], np.array([1.0, -1.0, 0.1], dtype=np.float32))
+    assert math.isnan(got["grads"]["g"][3])
+
+
+def test_bare_array_form_and_0d(worker):
+    params = [{"name": "g", "shape": [], "grad": np.array(2.0, dtype=np.float32)}]
+    got = run(worker, "jax.optax.clip_by_global_norm", {"max_norm": 0.5}, form="tensor", params=params)
+    assert got["grads"]["g"].shape == ()
+    assert float(got["grads"]["g"]) == 0.5
+
+
+def test_model_gradients_from_jax_grad(worker):
+    rng = np.random.default_rng(7)
+    layers = [{"type": "linear", "name": "0", "in": 3, "out": 4, "weight": rng.uniform(-0.5, 0.5, (4, 3)),
+               "bias": np.array([0.1, -0.2, 0.0, 0.3])},
+              {"type": "relu", "name": "1"},
+              {"type": "linear", "name": "2", "in": 4, "out": 2, "weight": rng.uniform(-0.5, 0.5, (2, 4)),
+               "bias": None}]
+    loss = {"type": "cross_entropy", "reduction": "mean"}
+    inputs = np.array([[0.2, 0.5, 0.2], [-1.0, 0.3, 0.7]])
+    targets = np.array([0, 1], dtype=np.int64)
+    model = {"layers": layers, "loss": loss, "inputs": inputs, "targets": targets}
+    got = run(worker, "jax.optax.clip", {"max_delta": 1e9}, "float64", model=model)
+    want = network.forward_backward(layers, loss, inputs, targets).grads
+    assert list(got["raw_grads"]) == ["0.weight", "0.bias", "2.weight"]
+    for name, g in want.items():
+        np.testing.assert_allclose(got["raw_grads"][name], g, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(got["grads"][name], g, rtol=1e-12, atol=1e-15)
