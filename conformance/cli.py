@@ -56,10 +56,10 @@ def case_paths(a) -> list[str]:
     return chosen
 
 
-def _load(paths, backends_filter=None, device="all", keyword=None, limits=DEFAULT_LIMITS):
+def _load(paths, backends_filter=None, device="all", keyword=None, limits=DEFAULT_LIMITS, mode="eager"):
     loaded = load.load_paths(paths, limits)
     reg = registry.load()
-    p = plan(loaded.cases, reg, backends=backends_filter, device=device, keyword=keyword, limits=limits)
+    p = plan(loaded.cases, reg, backends=backends_filter, device=device, keyword=keyword, limits=limits, mode=mode)
     errors = sorted(loaded.errors + call_problems(loaded.rejected, reg) + p.errors, key=lambda e: (e.path, e.line))
     return loaded, p, errors
 
@@ -130,7 +130,7 @@ def _run_locked(a, out: Path, limits, pythons: dict, unavailable: dict, selected
                 return _usage(f"backend {name} ({pythons[name]}) cannot start: {e}")
         runner = Runner(registry.load(), pool, unavailable, timeout=a.timeout)
         try:
-            loaded, p, errors = _load(case_paths(a), selected, a.device, a.k, limits)
+            loaded, p, errors = _load(case_paths(a), selected, a.device, a.k, limits, a.mode)
         except ValueError as e:  # a bad -k expression
             return _usage(str(e))
         _print_errors(errors)
@@ -361,7 +361,7 @@ def cmd_schema(a) -> int:
 
 
 def cmd_diff(a) -> int:
-    from .diff import diff, one_backend
+    from .diff import diff, one_side
 
     if a.new is None and not a.between:
         return _usage("diff: give two results files, or one run's file and --between OLD_BACKEND NEW_BACKEND")
@@ -371,11 +371,12 @@ def cmd_diff(a) -> int:
     except (OSError, ValueError) as e:
         return _usage(f"cannot read results: {e}")
     if a.between:
-        for doc, b in ((old, a.between[0]), (new, a.between[1])):
-            if not any(r.get("backend") == b for r in doc.get("results", [])):
-                have = sorted({r.get("backend") for r in doc.get("results", [])})
-                return _usage(f"--between: no {b} cells in the results (backends: {', '.join(have) or 'none'})")
-        old, new = one_backend(old, a.between[0]), one_backend(new, a.between[1])
+        sides = [one_side(old, a.between[0]), one_side(new, a.between[1])]
+        for side, doc, b in zip(sides, (old, new), a.between):
+            if not side["results"]:
+                have = sorted({f"{r.get('backend')}:{r.get('mode', 'eager')}" for r in doc.get("results", [])})
+                return _usage(f"--between: no {b} cells in the results (there are: {', '.join(have) or 'none'})")
+        old, new = sides
     d = diff(old, new)
     for c in sorted(d.changes, key=lambda c: (not c.regression, c.what, c.id)):
         print(c.line())
@@ -444,6 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="backend to run, optionally with the interpreter of its worker (repeatable); "
                         "NAME@LABEL is a second one of that framework (paddle@3.0=/venv-old/bin/python)")
     r.add_argument("--device", choices=["cpu", "gpu", "all"], default="all")
+    r.add_argument("--mode", choices=["eager", "compiled", "all"], default="eager",
+                   help="eager cells (default), compiled cells (torch.compile(fullgraph=True), ...: "
+                        "docs/modes.md) or both")
     r.add_argument("--out", default="reports", help="output directory (default: reports)")
     r.add_argument("-k", metavar="EXPR", help="only cells whose id matches (pytest -k syntax)")
     r.add_argument("--timeout", type=_seconds, default=120.0, help="seconds one cell may take")
@@ -478,9 +482,10 @@ def build_parser() -> argparse.ArgumentParser:
     df.add_argument("old", help="results.json (or .jsonl) of the earlier run")
     df.add_argument("new", nargs="?", help="results.json (or .jsonl) of the later run (omit it with --between: "
                                            "two backends of one run)")
-    df.add_argument("--between", nargs=2, metavar=("OLD_BACKEND", "NEW_BACKEND"),
-                    help="compare these two backends' cells (e.g. paddle@3.0 paddle, from one run with "
-                         "--backend paddle@3.0=/venv-old/bin/python --backend paddle)")
+    df.add_argument("--between", nargs=2, metavar=("OLD", "NEW"),
+                    help="compare two backends of one run (paddle@3.0 paddle, from --backend "
+                         "paddle@3.0=/venv-old/bin/python --backend paddle), or two modes of one "
+                         "(torch:eager torch:compiled, from --mode all)")
     df.add_argument("--html", metavar="PATH", help="also write the changes as an HTML page")
     df.set_defaults(fn=cmd_diff)
     rp = sub.add_parser("report", help="render results JSON file(s) into an HTML report")

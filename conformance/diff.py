@@ -93,11 +93,23 @@ def _number_changes(o: dict, n: dict) -> list:
     return [(k, a, b) for k, a, b in pairs if not _same_number(a, b)]
 
 
-def one_backend(doc: dict, backend: str) -> dict:
-    """``doc`` with only ``backend``'s cells and version: one side of a diff between two backends
-    of one run (``--backend paddle@3.0=OLD_PYTHON --backend paddle``), whose cells share keys."""
-    return {**doc, "results": [r for r in doc.get("results", []) if r.get("backend") == backend],
+def one_side(doc: dict, side: str) -> dict:
+    """``doc`` with only the cells of ``side``, ``BACKEND`` or ``BACKEND:MODE``: one side of a
+    diff inside one run, between two backends (``--backend paddle@3.0=OLD_PYTHON --backend
+    paddle``: their cells share keys) or two modes of one (``torch:eager torch:compiled``: the
+    mode is then left out of the keys, so each compiled cell meets its eager one)."""
+    backend, _, mode = side.partition(":")
+    recs = [r for r in doc.get("results", []) if r.get("backend") == backend
+            and (not mode or r.get("mode", "eager") == mode)]
+    if mode:
+        recs = [{**r, "key": _without_mode(record_key(r))} for r in recs]
+    return {**doc, "results": recs,
             "backends": {k: v for k, v in (doc.get("backends") or {}).items() if k == backend}}
+
+
+def _without_mode(key: str) -> str:
+    parts = key.split("|")  # plan.cell_key: backend|case|source|target|device|mode|dtype|sweep
+    return "|".join(parts[:5] + ["*"] + parts[6:]) if len(parts) >= 8 else key
 
 
 def versions(doc: dict) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from . import kinds, tensors
+from . import frameworks, kinds, tensors
 from .kinds.interface import Kind
 from .registry import Mapping, Registry
 from .spec.case import Variant
@@ -32,6 +32,7 @@ class Cell:
     kind: Kind  # how the cell runs (the case's kind, decided when it was loaded)
     form: str = "list"  # how the target is given the gradients: "list", or "tensor" (one bare Tensor)
     label: str = ""  # the version label of a second backend of the framework (``paddle@3.0``)
+    mode: str = "eager"  # "eager", or "compiled" (docs/modes.md)
 
     @property
     def case(self):
@@ -64,7 +65,7 @@ class Cell:
     def facts(self) -> dict:
         """What ``when:``/``unless:`` conditions of the registry may test: these, plus what the
         cell's kind adds (``Kind.facts``)."""
-        f = {"dtype": self.dtype, "device": self.device, "backend": self.framework,
+        f = {"dtype": self.dtype, "device": self.device, "mode": self.mode, "backend": self.framework,
              "grads": "model" if self.case.model is not None else "injected", "form": self.form}
         # a tensor argument is its number here, and `args.NAME.dtype` its tensor's dtype
         for prefix, given in (("args", self.args), ("target_args", self.target_args)):
@@ -80,8 +81,9 @@ class Cell:
         return f
 
 
-def cell_id(case_id: str, api: str, dtype: str, device: str, label: str = "") -> str:
-    return f"{case_id}[{api}-{dtype}-{device}{'-' + label if label else ''}]"
+def cell_id(case_id: str, api: str, dtype: str, device: str, label: str = "", mode: str = "eager") -> str:
+    """``case[api-dtype-device-mode-sweep]``; an eager cell's id has no mode (the ids before modes)."""
+    return f"{case_id}[{api}-{dtype}-{device}{'' if mode == 'eager' else '-' + mode}{'-' + label if label else ''}]"
 
 
 def cell_key(cell) -> str:
@@ -89,7 +91,7 @@ def cell_key(cell) -> str:
     diff`` matches on): backend, case, source API, target API, device, mode, dtype, sweep point.
     The versions (and a backend's version label) are left out on purpose: they are what an
     upgrade changes."""
-    return "|".join([cell.framework, cell.case.id, cell.source_api, cell.api, cell.device, "eager", cell.dtype,
+    return "|".join([cell.framework, cell.case.id, cell.source_api, cell.api, cell.device, cell.mode, cell.dtype,
                      cell.variant.label()])
 
 
@@ -131,10 +133,21 @@ def cell_count(case, n_targets: int) -> int:
     return n
 
 
+def modes_of(case, framework: str, wanted: str) -> list:
+    """The modes a case's cells on ``framework`` run in: the case's ``modes:`` that ``wanted``
+    (``--mode eager|compiled|all``) selects, compiled only where the framework compiles the
+    case's kind (``Framework.compiled``)."""
+    fw = frameworks.discover().get(framework)
+    can = ("eager", "compiled") if fw is not None and case.kind in fw.compiled else ("eager",)
+    return [m for m in case.modes if m in can and wanted in (m, "all")]
+
+
 def plan(cases: list[SourceCase], registry: Registry, *, backends: Optional[set] = None,
-         device: str = "all", keyword: Optional[str] = None, limits: Limits = DEFAULT) -> Plan:
+         device: str = "all", keyword: Optional[str] = None, limits: Limits = DEFAULT,
+         mode: str = "eager") -> Plan:
     """Expand ``cases``; API or argument problems become ``CaseError``s with the file's line, and
-    so does a case that would take a file or the run past ``limits`` (it is left out)."""
+    so does a case that would take a file or the run past ``limits`` (it is left out). ``mode``:
+    ``eager`` (the default), ``compiled`` or ``all``."""
     out = Plan()
     per_file: dict = {}
     total = 0
@@ -209,20 +222,20 @@ def plan(cases: list[SourceCase], registry: Registry, *, backends: Optional[set]
                 except ValueError as e:
                     error(("clip", "args"), "clip.args", f"{m.target}: {e}")
                     continue
-                for dtype in variant.dtypes:
-                    for dev in variant.devices:
-                        if device != "all" and dev != device:
-                            continue
-                        cid = cell_id(case.id, f"{m.target}@{label}" if label else m.target, dtype, dev,
-                                      variant.label())
-                        if cid in seen_ids:  # two sweep values that are the same value
-                            error(("sweep",), "sweep", f"two sweep combinations give the same cell {cid}")
-                            continue
-                        seen_ids.add(cid)
-                        if match(cid, case.tags):
-                            form = case.clip.form if case.clip.form in registry.apis[m.target].forms else "list"
-                            out.cells.append(Cell(cid, sc, variant, m, dtype, dev, args, target_args, kind, form,
-                                                  label))
+                for dtype, dev, how in ((t, d, h) for t in variant.dtypes for d in variant.devices
+                                        for h in modes_of(case, m.backend, mode)):
+                    if device != "all" and dev != device:
+                        continue
+                    cid = cell_id(case.id, f"{m.target}@{label}" if label else m.target, dtype, dev,
+                                  variant.label(), how)
+                    if cid in seen_ids:  # two sweep values that are the same value
+                        error(("sweep",), "sweep", f"two sweep combinations give the same cell {cid}")
+                        continue
+                    seen_ids.add(cid)
+                    if match(cid, case.tags):
+                        form = case.clip.form if case.clip.form in registry.apis[m.target].forms else "list"
+                        out.cells.append(Cell(cid, sc, variant, m, dtype, dev, args, target_args, kind, form,
+                                              label, how))
     return out
 
 

@@ -35,6 +35,8 @@ OPTIONS = (
                                        "else every backend installed)")),
     ("device", "--device", dict(choices=["cpu", "gpu", "all"], default="all", dest="conformance_device",
                                 help="device of the cells to run (default: all)")),
+    ("mode", "--mode", dict(choices=["eager", "compiled", "all"], default="eager", dest="conformance_mode",
+                            help="eager cells (default), compiled cells, or both (docs/modes.md)")),
     ("results", "--results", dict(metavar="PATH", dest="conformance_results",
                                   help="write the cells' results JSON here (and PATH's .jsonl journal)")),
     ("report", "--report", dict(metavar="DIR", dest="conformance_report",
@@ -186,7 +188,8 @@ class CaseFile(pytest.File):
             return
         loaded = parse_text(text, str(self.path))
         p = plan(loaded.cases, registry.load(), backends=state.selected,
-                 device=self.config.getoption("conformance_device"))
+                 device=self.config.getoption("conformance_device"),
+                 mode=self.config.getoption("conformance_mode"))
         ids = state.case_ids  # ids are unique across the session, as load_paths checks for the CLI
         for sc in loaded.cases:
             first = ids.setdefault(sc.case.id, f"{sc.path}:{sc.line}")

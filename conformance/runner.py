@@ -113,7 +113,7 @@ class Runner:
         return {"id": cell.id, "key": cell_key(cell), "case": cell.case.id, "title": cell.case.title,
                 "tags": list(cell.case.tags),
                 "path": f"{cell.source.path}:{cell.source.line}", "source_api": cell.source_api,
-                "api": cell.api, "backend": cell.backend, "device": cell.device, "dtype": cell.dtype,
+                "api": cell.api, "backend": cell.backend, "device": cell.device, "mode": cell.mode, "dtype": cell.dtype,
                 "category": cell.mapping.category, "sweep": cell.variant.sweep, "args": cell.target_args,
                 "status": None, "difference": None, "max_abs_err": None, "max_rel_err": None,
                 "mismatched": None, "message": ""}

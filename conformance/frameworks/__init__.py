@@ -68,6 +68,16 @@ def package(name: str) -> str:
     return fw.package if fw else name
 
 
+def api_framework(api: str) -> str:
+    """The framework an API name belongs to: its first component, or the framework that claims
+    that component among its ``prefixes`` (``optax.clip`` is jax's)."""
+    first = (api or "").split(".", 1)[0]
+    for name, fw in discover().items():
+        if first in fw.prefixes:
+            return name
+    return first
+
+
 def framework_of(backend: str) -> str:
     """The framework a backend runs: ``paddle@3.0`` (a second, labelled interpreter of Paddle,
     ``--backend paddle@3.0=/venv-old/bin/python``) runs paddle."""

@@ -17,7 +17,7 @@ class Framework:
     (``paddlepaddle``, not ``paddle``). ``tox_deps`` / ``tox_extras``: its tox environment's
     dependencies beyond the suite's, ``tox_setenv`` its variables (generated into tox.ini).
     ``order``: where the report's mapping tables put its column (the seeds' PyTorch | MindSpore |
-    Paddle; frameworks of equal order by name).
+    Paddle; frameworks of equal order by name). ``compiled``: the kinds it also runs compiled.
 
     By convention the folder also holds ``worker.py`` (imported in the worker process only:
     ``info(device)``, ``run(job)``, ``APIS``), ``snippets.py`` (``SNIPPETS[kind][api]``, text
@@ -32,6 +32,12 @@ class Framework:
     tox_extras: tuple = ()
     tox_setenv: dict = field(default_factory=dict)
     order: int = 100
+    #: the kinds whose jobs its worker runs compiled too (``job["mode"] == "compiled"``:
+    #: docs/modes.md); a kind not listed has eager cells only
+    compiled: tuple = ()
+    #: first components of its API names besides ``name`` (``tf`` for tensorflow, ``optax`` for
+    #: jax): ``tf.clip_by_global_norm`` is a TensorFlow API as users write it
+    prefixes: tuple = ()
 
     @property
     def worker(self) -> str:

@@ -258,7 +258,7 @@ def _at(origin, *loc):
 def _api_problems(api: Api, found: dict, origin) -> list:
     at = _at(origin)
     out = []
-    fw = api.name.split(".", 1)[0]
+    fw = frameworks.api_framework(api.name)
     if api.framework != fw or fw not in found:
         out.append(at(f"{api.name} must belong to the framework {fw!r}"
                       + ("" if fw in found else f", which has no folder in conformance/frameworks "

@@ -9,7 +9,7 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .. import tensors
+from .. import frameworks, tensors
 
 #: Paddle's API-mapping categories (the PaConvert / "PyTorch-Paddle API mapping" vocabulary),
 #: plus "identity" for an API run against its own oracle (the reference check).
@@ -78,7 +78,7 @@ class OracleSpec(_Strict):
 
 class Api(_Strict):
     name: str
-    framework: str  # a framework folder (conformance/frameworks/<name>), the name's first component
+    framework: str  # a framework folder (conformance/frameworks/<name>), the name's first component or one of its prefixes
     kind: str = "clipping"  # a kind folder (conformance/kinds/<kind>): what its cases and cells are
     style: Optional[str] = None  # derivation APIs: how the call names what it differentiates
     signature: str
@@ -237,7 +237,8 @@ class Mapping(_Strict):
 
     @property
     def backend(self) -> str:
-        return self.target.split(".", 1)[0]
+        """The target's framework (``frameworks.api_framework``)."""
+        return frameworks.api_framework(self.target)
 
 
 class Varies(_Strict):

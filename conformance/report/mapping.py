@@ -15,13 +15,15 @@ import math
 from collections import defaultdict
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
+from .. import frameworks
+
 #: the seeds' column order and titles, for results documents whose registry snapshot predates
 #: its ``frameworks`` map (which the registry fills from the framework folders)
 LEGACY_FRAMEWORKS = {"torch": "PyTorch", "mindspore": "MindSpore", "paddle": "Paddle"}
 
 
 def _framework(api: str) -> str:
-    return (api or "").split(".", 1)[0]
+    return frameworks.api_framework(api)
 
 
 #: non-finite floats as the registry snapshot carries them (strict JSON has no inf)

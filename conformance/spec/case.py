@@ -14,7 +14,7 @@ from pydantic import AfterValidator, Field, PrivateAttr, create_model, field_val
 from .. import kinds
 from .locations import suggest
 from .models import Model
-from .values import Device, Dtype, ParamName, Strict, TensorValue
+from .values import Device, Dtype, Mode, ParamName, Strict, TensorValue
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 API_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*$"
@@ -117,6 +117,8 @@ class CaseBase(Strict):
     tags: list[str] = []
     dtypes: Annotated[list[Dtype], Field(min_length=1)] = ["float32"]
     devices: Annotated[list[Device], Field(min_length=1)] = ["cpu", "gpu"]
+    # the modes this case may run in (where the framework can compile the kind; `--mode` picks)
+    modes: Annotated[list[Mode], Field(min_length=1)] = ["eager", "compiled"]
     model: Optional[Model] = None  # a network each framework differentiates (clipping, training)
     clip: Clip
     targets: Optional[list[str]] = None  # restrict to these target APIs (default: all mapped)

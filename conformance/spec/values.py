@@ -14,6 +14,8 @@ from .limits import DEFAULT, Limits
 
 Dtype = Literal["float64", "float32", "float16", "bfloat16"]
 Device = Literal["cpu", "gpu"]
+#: how a target runs: eagerly, or compiled (torch.compile(fullgraph=True), ...: docs/modes.md)
+Mode = Literal["eager", "compiled"]
 #: a parameter or gradient name (``weight``, ``0.bias``, ``fc.weight``): it reaches generated
 #: code (reproduction snippets), so nothing else is accepted
 PARAM_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.]*$"

@@ -10,4 +10,5 @@ framework: the main process reads ``FRAMEWORK`` when it discovers the frameworks
 from ..base import Framework
 
 FRAMEWORK = Framework(name="torch", package="torch", title="PyTorch", pip="torch", tox_extras=("torch",),
-                      order=0)  # the first column of the mapping tables: the usual source
+                      order=0,  # the first column of the mapping tables: the usual source
+                      compiled=("clipping",))  # torch.compile(fullgraph=True): compiled.py

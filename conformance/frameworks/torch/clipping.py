@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch.nn import utils
 
+from . import compiled
 from .nets import loss, network
 from .tensors import DTYPES, device, numpy, tensor, tensor_args
 
@@ -101,7 +102,11 @@ def run(job: dict) -> dict:
     params = [p for _, p in named]
     given = params[0] if job.get("form") == "tensor" else params  # `clip_grad_norm_(p)`: one bare Tensor
     try:
-        returned = call(given, tensor_args(job["args"], dev))
+        args = tensor_args(job["args"], dev)
+        if job.get("mode") == "compiled":
+            returned = compiled.call(job["api"], call, given, args)
+        else:
+            returned = call(given, args)
     except Exception as e:  # the API under test raised: a behaviour, reported to the comparator
         return {"grads": {n: numpy(p.grad) for n, p in named}, "raw_grads": raw,
                 "returned": None, "raised": {"type": type(e).__name__, "message": str(e)}}

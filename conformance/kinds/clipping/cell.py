@@ -142,7 +142,7 @@ class Clipping(Kind):
 
         want = want_under(None)
         job = {"kind": self.name, "api": cell.api, "args": cell.call_args, "dtype": cell.dtype,
-               "device": cell.device, "form": cell.form, **inputs.job}
+               "device": cell.device, "mode": cell.mode, "form": cell.form, **inputs.job}
         hooks = Hooks(oracle=want_under,
                       compare=lambda result, got: self._compare(runner, cell, inputs, result, got),
                       expect=lambda got, raised: compare.check_expect(

@@ -82,7 +82,7 @@ class Derivation(Kind):
                    "weights": [[n, tensors.to_carrier(a, cell.dtype)] for n, a in fn["weights"]],
                    "ops": fn["ops"], "outputs": function.outputs}
         job = {"kind": self.name, "api": cell.api, "args": cell.target_args, "dtype": cell.dtype,
-               "device": cell.device, "repeat": function.repeat, "function": carried}
+               "device": cell.device, "mode": cell.mode, "repeat": function.repeat, "function": carried}
         hooks = Hooks(oracle=want_under,
                       compare=lambda result, got: self._compare(cell, target, result, got),
                       expect=lambda got, raised: compare.check_expect(

@@ -63,7 +63,7 @@ class Training(Kind):
             return runner.cached(key, lambda: self._oracle(source, cell, model, loss, variant))
 
         job = {"kind": self.name, "api": cell.api, "args": cell.target_args, "dtype": cell.dtype,
-               "device": cell.device, "model": model_job(model.layers, loss, model.inputs, model.targets, cell.dtype),
+               "device": cell.device, "mode": cell.mode, "model": model_job(model.layers, loss, model.inputs, model.targets, cell.dtype),
                "step": model.step}
         hooks = Hooks(oracle=want_under,
                       compare=lambda result, got: self._compare(cell, result, got),
