@@ -1,0 +1,85 @@
+"""TensorFlow's clipping APIs for clipping jobs (worker side only; docs/ARCHITECTURE.md).
+
+TensorFlow keeps gradients apart from variables: injected gradients become a list of tf tensors
+in the job's parameter order, ``None`` where a parameter has no gradient (what
+``tape.gradient`` gives for an unconnected variable; ``tf.clip_by_global_norm`` documents that
+it ignores ``None`` entries and returns them as ``None``; the per-tensor composites skip them).
+Model jobs build the network in plain tf ops (``nets.py``) and take ``tf.GradientTape``
+gradients. Each API returns the clipped list (nothing happens in place) and the norm it returns,
+if any (``tf.clip_by_global_norm``'s second result).
+
+``tf.keras.optimizers.SGD.<clip>`` (suite-only names): a Keras 3 ``SGD(learning_rate=1.0,
+<clip>=v)`` applies the gradients to zero ``tf.Variable``s of the gradients' dtypes and shapes;
+the update is exactly ``-clipped`` (``0 - 1.0 * g``), read back as ``-variable``. Keras drops
+``None`` gradients before clipping (with a warning), so those come back ``None``; with no
+gradient at all it raises ValueError ("No gradients provided for any variable.").
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import tensorflow as tf
+
+from . import nets
+from .tensors import DTYPES, numpy, tensor, tensor_args
+
+
+def _clip_by_global_norm(grads: list, args: dict):
+    clipped, norm = tf.clip_by_global_norm(grads, **args)
+    return clipped, norm
+
+
+def _per_tensor(fn):
+    """A per-tensor function applied to each gradient (``None`` left alone); returns no norm."""
+    def call(grads: list, args: dict):
+        return [None if g is None else fn(g, **args) for g in grads], None
+    return call
+
+
+def _keras_sgd(option: str):
+    """One Keras ``SGD(learning_rate=1.0, <option>=v)`` step from zero variables: ``-variable``."""
+    def call(grads: list, args: dict):
+        zeros = [tf.Variable(tf.zeros_like(g) if g is not None else tf.zeros([1]), name=f"p{i}")
+                 for i, g in enumerate(grads)]
+        opt = tf.keras.optimizers.SGD(learning_rate=1.0, **{option: args[option]})
+        with warnings.catch_warnings():  # Keras warns about parameters without a gradient
+            warnings.simplefilter("ignore")
+            opt.apply_gradients(zip(grads, zeros))
+        return [None if g is None else -v for g, v in zip(grads, zeros)], None
+    return call
+
+
+APIS = {
+    "tensorflow.clip_by_global_norm": _clip_by_global_norm,
+    "tensorflow.clip_by_norm": _per_tensor(tf.clip_by_norm),
+    "tensorflow.clip_by_value": _per_tensor(tf.clip_by_value),
+    "tensorflow.keras.optimizers.SGD.global_clipnorm": _keras_sgd("global_clipnorm"),
+    "tensorflow.keras.optimizers.SGD.clipnorm": _keras_sgd("clipnorm"),
+    "tensorflow.keras.optimizers.SGD.clipvalue": _keras_sgd("clipvalue"),
+}
+
+
+def run(job: dict) -> dict:
+    call = APIS[job["api"]]
+    dtype = DTYPES[job["dtype"]]
+    if "model" in job:
+        try:
+            names, grads = nets.gradients(job["model"], dtype)
+        except Exception as e:  # no kernel for this dtype, say: reported for the registry to declare
+            return {"grads": {}, "raw_grads": None, "returned": None,
+                    "raised": {"type": type(e).__name__, "message": str(e)}}
+        raw = {n: numpy(g) for n, g in zip(names, grads)}
+    else:
+        names = [p["name"] for p in job["params"]]
+        grads = [None if p["grad"] is None else tensor(p["grad"], DTYPES[p.get("dtype", job["dtype"])])
+                 for p in job["params"]]
+        raw = None
+    try:
+        out, returned = call(grads, tensor_args(job["args"]))
+    except Exception as e:  # the API under test raised: a behaviour, reported to the comparator
+        return {"grads": {n: numpy(g) for n, g in zip(names, grads)}, "raw_grads": raw,
+                "returned": None, "raised": {"type": type(e).__name__, "message": str(e)}}
+    norm = None if returned is None else float(numpy(returned))
+    return {"grads": {n: numpy(g) for n, g in zip(names, out)}, "raw_grads": raw,
+            "returned": norm, "raised": None}
