@@ -417,3 +417,18 @@ def test_root_sum_float32_casts_the_power_sum_before_the_root():
     assert got == float(np.sqrt(np.float32(1e-40))) and abs(got / 1e-20 - 1) > 1e-6
     with pytest.raises(ValueError, match="needs sum_dtype"):
         vector_norm(np.array([1.0]), 2.0, root="sum_float32")
+
+
+def test_rms_reproduces_optax_clip_by_block_rms():
+    # optax 0.2.8 clip_by_block_rms(1.0) of ([500, 5], [300, 3]): each leaf / max(1, rms / 1.0),
+    # rms = sqrt(mean(x**2)) = 355.5327 and 213.3196: both leaves end with rms exactly 1
+    g = [np.array([500.0, 5.0]), np.array([300.0, 3.0]), None]
+    r = clip_grad_norm(g, 1.0, scope="per_tensor", eps=0.0, threshold="clamp", rms=True)
+    np.testing.assert_allclose(r.grads[0], [1.4141428569978354, 0.014141428569978354], rtol=1e-15)
+    np.testing.assert_allclose(r.grads[1], [1.4141428569978354, 0.014141428569978354], rtol=1e-15)
+    assert r.grads[2] is None and r.total_norm is None
+    # a block already under the threshold stays, whatever its L2 norm (here 2.0 > 1.5)
+    np.testing.assert_array_equal(clip_grad_norm([np.array([1.0, -1.0, 1.0, -1.0])], 1.5, scope="per_tensor",
+                                                 eps=0.0, rms=True).grads[0], [1.0, -1.0, 1.0, -1.0])
+    with pytest.raises(ValueError, match="rms is for per_tensor"):
+        clip_grad_norm(g, 1.0, rms=True)

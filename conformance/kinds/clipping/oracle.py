@@ -401,7 +401,7 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
                    nonfinite: str = "propagate", power_sum: str = "abs", root: str = "exact",
                    sum_dtype: Optional[str] = None, max_nan: str = "propagate",
                    max_norm_dtype: Optional[str] = None, divide: str = "direct",
-                   zero_dim: str = "keep", square_sum_floor: Optional[float] = None,
+                   zero_dim: str = "keep", square_sum_floor: Optional[float] = None, rms: bool = False,
                    flush: Optional[str] = None, norm_types: Optional[list] = None,
                    exponent: str = "exact", summation: str = "exact") -> OracleResult:
     """Clip gradients by norm (defaults: ``torch.nn.utils.clip_grad_norm_``).
@@ -425,6 +425,9 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
     ``square_sum_floor=f`` (``per_tensor``, L2 only): each tensor's sum of squares ``s`` is
     replaced by ``f`` unless ``s > f`` (NaN included), so its norm is ``sqrt(f)`` at least and
     never NaN (MindSpore's ``nn.ClipByNorm`` CPU kernel, ``f = 1e-6``: a NaN norm is 1e-3).
+    ``rms=True`` (``per_tensor``, L2 only): each tensor's norm is divided by the square root of
+    its element count, so ``max_norm`` bounds its root mean square (optax's ``clip_by_block_rms``:
+    ``g / max(1, rms(g) / threshold)``, which is ``clamp`` with ``eps=0``).
     ``flush=<dtype>``: flush-to-zero arithmetic in that dtype: a ``norm + eps`` subnormal there
     is 0, so the coefficient is ``max_norm / 0`` (MindSpore's float16 ``ops.clip_by_norm``: a
     norm of subnormal gradients plus 1e-6 is 0, the coefficient inf, nothing clipped).
@@ -437,7 +440,7 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
     r = _clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, scope=scope, nesting=nesting, eps=eps,
                         threshold=threshold, accumulate=accumulate, nonfinite=nonfinite, power_sum=power_sum,
                         root=root, sum_dtype=sum_dtype, max_nan=max_nan, max_norm_dtype=max_norm_dtype,
-                        divide=divide, square_sum_floor=square_sum_floor, flush=flush, exponent=exponent,
+                        divide=divide, square_sum_floor=square_sum_floor, rms=rms, flush=flush, exponent=exponent,
                         summation=summation)
     if zero_dim == "one" and r.grads is not None:
         r.grads = [g if g is None or g.ndim else g.reshape(1) for g in r.grads]
@@ -446,10 +449,12 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
 
 def _clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, *, scope, nesting, eps, threshold,
                     accumulate, nonfinite, power_sum, root, sum_dtype, max_nan, max_norm_dtype, divide,
-                    square_sum_floor=None, flush=None, exponent="exact", summation="exact"):
+                    square_sum_floor=None, flush=None, exponent="exact", summation="exact", rms=False):
     """``clip_grad_norm`` without the ``zero_dim`` reshaping."""
     if square_sum_floor is not None and (scope != "per_tensor" or norm_type != 2):
         raise ValueError("square_sum_floor is for per_tensor L2 clipping only")
+    if rms and (scope != "per_tensor" or norm_type != 2):
+        raise ValueError("rms is for per_tensor L2 clipping only")
     _check("scope", scope, ("global", "per_tensor"))
     _check("threshold", threshold, _THRESHOLDS)
     _check("nonfinite", nonfinite, _NONFINITE)
@@ -470,6 +475,9 @@ def _clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, *, scope, ne
             if n is not None and square_sum_floor is not None:  # s = n * n floored (NaN: floor)
                 s = _scalar(n * n, accumulate)
                 n = _scalar(math.sqrt(s if s > square_sum_floor else square_sum_floor), accumulate)
+            if n is not None and rms:  # the root mean square: the L2 norm over sqrt(element count)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    n = _scalar(np.float64(n) / np.sqrt(np.float64(np.asarray(g).size)), accumulate)
             if n is not None and not math.isfinite(n) and (nonfinite == "raise" or left_alone(n)):
                 if nonfinite == "raise":
                     return OracleResult(grads=None, total_norm=None, raises="RuntimeError")
