@@ -40,6 +40,7 @@ def _via_sgd(clip):
 APIS = {
     "jax.optax.clip_by_global_norm": lambda tree, args: (_transform(optax.clip_by_global_norm(**args), tree), None),
     "jax.optax.clip": lambda tree, args: (_transform(optax.clip(**args), tree), None),
+    "jax.optax.clip_by_block_rms": lambda tree, args: (_transform(optax.clip_by_block_rms(**args), tree), None),
     "jax.optax.clip_by_global_norm.via_sgd": _via_sgd(optax.clip_by_global_norm),
 }
 

@@ -115,6 +115,7 @@ SNIPPETS = {
     "clipping": {
         "jax.optax.clip_by_global_norm": _clipping("optax.clip_by_global_norm"),
         "jax.optax.clip": _clipping("optax.clip"),
+        "jax.optax.clip_by_block_rms": _clipping("optax.clip_by_block_rms"),
         "jax.optax.clip_by_global_norm.via_sgd": _clipping("optax.clip_by_global_norm", via_sgd=True),
     },
 }
