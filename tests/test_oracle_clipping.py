@@ -419,6 +419,39 @@ def test_root_sum_float32_casts_the_power_sum_before_the_root():
         vector_norm(np.array([1.0]), 2.0, root="sum_float32")
 
 
+def test_min_reciprocal_and_nonfinite_nan_reproduce_tensorflow_clip_by_global_norm():
+    # tf.clip_by_global_norm: scale = clip_norm * min(1 / norm, 1 / clip_norm) + (norm - norm)
+    # (measured, TF 2.21: [3, 4] with clip_norm 2 -> [1.2, 1.6]; -1 -> unchanged; inf -> NaN;
+    # [inf, 1] -> [NaN, NaN]; [0, 0] with clip_norm 0 -> NaN)
+    knobs = dict(scope="global", nesting="flat", eps=0.0, threshold="min_reciprocal", nonfinite="nan")
+    g = [np.array([3.0, 4.0])]
+    np.testing.assert_allclose(clip_grad_norm(g, 2.0, **knobs).grads[0], [1.2, 1.6], rtol=1e-15)
+    assert clip_grad_norm(g, 2.0, **knobs).total_norm == 5.0
+    np.testing.assert_allclose(clip_grad_norm(g, 10.0, **knobs).grads[0], [3.0, 4.0], rtol=1e-15)
+    np.testing.assert_allclose(clip_grad_norm(g, -1.0, **knobs).grads[0], [3.0, 4.0], rtol=1e-15)
+    assert np.isnan(clip_grad_norm(g, math.inf, **knobs).grads[0]).all()
+    assert np.isnan(clip_grad_norm([np.zeros(2)], 0.0, **knobs).grads[0]).all()
+    np.testing.assert_array_equal(clip_grad_norm([np.zeros(2)], -1.0, **knobs).grads[0], [0.0, 0.0])
+    r = clip_grad_norm([np.array([math.inf, 1.0]), None], 1.0, **knobs)
+    assert np.isnan(r.grads[0]).all() and r.grads[1] is None and r.total_norm == math.inf
+    # torch's clamp gives [NaN, 0] for the same infinite norm
+    assert clip_grad_norm([np.array([math.inf, 1.0])], 1.0, eps=0.0).grads[0][1] == 0.0
+
+
+def test_enabled_positive_reproduces_keras_optimizer_clip_options():
+    # Keras 3 (measured 3.15.1): SGD(clipnorm=0 / global_clipnorm=-1 / clipvalue=0) clips nothing
+    g = [np.array([3.0, 4.0]), None]
+    for max_norm in (0.0, -1.0, math.nan):
+        r = clip_grad_norm(g, max_norm, eps=0.0, enabled="positive")
+        np.testing.assert_array_equal(r.grads[0], [3.0, 4.0])
+        assert r.grads[1] is None
+    np.testing.assert_allclose(clip_grad_norm(g, 2.5, eps=0.0, enabled="positive").grads[0], [1.5, 2.0], rtol=1e-15)
+    np.testing.assert_array_equal(clip_grad_norm(g, 0.0, eps=0.0).grads[0], [0.0, 0.0])  # "always": zeroed
+    np.testing.assert_array_equal(clip_grad_value(g, 0.0, enabled="positive").grads[0], [3.0, 4.0])
+    np.testing.assert_array_equal(clip_grad_value(g, 3.5, enabled="positive").grads[0], [3.0, 3.5])
+    np.testing.assert_array_equal(clip_grad_value(g, 0.0).grads[0], [0.0, 0.0])
+
+
 def test_rms_reproduces_optax_clip_by_block_rms():
     # optax 0.2.8 clip_by_block_rms(1.0) of ([500, 5], [300, 3]): each leaf / max(1, rms / 1.0),
     # rms = sqrt(mean(x**2)) = 355.5327 and 213.3196: both leaves end with rms exactly 1
@@ -432,3 +465,17 @@ def test_rms_reproduces_optax_clip_by_block_rms():
                                                  eps=0.0, rms=True).grads[0], [1.0, -1.0, 1.0, -1.0])
     with pytest.raises(ValueError, match="rms is for per_tensor"):
         clip_grad_norm(g, 1.0, rms=True)
+
+
+def test_root_l2_loss_halves_each_square_before_the_sum():
+    # tf.linalg.global_norm = sqrt(2 * sum(l2_loss(t))), l2_loss summing square(x) * 0.5 in the
+    # input dtype (measured, TF 2.21 float16: [0.0002] gives 0.0, where its square 6e-8 is kept)
+    g = [np.array([0.0002, 0.0002])]
+    assert total_norm(g, 2.0, nesting="flat", accumulate="float16", sum_dtype="float16", root="l2_loss") == 0.0
+    assert total_norm(g, 2.0, nesting="flat", accumulate="float16", sum_dtype="float16") > 0.0
+    # normal numbers: the same norm as the plain sum of squares
+    h = [np.array([3.0, 4.0])]
+    assert total_norm(h, 2.0, nesting="flat", accumulate="float16", sum_dtype="float16", root="l2_loss") == 5.0
+    # a float16 sum of squares above 65504 is inf either way
+    assert total_norm([np.array([200.0] * 4)], 2.0, nesting="flat", accumulate="float16", sum_dtype="float16",
+                      root="l2_loss") == math.inf

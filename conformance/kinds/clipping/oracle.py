@@ -13,7 +13,9 @@ the other frameworks' documented or measured behaviour (``docs/ARCHITECTURE.md``
 * ``threshold``  ``"clamp"``: ``g * min(1, coef)`` always (torch); ``"strict"``:
   ``g * coef`` only if ``norm > max_norm``; ``"non_strict"``: only if ``norm >= max_norm``;
   ``"max_div"``: ``g * max_norm / max(norm + eps, max_norm)`` (Paddle's and MindSpore's
-  global-norm formula: NaN for an infinite max_norm, where ``clamp`` gives 1).
+  global-norm formula: NaN for an infinite max_norm, where ``clamp`` gives 1);
+  ``"min_reciprocal"``: ``g * max_norm * min(1 / (norm + eps), 1 / max_norm)`` (TensorFlow's
+  and Keras' ``clip_by_global_norm``: a negative max_norm gives 1, an infinite one NaN).
 * ``accumulate`` ``"float64"``: exact norms; a dtype name (``"float32"``, ``"float16"``,
   ``"bfloat16"``): naive arithmetic in that dtype, every intermediate rounded with
   ``round_to``. (The registry's ``"input"`` is resolved to the cell's dtype by the caller.)
@@ -26,7 +28,8 @@ the other frameworks' documented or measured behaviour (``docs/ARCHITECTURE.md``
 * ``nonfinite``  what a NaN or +-inf total norm does: ``"propagate"`` (IEEE arithmetic
   carries on), ``"skip"`` (gradients unchanged), ``"skip_nan"`` (a NaN norm leaves the
   gradients unchanged, an infinite one is used: ``max_norm / inf = 0``, MindSpore's
-  ``if clip_coef < 1`` tests), ``"raise"`` (``raises="RuntimeError"``).
+  ``if clip_coef < 1`` tests), ``"raise"`` (``raises="RuntimeError"``), ``"nan"`` (global
+  scope: every gradient NaN, TensorFlow's ``scale + (norm - norm)``).
 * ``sum_dtype``  the dtype the power sums ``sum |x|**p`` accumulate in, naively (no scaling:
   a p-th power beyond the dtype's range overflows to inf, below it underflows to 0), the root
   taken in it and the norm then rounded to ``accumulate``. ``None``: the same as
@@ -69,8 +72,8 @@ import numpy as np
 
 from ...tensors import finfo, round_to
 
-_THRESHOLDS = ("clamp", "strict", "non_strict", "max_div", "select")
-_NONFINITE = ("propagate", "skip", "skip_nan", "raise")
+_THRESHOLDS = ("clamp", "strict", "non_strict", "max_div", "select", "min_reciprocal")
+_NONFINITE = ("propagate", "skip", "skip_nan", "raise", "nan")
 
 
 @dataclass
@@ -190,6 +193,9 @@ def _naive_norm(x, p: float, accumulate: str, sum_dtype: str, root: str, summati
     ``** float32(1/p)`` with ``root="float32"``) taken in it, the result rounded to
     ``accumulate``. ``root="sum_float32"``: the sum is cast to float32 first and the root taken
     in float32 (MindSpore's ``clip_by_global_norm``: a float64 sum of squares of 1e40 is inf).
+    ``root="l2_loss"``: each term ``|x|**p`` is halved in ``sum_dtype`` before the sum, and the root
+    is taken of ``2 * sum`` (TensorFlow's ``global_norm``, ``sqrt(2 * sum(tf.nn.l2_loss(t)))``,
+    whose kernel sums ``square(x) * 0.5``: a float16 square below 6e-8 halves to 0).
     Empty: 0 (p > 0) or inf (p < 0); a NaN: NaN."""
     a = _round(np.abs(np.asarray(x, dtype=np.float64)).ravel(), accumulate)
     if a.size == 0:
@@ -198,7 +204,11 @@ def _naive_norm(x, p: float, accumulate: str, sum_dtype: str, root: str, summati
         return math.nan
     e = float(np.float32(1.0 / p)) if root == "float32" else 1.0 / p
     with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
-        s = _sum(round_to(a**p, sum_dtype), sum_dtype, summation)
+        terms = round_to(a**p, sum_dtype)
+        if root == "l2_loss":  # sum(square(x) * 0.5), then sqrt(2 * sum)
+            s = _sum(round_to(terms * 0.5, sum_dtype), sum_dtype, summation)
+            return float(_round(round_to(round_to(2.0 * s, sum_dtype) ** e, sum_dtype), accumulate))
+        s = _sum(terms, sum_dtype, summation)
         if root == "sum_float32":  # the sum cast to float32, the root taken there
             s = round_to(s, "float32")
             return float(_round(round_to(s**e, "float32"), accumulate))
@@ -231,6 +241,7 @@ def vector_norm(x, p, *, accumulate: str = "float64", power_sum: str = "abs", ro
     ``exponent="float32"`` rounds its ``p`` and ``1/p`` to float32).
     ``root="float32"`` (finite p, not 0): ``(sum |x|**p) ** float32(1/p)`` (``_root32_norm``).
     ``root="sum_float32"`` (with ``sum_dtype``): the sum cast to float32 before the root.
+    ``root="l2_loss"`` (with ``sum_dtype``): halved terms, the root of twice their sum (``_naive_norm``).
     ``sum_dtype=<dtype>`` (finite p, not 0): ``r(rs(rs(sum rs(|x|**p)) ** (1/p)))`` with ``rs``
     rounding to ``sum_dtype`` and ``r`` to ``accumulate`` (``_naive_norm``): naive, so
     ``[2e200, 2e200]`` gives inf in float64.
@@ -240,8 +251,8 @@ def vector_norm(x, p, *, accumulate: str = "float64", power_sum: str = "abs", ro
     """
     _check("power_sum", power_sum, ("abs", "signed"))
     _check("summation", summation, _SUMMATIONS)
-    _check("root", root, ("exact", "float32", "sum_float32"))
-    if root == "sum_float32" and sum_dtype is None:
+    _check("root", root, ("exact", "float32", "sum_float32", "l2_loss"))
+    if root in ("sum_float32", "l2_loss") and sum_dtype is None:
         raise ValueError("root='sum_float32' needs sum_dtype (the dtype the sum is formed in)")
     _check("max_nan", max_nan, ("propagate", "compare"))
     _check("exponent", exponent, ("exact", "float32"))
@@ -325,6 +336,11 @@ def _scale(g, max_norm, norm, *, eps, threshold, accumulate, divide="direct", fl
     in that dtype is 0 (flush-to-zero arithmetic), so ``coef`` is ``max_norm / 0``."""
     g = np.asarray(g, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if threshold == "min_reciprocal":  # TF/Keras clip_by_global_norm: max_norm * min(1/norm, 1/max_norm)
+            inv = _round(1.0 / _round(np.float64(norm) + np.float64(eps), accumulate), accumulate)
+            coef = _round(np.float64(max_norm) * np.minimum(inv, _round(1.0 / np.float64(max_norm), accumulate)),
+                          accumulate)
+            return _round(g * coef, accumulate)
         if threshold == "max_div":
             denom = np.maximum(_round(np.float64(norm) + np.float64(eps), accumulate), np.float64(max_norm))
             return _round(g * _round(np.float64(max_norm) / denom, accumulate), accumulate)
@@ -403,7 +419,7 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
                    max_norm_dtype: Optional[str] = None, divide: str = "direct",
                    zero_dim: str = "keep", square_sum_floor: Optional[float] = None, rms: bool = False,
                    flush: Optional[str] = None, norm_types: Optional[list] = None,
-                   exponent: str = "exact", summation: str = "exact") -> OracleResult:
+                   exponent: str = "exact", summation: str = "exact", enabled: str = "always") -> OracleResult:
     """Clip gradients by norm (defaults: ``torch.nn.utils.clip_grad_norm_``).
 
     ``scope="global"``: ``norm = total_norm(grads, norm_type, nesting=nesting)``, then every
@@ -433,8 +449,14 @@ def clip_grad_norm(grads: list, max_norm: float, norm_type: float = 2.0, error_i
     norm of subnormal gradients plus 1e-6 is 0, the coefficient inf, nothing clipped).
     ``norm_types=[...]``: the only norm types the API accepts; any other raises ValueError
     (Paddle's ``clip_grad_norm_``: inf, 0, 1, 2). ``exponent``, ``summation``: as in ``vector_norm``.
+    ``enabled="positive"``: the clip happens only when ``max_norm > 0``; otherwise the gradients
+    are returned unchanged and no norm is computed (Keras optimizers' ``clipnorm`` /
+    ``global_clipnorm``: ``if self.clipnorm and self.clipnorm > 0``); ``"always"``: no such test.
     """
     _check("zero_dim", zero_dim, ("keep", "one"))
+    _check("enabled", enabled, ("always", "positive"))
+    if enabled == "positive" and not max_norm > 0:
+        return OracleResult(grads=_copy(grads), total_norm=None)
     if norm_types is not None and not any(float(norm_type) == float(t) for t in norm_types):
         return OracleResult(grads=None, total_norm=None, raises="ValueError")
     r = _clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, scope=scope, nesting=nesting, eps=eps,
@@ -489,6 +511,9 @@ def _clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, *, scope, ne
     if not _present(grads):
         return OracleResult(grads=_copy(grads), total_norm=norm)
     if not math.isfinite(norm):
+        if nonfinite == "nan":  # TF's `scale + (norm - norm)`: every gradient NaN
+            return OracleResult(grads=[None if g is None else np.full(np.shape(g), np.nan) for g in grads],
+                                total_norm=norm)
         if nonfinite == "raise":
             return OracleResult(grads=None, total_norm=norm, raises="RuntimeError")
         if left_alone(norm):
@@ -503,7 +528,8 @@ def _clip_grad_norm(grads, max_norm, norm_type, error_if_nonfinite, *, scope, ne
 def clip_grad_value(grads: list, clip_value: Optional[float] = None, *, min: Optional[float] = None,
                     max: Optional[float] = None, order: str = "max_last",
                     nan: str = "propagate", bound_dtype: Optional[str] = None,
-                    empty_range: str = "clamp", unbounded: str = "TypeError") -> OracleResult:
+                    empty_range: str = "clamp", unbounded: str = "TypeError",
+                    enabled: str = "always") -> OracleResult:
     """Clamp every gradient element into ``[lo, hi]`` (``torch.nn.utils.clip_grad_value_``).
 
     Bounds: ``lo, hi = -clip_value, clip_value``, unless ``min`` or ``max`` is given: then
@@ -524,11 +550,16 @@ def clip_grad_value(grads: list, clip_value: Optional[float] = None, *, min: Opt
     ``empty_range="raise"``: ``lo > hi`` raises ValueError (Paddle's clip kernel: "max should
     be greater than or equal to min"); ``"clamp"``: computed as above. ``unbounded``: the
     exception type raised when no bound is given at all (MindSpore's ``clip_by_value``:
-    ValueError). No norm is returned (``total_norm`` None).
+    ValueError). No norm is returned (``total_norm`` None). ``enabled="positive"``: the clip
+    happens only when ``clip_value > 0``, else the gradients are returned unchanged (Keras
+    optimizers' ``clipvalue``: ``if self.clipvalue and self.clipvalue > 0``).
     """
     _check("order", order, ("max_last", "min_last"))
     _check("nan", nan, ("propagate", "min", "max", "bound"))
     _check("empty_range", empty_range, ("clamp", "raise"))
+    _check("enabled", enabled, ("always", "positive"))
+    if enabled == "positive" and not (clip_value is not None and clip_value > 0):
+        return OracleResult(grads=_copy(grads), total_norm=None)
     if min is None and max is None:
         if clip_value is None:
             return OracleResult(grads=None, total_norm=None, raises=unbounded)
