@@ -126,3 +126,25 @@ def test_model_gradients_from_jax_grad(worker):
     for name, g in want.items():
         np.testing.assert_allclose(got["raw_grads"][name], g, rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(got["grads"][name], g, rtol=1e-12, atol=1e-15)
+
+
+def test_derivation_value_and_grad_with_aux(worker):
+    # seed 003's Net: loss = mse(x @ w.T, 19) with x [1, 2, 3], w [2, 3, 4]: logits 20, loss 1,
+    # d loss / d w = 2 * (20 - 19) * x = [[2, 4, 6]], d loss / d x = 2 * w = [[4, 6, 8]]
+    fn = {"inputs": [["x", np.array([[1.0, 2.0, 3.0]])], ["y", np.array(19.0)]],
+          "weights": [["fc.weight", np.array([[2.0, 3.0, 4.0]])]],
+          "ops": [{"op": "linear", "args": ["x", "fc.weight"], "out": "fc"},
+                  {"op": "squeeze", "args": ["fc"], "out": "logits"},
+                  {"op": "mse", "args": ["logits", "y"], "out": "loss"}],
+          "outputs": ["loss", "logits"]}
+    got = worker.call({"kind": "derivation", "api": "jax.value_and_grad", "args": {"argnums": [0, 2], "has_aux": True},
+                       "dtype": "float64", "device": "cpu", "repeat": 1, "function": fn}, timeout=120)
+    assert got["raised"] is None
+    np.testing.assert_array_equal(got["grads"]["x"], [[4.0, 6.0, 8.0]])
+    np.testing.assert_array_equal(got["grads"]["fc.weight"], [[2.0, 4.0, 6.0]])
+    assert float(got["values"]["loss"]) == 1.0 and float(got["values"]["logits"]) == 20.0
+    # without has_aux, two outputs: jax refuses a non-scalar (tuple) output
+    got = worker.call({"kind": "derivation", "api": "jax.grad", "args": {"argnums": [0], "has_aux": False},
+                       "dtype": "float32", "device": "cpu", "repeat": 1, "function": fn}, timeout=120)
+    assert got["raised"]["type"] == "TypeError"
+    assert "scalar-output" in got["raised"]["message"]

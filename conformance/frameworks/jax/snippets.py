@@ -10,6 +10,8 @@ loss of a plain ``jax.numpy`` network with respect to its params dict; then the 
 
 from __future__ import annotations
 
+from ...kinds.derivation.snippet import function_lines, ident, leaf_lines, names, parts
+from ...kinds.derivation.snippet import result_lines as derive_result_lines
 from ...snippets import any_literal, array_expr, header, kwargs, literal, result_lines
 from ...spec.models import layer_arrays
 from ...spec.values import tensor_data
@@ -111,7 +113,46 @@ def _clipping(make: str, via_sgd: bool = False):
     return write
 
 
+# --- derivation -------------------------------------------------------------------------------
+
+_NUMPY64 = ["def numpy64(a):  # numpy has no bfloat16: widen exactly through float32",
+            "    return None if a is None else np.asarray(a.astype(jnp.float32) if a.dtype == jnp.bfloat16 else a, dtype=np.float64)"]
+
+
+def _derivation(value_and_grad: bool):
+    def write(cell, function) -> str:
+        p = parts(cell, function, ["import jax", "jax.config.update('jax_enable_x64', True)",
+                                   "import jax.numpy as jnp"])
+        p.lines += leaf_lines(p, lambda lit, name, weight: f"jnp.asarray({lit}, dtype=jnp.{cell.dtype})")
+        args, outputs = p.args, p.outputs
+        order = p.inputs + p.weights
+        body = function_lines("f", order, p.fn, outputs, "jnp.tanh")
+        if args["has_aux"]:
+            body[-1] = f"    return {ident(outputs[0])}, ({', '.join(ident(o) for o in outputs[1:])},)"
+        lines = p.lines + body
+        vals = ", ".join(ident(n) for n in order)
+        call = f"(f, argnums={tuple(args['argnums'])!r}, has_aux={args['has_aux']!r})({vals})"
+        argnamed = [order[i] for i in args["argnums"]]
+        if value_and_grad:
+            lines += ["", f"value, grads = jax.value_and_grad{call}"]
+            flat = "[value[0], *value[1]]" if args["has_aux"] else "[value]"
+            values = f"{{n: numpy64(v) for n, v in zip({names(outputs)}, {flat})}}"
+        elif args["has_aux"]:
+            lines += ["", f"grads, aux = jax.grad{call}"]
+            values = f"{{n: numpy64(v) for n, v in zip({names(outputs[1:])}, aux)}}"
+        else:
+            lines += ["", f"grads = jax.grad{call}"]
+            values = "None"
+        lines += derive_result_lines(_NUMPY64, f"zip({names(argnamed)}, grads)", values)
+        return "\n".join(lines) + "\n"
+    return write
+
+
 SNIPPETS = {
+    "derivation": {
+        "jax.grad": _derivation(False),
+        "jax.value_and_grad": _derivation(True),
+    },
     "clipping": {
         "jax.optax.clip_by_global_norm": _clipping("optax.clip_by_global_norm"),
         "jax.optax.clip": _clipping("optax.clip"),

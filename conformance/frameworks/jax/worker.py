@@ -10,12 +10,12 @@ import jax
 import optax
 
 from ..base import api_tables, dispatch
-from . import clipping
+from . import clipping, derivation
 from .tensors import gpu_reason
 
 NAME = "jax"
 #: kind -> the module that runs its jobs (its ``APIS``: API name -> function)
-KINDS = {"clipping": clipping}
+KINDS = {"clipping": clipping, "derivation": derivation}
 APIS = api_tables(KINDS)
 
 
