@@ -450,6 +450,9 @@ def test_enabled_positive_reproduces_keras_optimizer_clip_options():
     np.testing.assert_array_equal(clip_grad_value(g, 0.0, enabled="positive").grads[0], [3.0, 4.0])
     np.testing.assert_array_equal(clip_grad_value(g, 3.5, enabled="positive").grads[0], [3.0, 3.5])
     np.testing.assert_array_equal(clip_grad_value(g, 0.0).grads[0], [0.0, 0.0])
+    # bounds given as min/max (a tf.clip_by_value source): the upper bound decides
+    np.testing.assert_array_equal(clip_grad_value(g, min=1.0, max=-1.0, enabled="positive").grads[0], [3.0, 4.0])
+    np.testing.assert_array_equal(clip_grad_value(g, min=-1.0, max=1.0, enabled="positive").grads[0], [1.0, 1.0])
 
 
 def test_rms_reproduces_optax_clip_by_block_rms():

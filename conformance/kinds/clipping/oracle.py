@@ -551,14 +551,16 @@ def clip_grad_value(grads: list, clip_value: Optional[float] = None, *, min: Opt
     be greater than or equal to min"); ``"clamp"``: computed as above. ``unbounded``: the
     exception type raised when no bound is given at all (MindSpore's ``clip_by_value``:
     ValueError). No norm is returned (``total_norm`` None). ``enabled="positive"``: the clip
-    happens only when ``clip_value > 0``, else the gradients are returned unchanged (Keras
-    optimizers' ``clipvalue``: ``if self.clipvalue and self.clipvalue > 0``).
+    happens only when the upper bound (``clip_value``, else ``max``) is above 0, else the
+    gradients are returned unchanged (Keras optimizers' ``clipvalue``, the upper bound of
+    ``[-clipvalue, clipvalue]``: ``if self.clipvalue and self.clipvalue > 0``).
     """
     _check("order", order, ("max_last", "min_last"))
     _check("nan", nan, ("propagate", "min", "max", "bound"))
     _check("empty_range", empty_range, ("clamp", "raise"))
     _check("enabled", enabled, ("always", "positive"))
-    if enabled == "positive" and not (clip_value is not None and clip_value > 0):
+    upper = clip_value if clip_value is not None else max
+    if enabled == "positive" and not (upper is not None and upper > 0):
         return OracleResult(grads=_copy(grads), total_norm=None)
     if min is None and max is None:
         if clip_value is None:
