@@ -66,8 +66,11 @@ class Diff:
 
 def _explanation(r: dict) -> str:
     """A cell's message without the C++ source locations frameworks put in their errors
-    (``(at /paddle/paddle/phi/infermeta/unary.cc:596)``): a moved line is not a new behaviour."""
-    return re.sub(r"\(at [^()]*:\d+\)", "(at ...)", r.get("message") or "")
+    (``(at /paddle/paddle/phi/infermeta/unary.cc:596)``) and without MindSpore's appended
+    diagnostics (``---- - C++ Call Stack``, ``- The Traceback of Net Construct Code``, which
+    name the run's own files): a moved line or another caller is not a new behaviour."""
+    text = re.split(r"\n-{20,}\n- ", r.get("message") or "")[0]
+    return re.sub(r"\(at [^()]*:\d+\)", "(at ...)", text).rstrip()
 
 
 def _outcome(r: dict) -> str:

@@ -251,3 +251,40 @@ def test_failed_grads_do_not_break_a_later_bare_tensor_job():
         np.testing.assert_allclose(got["grads"]["x"], [0.6, 0.8], rtol=1e-6)
     finally:
         w.close()
+
+
+# ---- compiled mode (docs/modes.md): the clipping call inside mindspore.jit(fullgraph=True) ----
+
+def test_compiled_clip_by_global_norm_gives_the_oracle_numbers(worker):
+    grads = {"w": [[3.0, 4.0]], "b": [12.0]}
+    got = _call(worker, {**_injected("mindspore.ops.clip_by_global_norm", {"clip_norm": 1.0, "use_norm": None}, grads),
+                         "mode": "compiled"})
+    assert got["raised"] is None, got["raised"]
+    want = clipping.clip_grad_norm([np.array(g, dtype=np.float64) for g in grads.values()], 1.0, eps=0.0,
+                                   threshold="max_div")
+    for (name, _), w in zip(grads.items(), want.grads):
+        np.testing.assert_allclose(got["grads"][name], w, rtol=1e-6)
+
+
+def test_compiled_norm_type_zero_raises_graph_modes_own_error(worker):
+    """PyNative raises ZeroDivisionError from clip_func._old_norm's 1. / p; graph mode raises
+    ValueError while building the graph (the registry declares both)."""
+    job = _injected("mindspore.ops.clip_by_norm", {"max_norm": 1.0, "norm_type": 0.0, "error_if_nonfinite": False},
+                    {"w": [[3.0, 4.0]]})
+    assert _call(worker, job)["raised"]["type"] == "ZeroDivisionError"
+    got = _call(worker, {**job, "mode": "compiled"})["raised"]
+    assert got["type"] == "ValueError" and "The divisor could not be zero" in got["message"]
+
+
+def test_compiled_clip_by_value_with_infinite_bounds_keeps_nan_where_pynative_gives_the_bound(worker):
+    """A compiled-vs-eager difference the suite found (docs/modes.md): with bounds -inf and inf,
+    PyNative's clip_by_value turns a NaN element into clip_value_min (-inf); graph mode keeps it
+    NaN, as torch.clamp does. With finite bounds both give the lower bound."""
+    job = _injected("mindspore.ops.clip_by_value", {"clip_value_min": -float("inf"), "clip_value_max": float("inf")},
+                    {"w": [[float("nan"), 3.0]]})
+    eager = _call(worker, job)["grads"]["w"]
+    compiled = _call(worker, {**job, "mode": "compiled"})["grads"]["w"]
+    assert eager.tolist() == [[-float("inf"), 3.0]]
+    assert np.isnan(compiled[0, 0]) and compiled[0, 1] == 3.0
+    finite = {**job, "args": {"clip_value_min": -1.0, "clip_value_max": 1.0}}
+    assert _call(worker, {**finite, "mode": "compiled"})["grads"]["w"].tolist() == [[-1.0, 1.0]]

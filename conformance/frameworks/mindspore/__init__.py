@@ -18,4 +18,5 @@ FRAMEWORK = Framework(
     tox_deps=("numpy<2", "mindspore"),
     tox_setenv={"CONFORMANCE_TEST_PYTHON": "{toxworkdir}{/}torch{/}bin{/}python"},
     order=1,
+    compiled=("clipping",),  # mindspore.jit(fullgraph=True): compiled.py
 )

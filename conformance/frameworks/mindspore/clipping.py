@@ -18,6 +18,8 @@ from typing import Optional
 
 import numpy as np
 
+from . import compiled
+from .compiled import invoke
 from .nets import cell, loss_fn, parameter_names
 from .tensors import DTYPES, drain, keep_alive, ms, nn, numpy, ops, raised, tensor, tensor_args, use_device
 
@@ -76,8 +78,8 @@ def _on_form(fn, g: Gradients, args: dict):
     """``fn`` on the tuple of gradients, or on the one gradient as a bare Tensor
     (``form: tensor``), whose result is one Tensor."""
     if g.form == "tensor":
-        return (fn(g.given()[0], **args),), None
-    return tuple(fn(g.given(), **args)), None
+        return (invoke(fn, g.given()[0], args),), None
+    return tuple(invoke(fn, g.given(), args)), None
 
 
 def clip_by_norm(g: Gradients, args: dict):
@@ -93,12 +95,12 @@ def clip_by_value(g: Gradients, args: dict):
 
 
 def clamp(g: Gradients, args: dict):
-    return tuple(ops.clamp(t, **args) for t in g.given()), None
+    return tuple(invoke(ops.clamp, t, args) for t in g.given()), None
 
 
 def vector_norm(g: Gradients, args: dict):
     grads = g.given()
-    return grads, _total_norm(grads, args.get("ord", 2))
+    return grads, invoke(_total_norm, grads, {"ord_": args.get("ord", 2)})
 
 
 def clip_by_norm_cell(g: Gradients, args: dict):
@@ -106,7 +108,7 @@ def clip_by_norm_cell(g: Gradients, args: dict):
     max_norm = args["clip_norm"]  # a tensor argument as given; a number as a float32 0-d Tensor
     if not isinstance(max_norm, ms.Tensor):
         max_norm = ms.Tensor(np.float32(max_norm))
-    return tuple(clip(t, max_norm) for t in g.given()), None
+    return tuple(invoke(clip, t, {"clip_norm": max_norm}) for t in g.given()), None
 
 
 def via_sgd(clip):
@@ -148,6 +150,7 @@ def run(job: dict) -> dict:
     if job["api"] not in APIS:  # (the worker checks first: a runner error, never a behaviour)
         raise NotImplementedError(f"the mindspore backend has no clipping API {job['api']}")
     use_device(job["device"])
+    compiled.MODE[0] = job.get("mode", "eager")
     dtype = DTYPES[job["dtype"]]
     if "model" in job:
         try:

@@ -1,0 +1,51 @@
+"""MindSpore 2.10 (CPU): where graph mode (mindspore.jit(fullgraph=True)) and PyNative disagree
+on the same clipping call. Run with the mindspore env: .tox/mindspore/bin/python THIS_FILE
+
+Printed on 2026-12-03 (docs/modes.md quotes it):
+  clip_by_norm inf, 0-d [0, nan, 2]: jit [[0.0], [0.4999997615814209], [0.9999995231628418]]  eager [[0.0], [nan], [0.9999995231628418]]
+  clip_by_norm inf, 1-d [0],[nan],[2]: jit [[0.0], [nan], [0.9999995231628418]]  eager [[0.0], [nan], [0.9999995231628418]]
+  clip_by_norm inf, [2, nan, -3]: jit [[2.0, nan, -3.0]]  eager [[0.6666664481163025, nan, -0.9999996423721313]]
+  clip_by_value(-inf, inf) [nan, 3]: jit [[nan, 3.0]]  eager [[-inf, 3.0]]
+  clip_by_value(-1.0, inf) [nan, 3]: jit [[-1.0, 3.0]]  eager [[-1.0, 3.0]]
+  clip_by_value(-inf, 1.0) [nan, 3]: jit [[1.0, 1.0]]  eager [[-inf, 1.0]]
+  clip_by_value(-1.0, 1.0) [nan, 3]: jit [[-1.0, 1.0]]  eager [[-1.0, 1.0]]
+  clip_by_global_norm(clip_norm=1e-50), float64: jit ValueError: For 'clip_by_global_norm', the argument 'clip_norm' must > 0.0, but got 0.0.  eager [[0.0, 0.0]]
+"""
+
+import contextlib
+import tempfile
+
+import numpy as np
+import mindspore as ms
+from mindspore import Tensor, ops
+
+
+def calling(op, **kwargs):
+    """``op(gradients, **kwargs)`` as a def (graph mode's AST capture cannot parse a lambda
+    written inside a call)."""
+    def fn(g):
+        return op(g, **kwargs)
+    return fn
+
+
+def show(label, fn, x):
+    def values(out):
+        return [np.asarray(t.asnumpy()).ravel().tolist() for t in (out if isinstance(out, tuple) else (out,))]
+    try:
+        with contextlib.chdir(tempfile.mkdtemp()):  # a failed compile writes rank_0/ here
+            compiled = values(ms.jit(fn, fullgraph=True)(x))
+    except Exception as e:  # noqa: BLE001 - graph mode's own error is the result
+        compiled = f"{type(e).__name__}: {str(e).splitlines()[0]}"
+    print(f"{label}: jit {compiled}  eager {values(fn(x))}")
+
+
+f32 = np.float32
+inf_norm = calling(ops.clip_by_norm, max_norm=1.0, norm_type=float("inf"))
+show("clip_by_norm inf, 0-d [0, nan, 2]", inf_norm, (Tensor(f32(0.0)), Tensor(f32(np.nan)), Tensor(f32(2.0))))
+show("clip_by_norm inf, 1-d [0],[nan],[2]", inf_norm, tuple(Tensor(np.array([v], f32)) for v in (0.0, np.nan, 2.0)))
+show("clip_by_norm inf, [2, nan, -3]", inf_norm, (Tensor(np.array([2.0, np.nan, -3.0], f32)),))
+for lo, hi in ((-np.inf, np.inf), (-1.0, np.inf), (-np.inf, 1.0), (-1.0, 1.0)):
+    show(f"clip_by_value({lo}, {hi}) [nan, 3]", calling(ops.clip_by_value, clip_value_min=lo, clip_value_max=hi),
+         (Tensor(np.array([np.nan, 3.0], f32)),))
+show("clip_by_global_norm(clip_norm=1e-50), float64", calling(ops.clip_by_global_norm, clip_norm=1e-50),
+     (Tensor(np.array([1e-40, 3.0])),))
