@@ -482,3 +482,15 @@ def test_root_l2_loss_halves_each_square_before_the_sum():
     # a float16 sum of squares above 65504 is inf either way
     assert total_norm([np.array([200.0] * 4)], 2.0, nesting="flat", accumulate="float16", sum_dtype="float16",
                       root="l2_loss") == math.inf
+
+
+def test_empty_max_reproduces_optax_tree_norm_inf_of_nothing():
+    # optax 0.2.8: optax.tree.norm({'p0': jnp.zeros((0,))}, ord=jnp.inf) is -inf (tree_max's
+    # initializer); the oracle's inf-norm of no elements is 0
+    empty = [np.zeros((0,)), None]
+    assert get_total_norm(empty, math.inf).total_norm == 0.0
+    assert get_total_norm(empty, math.inf, empty_max=-math.inf).total_norm == -math.inf
+    assert get_total_norm([], math.inf, empty_max=-math.inf).total_norm == -math.inf
+    # any element at all: the max of |x| as before, whatever empty_max says
+    assert get_total_norm([np.array([3.0, -4.0]), np.zeros((0,))], math.inf, empty_max=-math.inf).total_norm == 4.0
+    assert get_total_norm(empty, 2.0, empty_max=-math.inf).total_norm == 0.0

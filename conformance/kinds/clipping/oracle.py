@@ -390,7 +390,8 @@ def get_total_norm(grads: list, norm_type: float = 2.0, error_if_nonfinite: bool
                    nesting: str = "nested", accumulate: str = "float64",
                    nonfinite: str = "propagate", power_sum: str = "abs", root: str = "exact",
                    sum_dtype: Optional[str] = None, max_nan: str = "propagate",
-                   rescale: Optional[float] = None, summation: str = "exact") -> OracleResult:
+                   rescale: Optional[float] = None, summation: str = "exact",
+                   empty_max: float = 0.0) -> OracleResult:
     """``total_norm(grads, norm_type)`` with the gradients unchanged
     (``torch.nn.utils.get_total_norm``).
 
@@ -400,10 +401,15 @@ def get_total_norm(grads: list, norm_type: float = 2.0, error_if_nonfinite: bool
     ``rescale=m``: the gradients are also scaled as ``clip_grads_with_norm(grads, m, norm)``
     (a composite reading the norm from a clip with ``max_norm=inf``: a finite norm leaves them
     alone, a NaN or infinite one makes them NaN, ``inf / inf``).
+    ``empty_max``: the ``norm_type=inf`` norm of gradients holding no element at all (none, or
+    only empty ones): 0.0, or ``-inf``, the max over nothing from an initializer of -inf
+    (optax's ``tree_max``: ``optax.tree.norm(tree, ord=inf)``).
     """
     _check("nonfinite", nonfinite, _NONFINITE)
     norm = total_norm(grads, norm_type, nesting=nesting, accumulate=accumulate, power_sum=power_sum, root=root,
                       sum_dtype=sum_dtype, max_nan=max_nan, summation=summation)
+    if float(norm_type) == math.inf and not any(g.size for g in _present(grads)):
+        norm = float(empty_max)
     if (error_if_nonfinite or nonfinite == "raise") and not math.isfinite(norm):
         return OracleResult(grads=None, total_norm=norm, raises="RuntimeError")
     if rescale is not None:
