@@ -42,6 +42,8 @@ APIS = {
     "jax.optax.clip": lambda tree, args: (_transform(optax.clip(**args), tree), None),
     "jax.optax.clip_by_block_rms": lambda tree, args: (_transform(optax.clip_by_block_rms(**args), tree), None),
     "jax.optax.clip_by_global_norm.via_sgd": _via_sgd(optax.clip_by_global_norm),
+    # the norm alone: the gradients stay as they are
+    "jax.optax.tree.norm": lambda tree, args: (tree, optax.tree.norm(tree, **args)),
 }
 
 
@@ -78,5 +80,7 @@ def run(job: dict) -> dict:
                 "returned": None, "raised": {"type": type(e).__name__, "message": str(e)}}
     if single:
         out = {next(iter(tree)): out}
+    if returned is not None:
+        returned = float(numpy(returned))
     return {"grads": {n: numpy(out.get(n)) for n in names}, "raw_grads": raw,
             "returned": returned, "raised": None}

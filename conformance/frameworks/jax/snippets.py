@@ -70,7 +70,7 @@ def _model_lines(cell, inputs) -> tuple:
     return lines, names
 
 
-def _clipping(make: str, via_sgd: bool = False):
+def _clipping(make: str, via_sgd: bool = False, norm: bool = False):
     def write(cell, inputs) -> str:
         case = cell.case
         lines = [*header(cell),
@@ -95,7 +95,11 @@ def _clipping(make: str, via_sgd: bool = False):
             lines += more
         given = "next(iter(grads.values()))" if cell.form == "tensor" else "grads"
         tx = f"{make}({kwargs(dict(cell.call_args), _tensor_arg)})"
-        if via_sgd:
+        returned = "None"
+        if norm:  # the norm alone: the gradients stay as they are
+            lines += ["", f"returned = {make}({given}, {kwargs(dict(cell.call_args), _tensor_arg)})", f"out = {given}"]
+            returned = "float(np.asarray(returned.astype(jnp.float32) if returned.dtype == jnp.bfloat16 else returned, dtype=np.float64))"
+        elif via_sgd:
             lines += ["", f"tx = optax.chain({tx}, optax.sgd(learning_rate=1.0))",
                       "zeros = jax.tree.map(jnp.zeros_like, grads)  # start from zero: the clipped gradient is -p",
                       "updates, _ = tx.update(grads, tx.init(zeros), zeros)",
@@ -108,7 +112,7 @@ def _clipping(make: str, via_sgd: bool = False):
                   "def numpy64(a):  # numpy has no bfloat16: widen exactly through float32",
                   "    return None if a is None else np.asarray(a.astype(jnp.float32) if a.dtype == jnp.bfloat16 else a, dtype=np.float64)",
                   f"names = {names!r}",
-                  *result_lines("None", "{n: numpy64(out.get(n)) for n in names}")]
+                  *result_lines(returned, "{n: numpy64(out.get(n)) for n in names}")]
         return "\n".join(lines) + "\n"
     return write
 
@@ -157,6 +161,7 @@ SNIPPETS = {
         "jax.optax.clip_by_global_norm": _clipping("optax.clip_by_global_norm"),
         "jax.optax.clip": _clipping("optax.clip"),
         "jax.optax.clip_by_block_rms": _clipping("optax.clip_by_block_rms"),
+        "jax.optax.tree.norm": _clipping("optax.tree.norm", norm=True),
         "jax.optax.clip_by_global_norm.via_sgd": _clipping("optax.clip_by_global_norm", via_sgd=True),
     },
 }
