@@ -265,7 +265,7 @@ def test_the_audit_of_unsupported_reasons_finds_a_reason_that_does_not_fit():
     cell = cells[cell_id]
     raised = "ValueError: norm_type only support [inf, 0, 1, 2], but got 3.5"
     specific = next(u for u in cell.mapping.unsupported if u.match == "norm_type only support")
-    generic = next(u for u in cell.mapping.unsupported if u.match is None and u.applies(cell.facts()))
+    generic = next(u for u in cell.mapping.unsupported if u.match == "is not registered" and u.applies(cell.facts()))
 
     def audit(message):
         return unsupported_problems({"results": [{"id": cell_id, "status": "unsupported", "message": message}]},
@@ -273,6 +273,9 @@ def test_the_audit_of_unsupported_reasons_finds_a_reason_that_does_not_fit():
 
     assert audit(f"{specific.reason} ({raised})") == []
     wrong = audit(f"{generic.reason} ({raised})")
+    assert len(wrong) == 1 and "does not fit the raised" in wrong[0]
+    both = "RuntimeError: kernel `p_norm` is not registered; norm_type only support [inf, 0, 1, 2]"
+    wrong = audit(f"{generic.reason} ({both})")
     assert len(wrong) == 1 and "names the raised error more closely" in wrong[0]
     assert "no declared gap" in audit(f"no kernel anywhere ({raised})")[0]
     assert "not `undefined`" in audit(f"{generic.reason} (agreed with the oracle this time)")[0]
