@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__, bundled, frameworks, registry, repeat, results
+from . import __version__, bundled, frameworks, registry, repeat, results, shard
 from .spec import load, schema
 from .statuses import PROBLEMS, STATUSES
 from .plan import call_problems, plan
@@ -135,7 +135,10 @@ def _run_locked(a, out: Path, limits, pythons: dict, unavailable: dict, selected
             return _usage(str(e))
         _print_errors(errors)
         done = results.done_ids(journal) if a.resume else set()
-        cells = [c for c in p.cells if c.id not in done]
+        planned = shard.select(p.cells, *a.shard) if a.shard else p.cells
+        if a.shard:
+            console.print(f"shard {a.shard[0]}/{a.shard[1]}: {len(planned)} of {len(p.cells)} cells", markup=False)
+        cells = [c for c in planned if c.id not in done]
         if not p.cells:
             return _usage("no cells to run" + (" (see the errors above)" if errors else
                                                f" (-k {a.k!r} matches none)" if a.k else ""))
@@ -412,6 +415,13 @@ LIMIT_HELP = ("raise a limit on what case files may ask for (repeatable): "
               + ", ".join(f"{k}={v}" for k, v in vars(DEFAULT_LIMITS).items()))
 
 
+def _shard(text: str) -> tuple:
+    try:
+        return shard.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _count(text: str) -> int:
     try:
         value = int(text)
@@ -458,6 +468,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue the journal in --out: run only the cells it has not finished")
     again.add_argument("--fresh", action="store_true",
                        help="start over even where --out holds an unfinished run")
+    r.add_argument("--shard", type=_shard, metavar="K/N",
+                   help="run only shard K of N (whole cases, balanced by measured cell cost): one "
+                        "machine's share; `conformance report` of the N results is the whole run's")
     r.add_argument("--repeat", type=_count, default=1, metavar="N",
                    help="run every cell N times (fresh workers, a new order each time); a cell whose "
                         "numbers change is `unstable`")

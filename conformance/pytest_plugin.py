@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from . import frameworks, registry, results
+from . import frameworks, registry, results, shard
 from .spec.load import parse_text, read_case_file
 from .spec.locations import CaseError
 from .plan import call_problems, plan
@@ -37,6 +37,9 @@ OPTIONS = (
                                 help="device of the cells to run (default: all)")),
     ("mode", "--mode", dict(choices=["eager", "compiled", "all"], default="eager", dest="conformance_mode",
                             help="eager cells (default), compiled cells, or both (docs/modes.md)")),
+    ("shard", "--shard", dict(metavar="K/N", dest="conformance_shard",
+                              help="run only shard K of N of the cells (whole cases, balanced by measured cost): "
+                                   "one CI machine's share")),
     ("results", "--results", dict(metavar="PATH", dest="conformance_results",
                                   help="write the cells' results JSON here (and PATH's .jsonl journal)")),
     ("report", "--report", dict(metavar="DIR", dest="conformance_report",
@@ -154,6 +157,12 @@ class _State:
 
 def pytest_configure(config):
     config._conformance = _State(config)
+    spec = config.getoption("conformance_shard")
+    if spec:
+        try:
+            shard.parse(spec)
+        except ValueError as e:
+            config._conformance.errors.append(str(e))
     if config._conformance.errors:
         raise pytest.UsageError("; ".join(config._conformance.errors))
     config._conformance_writer = None
@@ -163,6 +172,21 @@ def pytest_configure(config):
     if not is_xdist_worker and (out or report_dir):
         path = Path(out) if out else Path(report_dir) / "results.json"
         config._conformance_writer = results.Writer(path, registry=registry.load().snapshot())
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """``--conformance-shard K/N``: keep the cells of shard K (conformance/shard.py), deselect
+    the rest; the suite's own tests and case-file errors always stay."""
+    spec = config.getoption("conformance_shard")
+    if not spec:
+        return
+    k, n = shard.parse(spec)
+    cells = [i.cell for i in items if isinstance(i, CellItem)]
+    keep = {id(c) for c in shard.select(cells, k, n)}
+    dropped = [i for i in items if isinstance(i, CellItem) and id(i.cell) not in keep]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [i for i in items if not (isinstance(i, CellItem) and id(i.cell) not in keep)]
 
 
 def pytest_unconfigure(config):

@@ -38,6 +38,8 @@ class Framework:
     #: first components of its API names besides ``name`` (``tf`` for tensorflow, ``optax`` for
     #: jax): ``tf.clip_by_global_norm`` is a TensorFlow API as users write it
     prefixes: tuple = ()
+    #: measured milliseconds per cell by mode, what ``--shard`` balances (conformance/shard.py)
+    cell_ms: dict = field(default_factory=dict)
 
     @property
     def worker(self) -> str:

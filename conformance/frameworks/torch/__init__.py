@@ -11,4 +11,7 @@ from ..base import Framework
 
 FRAMEWORK = Framework(name="torch", package="torch", title="PyTorch", pip="torch", tox_extras=("torch",),
                       order=0,  # the first column of the mapping tables: the usual source
-                      compiled=("clipping",))  # torch.compile(fullgraph=True): compiled.py
+                      compiled=("clipping",),  # torch.compile(fullgraph=True): compiled.py
+                      # ms per cell, measured: the bundled run (eager), cases/matrix+sweeps+seeds
+                      # --mode compiled (docs/modes.md); what --shard balances
+                      cell_ms={"eager": 16.5, "compiled": 307.0})
