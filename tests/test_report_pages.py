@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance import registry, results
+from conformance import frameworks, registry, results
 from conformance.report import render
 from conformance.report import plots as plot_mod
 from conformance.report.render import case_slugs, render_pages, script_json
@@ -91,8 +91,10 @@ def test_mapping_tables_have_the_seed_columns_and_every_source(pages):
     heads = re.findall(r"<thead><tr>(.*?)</tr></thead>", html, re.S)
     snap = registry.load().snapshot()
     assert len(heads) == len({m["source"] for m in snap["mappings"]})
-    assert re.findall(r"<th>(.*?)</th>", heads[0]) == ["Categories", "Subcategories", "PyTorch", "MindSpore",
-                                                       "Paddle", "Differences"]
+    # the seeds' PyTorch | MindSpore | Paddle first, then every other framework folder by its order
+    titles = [fw.title for fw in frameworks.discover().values()]
+    assert titles[:3] == ["PyTorch", "MindSpore", "Paddle"]
+    assert re.findall(r"<th>(.*?)</th>", heads[0]) == ["Categories", "Subcategories", *titles, "Differences"]
 
 
 def _mapping_body(html: str, target: str) -> str:
@@ -262,6 +264,21 @@ def test_overview_has_one_card_per_backend_device_and_machine(tmp_path):
     cards = re.findall(r'<div class="card" data-backend="(\w+)" data-device="(\w+)">', html)
     assert sorted(cards) == [("paddle", "cpu"), ("paddle", "gpu"), ("torch", "cpu"), ("torch", "gpu")]
     assert "Merged from</dt><dd>2 machines" in html
+
+
+def test_compiled_cells_get_their_own_column_beside_the_eager_ones(tmp_path):
+    doc = doc_v2()
+    compiled = copy.deepcopy(doc["results"])
+    for r in compiled:
+        r["mode"] = "compiled"
+        r["id"] = r["id"].replace("-cpu]", "-cpu-compiled]")
+    doc["results"] += compiled
+    out = render(doc, tmp_path)
+    html = out.read_text(encoding="utf-8")
+    heads = re.findall(r"<th>([\w ]+) <span class=\"muted\">on ([\w-]+)</span></th>", html)
+    assert heads == [("cpu", "cpu-box"), ("cpu compiled", "cpu-box")]
+    data = _matrix_blob((tmp_path / "matrix.html").read_text(encoding="utf-8"))
+    assert sorted(data["tables"]["device"]) == ["cpu", "cpu compiled"]
 
 
 def test_merged_conflict_is_shown_not_overwritten(tmp_path):

@@ -123,7 +123,7 @@ def _cell_view(raw: Any, index: int) -> Dict[str, Any]:
         "source_api": as_text(cell.get("source_api")),
         "api": as_text(cell.get("api")),
         "backend": as_text(cell.get("backend")) or "(unknown)",
-        "device": as_text(cell.get("device")),
+        "device": where(cell),
         "dtype": as_text(cell.get("dtype")),
         "status": status,
         "cls": _status_class(status),
@@ -305,6 +305,13 @@ def _card(backend: str, device: str, host: str, version: str, counts: Counter) -
     return view
 
 
+def where(cell: Mapping) -> str:
+    """The device a cell ran on, with its mode when compiled (``cpu compiled``): the report sets
+    eager and compiled cells of one framework side by side the way it does devices."""
+    mode = as_text(cell.get("mode"))
+    return as_text(cell.get("device")) + (f" {mode}" if mode and mode != "eager" else "")
+
+
 def build_cards(doc: Mapping[str, Any], raw_results: List[Mapping]) -> Dict[str, Any]:
     """Overview cards: one per (backend, device), one column per (machine, device), so results
     merged from a GPU box and a CPU box sit side by side."""
@@ -317,7 +324,7 @@ def build_cards(doc: Mapping[str, Any], raw_results: List[Mapping]) -> Dict[str,
         backend = as_text(r.get("backend")) or "(unknown)"
         hosts = r.get("hosts") if isinstance(r.get("hosts"), list) else [r.get("host") or default_host]
         for host in hosts:
-            counts[(backend, as_text(r.get("device")), as_text(host))][as_text(r.get("status")) or "unknown"] += 1
+            counts[(backend, where(r), as_text(host))][as_text(r.get("status")) or "unknown"] += 1
         if r.get("backend_version") and backend not in versions:
             versions[backend] = as_text(r.get("backend_version"))
     columns = sorted({(host, device) for (_, device, host) in counts})
