@@ -152,3 +152,21 @@ def test_conv2d_and_flatten_gradients_match_the_oracle_network(worker):
     assert set(out["raw_grads"]) == set(want)
     for name, g in want.items():
         np.testing.assert_allclose(out["raw_grads"][name], g, rtol=1e-10, atol=1e-12)
+
+
+def test_derivation_tape_gradient_none_and_zero_for_an_unconnected_source(worker):
+    # TF's testUnconnectedGradientsDefault / testUnconnectedGradientsZeros: z = y * 2
+    fn = {"inputs": [["x", np.ones((2, 2))], ["y", np.array(3.0)]], "weights": [],
+          "ops": [{"op": "mul", "args": ["y", 2.0], "out": "z"}], "outputs": ["z"]}
+    job = {"kind": "derivation", "dtype": "float32", "device": "cpu", "repeat": 1, "function": fn,
+           "args": {"outputs": ["z"], "inputs": ["x", "y"], "allow_unused": False}}
+    out = worker.call({**job, "api": "tensorflow.GradientTape.gradient"}, timeout=120)
+    assert out["raised"] is None and out["grads"]["x"] is None and out["grads"]["y"] == 2.0
+    out = worker.call({**job, "api": "tensorflow.GradientTape.gradient.unconnected_zero"}, timeout=120)
+    assert out["grads"]["x"].tolist() == [[0.0, 0.0], [0.0, 0.0]] and out["grads"]["y"] == 2.0
+    # a non-scalar target is differentiated through its sum: d sum(x * w) / dx = w
+    fn = {"inputs": [["x", np.array([1.0, 2.0, 3.0])]], "weights": [["w", np.array([0.5, -1.0, 2.0])]],
+          "ops": [{"op": "mul", "args": ["x", "w"], "out": "y"}], "outputs": ["y"]}
+    out = worker.call({**job, "function": fn, "api": "tensorflow.GradientTape.gradient",
+                       "args": {"outputs": ["y"], "inputs": ["x", "w"], "allow_unused": False}}, timeout=120)
+    assert out["grads"]["x"].tolist() == [0.5, -1.0, 2.0] and out["grads"]["w"].tolist() == [1.0, 2.0, 3.0]

@@ -180,3 +180,16 @@ def test_backward_accumulates_unless_the_variant_says_last():
 def test_raises_knob_short_circuits_every_api():
     for fn in (d.autograd_grad, d.mindspore_grad, d.value_and_grad, d.tensor_backward):
         assert fn(seed_net(), raises="AssertionError").raises == "AssertionError"
+
+
+def test_empty_grads_knob_returns_no_gradients_instead_of_raising():
+    # TensorFlow: tape.gradient(target, []) is [] (measured, TF 2.21), where torch, Paddle and
+    # MindSpore (both grad_position and weights None) raise
+    r = d.autograd_grad(_unused_fn(), None, [], empty="grads")
+    assert r.raises is None and r.grads == {}
+    assert d.paddle_grad(_unused_fn(), None, [], empty="grads").grads == {}
+    r = d.mindspore_grad(seed_net(), None, None, has_aux=True, empty="grads")
+    assert r.raises is None and r.grads == {}
+    assert d.mindspore_grad(seed_net(), None, None, has_aux=True).raises == "ValueError"
+    with pytest.raises(ValueError):
+        d.autograd_grad(_unused_fn(), None, ["x"], empty="maybe")

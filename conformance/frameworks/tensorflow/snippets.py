@@ -10,7 +10,10 @@ apply ``SGD(learning_rate=1.0, <clip>=v)`` to zero variables and read the update
 
 from __future__ import annotations
 
-from ...snippets import any_literal, array_expr, header, kwargs, literal, result_lines
+from ...kinds.derivation.ops import evaluate
+from ...kinds.derivation.snippet import Text, ident, leaf_lines, names, parts
+from ...kinds.derivation.snippet import result_lines as derive_result_lines
+from ...snippets import any_literal, array_expr, header, kwargs, literal, number, result_lines
 from ...spec.models import layer_arrays
 from ...spec.values import tensor_data
 from ...tensors import param_dtype
@@ -122,7 +125,47 @@ def _clipping(call: str):
     return write
 
 
+# --- derivation ---------------------------------------------------------------------------------
+
+#: ops.PRIMS written as TF calls (tf.Tensor has no .T / .sum() / .mean() methods)
+_TEXT_PRIMS = {"t": lambda a: Text(f"tf.transpose({a})"), "tanh": lambda a: Text(f"tf.math.tanh({a})"),
+               "sum": lambda a: Text(f"tf.reduce_sum({a})"), "mean": lambda a: Text(f"tf.reduce_mean({a})"),
+               "squeeze": lambda a: Text(f"tf.squeeze({a})")}
+
+_NUMPY64_TF = ["def numpy64(t):  # numpy has no bfloat16: widen exactly through float32",
+               "    return None if t is None else np.asarray(tf.cast(t, tf.float32) if t.dtype == tf.bfloat16 else t, "
+               "dtype=np.float64)"]
+
+
+def _gradient(unconnected: str):
+    """``tf.GradientTape().gradient`` of the case's function: inputs watched constants, weights
+    variables; ``unconnected``: the ``tf.UnconnectedGradients`` member."""
+    def write(cell, function) -> str:
+        p = parts(cell, function, ["import tensorflow as tf"])
+        lines = p.lines + leaf_lines(
+            p, lambda lit, name, weight: (f"tf.Variable(tf.cast(tf.constant({lit}, dtype=tf.float64), tf.{cell.dtype}))"
+                                          if weight else
+                                          f"tf.cast(tf.constant({lit}, dtype=tf.float64), tf.{cell.dtype})"))
+        env = {n: Text(ident(n)) for n, _ in [*p.fn["inputs"], *p.fn["weights"]]}
+        lines += ["with tf.GradientTape() as tape:"]
+        lines += [f"    tape.watch({ident(n)})" for n in p.inputs]
+        for op in p.fn["ops"]:
+            value = evaluate([op], env, _TEXT_PRIMS, number=lambda x: Text(number(float(x))))[op["out"]]
+            lines.append(f"    {ident(op['out'])} = {value}")
+            env[op["out"]] = Text(ident(op["out"]))
+        outs = ", ".join(ident(o) for o in p.args["outputs"])
+        ins = ", ".join(ident(n) for n in p.args["inputs"])
+        lines += [f"grads = tape.gradient([{outs}], [{ins}], unconnected_gradients=tf.UnconnectedGradients.{unconnected})",
+                  *derive_result_lines(_NUMPY64_TF, f"zip({names(p.args['inputs'])}, grads)")]
+        return "\n".join(lines) + "\n"
+    return write
+
+
 SNIPPETS = {
+    "derivation": {
+        "tensorflow.GradientTape.gradient": _gradient("NONE"),
+        "tensorflow.GradientTape.gradient.unconnected_zero": _gradient("ZERO"),
+    },
     "clipping": {
         "tensorflow.clip_by_global_norm": _clipping("global"),
         "tensorflow.clip_by_norm": _clipping("per_tensor"),

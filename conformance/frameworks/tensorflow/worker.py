@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from ..base import api_tables, dispatch  # noqa: E402
-from . import clipping  # noqa: E402
+from . import clipping, derivation  # noqa: E402
 from .tensors import gpu_reason  # noqa: E402
 
 NAME = "tensorflow"
@@ -27,7 +27,7 @@ THREADS = 1
 tf.config.threading.set_intra_op_parallelism_threads(THREADS)
 tf.config.threading.set_inter_op_parallelism_threads(THREADS)
 #: kind -> the module that runs its jobs (its ``APIS``: API name -> function)
-KINDS = {"clipping": clipping}
+KINDS = {"clipping": clipping, "derivation": derivation}
 APIS = api_tables(KINDS)
 
 

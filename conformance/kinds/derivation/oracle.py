@@ -207,36 +207,40 @@ def _names(fn: dict, key: str) -> list:
 
 
 def autograd_grad(fn: dict, outputs=None, inputs=(), allow_unused=False, *, nonscalar="raise",
-                  unused=None, accumulation="last", raises=None) -> DeriveResult:
+                  unused=None, accumulation="last", raises=None, empty="raise") -> DeriveResult:
     """``torch.autograd.grad(outputs, inputs, allow_unused)`` (also ``paddle.grad``).
 
     ``grads[n] = d/dn sum_k outputs[k]`` for each name ``n`` of ``inputs`` (inputs and weights
     alike); ``outputs`` defaults to the function's first output; several outputs are summed.
     Raises (``RuntimeError``) when ``inputs`` is empty, an output is not a scalar
     (``nonscalar="raise"``), or a name is unused and ``allow_unused`` is false; an unused name
-    gives ``None`` with ``allow_unused`` (``unused`` overrides both rules).
+    gives ``None`` with ``allow_unused`` (``unused`` overrides both rules). ``empty="grads"``: an
+    empty ``inputs`` returns no gradients instead of raising (TensorFlow's ``tape.gradient(t, [])``
+    is ``[]``).
     """
     return _grad_of_outputs(fn, outputs, inputs, allow_unused, nonscalar, unused, raises,
-                            empty_error="RuntimeError", unused_error="RuntimeError")
+                            empty_error="RuntimeError", unused_error="RuntimeError", empty=empty)
 
 
 def paddle_grad(fn: dict, outputs=None, inputs=(), allow_unused=False, *, nonscalar="ones",
-                unused=None, accumulation="last", raises=None) -> DeriveResult:
+                unused=None, accumulation="last", raises=None, empty="raise") -> DeriveResult:
     """``paddle.grad(outputs, inputs, allow_unused)``: as ``autograd_grad``, but a non-scalar
     output gets all-ones ``grad_outputs`` (the gradient of its sum), an empty ``inputs``
     raises ``AssertionError`` and an unused input without ``allow_unused`` ``ValueError``."""
     return _grad_of_outputs(fn, outputs, inputs, allow_unused, nonscalar, unused, raises,
-                            empty_error="AssertionError", unused_error="ValueError")
+                            empty_error="AssertionError", unused_error="ValueError", empty=empty)
 
 
 def _grad_of_outputs(fn, outputs, inputs, allow_unused, nonscalar, unused, raises, *,
-                     empty_error: str, unused_error: str) -> DeriveResult:
+                     empty_error: str, unused_error: str, empty: str = "raise") -> DeriveResult:
     """The body of ``autograd_grad`` and ``paddle_grad``, which differ only in what they raise."""
     if raises:
         return DeriveResult(raises=raises)
     outs = list(outputs) if outputs else _names_out(fn)[:1]
+    if empty not in ("raise", "grads"):
+        raise ValueError(f"empty must be 'raise' or 'grads', got {empty!r}")
     if not inputs:
-        return DeriveResult(raises=empty_error)
+        return DeriveResult(raises=empty_error) if empty == "raise" else DeriveResult(grads={})
     rule = unused or ("none" if allow_unused else "raise")
     grads, _, err = gradients(fn, outs, list(inputs), nonscalar=nonscalar, unused=rule, error=unused_error)
     return DeriveResult(grads=grads, raises=err)
@@ -259,7 +263,7 @@ def _ms_wrt(fn: dict, grad_position, weights) -> Optional[list]:
 
 
 def mindspore_grad(fn: dict, grad_position=0, weights=None, has_aux=False, *, nonscalar="ones",
-                   unused="zeros", accumulation="last", raises=None) -> DeriveResult:
+                   unused="zeros", accumulation="last", raises=None, empty="raise") -> DeriveResult:
     """``mindspore.grad(fn, grad_position, weights, has_aux)(*inputs)``.
 
     Without ``has_aux``: ``d/dn sum_k sum(outputs[k])``, the gradient of the *sum of all
@@ -268,12 +272,15 @@ def mindspore_grad(fn: dict, grad_position=0, weights=None, has_aux=False, *, no
     unchanged as ``values`` (aux). Names: the inputs at ``grad_position``, then ``weights``.
     Raises ``ValueError`` when grad_position and weights are both None, or when has_aux is
     set on a one-output function. Unused names get zeros; non-scalar outputs an all-ones
-    cotangent.
+    cotangent. ``empty="grads"``: nothing selected returns no gradients instead of raising (a
+    target that takes the selection as a list, TensorFlow's ``tape.gradient(t, [])``).
     """
     if raises:
         return DeriveResult(raises=raises)
     wrt = _ms_wrt(fn, grad_position, weights)
     outs = _names_out(fn)
+    if wrt is None and empty == "grads":
+        return DeriveResult(grads={})
     if wrt is None or (has_aux and len(outs) < 2):
         return DeriveResult(raises="ValueError")
     diff = outs[:1] if has_aux else outs
