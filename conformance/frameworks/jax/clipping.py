@@ -38,12 +38,12 @@ def _via_sgd(clip):
 
 
 APIS = {
-    "jax.optax.clip_by_global_norm": lambda tree, args: (_transform(optax.clip_by_global_norm(**args), tree), None),
-    "jax.optax.clip": lambda tree, args: (_transform(optax.clip(**args), tree), None),
-    "jax.optax.clip_by_block_rms": lambda tree, args: (_transform(optax.clip_by_block_rms(**args), tree), None),
-    "jax.optax.clip_by_global_norm.via_sgd": _via_sgd(optax.clip_by_global_norm),
+    "optax.clip_by_global_norm": lambda tree, args: (_transform(optax.clip_by_global_norm(**args), tree), None),
+    "optax.clip": lambda tree, args: (_transform(optax.clip(**args), tree), None),
+    "optax.clip_by_block_rms": lambda tree, args: (_transform(optax.clip_by_block_rms(**args), tree), None),
+    "optax.clip_by_global_norm.via_sgd": _via_sgd(optax.clip_by_global_norm),
     # the norm alone: the gradients stay as they are
-    "jax.optax.tree.norm": lambda tree, args: (tree, optax.tree.norm(tree, **args)),
+    "optax.tree.norm": lambda tree, args: (tree, optax.tree.norm(tree, **args)),
 }
 
 

@@ -1,6 +1,6 @@
 """JAX / optax reproduction snippets (text only: jax is not imported here), one writer per kind
 and API: ``SNIPPETS[kind][api](cell, inputs) -> str``, the same API names as the worker's
-``APIS`` tables (``jax.optax.X`` is optax's ``optax.X``).
+``APIS`` tables.
 
 Clipping mirrors ``clipping.py``: float64 switched on first (``jax_enable_x64``), gradients as a
 dict of ``jnp`` arrays (injected; a null gradient is left out of the dict), or ``jax.grad`` of the
@@ -158,10 +158,10 @@ SNIPPETS = {
         "jax.value_and_grad": _derivation(True),
     },
     "clipping": {
-        "jax.optax.clip_by_global_norm": _clipping("optax.clip_by_global_norm"),
-        "jax.optax.clip": _clipping("optax.clip"),
-        "jax.optax.clip_by_block_rms": _clipping("optax.clip_by_block_rms"),
-        "jax.optax.tree.norm": _clipping("optax.tree.norm", norm=True),
-        "jax.optax.clip_by_global_norm.via_sgd": _clipping("optax.clip_by_global_norm", via_sgd=True),
+        "optax.clip_by_global_norm": _clipping("optax.clip_by_global_norm"),
+        "optax.clip": _clipping("optax.clip"),
+        "optax.clip_by_block_rms": _clipping("optax.clip_by_block_rms"),
+        "optax.tree.norm": _clipping("optax.tree.norm", norm=True),
+        "optax.clip_by_global_norm.via_sgd": _clipping("optax.clip_by_global_norm", via_sgd=True),
     },
 }
