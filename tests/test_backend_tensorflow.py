@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(PYTHON is None,
 # seed 000: Linear(3,2) zero init, cross-entropy on [0.2, 0.5, 0.2] -> class 0
 W = np.array([[-0.1, -0.25, -0.1], [0.1, 0.25, 0.1]])
 B = np.array([-0.5, 0.5])
-KERAS = "tensorflow.keras.optimizers.SGD."
+KERAS = "tf.keras.optimizers.SGD."
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +54,13 @@ def test_hello_reports_version_one_thread_and_tfs_own_gpu_reason(worker):
     assert info["devices"]["cpu"] is None
     gpu = info["devices"]["gpu"]  # None where TF sees a GPU, else its own account
     assert gpu is None or gpu.startswith("tf.config.list_physical_devices('GPU') is empty")
-    assert set(info["apis"]["clipping"]) >= {"tensorflow.clip_by_global_norm", "tensorflow.clip_by_norm",
-                                             "tensorflow.clip_by_value", KERAS + "global_clipnorm"}
+    assert set(info["apis"]["clipping"]) >= {"tf.clip_by_global_norm", "tf.clip_by_norm",
+                                             "tf.clip_by_value", KERAS + "global_clipnorm"}
 
 
 def test_clip_by_global_norm_of_a_known_vector_returns_its_norm(worker):
     # TF's testClipByGlobalNormSupportsNone: global norm 5, clip_norm 4 -> scaled by 0.8
-    out = run(worker, "tensorflow.clip_by_global_norm", {"clip_norm": 4.0},
+    out = run(worker, "tf.clip_by_global_norm", {"clip_norm": 4.0},
               params=params_of([[-2.0, 0.0, 0.0], [4.0, 0.0, 0.0]], None, [1.0, -2.0]))
     assert out["raised"] is None
     assert out["returned"] == 5.0
@@ -71,7 +71,7 @@ def test_clip_by_global_norm_of_a_known_vector_returns_its_norm(worker):
 
 def test_float64_global_norm_has_no_epsilon(worker):
     # [3, 4] and [12]: norm 13, clip 6.5 -> exactly half (torch would give 6.5 / (13 + 1e-6))
-    out = run(worker, "tensorflow.clip_by_global_norm", {"clip_norm": 6.5}, dtype="float64",
+    out = run(worker, "tf.clip_by_global_norm", {"clip_norm": 6.5}, dtype="float64",
               params=params_of([3.0, 4.0], [12.0], dtype="float64"))
     assert out["grads"]["p0"].tolist() == [1.5, 2.0] and out["grads"]["p1"].tolist() == [6.0]
     torch_like = clipping.clip_grad_norm([np.array([3.0, 4.0]), np.array([12.0])], 6.5)
@@ -79,7 +79,7 @@ def test_float64_global_norm_has_no_epsilon(worker):
 
 
 def test_infinite_global_norm_makes_every_gradient_nan(worker):
-    out = run(worker, "tensorflow.clip_by_global_norm", {"clip_norm": 6.0},
+    out = run(worker, "tf.clip_by_global_norm", {"clip_norm": 6.0},
               params=params_of([[-2.0, 0.0, math.inf]], [1.0, -2.0]))
     assert out["returned"] == math.inf
     assert np.isnan(out["grads"]["p0"]).all() and np.isnan(out["grads"]["p1"]).all()
@@ -87,18 +87,18 @@ def test_infinite_global_norm_makes_every_gradient_nan(worker):
 
 def test_float16_l2_loss_halves_tiny_squares_to_zero(worker):
     # tf.nn.l2_loss sums square(x) * 0.5 in float16: 0.0002**2 / 2 is below float16's range
-    out = run(worker, "tensorflow.clip_by_global_norm", {"clip_norm": 1.0e-4}, dtype="float16",
+    out = run(worker, "tf.clip_by_global_norm", {"clip_norm": 1.0e-4}, dtype="float16",
               params=params_of([0.0002, 0.0002], dtype="float16"))
     assert out["returned"] == 0.0
     np.testing.assert_array_equal(out["grads"]["p0"], np.float16(0.0002).astype(np.float64) * np.ones(2))
 
 
 def test_clip_by_norm_per_tensor_and_clip_by_value_min_last(worker):
-    out = run(worker, "tensorflow.clip_by_norm", {"clip_norm": 4.0},
+    out = run(worker, "tf.clip_by_norm", {"clip_norm": 4.0},
               params=params_of([[-3.0, 0.0, 0.0], [4.0, 0.0, 0.0]], [0.1, 0.0]))
     np.testing.assert_allclose(out["grads"]["p0"], [[-2.4, 0.0, 0.0], [3.2, 0.0, 0.0]], rtol=1e-6)
     np.testing.assert_allclose(out["grads"]["p1"], [0.1, 0.0], rtol=1e-6)  # its own norm: untouched
-    out = run(worker, "tensorflow.clip_by_value", {"clip_value_min": 1.0, "clip_value_max": -1.0},
+    out = run(worker, "tf.clip_by_value", {"clip_value_min": 1.0, "clip_value_max": -1.0},
               params=params_of([-5.0, 0.5, 5.0]))
     assert out["grads"]["p0"].tolist() == [1.0, 1.0, 1.0]  # min > max: every element min
 
@@ -128,7 +128,7 @@ def test_model_gradients_from_gradient_tape(worker):
     model = {"layers": [{"type": "linear", "name": "0", "in": 3, "out": 2, "weight": np.zeros((2, 3)),
                          "bias": np.zeros(2)}],
              "loss": {"type": "cross_entropy"}, "inputs": np.array([[0.2, 0.5, 0.2]]), "targets": np.array([0])}
-    out = run(worker, "tensorflow.clip_by_global_norm", {"clip_norm": 0.5}, model=model)
+    out = run(worker, "tf.clip_by_global_norm", {"clip_norm": 0.5}, model=model)
     np.testing.assert_allclose(out["raw_grads"]["0.weight"], W, rtol=1e-6)
     np.testing.assert_allclose(out["raw_grads"]["0.bias"], B, rtol=1e-6)
     norm = math.sqrt((W ** 2).sum() + (B ** 2).sum())
@@ -147,7 +147,7 @@ def test_conv2d_and_flatten_gradients_match_the_oracle_network(worker):
     y = np.array([1, 0])
     loss = {"type": "cross_entropy"}
     want = network.forward_backward(layers, loss, x, y).grads
-    out = run(worker, "tensorflow.clip_by_norm", {"clip_norm": 1.0e6}, dtype="float64",
+    out = run(worker, "tf.clip_by_norm", {"clip_norm": 1.0e6}, dtype="float64",
               model={"layers": layers, "loss": loss, "inputs": x, "targets": y})
     assert set(out["raw_grads"]) == set(want)
     for name, g in want.items():
@@ -160,13 +160,13 @@ def test_derivation_tape_gradient_none_and_zero_for_an_unconnected_source(worker
           "ops": [{"op": "mul", "args": ["y", 2.0], "out": "z"}], "outputs": ["z"]}
     job = {"kind": "derivation", "dtype": "float32", "device": "cpu", "repeat": 1, "function": fn,
            "args": {"outputs": ["z"], "inputs": ["x", "y"], "allow_unused": False}}
-    out = worker.call({**job, "api": "tensorflow.GradientTape.gradient"}, timeout=120)
+    out = worker.call({**job, "api": "tf.GradientTape.gradient"}, timeout=120)
     assert out["raised"] is None and out["grads"]["x"] is None and out["grads"]["y"] == 2.0
-    out = worker.call({**job, "api": "tensorflow.GradientTape.gradient.unconnected_zero"}, timeout=120)
+    out = worker.call({**job, "api": "tf.GradientTape.gradient.unconnected_zero"}, timeout=120)
     assert out["grads"]["x"].tolist() == [[0.0, 0.0], [0.0, 0.0]] and out["grads"]["y"] == 2.0
     # a non-scalar target is differentiated through its sum: d sum(x * w) / dx = w
     fn = {"inputs": [["x", np.array([1.0, 2.0, 3.0])]], "weights": [["w", np.array([0.5, -1.0, 2.0])]],
           "ops": [{"op": "mul", "args": ["x", "w"], "out": "y"}], "outputs": ["y"]}
-    out = worker.call({**job, "function": fn, "api": "tensorflow.GradientTape.gradient",
+    out = worker.call({**job, "function": fn, "api": "tf.GradientTape.gradient",
                        "args": {"outputs": ["y"], "inputs": ["x", "w"], "allow_unused": False}}, timeout=120)
     assert out["grads"]["x"].tolist() == [0.5, -1.0, 2.0] and out["grads"]["w"].tolist() == [1.0, 2.0, 3.0]

@@ -51,12 +51,12 @@ def _keras_sgd(option: str):
 
 
 APIS = {
-    "tensorflow.clip_by_global_norm": _clip_by_global_norm,
-    "tensorflow.clip_by_norm": _per_tensor(tf.clip_by_norm),
-    "tensorflow.clip_by_value": _per_tensor(tf.clip_by_value),
-    "tensorflow.keras.optimizers.SGD.global_clipnorm": _keras_sgd("global_clipnorm"),
-    "tensorflow.keras.optimizers.SGD.clipnorm": _keras_sgd("clipnorm"),
-    "tensorflow.keras.optimizers.SGD.clipvalue": _keras_sgd("clipvalue"),
+    "tf.clip_by_global_norm": _clip_by_global_norm,
+    "tf.clip_by_norm": _per_tensor(tf.clip_by_norm),
+    "tf.clip_by_value": _per_tensor(tf.clip_by_value),
+    "tf.keras.optimizers.SGD.global_clipnorm": _keras_sgd("global_clipnorm"),
+    "tf.keras.optimizers.SGD.clipnorm": _keras_sgd("clipnorm"),
+    "tf.keras.optimizers.SGD.clipvalue": _keras_sgd("clipvalue"),
 }
 
 

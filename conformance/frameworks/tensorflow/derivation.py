@@ -38,8 +38,8 @@ def _gradient(unconnected):
 
 
 APIS = {
-    "tensorflow.GradientTape.gradient": _gradient(tf.UnconnectedGradients.NONE),
-    "tensorflow.GradientTape.gradient.unconnected_zero": _gradient(tf.UnconnectedGradients.ZERO),
+    "tf.GradientTape.gradient": _gradient(tf.UnconnectedGradients.NONE),
+    "tf.GradientTape.gradient.unconnected_zero": _gradient(tf.UnconnectedGradients.ZERO),
 }
 
 

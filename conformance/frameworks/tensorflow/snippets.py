@@ -1,6 +1,6 @@
 """TensorFlow reproduction snippets (text only: tensorflow is not imported here), one writer per
 kind and API: ``SNIPPETS[kind][api](cell, inputs) -> str``, the same API names as the worker's
-``APIS`` tables (``tensorflow.X`` is ``tf.X``).
+``APIS`` tables (TF's own names, ``tf.clip_by_global_norm``).
 
 Clipping mirrors ``clipping.py``: one intra-op thread set first (as the worker), gradients as a
 list of tf tensors (injected; ``None`` for a parameter without one), or ``tf.GradientTape``
@@ -107,7 +107,7 @@ def _clipping(call: str):
     def write(cell, inputs) -> str:
         lines, names = _start(cell, inputs)
         args = kwargs(dict(cell.call_args), _tensor_arg)
-        fn = "tf." + cell.api.split(".", 1)[1]
+        fn = cell.api  # TF's own names: tf.clip_by_global_norm, ...
         returned = "None"
         if call == "global":
             lines += [f"out, norm = {fn}(grads, {args})"]
@@ -163,15 +163,15 @@ def _gradient(unconnected: str):
 
 SNIPPETS = {
     "derivation": {
-        "tensorflow.GradientTape.gradient": _gradient("NONE"),
-        "tensorflow.GradientTape.gradient.unconnected_zero": _gradient("ZERO"),
+        "tf.GradientTape.gradient": _gradient("NONE"),
+        "tf.GradientTape.gradient.unconnected_zero": _gradient("ZERO"),
     },
     "clipping": {
-        "tensorflow.clip_by_global_norm": _clipping("global"),
-        "tensorflow.clip_by_norm": _clipping("per_tensor"),
-        "tensorflow.clip_by_value": _clipping("per_tensor"),
-        "tensorflow.keras.optimizers.SGD.global_clipnorm": _clipping("keras"),
-        "tensorflow.keras.optimizers.SGD.clipnorm": _clipping("keras"),
-        "tensorflow.keras.optimizers.SGD.clipvalue": _clipping("keras"),
+        "tf.clip_by_global_norm": _clipping("global"),
+        "tf.clip_by_norm": _clipping("per_tensor"),
+        "tf.clip_by_value": _clipping("per_tensor"),
+        "tf.keras.optimizers.SGD.global_clipnorm": _clipping("keras"),
+        "tf.keras.optimizers.SGD.clipnorm": _clipping("keras"),
+        "tf.keras.optimizers.SGD.clipvalue": _clipping("keras"),
     },
 }
