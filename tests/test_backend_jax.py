@@ -148,3 +148,19 @@ def test_derivation_value_and_grad_with_aux(worker):
                        "dtype": "float32", "device": "cpu", "repeat": 1, "function": fn}, timeout=120)
     assert got["raised"]["type"] == "TypeError"
     assert "scalar-output" in got["raised"]["message"]
+
+
+@pytest.mark.parametrize("api, args", [("optax.clip_by_global_norm", {"max_norm": 0.5}),
+                                       ("optax.clip_by_global_norm.via_sgd", {"max_norm": 0.5}),
+                                       ("optax.clip", {"max_delta": 0.2}),
+                                       ("optax.tree.norm", {"ord": 2.0})])
+def test_compiled_mode_runs_under_jit_with_the_eager_numbers(worker, api, args):
+    params = injected("float64", extra_none=True)
+    eager = run(worker, api, args, "float64", params=params)
+    jitted = run(worker, api, args, "float64", params=params, mode="compiled")
+    assert jitted["raised"] is None
+    for name in ("weight", "bias"):
+        np.testing.assert_allclose(jitted["grads"][name], eager["grads"][name], rtol=1e-15)
+    assert jitted["grads"]["frozen"] is None
+    if api == "optax.tree.norm":
+        assert jitted["returned"] == pytest.approx(0.8154753215150045, rel=1e-15)

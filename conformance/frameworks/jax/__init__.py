@@ -9,4 +9,5 @@ from ..base import Framework
 # jax 0.10 needs numpy>=2 (MindSpore's env pins numpy<2: each framework has its own interpreter).
 FRAMEWORK = Framework(name="jax", package="jax", title="JAX / optax", pip="jax",
                       tox_deps=("jax==0.10.2", "jaxlib==0.10.2", "optax==0.2.8", "numpy>=2"),
-                      order=4, prefixes=("optax",))  # optax.clip_by_global_norm is a jax API
+                      order=4, prefixes=("optax",),  # optax.clip_by_global_norm is a jax API
+                      compiled=("clipping",))  # the clip inside jax.jit (clipping.py)

@@ -10,6 +10,8 @@ clipped tree, which is "the gradients after the call" (nothing happens in place,
 norm). ``*.via_sgd`` (a suite-only name) is the training-loop form: ``optax.chain(clip,
 optax.sgd(1.0))`` applied with ``optax.apply_updates`` to zero parameters, read back as ``-p``.
 A failure while building or differentiating the network is reported as ``raised``.
+Compiled mode (docs/modes.md): the same call traced and compiled by ``jax.jit`` (the arguments
+closed over as constants, the gradient tree traced), as a user's jitted training step runs it.
 """
 
 from __future__ import annotations
@@ -73,7 +75,11 @@ def run(job: dict) -> dict:
     single = job.get("form") == "tensor"  # the one gradient as a bare array (a one-leaf pytree)
     given = next(iter(tree.values())) if single else tree
     try:
-        out, returned = call(given, tensor_args(job["args"], dev))
+        args = tensor_args(job["args"], dev)
+        if job.get("mode") == "compiled":  # docs/modes.md: the call inside jax.jit, as users run optax
+            out, returned = jax.jit(lambda t: call(t, args))(given)
+        else:
+            out, returned = call(given, args)
         out = jax.block_until_ready(out)
     except Exception as e:  # the API under test raised: a behaviour, reported to the comparator
         return {"grads": {n: numpy(tree.get(n)) for n in names}, "raw_grads": raw,

@@ -95,17 +95,22 @@ def _clipping(make: str, via_sgd: bool = False, norm: bool = False):
             lines += more
         given = "next(iter(grads.values()))" if cell.form == "tensor" else "grads"
         tx = f"{make}({kwargs(dict(cell.call_args), _tensor_arg)})"
-        returned = "None"
+        args = kwargs(dict(cell.call_args), _tensor_arg)
         if norm:  # the norm alone: the gradients stay as they are
-            lines += ["", f"returned = {make}({given}, {kwargs(dict(cell.call_args), _tensor_arg)})", f"out = {given}"]
-            returned = "float(np.asarray(returned.astype(jnp.float32) if returned.dtype == jnp.bfloat16 else returned, dtype=np.float64))"
+            body = [f"    return g, {make}(g, {args})"]
         elif via_sgd:
-            lines += ["", f"tx = optax.chain({tx}, optax.sgd(learning_rate=1.0))",
-                      "zeros = jax.tree.map(jnp.zeros_like, grads)  # start from zero: the clipped gradient is -p",
-                      "updates, _ = tx.update(grads, tx.init(zeros), zeros)",
-                      "out = jax.tree.map(lambda p: -p, optax.apply_updates(zeros, updates))"]
+            body = [f"    tx = optax.chain({tx}, optax.sgd(learning_rate=1.0))",
+                    "    zeros = jax.tree.map(jnp.zeros_like, g)  # start from zero: the clipped gradient is -p",
+                    "    updates, _ = tx.update(g, tx.init(zeros), zeros)",
+                    "    return jax.tree.map(lambda p: -p, optax.apply_updates(zeros, updates)), None"]
         else:
-            lines += ["", f"tx = {tx}", f"out, _ = tx.update({given}, tx.init({given}))"]
+            body = [f"    tx = {tx}", "    out, _ = tx.update(g, tx.init(g))", "    return out, None"]
+        compiled = getattr(cell, "mode", "eager") == "compiled"
+        lines += ["", "def step(g):", *body, "",
+                  f"out, returned = {'jax.jit(step)' if compiled else 'step'}({given})"
+                  + ("  # compiled: the clip inside jax.jit" if compiled else "")]
+        returned = "None" if not norm else \
+            "float(np.asarray(returned.astype(jnp.float32) if returned.dtype == jnp.bfloat16 else returned, dtype=np.float64))"
         if cell.form == "tensor":
             lines.append("out = {next(iter(grads)): out}")
         lines += ["",
