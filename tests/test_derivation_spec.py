@@ -124,6 +124,8 @@ def test_plan_cells_carry_each_targets_own_arguments(reg):
         "torch.autograd.grad": {"outputs": ["loss"], "inputs": ["y", "fc.weight"], "allow_unused": False},
         "mindspore.grad": {"grad_position": 1, "weights": ["fc.weight"], "has_aux": True},
         "paddle.grad": {"outputs": ["loss"], "inputs": ["y", "fc.weight"], "allow_unused": False},
+        "jax.grad": {"argnums": [1, 2], "has_aux": True},
+        "tf.GradientTape.gradient": {"outputs": ["loss"], "inputs": ["y", "fc.weight"], "allow_unused": False},
     }
     assert {c.id for c in p.cells} >= {"c[mindspore.grad-float32-cpu]"}
 
@@ -190,7 +192,7 @@ def test_every_bundled_derivation_case_plans_without_errors(reg):
     assert not loaded.errors
     p = plan(loaded.cases, reg, device="cpu")
     assert not p.errors
-    assert {c.backend for c in p.cells} == {"torch", "mindspore", "paddle"}
+    assert {c.backend for c in p.cells} == {"torch", "mindspore", "paddle", "jax", "tensorflow"}
     # both directions: torch sources with MindSpore/Paddle targets, MindSpore sources with torch/Paddle
     pairs = {(c.source_api.split(".")[0], c.backend) for c in p.cells}
     assert {("torch", "mindspore"), ("torch", "paddle"), ("mindspore", "torch"), ("mindspore", "paddle"),
