@@ -164,3 +164,18 @@ def test_compiled_mode_runs_under_jit_with_the_eager_numbers(worker, api, args):
     assert jitted["grads"]["frozen"] is None
     if api == "optax.tree.norm":
         assert jitted["returned"] == pytest.approx(0.8154753215150045, rel=1e-15)
+
+
+def test_compiled_mode_refuses_a_disabled_jit(monkeypatch):
+    """Under JAX_DISABLE_JIT=1 jax.jit runs the Python eagerly: the compiled cell says so
+    (NotCompiled) instead of passing as compiled; the eager cell is unaffected."""
+    monkeypatch.setenv("JAX_DISABLE_JIT", "1")
+    w = Worker("jax", workers()["jax"], "cpu", python=PYTHON)
+    try:
+        params = injected("float64")
+        out = run(w, "optax.clip_by_global_norm", {"max_norm": 0.5}, "float64", params=params, mode="compiled")
+        assert out["raised"]["type"] == "NotCompiled"
+        assert "jit is disabled" in out["raised"]["message"]
+        assert run(w, "optax.clip_by_global_norm", {"max_norm": 0.5}, "float64", params=params)["raised"] is None
+    finally:
+        w.close()

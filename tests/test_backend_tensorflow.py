@@ -170,3 +170,54 @@ def test_derivation_tape_gradient_none_and_zero_for_an_unconnected_source(worker
     out = worker.call({**job, "function": fn, "api": "tf.GradientTape.gradient",
                        "args": {"outputs": ["y"], "inputs": ["x", "w"], "allow_unused": False}}, timeout=120)
     assert out["grads"]["x"].tolist() == [0.5, -1.0, 2.0] and out["grads"]["w"].tolist() == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("api, args", [("tf.clip_by_global_norm", {"clip_norm": 4.0}),
+                                       ("tf.clip_by_norm", {"clip_norm": 1.0}),
+                                       ("tf.clip_by_value", {"clip_value_min": -0.5, "clip_value_max": 1.5}),
+                                       (KERAS + "global_clipnorm", {"global_clipnorm": 4.0}),
+                                       (KERAS + "clipnorm", {"clipnorm": 1.0})])
+def test_compiled_mode_runs_in_tf_function_with_the_oracle_numbers(worker, api, args):
+    params = params_of([[-2.0, 0.0, 0.0], [4.0, 0.0, 0.0]], None, [1.0, -2.0], dtype="float64")
+    eager = run(worker, api, args, "float64", params=params)
+    compiled = run(worker, api, args, "float64", params=params, mode="compiled")
+    again = run(worker, api, args, "float64", params=params, mode="compiled")  # the cached function
+    assert compiled["raised"] is None and again["raised"] is None
+    grads = [None if p["grad"] is None else np.asarray(p["grad"], np.float64) for p in params]
+    if api.endswith("global_norm") or api.endswith("global_clipnorm"):
+        want = clipping.clip_grad_norm(grads, next(iter(args.values())), eps=0.0).grads
+    elif api.endswith("clip_by_value"):
+        want = [None if g is None else np.clip(g, -0.5, 1.5) for g in grads]
+    else:
+        want = [None if g is None else clipping.clip_grad_norm([g], 1.0, eps=0.0).grads[0] for g in grads]
+    for i, w in enumerate(want):
+        for out in (eager, compiled, again):
+            if w is None:
+                assert out["grads"][f"p{i}"] is None
+            else:
+                np.testing.assert_allclose(out["grads"][f"p{i}"], w, rtol=1e-12)
+    if api == "tf.clip_by_global_norm":
+        assert compiled["returned"] == eager["returned"] == 5.0
+
+
+def test_compiled_mode_refuses_functions_that_run_eagerly():
+    """With tf.config.run_functions_eagerly(True) a tf.function runs its Python eagerly: the
+    compiled call raises NotCompiled instead of passing as compiled."""
+    import os
+    import subprocess
+
+    script = ("import tensorflow as tf\n"
+              "from conformance.frameworks.tensorflow import compiled\n"
+              "fn = lambda gs, args: [g * 2 for g in gs]\n"
+              "print(float(compiled.cached('x', fn, {})([tf.constant(1.0)])[0]))\n"
+              "tf.config.run_functions_eagerly(True)\n"
+              "try:\n"
+              "    compiled.cached('y', fn, {})([tf.constant(1.0)])\n"
+              "except compiled.NotCompiled as e:\n"
+              "    print('NotCompiled:', e)\n")
+    out = subprocess.run([PYTHON, "-c", script], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.strip().splitlines()
+    assert lines[0] == "2.0"
+    assert lines[1].startswith("NotCompiled: tf.config.run_functions_eagerly(True) is on")

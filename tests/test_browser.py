@@ -192,7 +192,8 @@ def test_case_detail_page(browser_context, report, real_results, shots):
 def test_mapping_table(browser_context, report, shots):
     page = _open(browser_context, report / "mapping.html")
     heads = page.locator("table.mapping").first.locator("thead th").all_inner_texts()
-    assert heads == ["Categories", "Subcategories", "PyTorch", "MindSpore", "Paddle", "Differences"]
+    assert heads == ["Categories", "Subcategories", "PyTorch", "MindSpore", "Paddle", "TensorFlow",
+                     "JAX / optax", "Differences"]
     row = page.locator("tbody.mp", has_text="paddle.nn.ClipGradByNorm").first
     assert "Misleading mapping" in row.inner_text()
     assert "own L2 norm" in row.inner_text()

@@ -83,25 +83,30 @@ ARGS = {
     "norm_type": st.sampled_from(NORM_TYPES),
     "error_if_nonfinite": st.booleans(),
     "clip_value": magnitude(),
+    "max_delta": magnitude(),  # optax.clip: symmetric bounds [-max_delta, max_delta]
+    "threshold": magnitude(),  # optax.clip_by_block_rms
     "total_norm": st.one_of(magnitude(zero=False), st.sampled_from([0.0, math.inf, math.nan])),
 }
 #: Value-clipping bounds, drawn together: (lower name, upper name, what an absent lower bound
 #: means: "-upper" (Paddle's ClipGradByValue(max, min=None)) or "none" (no lower bound)).
 BOUNDS = {"paddle.nn.ClipGradByValue": ("min", "max", "-upper"),
-          "mindspore.ops.clip_by_value": ("clip_value_min", "clip_value_max", "none")}
+          "mindspore.ops.clip_by_value": ("clip_value_min", "clip_value_max", "none"),
+          "tf.clip_by_value": ("clip_value_min", "clip_value_max", "none")}
 
 
 @st.composite
 def bounds(draw, api: str) -> dict:
     """Symmetric bounds half the time (what a one-bound mapping such as torch's clip_grad_value_
     needs), else lower <= 0 <= upper drawn apart, one of them possibly absent (never both;
-    the upper one only where the API requires it)."""
+    never one the API requires)."""
     lo_name, hi_name, absent = BOUNDS[api]
-    hi_required = REGISTRY.apis[api].params[hi_name].required
+    params = REGISTRY.apis[api].params
+    lo_required, hi_required = params[lo_name].required, params[hi_name].required
     if draw(st.booleans()):
         hi = draw(magnitude())
         return {hi_name: hi} if absent == "-upper" and draw(st.booleans()) else {lo_name: -hi, hi_name: hi}
-    lo = draw(st.one_of(magnitude().map(lambda v: -v), st.none()))
+    negative = magnitude().map(lambda v: -v)
+    lo = draw(negative if lo_required else st.one_of(negative, st.none()))
     hi = draw(st.one_of(magnitude(), st.none()) if lo is not None and not hi_required else magnitude())
     return {k: v for k, v in ((lo_name, lo), (hi_name, hi)) if v is not None}
 

@@ -1,7 +1,9 @@
 """The tox environments the framework folders need, written into tox.ini (which tox reads as it
 stands, so it cannot discover them itself): one environment per framework, its dependencies
 and variables from its ``FRAMEWORK``; the ``browser`` environment, which runs the report of every
-framework's real run; and ``all``, every framework in one interpreter. ``python -m
+framework's real run. There is no environment with every framework in one interpreter: their
+pins conflict (MindSpore needs numpy<2, jax numpy>=2), and the suite never needs one, since each
+framework runs in its own worker process under its own environment's interpreter. ``python -m
 conformance.frameworks tox-ini`` rewrites them; a unit test checks that tox.ini is current.
 Standard library only (``make`` runs it with the machine's python3, before any environment)."""
 
@@ -45,19 +47,9 @@ def browser_env(found: dict) -> str:
         "commands = pytest tests/test_browser.py -v -s -p no:xdist {posargs}"])
 
 
-def all_env(found: dict) -> str:
-    deps = list(dict.fromkeys(d for fw in found.values() for d in (*fw.tox_deps, *fw.tox_extras)))
-    return "\n".join([
-        "[testenv:all]",
-        "description = every framework installed in one interpreter; each still runs in its own worker",
-        "    process, since two frameworks never share one process",
-        *_lines("deps", ["{[testenv]deps}", *deps]),
-        "commands = pytest cases " + " ".join(f"--backend {n}" for n in found) + " -n auto {posargs}"])
-
-
 def generated() -> str:
     found = discover()
-    envs = [framework_env(fw) for fw in found.values()] + [browser_env(found), all_env(found)]
+    envs = [framework_env(fw) for fw in found.values()] + [browser_env(found)]
     return BEGIN + "\n\n" + "\n\n".join(envs) + "\n"
 
 

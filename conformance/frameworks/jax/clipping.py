@@ -57,6 +57,26 @@ def _model_grads(model: dict, dtype, dev):
     return list(params), grads
 
 
+class NotCompiled(RuntimeError):
+    """The jitted call ran on concrete arrays: jit was disabled, so it ran eagerly."""
+
+
+def _jitted(call, given, args):
+    """``call(given, args)`` inside ``jax.jit``, checked to have run on tracers: under
+    ``jax.disable_jit()`` (or JAX_DISABLE_JIT=1) jit runs the Python eagerly, which is not a
+    compiled cell."""
+    eager = []
+
+    def traced(t):
+        eager.extend(leaf for leaf in jax.tree.leaves(t) if not isinstance(leaf, jax.core.Tracer))
+        return call(t, args)
+
+    out = jax.jit(traced)(given)
+    if eager or jax.config.jax_disable_jit:
+        raise NotCompiled("jax.jit ran the call eagerly (jit is disabled)")
+    return out
+
+
 def run(job: dict) -> dict:
     call = APIS[job["api"]]
     dtype, dev = DTYPES[job["dtype"]], device(job["device"])
@@ -77,7 +97,7 @@ def run(job: dict) -> dict:
     try:
         args = tensor_args(job["args"], dev)
         if job.get("mode") == "compiled":  # docs/modes.md: the call inside jax.jit, as users run optax
-            out, returned = jax.jit(lambda t: call(t, args))(given)
+            out, returned = _jitted(call, given, args)
         else:
             out, returned = call(given, args)
         out = jax.block_until_ready(out)

@@ -13,6 +13,10 @@ if any (``tf.clip_by_global_norm``'s second result).
 the update is exactly ``-clipped`` (``0 - 1.0 * g``), read back as ``-variable``. Keras drops
 ``None`` gradients before clipping (with a warning), so those come back ``None``; with no
 gradient at all it raises ValueError ("No gradients provided for any variable.").
+
+Compiled mode (docs/modes.md): the same call inside ``tf.function`` (``compiled.py``); for a
+Keras optimizer the variables and the optimizer are built eagerly and ``apply_gradients`` is
+the traced function, as in a compiled training step.
 """
 
 from __future__ import annotations
@@ -21,10 +25,18 @@ import warnings
 
 import tensorflow as tf
 
-from . import nets
+from . import compiled, nets
 from .tensors import DTYPES, numpy, tensor, tensor_args
 
 
+def _pure(fn):
+    """An API call ``fn(grads, args) -> (clipped, norm)``, eager or inside a cached tf.function."""
+    def call(api: str, grads: list, args: dict, compile: bool):
+        return compiled.cached(api, fn, args)(grads) if compile else fn(grads, args)
+    return call
+
+
+@_pure
 def _clip_by_global_norm(grads: list, args: dict):
     clipped, norm = tf.clip_by_global_norm(grads, **args)
     return clipped, norm
@@ -34,18 +46,21 @@ def _per_tensor(fn):
     """A per-tensor function applied to each gradient (``None`` left alone); returns no norm."""
     def call(grads: list, args: dict):
         return [None if g is None else fn(g, **args) for g in grads], None
-    return call
+    return _pure(call)
 
 
 def _keras_sgd(option: str):
     """One Keras ``SGD(learning_rate=1.0, <option>=v)`` step from zero variables: ``-variable``."""
-    def call(grads: list, args: dict):
+    def call(api: str, grads: list, args: dict, compile: bool):
         zeros = [tf.Variable(tf.zeros_like(g) if g is not None else tf.zeros([1]), name=f"p{i}")
                  for i, g in enumerate(grads)]
         opt = tf.keras.optimizers.SGD(learning_rate=1.0, **{option: args[option]})
+        opt.build(zeros)  # its variables exist before any traced step, as after a first fit step
+        def step(gs):
+            opt.apply_gradients(zip(gs, zeros))
         with warnings.catch_warnings():  # Keras warns about parameters without a gradient
             warnings.simplefilter("ignore")
-            opt.apply_gradients(zip(grads, zeros))
+            (compiled.fresh(api, step) if compile else step)(grads)
         return [None if g is None else -v for g, v in zip(grads, zeros)], None
     return call
 
@@ -76,7 +91,7 @@ def run(job: dict) -> dict:
                  for p in job["params"]]
         raw = None
     try:
-        out, returned = call(grads, tensor_args(job["args"]))
+        out, returned = call(job["api"], grads, tensor_args(job["args"]), job.get("mode") == "compiled")
     except Exception as e:  # the API under test raised: a behaviour, reported to the comparator
         return {"grads": {n: numpy(g) for n, g in zip(names, grads)}, "raw_grads": raw,
                 "returned": None, "raised": {"type": type(e).__name__, "message": str(e)}}

@@ -109,15 +109,21 @@ def _clipping(call: str):
         args = kwargs(dict(cell.call_args), _tensor_arg)
         fn = cell.api  # TF's own names: tf.clip_by_global_norm, ...
         returned = "None"
+        compiled = getattr(cell, "mode", "eager") == "compiled"
+        wrap = "tf.function(step)" if compiled else "step"
+        note = "  # compiled: the clip inside tf.function" if compiled else ""
         if call == "global":
-            lines += [f"out, norm = {fn}(grads, {args})"]
+            lines += [f"step = lambda gs: {fn}(gs, {args})", f"out, norm = {wrap}(grads){note}"]
             returned = "float(tf.cast(norm, tf.float64))"
         elif call == "per_tensor":
-            lines += [f"out = [None if g is None else {fn}(g, {args}) for g in grads]"]
+            lines += [f"step = lambda gs: [None if g is None else {fn}(g, {args}) for g in gs]",
+                      f"out = {wrap}(grads){note}"]
         else:
             lines += ["zeros = [tf.Variable(tf.zeros_like(g) if g is not None else tf.zeros([1])) for g in grads]",
                       f"opt = tf.keras.optimizers.SGD(learning_rate=1.0, {args})",
-                      "opt.apply_gradients(zip(grads, zeros))  # Keras drops None gradients (with a warning)",
+                      "opt.build(zeros)",
+                      "step = lambda gs: opt.apply_gradients(zip(gs, zeros))  # Keras drops None gradients (with a warning)",
+                      f"{wrap}(grads){note}",
                       "out = [None if g is None else -v for g, v in zip(grads, zeros)]  # the update is -clipped"]
         lines += ["", *_END, f"names = {names!r}",
                   *result_lines(returned, "{n: numpy64(g) for n, g in zip(names, out)}")]
