@@ -494,3 +494,32 @@ def test_empty_max_reproduces_optax_tree_norm_inf_of_nothing():
     # any element at all: the max of |x| as before, whatever empty_max says
     assert get_total_norm([np.array([3.0, -4.0]), np.zeros((0,))], math.inf, empty_max=-math.inf).total_norm == 4.0
     assert get_total_norm(empty, 2.0, empty_max=-math.inf).total_norm == 0.0
+
+
+def test_product_first_reproduces_tensorflow_clip_by_norm_overflow_in_float16():
+    """tf.clip_by_norm is (t * clip_norm) / max(l2norm, clip_norm), the product first: in
+    float16 [100] with clip_norm 1000 is inf (1e5 > 65504), [1000] NaN (inf / inf), [300] with
+    clip_norm 200 is 0 (the square sum 9e4 is inf, the product 6e4 is finite); measured on
+    tensorflow-cpu 2.21 (cases/tensorflow/tf-float16-product.yaml)."""
+    knobs = dict(scope="per_tensor", eps=0.0, threshold="max_div", accumulate="float16", sum_dtype="float16",
+                 max_norm_dtype="float16")
+    tf = clip_grad_norm([np.array([100.0]), np.array(1000.0)], 1000.0, divide="product_first", **knobs)
+    assert tf.grads[0].tolist() == [np.inf] and np.isnan(tf.grads[1])
+    assert clip_grad_norm([np.array([300.0])], 200.0, divide="product_first", **knobs).grads[0].tolist() == [0.0]
+    # the coefficient first: [100] is left alone, [1000] (square sum inf) is zeroed
+    coef = clip_grad_norm([np.array([100.0]), np.array(1000.0)], 1000.0, **knobs)
+    assert coef.grads[0].tolist() == [100.0] and float(coef.grads[1]) == 0.0
+    exact = clip_grad_norm([np.array([3.0, 4.0])], 1.0, divide="product_first",
+                                  scope="per_tensor", eps=0.0, threshold="max_div")
+    np.testing.assert_allclose(exact.grads[0], [0.6, 0.8], rtol=1e-15)
+
+
+def test_clip_grad_value_flush_reads_subnormals_as_signed_zeros():
+    """flush=<dtype>: TensorFlow's CPU clip_by_value of float32 2.9e-39 (subnormal) is 0."""
+    g = [np.array([2.938735877055719e-39, -3.0e-39, 0.25, 2.0])]
+    out = clip_grad_value(g, min=-1.0, max=1.0, order="min_last", flush="float32").grads[0]
+    assert out.tolist() == [0.0, 0.0, 0.25, 1.0] and np.signbit(out[1]) and not np.signbit(out[0])
+    kept = clip_grad_value(g, min=-1.0, max=1.0, order="min_last").grads[0]
+    assert kept.tolist() == [2.938735877055719e-39, -3.0e-39, 0.25, 1.0]
+    f64 = clip_grad_value([np.array([1e-310, 1e-300])], clip_value=1.0, flush="float64").grads[0]
+    assert f64.tolist() == [0.0, 1e-300]

@@ -48,7 +48,10 @@ the other frameworks' documented or measured behaviour (``docs/ARCHITECTURE.md``
   ``clip_norm`` of 1e-311 becomes 0.
 * ``divide``     ``"direct"``: ``coef = max_norm / (norm + eps)``; ``"reciprocal"``:
   ``max_norm * (1 / (norm + eps))`` with the reciprocal rounded to ``accumulate`` (torch's
-  ``scalar / tensor``; in float16 a norm below 1.5e-5 has reciprocal inf).
+  ``scalar / tensor``; in float16 a norm below 1.5e-5 has reciprocal inf); ``"product_first"``
+  (``max_div`` only): ``(g * max_norm) / max(norm + eps, max_norm)``, the product rounded to
+  ``accumulate`` first (TensorFlow's and Keras' ``clip_by_norm``: ``t * clip_norm`` overflows
+  in float16 once it passes 65504, so [100] with clip_norm 1000 gives inf).
 * ``zero_dim``   ``"keep"``; ``"one"``: 0-d gradients come back with shape ``[1]``.
 * ``bound_dtype`` value clipping: the dtype the bounds are rounded to before use (``None``:
   exact; MindSpore: the input's, so 1e5 is inf in float16).
@@ -343,6 +346,8 @@ def _scale(g, max_norm, norm, *, eps, threshold, accumulate, divide="direct", fl
             return _round(g * coef, accumulate)
         if threshold == "max_div":
             denom = np.maximum(_round(np.float64(norm) + np.float64(eps), accumulate), np.float64(max_norm))
+            if divide == "product_first":  # (t * clip_norm) / max(norm, clip_norm): TF's order
+                return _round(_round(g * np.float64(max_norm), accumulate) / denom, accumulate)
             return _round(g * _round(np.float64(max_norm) / denom, accumulate), accumulate)
         if threshold == "select":  # per element: the smaller of g and max_norm * (g / norm)
             mul = _round(np.float64(max_norm) * _round(g / _round(np.float64(norm) + np.float64(eps), accumulate),
@@ -380,7 +385,7 @@ def clip_grads_with_norm(grads: list, max_norm: float, total_norm: float, *, eps
     ``0 * inf = NaN``. ``flush``: as in ``clip_grad_norm``.
     """
     _check("threshold", threshold, _THRESHOLDS)
-    _check("divide", divide, ("direct", "reciprocal"))
+    _check("divide", divide, ("direct", "reciprocal", "product_first"))
     out = [None if g is None else _scale(g, max_norm, total_norm, eps=eps, threshold=threshold,
                                          accumulate=accumulate, divide=divide, flush=flush) for g in grads]
     return OracleResult(grads=out, total_norm=None)
@@ -535,7 +540,7 @@ def clip_grad_value(grads: list, clip_value: Optional[float] = None, *, min: Opt
                     max: Optional[float] = None, order: str = "max_last",
                     nan: str = "propagate", bound_dtype: Optional[str] = None,
                     empty_range: str = "clamp", unbounded: str = "TypeError",
-                    enabled: str = "always") -> OracleResult:
+                    enabled: str = "always", flush: Optional[str] = None) -> OracleResult:
     """Clamp every gradient element into ``[lo, hi]`` (``torch.nn.utils.clip_grad_value_``).
 
     Bounds: ``lo, hi = -clip_value, clip_value``, unless ``min`` or ``max`` is given: then
@@ -560,6 +565,9 @@ def clip_grad_value(grads: list, clip_value: Optional[float] = None, *, min: Opt
     happens only when the upper bound (``clip_value``, else ``max``) is above 0, else the
     gradients are returned unchanged (Keras optimizers' ``clipvalue``, the upper bound of
     ``[-clipvalue, clipvalue]``: ``if self.clipvalue and self.clipvalue > 0``).
+    ``flush=<dtype>``: flush-to-zero / denormals-are-zero arithmetic in that dtype: an element
+    subnormal there (``0 < |x| < tiny``) is read as a zero of its sign (TensorFlow's CPU
+    ``Maximum``/``Minimum`` on float32 and float64; ``None``: no flushing).
     """
     _check("order", order, ("max_last", "min_last"))
     _check("nan", nan, ("propagate", "min", "max", "bound"))
@@ -584,6 +592,8 @@ def clip_grad_value(grads: list, clip_value: Optional[float] = None, *, min: Opt
 
     def clamp(g):
         g = np.asarray(g, dtype=np.float64)
+        if flush is not None:
+            g = np.where(np.abs(g) < finfo(flush)["tiny"], np.copysign(0.0, g), g)
         first, last = (np.maximum, lo), (np.minimum, hi)
         if order == "min_last":
             first, last = last, first
