@@ -127,3 +127,26 @@ def test_torch_compiled_calls_stay_compiled_past_dynamos_recompile_limit(torch_w
         got = _clip(torch_worker, {"clip_value": 2.5, "foreach": None}, {"w": g}, api="torch.nn.utils.clip_grad_value_")
         assert got["raised"] is None, got["raised"]
         np.testing.assert_allclose(got["grads"]["w"], np.clip(g, -2.5, 2.5))
+
+
+def test_the_report_lists_compiled_cells_that_differ_from_their_eager_twins(tmp_path):
+    """The overview counts, per backend with both modes, the pairs that differ, and
+    modes/<backend>.html lists them; a cell without a twin (eager only) is not a pair."""
+    from conformance.plan import cell_key
+    from conformance.report.render import render
+
+    cells = _cells(CASE, backends={"torch"}, mode="all")
+    recs = [{"id": c.id, "key": cell_key(c), "case": c.case.id, "backend": "torch", "mode": c.mode,
+             "device": "cpu", "dtype": c.dtype, "api": c.api, "status": "match", "difference": None,
+             "message": "", "max_abs_err": 0.0, "max_rel_err": 0.0} for c in cells]
+    compiled = [i for i, r in enumerate(recs) if r["mode"] == "compiled"]
+    recs[compiled[0]] = {**recs[compiled[0]], "status": "known", "difference": "x-<b>"}
+    recs.append({**recs[0], "id": "eager-only[x]", "key": "torch|eager-only|a|b|cpu|eager|float32|"})
+    doc = {"schema": 3, "backends": {"torch": {"version": "2"}}, "results": recs}
+    render(doc, tmp_path, plots=False)
+    index = (tmp_path / "index.html").read_text()
+    assert 'href="modes/torch.html"' in index and "Compiled vs eager" in index
+    page = (tmp_path / "modes" / "torch.html").read_text()
+    assert recs[compiled[0]]["id"] in page and "x-&lt;b&gt;" in page  # escaped
+    assert f"{len(compiled)} compiled cells paired with their eager twins; {len(compiled) - 1} the same, 1 status" in page
+    assert "eager-only" not in page

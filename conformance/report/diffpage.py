@@ -26,7 +26,8 @@ def _side(r) -> str:
     return text
 
 
-def render(d: Diff, summary: str) -> str:
+def render(d: Diff, summary: str, old_label: str = "", new_label: str = "") -> str:
+    """The page of ``d``; the sides are named by their versions unless labels are given."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     groups = []
@@ -39,5 +40,6 @@ def render(d: Diff, summary: str) -> str:
     def label(v: dict) -> str:
         return ", ".join(f"{k} {ver}" for k, ver in sorted(v.items())) or "?"
 
-    return env.get_template("diff.html").render(old_label=label(d.old_versions), new_label=label(d.new_versions),
+    return env.get_template("diff.html").render(old_label=old_label or label(d.old_versions),
+                                                new_label=new_label or label(d.new_versions),
                                                 summary=summary, groups=groups)

@@ -34,6 +34,7 @@ import jinja2
 from markupsafe import Markup
 
 from . import mapping as mapping_page
+from . import modes as modes_mod
 from . import plots as plot_mod
 from .cases import case_page_context, case_slugs, differences_index
 from .fmt import MISSING, fmt_kv, as_list, as_mapping, as_text, fmt_int, fmt_num
@@ -408,7 +409,9 @@ def render_pages(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAUL
                  plots=[dict(title="Relative error per API and dtype", **plot_mod.rel_error_plot(raw_results)),
                         dict(title="Clipping factor applied vs the oracle's", **plot_mod.factor_plot(raw_results))]
                  if plots else [])
-    pages["index.html"] = env.get_template("index.html").render(**index)
+    modes, pages_of_modes = modes_mod.compare(doc)
+    pages["index.html"] = env.get_template("index.html").render(**index, modes=modes)
+    pages.update(pages_of_modes)
 
     # matrix
     tags_by_case = {cid: [as_text(t) for t in as_list(as_mapping(info).get("tags"))] for cid, info in cases_info.items()}
@@ -471,6 +474,7 @@ def render(
             old.unlink()
     for rel, text in pages.items():
         target = out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)  # modes/
         tmp = target.with_name(target.name + ".tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(target)
