@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__, bundled, frameworks, registry, repeat, results, shard
+from . import __version__, bundled, frameworks, registry, repeat, results, selection, shard
 from .spec import load, schema
 from .statuses import PROBLEMS, STATUSES
 from .plan import call_problems, plan
@@ -135,7 +135,10 @@ def _run_locked(a, out: Path, limits, pythons: dict, unavailable: dict, selected
             return _usage(str(e))
         _print_errors(errors)
         done = results.done_ids(journal) if a.resume else set()
-        planned = shard.select(p.cells, *a.shard) if a.shard else p.cells
+        planned = selection.select(p.cells, runner.registry, a.select) if a.select else p.cells
+        if a.select:
+            console.print(f"--select {a.select}: {len(planned)} of {len(p.cells)} cells", markup=False)
+        planned = shard.select(planned, *a.shard) if a.shard else planned
         if a.shard:
             console.print(f"shard {a.shard[0]}/{a.shard[1]}: {len(planned)} of {len(p.cells)} cells", markup=False)
         cells = [c for c in planned if c.id not in done]
@@ -468,6 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue the journal in --out: run only the cells it has not finished")
     again.add_argument("--fresh", action="store_true",
                        help="start over even where --out holds an unfinished run")
+    r.add_argument("--select", choices=list(selection.CHOICES),
+                   help="ci: only a deterministic selection of whole cases covering every (framework, API, "
+                        "dtype, mode) and every mode-conditioned registry entry (conformance/selection.py)")
     r.add_argument("--shard", type=_shard, metavar="K/N",
                    help="run only shard K of N (whole cases, balanced by measured cell cost): one "
                         "machine's share; `conformance report` of the N results is the whole run's")

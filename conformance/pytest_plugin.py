@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from . import frameworks, registry, results, shard
+from . import frameworks, registry, results, selection, shard
 from .spec.load import parse_text, read_case_file
 from .spec.locations import CaseError
 from .plan import call_problems, plan
@@ -40,6 +40,11 @@ OPTIONS = (
     ("shard", "--shard", dict(metavar="K/N", dest="conformance_shard",
                               help="run only shard K of N of the cells (whole cases, balanced by measured cost): "
                                    "one CI machine's share")),
+    # no short form: --select is a common name
+    ("select", None, dict(choices=["ci"], dest="conformance_select",
+                          help="run only a deterministic selection of whole cases that covers every "
+                               "(framework, API, dtype, mode) and every mode-conditioned registry entry "
+                               "(conformance/selection.py): what CI runs of the compiled half")),
     ("results", "--results", dict(metavar="PATH", dest="conformance_results",
                                   help="write the cells' results JSON here (and PATH's .jsonl journal)")),
     ("report", "--report", dict(metavar="DIR", dest="conformance_report",
@@ -175,14 +180,18 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """``--conformance-shard K/N``: keep the cells of shard K (conformance/shard.py), deselect
-    the rest; the suite's own tests and case-file errors always stay."""
-    spec = config.getoption("conformance_shard")
-    if not spec:
+    """``--conformance-select ci`` keeps the CI selection's cells (conformance/selection.py), then
+    ``--conformance-shard K/N`` the cells of shard K (conformance/shard.py); the rest are
+    deselected. The suite's own tests and case-file errors always stay."""
+    how, spec = config.getoption("conformance_select"), config.getoption("conformance_shard")
+    if not how and not spec:
         return
-    k, n = shard.parse(spec)
     cells = [i.cell for i in items if isinstance(i, CellItem)]
-    keep = {id(c) for c in shard.select(cells, k, n)}
+    if how:
+        cells = selection.select(cells, registry.load(), how)
+    if spec:
+        cells = shard.select(cells, *shard.parse(spec))
+    keep = {id(c) for c in cells}
     dropped = [i for i in items if isinstance(i, CellItem) and id(i.cell) not in keep]
     if dropped:
         config.hook.pytest_deselected(items=dropped)

@@ -27,7 +27,10 @@ def framework_env(fw) -> str:
              *( [f"extras = {', '.join(fw.tox_extras)}"] if fw.tox_extras else []),
              *_lines("deps", ["{[testenv]deps}", *fw.tox_deps] if fw.tox_deps else []),
              *_lines("setenv", setenv),
-             f"commands = pytest tests cases --backend {fw.name} -n auto {{posargs}}"]
+             *_lines("commands", [f"pytest tests cases --backend {fw.name} -n auto {{posargs}}",
+                                  # the compiled half: CI's selection (conformance/selection.py)
+                                  *([f"pytest cases --backend {fw.name} --conformance-mode compiled "
+                                     "--conformance-select ci -n auto"] if fw.compiled else [])])]
     return "\n".join(lines)
 
 

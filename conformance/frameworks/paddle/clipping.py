@@ -19,14 +19,24 @@ and the ``paddle.nn.ClipGradBy*`` objects, called two ways:
   updates parameters set to zero after the backward pass, so the clipped gradient is exactly
   ``-p`` afterwards.
 
+Compiled mode (``job["mode"] == "compiled"``, docs/modes.md, ``compiled.py``): the
+``paddle.nn.ClipGradBy*`` call on pairs and the ``paddle.nn.utils`` functions run inside
+``paddle.jit.to_static(full_graph=True)``, the parameters closed over and the gradients the
+converted function's inputs; the ``*.via_sgd`` forms, which ``to_static`` cannot convert (its
+``loss.backward()`` raises), are a ``paddle.static.Program`` with ``SGD(grad_clip=...).minimize``
+of the injected-gradient loss ``sum((p * g).sum())`` on zero parameters, run by an Executor.
+
 See docs/ARCHITECTURE.md for the job and result shapes. stdlib + numpy + paddle only.
 """
 
 from __future__ import annotations
 
+import os
+
+import numpy as np
 import paddle
 
-from . import nets
+from . import compiled, nets
 from .tensors import check_dtype, numpy, parameter, set_device, tensor, torch_layout
 
 
@@ -86,13 +96,26 @@ def _given(named: list, form: str):
     return params[0] if form == "tensor" else params
 
 
-def clip_grad_norm_(named: list, args: dict, form: str = "list"):
-    out = paddle.nn.utils.clip_grad_norm_(_given(named, form), **args)
+def _in_place(api: str, fn, given, args: dict, mode: str):
+    """``fn(given, **args)``: directly, or inside ``to_static`` (``given`` closed over)."""
+    if mode != "compiled":
+        return fn(given, **args)
+    grads = [p.grad for p in ([given] if isinstance(given, paddle.Tensor) else given) if p.grad is not None]
+
+    def clip_step(grads):  # (a def: to_static cannot convert a lambda's source here, IndexError)
+        return fn(given, **args)
+    return compiled.to_static(api, clip_step, grads)
+
+
+def clip_grad_norm_(named: list, args: dict, form: str = "list", mode: str = "eager"):
+    out = _in_place("paddle.nn.utils.clip_grad_norm_", paddle.nn.utils.clip_grad_norm_,
+                    _given(named, form), args, mode)
     return {n: _grad(p, tr) for n, p, tr in named}, float(numpy(out).reshape(-1)[0])
 
 
-def clip_grad_value_(named: list, args: dict, form: str = "list"):
-    paddle.nn.utils.clip_grad_value_(_given(named, form), **args)
+def clip_grad_value_(named: list, args: dict, form: str = "list", mode: str = "eager"):
+    _in_place("paddle.nn.utils.clip_grad_value_", paddle.nn.utils.clip_grad_value_,
+              _given(named, form), args, mode)
     return {n: _grad(p, tr) for n, p, tr in named}, None
 
 
@@ -102,11 +125,22 @@ def _clip_object(cls: str, args: dict):
 
 def on_pairs(cls: str):
     """``paddle.nn.<cls>`` called directly on ``[(param, grad), ...]``, as an optimizer calls it."""
-    def call(named: list, args: dict, form: str = "list"):  # (takes pairs: no bare-Tensor form)
+    def call(named: list, args: dict, form: str = "list", mode: str = "eager"):  # (pairs: no bare-Tensor form)
         params = [p for _, p, _ in named]
         clip = _clip_object(cls, args)
-        pairs = [(p, p.grad) for p in params if p.grad is not None]
-        out = {id(p): g for p, g in clip(pairs)}
+        if mode == "compiled":
+            present = [p for p in params if p.grad is not None]
+
+            def clip_step(grads):
+                pairs = []
+                for p, g in zip(present, grads):  # p: the program's parameter; g: an input
+                    pairs.append((p, g))
+                return [g for _, g in clip(pairs)]
+            clipped = compiled.to_static(f"paddle.nn.{cls}", clip_step, [p.grad for p in present])
+            out = {id(p): g for p, g in zip(present, clipped)}
+        else:
+            pairs = [(p, p.grad) for p in params if p.grad is not None]
+            out = {id(p): g for p, g in clip(pairs)}
         grads = {}
         for n, p, tr in named:
             g = numpy(out[id(p)]) if id(p) in out else numpy(p.grad)
@@ -118,10 +152,12 @@ def on_pairs(cls: str):
 def via_sgd(cls: str):
     """``paddle.nn.<cls>`` as ``paddle.optimizer.SGD(grad_clip=...)``: the clipped gradient is
     read off parameters zeroed before the step."""
-    def call(named: list, args: dict, form: str = "list"):  # (an optimizer: no bare-Tensor form)
+    def call(named: list, args: dict, form: str = "list", mode: str = "eager"):  # (an optimizer: no bare-Tensor form)
         params = [p for _, p, _ in named]
         clip = _clip_object(cls, args)
         had = [p.grad is not None for p in params]
+        if mode == "compiled":
+            return _via_sgd_static(f"paddle.nn.{cls}{VIA_SGD}", named, clip), None
         for p in params:  # model weights are not zero: zero them now (the gradients are computed)
             p.set_value(paddle.zeros(p.shape, dtype=p.dtype))
         opt = paddle.optimizer.SGD(learning_rate=1.0, parameters=params, grad_clip=clip)
@@ -135,6 +171,44 @@ def via_sgd(cls: str):
     return call
 
 
+def _via_sgd_static(api: str, named: list, clip) -> dict:
+    """The optimizer step as Paddle's classic static graph: zero parameters, the gradients fed
+    as data, the loss ``sum((p * g).sum())`` (whose gradient is exactly g; float16/bfloat16
+    through a float32 cast, mixed dtypes summed in float64, as ``injected_params``) and
+    ``SGD(learning_rate=1.0, grad_clip=clip).minimize(loss)``; the clipped gradient is -p."""
+    present = [(n, p) for n, p, _ in named if p.grad is not None]
+    if not present:
+        raise compiled.NotCompiled(f"{api}: no gradient at all, no loss to minimize: nothing was compiled")
+    feed = {}  # (computed in dygraph, before the static program is built)
+    for i, (n, p) in enumerate(present):
+        dtype = str(p.dtype).split(".")[-1]
+        feed[f"g{i}"] = p.grad.astype("float32" if dtype in ("float16", "bfloat16") else dtype).numpy()
+
+    def build():
+        loss, out = None, {}
+        for i, (n, p) in enumerate(present):
+            dtype = str(p.dtype).split(".")[-1]  # "float32", "bfloat16", ...
+            wide = "float32" if dtype in ("float16", "bfloat16") else dtype
+            w = paddle.static.create_parameter(list(p.shape), dtype, name=f"p{i}",
+                                               default_initializer=paddle.nn.initializer.Constant(0.0))
+            g = paddle.static.data(f"g{i}", list(p.shape), wide)
+            term = ((w if wide == dtype else w.astype(wide)) * g).sum()
+            if term.dtype != paddle.float64 and loss is not None and loss.dtype == paddle.float64:
+                term = term.astype("float64")
+            elif loss is not None and loss.dtype != term.dtype:
+                loss = loss.astype(term.dtype)
+            loss = term if loss is None else loss + term
+            out[n] = w.astype("float32") if dtype == "bfloat16" else w  # numpy has no bfloat16
+        paddle.optimizer.SGD(learning_rate=1.0, grad_clip=clip).minimize(loss)
+        return out
+
+    values = compiled.static_program(api, build, feed, [n for n, _ in present])
+    got = dict(zip([n for n, _ in present], values))
+    transposed = {n: tr for n, _, tr in named}
+    return {n: (torch_layout(-np.asarray(got[n], dtype=np.float64), transposed[n]) if n in got else None)
+            for n, _, _ in named}
+
+
 CLIP_CLASSES = ("ClipGradByGlobalNorm", "ClipGradByNorm", "ClipGradByValue")
 VIA_SGD = ".via_sgd"  # the suite-only suffix of the optimizer path
 
@@ -144,6 +218,16 @@ APIS = {
     **{f"paddle.nn.{cls}": on_pairs(cls) for cls in CLIP_CLASSES},
     **{f"paddle.nn.{cls}{VIA_SGD}": via_sgd(cls) for cls in CLIP_CLASSES},
 }
+
+
+def _from_paddle(e: BaseException) -> bool:
+    """Whether ``e`` comes from Paddle's own code (its innermost frame is in the paddle
+    package, or to_static reports it from the converted code), not from the suite's."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    home = os.path.dirname(paddle.__file__) + os.sep
+    return (tb is not None and tb.tb_frame.f_code.co_filename.startswith(home)) or "In transformed code" in str(e)
 
 
 def run(job: dict) -> dict:
@@ -162,10 +246,15 @@ def run(job: dict) -> dict:
     else:
         named = injected_params(job["params"], dtype)
         raw = None
+    mode = job.get("mode", "eager")
     try:
-        grads, returned = call(named, job["args"], job.get("form", "list"))
-    except NotImplementedError:
-        raise
+        grads, returned = call(named, job["args"], job.get("form", "list"), mode)
+    except NotImplementedError as e:
+        if mode != "compiled" or not _from_paddle(e):
+            raise
+        # compiled: ClipGradByValue has no PIR implementation (ClipGradBase._pir_clip raises it)
+        return {"grads": {n: _grad(p, tr) for n, p, tr in named}, "raw_grads": raw,
+                "returned": None, "raised": {"type": type(e).__name__, "message": str(e)}}
     except Exception as e:  # the API under test raised: a behaviour, reported to the comparator
         return {"grads": {n: _grad(p, tr) for n, p, tr in named}, "raw_grads": raw,
                 "returned": None, "raised": {"type": type(e).__name__, "message": str(e)}}

@@ -7,6 +7,10 @@ Clipping mirrors ``clipping.py``: injected gradients are produced by back-propag
 build has no half-precision multiply); ``paddle.nn.Linear`` weights are ``[in, out]``, so the
 torch-layout arrays are transposed; the ``*.via_sgd`` suite names become an
 ``paddle.optimizer.SGD(learning_rate=1.0, grad_clip=...)`` step on zeroed parameters.
+Compiled cells (``cell.mode``, docs/modes.md) show what ``compiled.py`` runs: the clip inside
+``paddle.jit.to_static(clip_step, full_graph=True)`` with the parameters closed over and the
+gradients as its input, and for ``*.via_sgd`` a ``paddle.static.Program`` whose
+``SGD(grad_clip=...).minimize`` of ``sum((p * g).sum())`` an Executor runs.
 Derivation writes the case's function out over Paddle tensors and calls ``paddle.grad`` /
 ``Tensor.backward``; training writes out the loop of ``training.py``.
 """
@@ -80,15 +84,62 @@ def _clip_ctor(cls: str, args: dict) -> str:
     return f"paddle.nn.{cls}({kwargs(kept)})"
 
 
+def _compiled(cell) -> bool:
+    return getattr(cell, "mode", "eager") == "compiled"
+
+
 def _in_place_call(cell) -> list:
     """``paddle.nn.utils.clip_grad_norm_`` / ``clip_grad_value_``: in place on ``.grad``."""
     given = "params[0]" if cell.form == "tensor" else "params"  # `clip.form: tensor`: one bare Tensor
-    return [f"out = {cell.api}({given}, {kwargs(dict(cell.target_args))})",
+    call = f"{cell.api}({given}, {kwargs(dict(cell.target_args))})"
+    if _compiled(cell):
+        return ["def clip_step(grads):  # compiled: the call inside paddle.jit.to_static",
+                f"    return {call}",
+                "static = paddle.jit.to_static(clip_step, full_graph=True)  # AST conversion, no fallback to dygraph",
+                "out = static([p.grad for p in params if p.grad is not None])",
+                "grads = [p.grad for p in params]"]
+    return [f"out = {call}",
             "grads = [p.grad for p in params]"]
+
+
+def _via_sgd_static(cls: str, cell) -> list:
+    """Compiled ``*.via_sgd``: to_static cannot convert the step (``loss.backward()`` raises), so
+    Paddle's classic static graph: a Program with ``SGD(grad_clip=...).minimize``, an Executor."""
+    return [f"clip = {_clip_ctor(cls, dict(cell.target_args))}",
+            "present = [p for p in params if p.grad is not None]",
+            "wide = lambda d: 'float32' if d in ('float16', 'bfloat16') else d",
+            "kinds = [str(p.dtype).split('.')[-1] for p in present]",
+            "feed = {f'g{i}': p.grad.astype(wide(d)).numpy() for i, (p, d) in enumerate(zip(present, kinds))}",
+            "# compiled: to_static cannot convert a step with loss.backward() (AttributeError:",
+            "# 'paddle.base.libpaddle.pir.Value' object has no attribute 'backward'): a static Program",
+            "main, startup = paddle.static.Program(), paddle.static.Program()",
+            "paddle.enable_static()",
+            "with paddle.static.program_guard(main, startup):",
+            "    loss, weights = None, []",
+            "    for i, (p, d) in enumerate(zip(present, kinds)):",
+            "        w = paddle.static.create_parameter(list(p.shape), d, name=f'p{i}', default_initializer=zero)",
+            "        g = paddle.static.data(f'g{i}', list(p.shape), wide(d))",
+            "        term = ((w if wide(d) == d else w.astype(wide(d))) * g).sum()  # its gradient is exactly g",
+            "        if term.dtype != paddle.float64 and loss is not None and loss.dtype == paddle.float64:",
+            "            term = term.astype('float64')",
+            "        elif loss is not None and loss.dtype != term.dtype:",
+            "            loss = loss.astype(term.dtype)",
+            "        loss = term if loss is None else loss + term",
+            "        weights.append(w.astype('float32') if d == 'bfloat16' else w)",
+            "    paddle.optimizer.SGD(learning_rate=1.0, grad_clip=clip).minimize(loss)",
+            "exe = paddle.static.Executor(paddle.CPUPlace())",
+            "exe.run(startup)",
+            "values = exe.run(main, feed=feed, fetch_list=weights)  # the parameters after the step",
+            "paddle.disable_static()",
+            "after = dict(zip(map(id, present), values))",
+            "out = None",
+            "grads = [paddle.to_tensor(-after[id(p)]) if id(p) in after else None for p in params]  # -p: the clipped gradient"]
 
 
 def _via_sgd_call(cls: str):
     def call(cell) -> list:
+        if _compiled(cell):
+            return _via_sgd_static(cls, cell)
         return [f"clip = {_clip_ctor(cls, dict(cell.target_args))}",
                 "had = [p.grad is not None for p in params]",
                 "for p in params:  # start the step from zero: the clipped gradient is then -p",
@@ -102,6 +153,20 @@ def _via_sgd_call(cls: str):
 
 def _pairs_call(cls: str):
     def call(cell) -> list:
+        if _compiled(cell):
+            return [f"clip = {_clip_ctor(cls, dict(cell.target_args))}",
+                    "present = [p for p in params if p.grad is not None]",
+                    "def clip_step(grads):  # compiled: the clip inside paddle.jit.to_static",
+                    "    pairs = []",
+                    "    for p, g in zip(present, grads):  # p closed over: the program's parameter (need_clip)",
+                    "        pairs.append((p, g))",
+                    "    return [g for _, g in clip(pairs)]",
+                    "static = paddle.jit.to_static(clip_step, full_graph=True)  # AST conversion, no fallback to dygraph",
+                    "clipped = static([p.grad for p in present])",
+                    "print(static.program_cache.last()[1][0].main_program)  # the static program that ran",
+                    "by_param = dict(zip(map(id, present), clipped))",
+                    "out = None",
+                    "grads = [by_param.get(id(p), p.grad) for p in params]"]
         return [f"clip = {_clip_ctor(cls, dict(cell.target_args))}",
                 "pairs = clip([(p, p.grad) for p in params if p.grad is not None])",
                 "by_param = {id(p): g for p, g in pairs}",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 from torch.nn import utils
 
-from . import compiled
 from .nets import loss, network
 from .tensors import DTYPES, device, numpy, tensor, tensor_args
 
@@ -104,6 +103,9 @@ def run(job: dict) -> dict:
     try:
         args = tensor_args(job["args"], dev)
         if job.get("mode") == "compiled":
+            # imported at the first compiled cell: torch._dynamo and inductor take ~4 s to
+            # import, which a worker running eager cells only should not pay
+            from . import compiled
             returned = compiled.call(job["api"], call, given, args)
         else:
             returned = call(given, args)
