@@ -228,8 +228,15 @@ def loads(text: str):
 
 
 def write_json(path, doc: dict) -> None:
+    """Compact JSON, one cell record per line (greppable, diffable; a third smaller than an
+    indented document)."""
     tmp = Path(str(path) + ".tmp")
-    tmp.write_text(dumps(doc, indent=1), encoding="utf-8")
+    compact = dict(separators=(",", ":"))
+    head = dumps({k: v for k, v in doc.items() if k != "results"}, **compact)
+    if "results" in doc:
+        records = ",\n".join(dumps(r, **compact) for r in doc["results"])
+        head = head[:-1] + ("," if len(head) > 2 else "") + '"results":[\n' + records + "\n]}"
+    tmp.write_text(head + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
 
