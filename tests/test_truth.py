@@ -462,3 +462,32 @@ def test_tensor_arguments_validate_translate_and_reach_the_oracle_in_their_dtype
     errors = plan(parse_text(text, "t.yaml").cases, _registry()).errors
     assert [(e.line, e.field) for e in errors] == [(6, "clip.args.max_norm")]
     assert "does not take a Tensor" in str(errors[0])
+
+
+def test_numerics_explain_a_return_where_the_source_raises():
+    """torch raises for a NaN inf-norm with error_if_nonfinite=True; a target whose inf-norm
+    skips a NaN tensor's norm (MindSpore's graph mode: numerics with max_nan: outer_ignore)
+    returns clipped numbers: `known` by its numerics, `mismatch` without them."""
+    from conformance.kinds.clipping import oracle
+
+    params = {"max_norm": Param(required=True), "norm_type": Param(default=2.0),
+              "error_if_nonfinite": Param(default=False)}
+    spec = OracleSpec(fn="clip_grad_norm", args={k: k for k in params})
+    apis = {"torch.f": Api(name="torch.f", framework="torch", signature="f", params=params, oracle=spec),
+            "paddle.g": Api(name="paddle.g", framework="paddle", signature="g", params=params)}
+    skip = Difference(id="skips-nan-tensors", text="the max over tensors skips NaN norms",
+                      variant={"max_nan": "outer_ignore"})
+    text = ("id: t\ntitle: t\ndtypes: [float64]\ndevices: [cpu]\ngrads: {w: [2.0, .nan, -3.0], b: [1.0, 0.5]}\n"
+            "clip: {api: torch.f, args: {max_norm: 1.0, norm_type: .inf, error_if_nonfinite: true}}\n")
+    grads = [np.array([2.0, math.nan, -3.0]), np.array([1.0, 0.5])]
+    clipped = oracle.clip_grad_norm(grads, 1.0, math.inf, max_nan="outer_ignore").grads
+    got = {"grads": {"w": clipped[0], "b": clipped[1]}, "raised": None, "returned": None}
+
+    def judge(numerics):
+        m = Mapping(source="torch.f", target="paddle.g", category="identity", numerics=numerics)
+        return _judge(Registry(apis, [m]), got, text)
+
+    assert judge([])["status"] == "mismatch"
+    rec = judge([skip])
+    assert (rec["status"], rec["difference"]) == ("known", "skips-nan-tensors")
+    assert rec["message"].startswith("returned where the source raises RuntimeError")
