@@ -61,7 +61,7 @@ def oracle_call(api, args: dict, grads: list, dtype: str, variant: Optional[dict
     raises = knobs.pop("raises", None)
     if raises:
         return oracle.OracleResult(grads=None, total_norm=None, raises=raises)
-    for knob in ("accumulate", "sum_dtype", "bound_dtype", "flush"):  # "input": the cell's dtype
+    for knob in ("accumulate", "sum_dtype", "bound_dtype", "flush", "max_norm_dtype"):  # "input": the cell's dtype
         if knobs.get(knob) == "input":
             knobs[knob] = dtype
     for name in [k for k in knobs if k in api.oracle.args]:  # a variant overriding an argument
