@@ -44,15 +44,8 @@ _repro = _load("test_repro_snippets")  # its snippet runner and checks
 PYTHON = _backend.PYTHON
 pytestmark = pytest.mark.skipif(PYTHON is None, reason="no interpreter with paddle (set CONFORMANCE_PADDLE_PYTHON)")
 
-W = np.array([[-0.1, -0.25, -0.1], [0.1, 0.25, 0.1]])
-B = np.array([-0.5, 0.5])
-
-
-@pytest.fixture(scope="module")
-def worker():
-    w = Worker("paddle", workers()["paddle"], "cpu", python=PYTHON)
-    yield w
-    w.close()
+W, B = _backend.W, _backend.B  # seed 000's gradients
+worker = _backend.worker  # the same module-scoped Paddle worker fixture
 
 
 def _job(api, args, grads, dtype="float32", mode="compiled"):
@@ -70,7 +63,7 @@ def test_compiled_global_norm_gives_the_oracle_numbers(worker, api, dtype):
     got = worker.call(_job(api, {"clip_norm": 0.5}, grads, dtype), timeout=300)
     assert got["raised"] is None, got["raised"]
     want = oracle.clip_grad_norm([W, B], 0.5, eps=0.0, threshold="max_div")
-    rtol = 1e-12 if dtype == "float64" else 1e-6
+    rtol = 1e-12 if dtype == "float64" else 1e-6  # a few roundings of the dtype against the float64 oracle
     np.testing.assert_allclose(got["grads"]["weight"], want.grads[0], rtol=rtol)
     np.testing.assert_allclose(got["grads"]["bias"], want.grads[1], rtol=rtol)
     assert got["grads"]["frozen"] is None
