@@ -240,14 +240,32 @@ def _with_target_gaps(mappings: list, gaps: list, apis: dict, where: dict, probl
         varies = [Varies(**g.model_dump(exclude={"targets"})) for g, _ in gaps
                   if isinstance(g, TargetVaries) and m.target in g.targets]
         numerics = [Difference(**g.model_dump(exclude={"targets"})) for g, _ in gaps
-                    if isinstance(g, TargetNumerics) and m.target in g.targets]
+                    if isinstance(g, TargetNumerics) and m.target in g.targets and _fits(g, m, apis)]
         if extra or varies or numerics:
             new = m.model_copy(update={"unsupported": [*m.unsupported, *extra], "varies": [*m.varies, *varies],
                                        "numerics": [*m.numerics, *numerics]})
             where[id(new)] = where[id(m)]
             m = new
         out.append(m)
+    for g, origin in gaps:
+        onto = [m for m in mappings if isinstance(g, TargetNumerics) and m.target in g.targets]
+        if onto and not any(_fits(g, m, apis) for m in onto):
+            problems.append(_at(origin)(f"numerics {g.id}: no source mapped onto {', '.join(g.targets)} has an "
+                                        f"oracle with the knobs {', '.join(g.variant)}", "variant"))
     return out
+
+
+def _fits(numerics, m, apis: dict) -> bool:
+    """Whether a file-level ``numerics`` entry can join mapping ``m``: its variant's knobs are
+    all knobs of the source's oracle. A target's arithmetic (say, sums of squares in the input
+    dtype) is modelled by the knobs of the norm oracles; a source whose oracle has no such knob
+    (torch's clip_grads_with_norm_ takes a given norm) has nothing for it to change."""
+    source = apis.get(m.source)
+    if source is None or source.oracle is None or source.kind not in kinds.names():
+        return False
+    if not callable(getattr(kinds.oracles()[source.kind], source.oracle.fn, None)):
+        return False
+    return set(numerics.variant) <= accepted_knobs(source)
 
 
 def _at(origin, *loc):
