@@ -419,6 +419,21 @@ def test_root_sum_float32_casts_the_power_sum_before_the_root():
         vector_norm(np.array([1.0]), 2.0, root="sum_float32")
 
 
+
+def test_root_sum_float32_ftz_flushes_a_subnormal_float32_sum():
+    # measured, MindSpore 2.10 CPU clip_by_global_norm under mindspore.jit (graph mode) on float64
+    # gradients of 1e-20 with clip_norm 1e-21: unclipped, because the float64 sum of squares
+    # (about 1e-39) cast to float32 is subnormal and flushed, so the norm is 0 (PyNative keeps it)
+    kw = dict(sum_dtype="float64", accumulate="float64")
+    assert vector_norm(np.array([1e-20]), 2.0, root="sum_float32_ftz", **kw) == 0.0
+    assert vector_norm(np.array([1e-20]), 2.0, root="sum_float32", **kw) > 0.0
+    # a normal float32 sum is kept: 2e-19 squared is 4e-38, above float32's tiny 1.18e-38
+    assert vector_norm(np.array([2e-19]), 2.0, root="sum_float32_ftz", **kw) == \
+        vector_norm(np.array([2e-19]), 2.0, root="sum_float32", **kw) > 0.0
+    r = clip_grad_norm([np.array([1e-20, -2e-20])], 1e-21, eps=0.0, threshold="max_div", **kw,
+                       root="sum_float32_ftz")
+    np.testing.assert_array_equal(r.grads[0], [1e-20, -2e-20])  # max(0, 1e-21) = 1e-21: factor 1
+
 def test_min_reciprocal_and_nonfinite_nan_reproduce_tensorflow_clip_by_global_norm():
     # tf.clip_by_global_norm: scale = clip_norm * min(1 / norm, 1 / clip_norm) + (norm - norm)
     # (measured, TF 2.21: [3, 4] with clip_norm 2 -> [1.2, 1.6]; -1 -> unchanged; inf -> NaN;

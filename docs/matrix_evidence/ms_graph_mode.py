@@ -10,6 +10,12 @@ Printed on 2026-12-03 (docs/modes.md quotes it):
   clip_by_value(-inf, 1.0) [nan, 3]: jit [[1.0, 1.0]]  eager [[-inf, 1.0]]
   clip_by_value(-1.0, 1.0) [nan, 3]: jit [[-1.0, 1.0]]  eager [[-1.0, 1.0]]
   clip_by_global_norm(clip_norm=1e-50), float64: jit ValueError: For 'clip_by_global_norm', the argument 'clip_norm' must > 0.0, but got 0.0.  eager [[0.0, 0.0]]
+  clip_by_norm p=3, float16 [300, 250]: jit [[0.861328125, 0.7177734375]]  eager [[0.0, 0.0]]
+  clip_by_norm p=3, float16 [300], [-250]: jit [[300.0], [-250.0]]  eager [[0.0], [-0.0]]
+  clip_by_global_norm(clip_norm=1e-21), float64 [1e-20, -2e-20]: jit [[1e-20, -2e-20]]  eager [[4.472135295946878e-22, -8.944270591893756e-22]]
+  clip_by_norm -inf, 0-d [0, nan]: jit [[0.0], [0.9999990463256836]]  eager [[0.0], [nan]]
+  clip_by_norm -inf, 0-d [nan]: jit [[0.9999990463256836]]  eager [[nan]]
+(the last five lines printed on a later run the same day)
 """
 
 import contextlib
@@ -49,3 +55,17 @@ for lo, hi in ((-np.inf, np.inf), (-1.0, np.inf), (-np.inf, 1.0), (-1.0, 1.0)):
          (Tensor(np.array([np.nan, 3.0], f32)),))
 show("clip_by_global_norm(clip_norm=1e-50), float64", calling(ops.clip_by_global_norm, clip_norm=1e-50),
      (Tensor(np.array([1e-40, 3.0])),))
+
+# Declared since as compiled numerics (conformance/frameworks/mindspore/registry/clipping.yaml):
+# ms-graph-mode-float16-sums-in-float32 and ms-graph-mode-float32-sum-flushed.
+show("clip_by_norm p=3, float16 [300, 250]", calling(ops.clip_by_norm, max_norm=1.0, norm_type=3.0),
+     (Tensor(np.array([300.0, 250.0], np.float16)),))
+show("clip_by_norm p=3, float16 [300], [-250]", calling(ops.clip_by_norm, max_norm=1.0, norm_type=3.0),
+     (Tensor(np.array([300.0], np.float16)), Tensor(np.array([-250.0], np.float16))))
+show("clip_by_global_norm(clip_norm=1e-21), float64 [1e-20, -2e-20]", calling(ops.clip_by_global_norm, clip_norm=1e-21),
+     (Tensor(np.array([1e-20, -2e-20])),))
+# Not declarable (a finding): graph mode turns a 0-d NaN gradient into a finite number.
+show("clip_by_norm -inf, 0-d [0, nan]", calling(ops.clip_by_norm, max_norm=1.0, norm_type=-float("inf")),
+     (Tensor(f32(0.0)), Tensor(f32(np.nan))))
+show("clip_by_norm -inf, 0-d [nan]", calling(ops.clip_by_norm, max_norm=1.0, norm_type=-float("inf")),
+     (Tensor(f32(np.nan)),))

@@ -155,19 +155,23 @@ def _sum(terms, dtype: str, summation: str = "exact") -> np.ndarray:
 
 
 
-def _signed_power_norm(x, p: float, accumulate: str, exponent: str = "exact", summation: str = "exact") -> float:
+def _signed_power_norm(x, p: float, accumulate: str, exponent: str = "exact", summation: str = "exact",
+                       sum_dtype: Optional[str] = None) -> float:
     """``(sum x**p) ** (1/p)`` with no absolute value (``power_sum="signed"``): IEEE ``pow``,
     so a negative sum or a negative element to a fractional power gives NaN, odd p lets signs
     cancel (p = 1 is the plain sum), and p = -inf gives 1 whenever the sum is finite
     (``s ** -0.0``). Every step rounded to ``accumulate`` (identity for ``"float64"``; the
-    summation order is not emulated). ``exponent="float32"``: ``p`` and ``1/p`` are rounded to
+    summation order is not emulated); with ``sum_dtype``, the powers, their sum and the root
+    rounded to it instead and the result to ``accumulate`` (MindSpore's graph mode: float16
+    sums formed in float32). ``exponent="float32"``: ``p`` and ``1/p`` are rounded to
     float32 first (MindSpore's ``ops.pow`` with a Python float exponent, even on float64)."""
     a = _round(np.asarray(x, dtype=np.float64).ravel(), accumulate)
     power, root = (float(np.float32(p)), float(np.float32(1.0 / p))) if exponent == "float32" else (p, 1.0 / p)
+    inner = accumulate if sum_dtype is None else sum_dtype
     with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
-        s = np.sum(np.power(a, power)) if accumulate == "float64" else \
-            _sum(_round(np.power(a, power), accumulate), accumulate, summation)
-        return float(_round(np.power(s, root), accumulate))
+        s = np.sum(np.power(a, power)) if inner == "float64" else \
+            _sum(_round(np.power(a, power), inner), inner, summation)
+        return float(_round(_round(np.power(s, root), inner), accumulate))
 
 
 def _root32_norm(x, p: float, accumulate: str, summation: str = "exact") -> float:
@@ -195,7 +199,9 @@ def _naive_norm(x, p: float, accumulate: str, sum_dtype: str, root: str, summati
     underflow, no scaling; the summation order is not emulated), the root ``** (1/p)`` (or
     ``** float32(1/p)`` with ``root="float32"``) taken in it, the result rounded to
     ``accumulate``. ``root="sum_float32"``: the sum is cast to float32 first and the root taken
-    in float32 (MindSpore's ``clip_by_global_norm``: a float64 sum of squares of 1e40 is inf).
+    in float32 (MindSpore's ``clip_by_global_norm``: a float64 sum of squares of 1e40 is inf);
+    ``root="sum_float32_ftz"``: the same with flush-to-zero, a sum subnormal in float32 is 0
+    (MindSpore's graph mode: a float64 sum of squares of 1e-39 gives norm 0).
     ``root="l2_loss"``: each term ``|x|**p`` is halved in ``sum_dtype`` before the sum, and the root
     is taken of ``2 * sum`` (TensorFlow's ``global_norm``, ``sqrt(2 * sum(tf.nn.l2_loss(t)))``,
     whose kernel sums ``square(x) * 0.5``: a float16 square below 6e-8 halves to 0).
@@ -212,8 +218,10 @@ def _naive_norm(x, p: float, accumulate: str, sum_dtype: str, root: str, summati
             s = _sum(round_to(terms * 0.5, sum_dtype), sum_dtype, summation)
             return float(_round(round_to(round_to(2.0 * s, sum_dtype) ** e, sum_dtype), accumulate))
         s = _sum(terms, sum_dtype, summation)
-        if root == "sum_float32":  # the sum cast to float32, the root taken there
+        if root in ("sum_float32", "sum_float32_ftz"):  # the sum cast to float32, the root taken there
             s = round_to(s, "float32")
+            if root == "sum_float32_ftz" and abs(s) < finfo("float32")["tiny"]:
+                s = np.float64(0.0)
             return float(_round(round_to(s**e, "float32"), accumulate))
         return float(_round(round_to(s**e, sum_dtype), accumulate))
 
@@ -243,7 +251,8 @@ def vector_norm(x, p, *, accumulate: str = "float64", power_sum: str = "abs", ro
     ``power_sum="signed"`` (p not inf, not 0): ``_signed_power_norm`` (no absolute value;
     ``exponent="float32"`` rounds its ``p`` and ``1/p`` to float32).
     ``root="float32"`` (finite p, not 0): ``(sum |x|**p) ** float32(1/p)`` (``_root32_norm``).
-    ``root="sum_float32"`` (with ``sum_dtype``): the sum cast to float32 before the root.
+    ``root="sum_float32"`` (with ``sum_dtype``): the sum cast to float32 before the root;
+    ``"sum_float32_ftz"``: the same, a subnormal float32 sum flushed to 0.
     ``root="l2_loss"`` (with ``sum_dtype``): halved terms, the root of twice their sum (``_naive_norm``).
     ``sum_dtype=<dtype>`` (finite p, not 0): ``r(rs(rs(sum rs(|x|**p)) ** (1/p)))`` with ``rs``
     rounding to ``sum_dtype`` and ``r`` to ``accumulate`` (``_naive_norm``): naive, so
@@ -254,8 +263,8 @@ def vector_norm(x, p, *, accumulate: str = "float64", power_sum: str = "abs", ro
     """
     _check("power_sum", power_sum, ("abs", "signed"))
     _check("summation", summation, _SUMMATIONS)
-    _check("root", root, ("exact", "float32", "sum_float32", "l2_loss"))
-    if root in ("sum_float32", "l2_loss") and sum_dtype is None:
+    _check("root", root, ("exact", "float32", "sum_float32", "sum_float32_ftz", "l2_loss"))
+    if root in ("sum_float32", "sum_float32_ftz", "l2_loss") and sum_dtype is None:
         raise ValueError("root='sum_float32' needs sum_dtype (the dtype the sum is formed in)")
     _check("max_nan", max_nan, ("propagate", "compare"))
     _check("exponent", exponent, ("exact", "float32"))
@@ -269,7 +278,7 @@ def vector_norm(x, p, *, accumulate: str = "float64", power_sum: str = "abs", ro
     if sum_dtype is not None and p not in (0.0, math.inf, -math.inf) and power_sum == "abs":
         return _naive_norm(x, p, accumulate, sum_dtype, root, summation)
     if power_sum == "signed" and p not in (0.0, math.inf):
-        return _signed_power_norm(x, p, accumulate, exponent, summation)
+        return _signed_power_norm(x, p, accumulate, exponent, summation, sum_dtype)
     if root == "float32" and p not in (0.0, math.inf, -math.inf):
         return _root32_norm(x, p, accumulate, summation)
     a = np.abs(np.asarray(x, dtype=np.float64)).ravel()
@@ -562,7 +571,9 @@ def clip_grad_value(grads: list, clip_value: Optional[float] = None, *, min: Opt
     propagate it); ``"min"``/``"max"``: a NaN element becomes ``lo``/``hi`` (what a
     compare-and-select implementation gives; NaN stays if that bound is absent); ``"bound"``:
     each clamp step maps NaN to its own bound, in ``order`` (MindSpore's ``clip_by_value``: NaN
-    becomes ``lo``, then ``min(lo, hi)``; with only ``hi`` given, ``hi``).
+    becomes ``lo``, then ``min(lo, hi)``; with only ``hi`` given, ``hi``); ``"finite_bound"``: as
+    ``"bound"``, but a step whose bound is infinite leaves NaN alone (MindSpore's graph mode:
+    NaN clipped into ``(-inf, inf)`` stays NaN, into ``(-inf, 1)`` becomes 1).
     ``bound_dtype``: each bound is first rounded to that dtype (``None``: used exactly):
     MindSpore makes a tensor of the gradients' dtype of a Python bound, so in float16 a bound
     beyond 65504 becomes +-inf (``lo = round(lo)``, ``hi = round(hi)``).
@@ -578,7 +589,7 @@ def clip_grad_value(grads: list, clip_value: Optional[float] = None, *, min: Opt
     ``Maximum``/``Minimum`` on float32 and float64; ``None``: no flushing).
     """
     _check("order", order, ("max_last", "min_last"))
-    _check("nan", nan, ("propagate", "min", "max", "bound"))
+    _check("nan", nan, ("propagate", "min", "max", "bound", "finite_bound"))
     _check("empty_range", empty_range, ("clamp", "raise"))
     _check("enabled", enabled, ("always", "positive"))
     upper = clip_value if clip_value is not None else max
@@ -609,9 +620,9 @@ def clip_grad_value(grads: list, clip_value: Optional[float] = None, *, min: Opt
         for fn, bound in (first, last):
             if bound is not None:
                 out = fn(out, bound)
-                if nan == "bound":  # compare-and-select: this step maps NaN to its bound
-                    out = np.where(np.isnan(out), bound, out)
-        bound = {"propagate": None, "min": lo, "max": hi, "bound": None}[nan]
+                if nan == "bound" or (nan == "finite_bound" and math.isfinite(bound)):
+                    out = np.where(np.isnan(out), bound, out)  # compare-and-select: NaN to this bound
+        bound = {"propagate": None, "min": lo, "max": hi, "bound": None, "finite_bound": None}[nan]
         if bound is not None:
             out = np.where(np.isnan(g), bound, out)
         return np.array(out, dtype=np.float64)
