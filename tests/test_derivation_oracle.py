@@ -111,6 +111,38 @@ def test_mindspore_grad_both_none_and_aux_on_one_output_raise_valueerror():
     assert d.mindspore_grad(fn, 0, None, has_aux=True).raises == "ValueError"
 
 
+
+def test_jax_grad_argnums_over_inputs_then_weights_and_has_aux():
+    # jax.grad(f, argnums=(0, 2), has_aux=True)(x, y, w) of seed 003's net: positions 0 and 2 are
+    # x and the weight; loss differentiated, logits returned as aux (the numbers of seed 003's
+    # "=== value and grad ===", which a jax port of the net prints too)
+    r = d.jax_grad(seed_net(), (0, 2), has_aux=True)
+    assert r.raises is None and list(r.grads) == ["x", "fc.weight"]
+    np.testing.assert_array_equal(r.grads["x"], [[4, 6, 8]])
+    np.testing.assert_array_equal(r.grads["fc.weight"], [[2, 4, 6]])
+    assert list(r.values) == ["logits"] and float(r.values["logits"]) == 20.0
+    np.testing.assert_allclose(r.grads["x"], d.finite_difference(seed_net(), ["loss"], "x"), rtol=1e-6)
+
+
+def test_jax_grad_raises_typeerror_for_several_or_nonscalar_outputs_valueerror_for_no_argnums():
+    assert d.jax_grad(seed_net(), 0).raises == "TypeError"  # (loss, logits) without has_aux
+    fn = seed_net()
+    fn["ops"].append(op("mul", ["x", 2.0], "x2"))  # a [1, 3] output
+    fn["outputs"] = ["x2"]
+    assert d.jax_grad(fn, 0).raises == "TypeError"
+    assert d.jax_grad(seed_net(), (), has_aux=True).raises == "ValueError"  # max(()) in jax
+    # an argument the output does not depend on: zeros (jax has no allow_unused)
+    fn = seed_net()
+    fn["inputs"].append(["z", np.array([5.0, 6.0])])
+    r = d.jax_grad(fn, (0, 2), has_aux=True)
+    np.testing.assert_array_equal(r.grads["z"], [0.0, 0.0])
+
+
+def test_jax_value_and_grad_returns_every_output():
+    r = d.jax_value_and_grad(seed_net(), (0, 1, 2), has_aux=True)
+    assert {k: float(v) for k, v in r.values.items()} == {"loss": 1.0, "logits": 20.0}
+    np.testing.assert_array_equal(r.grads["y"], -2.0)
+
 def test_value_and_grad_returns_every_output_and_the_gradients():
     r = d.value_and_grad(seed_net(), (0, 1), True, has_aux=True)  # "=== value and grad ==="
     assert {k: float(v) for k, v in r.values.items()} == {"loss": 1.0, "logits": 20.0}

@@ -15,7 +15,8 @@ differentiates; every derivation API of every framework is one of ``STYLES``:
 - ``grad_position``: ``grad(fn, grad_position, weights, has_aux)`` (mindspore.grad,
   mindspore.value_and_grad);
 - ``backward``: ``output.backward()`` then every leaf's ``.grad`` (torch/paddle Tensor.backward);
-- ``argnums``: ``grad(f, argnums, has_aux)`` over inputs then weights (torch.func.grad_and_value).
+- ``argnums``: ``grad(f, argnums, has_aux)`` over inputs then weights (torch.func.grad_and_value,
+  jax.grad, jax.value_and_grad; a source too).
 """
 
 from __future__ import annotations
@@ -87,6 +88,17 @@ def request(style: str, args: dict, fn) -> Request:
         return Request(inputs=_inputs(fn), weights=_weights(fn), outputs=[out],
                        aux=[o for o in outs if o != out], leaves=True, allow_unused=True,
                        repeat=int(args.get("repeat") or 1))
+    if style == "argnums":
+        order = _inputs(fn) + _weights(fn)
+        an = args.get("argnums", 0)
+        pos = [an] if isinstance(an, int) and not isinstance(an, bool) else list(an or [])
+        if any(not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < len(order) for i in pos):
+            raise ValueError(f"argnums: {an!r} is not a position of the inputs and weights {order}")
+        names = [order[i] for i in pos]
+        has_aux = bool(args.get("has_aux"))
+        return Request(inputs=[n for n in names if n in fn.inputs], weights=[n for n in names if n in fn.weights],
+                       outputs=outs[:1] if has_aux else outs, aux=outs[1:] if has_aux else [],
+                       allow_unused=True)  # jax gives zeros for an argument f does not use
     raise ValueError(f"no source style {style!r} (known: {', '.join(STYLES)})")
 
 

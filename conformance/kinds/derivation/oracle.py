@@ -301,6 +301,44 @@ def value_and_grad(fn: dict, grad_position=0, weights=None, has_aux=False, *, no
     return DeriveResult(grads=r.grads, values={o: env[o] for o in _names_out(fn)})
 
 
+def jax_grad(fn: dict, argnums=0, has_aux=False, *, nonscalar="raise", unused="zeros",
+             accumulation="last", raises=None, empty="raise") -> DeriveResult:
+    """``jax.grad(f, argnums, has_aux)(*inputs, *weights)``: f takes the function's inputs, then
+    its weights, positionally; ``argnums`` (an int or a list) picks the differentiated ones.
+
+    Without ``has_aux`` f must return one scalar: several outputs, or a non-scalar one
+    (``nonscalar="raise"``), raise ``TypeError`` ("Gradient only defined for scalar-output
+    functions"). With ``has_aux`` the first output is differentiated and the others come back
+    as ``values`` (aux). An argument f does not use gets zeros. An empty ``argnums`` raises
+    ``ValueError`` (jax takes ``max(argnums)``; ``empty="grads"``: no gradients instead).
+    """
+    if raises:
+        return DeriveResult(raises=raises)
+    order = _names(fn, "inputs") + _names(fn, "weights")
+    pos = [argnums] if isinstance(argnums, int) else list(argnums or [])
+    if not pos:
+        return DeriveResult(grads={}) if empty == "grads" else DeriveResult(raises="ValueError")
+    outs = _names_out(fn)
+    diff = outs[:1] if has_aux else outs
+    if len(diff) > 1 and nonscalar == "raise":
+        return DeriveResult(raises="TypeError")
+    grads, env, err = gradients(fn, diff, [order[i] for i in pos], nonscalar=nonscalar, unused=unused,
+                                error="TypeError")
+    values = {o: env[o] for o in outs[1:]} if has_aux and not err else None
+    return DeriveResult(grads=grads, values=values, raises=err)
+
+
+def jax_value_and_grad(fn: dict, argnums=0, has_aux=False, *, nonscalar="raise", unused="zeros",
+                       accumulation="last", raises=None, empty="raise") -> DeriveResult:
+    """``jax.value_and_grad``: ``jax_grad``'s gradients with every output of the function as
+    ``values`` (the value, and the aux outputs with ``has_aux``)."""
+    r = jax_grad(fn, argnums, has_aux, nonscalar=nonscalar, unused=unused, raises=raises, empty=empty)
+    if r.raises:
+        return r
+    env = forward(fn)
+    return DeriveResult(grads=r.grads, values={o: env[o] for o in _names_out(fn)})
+
+
 def tensor_backward(fn: dict, output=None, repeat=1, *, nonscalar="raise", unused="none",
                     accumulation="sum", raises=None) -> DeriveResult:
     """``output.backward()`` called ``repeat`` times (``retain_graph=True``), then the ``.grad``
