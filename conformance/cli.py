@@ -134,7 +134,7 @@ def _run_locked(a, out: Path, limits, pythons: dict, unavailable: dict, selected
         except ValueError as e:  # a bad -k expression
             return _usage(str(e))
         _print_errors(errors)
-        done = results.done_ids(journal) if a.resume else set()
+        done = results.done_ids(out / "results.json") if a.resume else set()
         planned = selection.select(p.cells, runner.registry, a.select) if a.select else p.cells
         if a.select:
             console.print(f"--select {a.select}: {len(planned)} of {len(p.cells)} cells", markup=False)

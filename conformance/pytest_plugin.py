@@ -46,7 +46,7 @@ OPTIONS = (
                                "(framework, API, dtype, mode) and every mode-conditioned registry entry "
                                "(conformance/selection.py): what CI runs of the compiled half")),
     ("results", "--results", dict(metavar="PATH", dest="conformance_results",
-                                  help="write the cells' results JSON here (and PATH's .jsonl journal)")),
+                                  help="write the cells' results JSON here (its .jsonl journal while cells run)")),
     ("report", "--report", dict(metavar="DIR", dest="conformance_report",
                                 help="render the HTML report of this run into DIR")),
     ("cell-timeout", "--cell-timeout", dict(type=float, default=120.0, dest="conformance_timeout",

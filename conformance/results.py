@@ -4,6 +4,10 @@ While a run goes on, every finished cell is appended (and flushed) to ``results.
 ``results.json``: line 1 is the header, each further line one cell, so an interrupted run keeps
 everything it finished. ``results.json`` (the design's document) is written atomically at the
 end, or at any time by ``conformance report`` from the journal. Readers accept either file.
+The two carry the same records, so a run keeps one of them: a run that finished every planned
+cell removes its journal once ``results.json`` is on disk; an unfinished one keeps the journal
+(what ``--resume`` continues, and what a crash leaves). ``--resume`` of a finished folder reads
+``results.json`` and starts a journal from it.
 
 Schema 2 (schema-1 documents still load and render) adds, besides the cell records:
 - ``cases``: case id -> case-level facts, stored once per case rather than per cell (title,
@@ -78,7 +82,7 @@ class Writer:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.journal = self.path.with_suffix(".jsonl")
         self._lock = threading.Lock()
-        earlier = load(self.journal) if resume and self.journal.exists() else None
+        earlier = _earlier(self.path) if resume else None
         if earlier is not None:
             self.doc = earlier
             self.doc.setdefault("cases", {})
@@ -86,8 +90,14 @@ class Writer:
             if registry is not None:
                 self.doc["registry"] = registry
             self.doc["planned"] = len(self.doc["results"]) + (planned or 0)
-            _drop_cut_line(self.journal)  # a line a kill cut short would hide what follows it
-            self._fh = open(self.journal, "a", encoding="utf-8")
+            if self.journal.exists():
+                _drop_cut_line(self.journal)  # a line a kill cut short would hide what follows it
+                self._fh = open(self.journal, "a", encoding="utf-8")
+            else:  # a finished run (its journal removed): the journal starts again from results.json
+                self._fh = open(self.journal, "w", encoding="utf-8")
+                self._line({k: v for k, v in self.doc.items() if k != "results"})
+                for r in self.doc["results"]:
+                    self._line(r)
             self._line({"resumed": _now(), "planned": self.doc["planned"]})
         else:
             self.doc = header(backends, registry)
@@ -122,11 +132,15 @@ class Writer:
             self._line({"backends": backends})
 
     def close(self) -> dict:
+        """Write ``results.json``; the journal goes once every planned cell is in it (the two
+        would hold the same records), and stays for ``--resume`` when some are missing."""
         with self._lock:
             if not self._fh.closed:
                 self._fh.close()
             self.doc["done"] = len(self.doc["results"])
             write_json(self.path, self.doc)
+            if incomplete(self.doc) is None:
+                self.journal.unlink(missing_ok=True)
         return self.doc
 
 
@@ -145,9 +159,20 @@ def _drop_cut_line(journal: Path) -> None:
     os.truncate(journal, keep)
 
 
-def done_ids(journal) -> set:
-    """The ids of the cells a journal has finished (``--resume`` leaves them out)."""
-    return {r.get("id") for r in load(journal)["results"]} if Path(journal).exists() else set()
+def _earlier(path: Path) -> Optional[dict]:
+    """What an earlier run into ``path``'s folder finished: its journal if it has one (an
+    unfinished or running one), else its ``results.json`` (a finished one), else None."""
+    journal = path.with_suffix(".jsonl")
+    if journal.exists():
+        return load(journal)
+    return load(path) if path.exists() else None
+
+
+def done_ids(path) -> set:
+    """The ids of the cells an earlier run into ``path`` (``results.json``; its journal read
+    first) has finished: ``--resume`` leaves them out."""
+    earlier = _earlier(Path(path).with_suffix(".json"))
+    return {r.get("id") for r in earlier["results"]} if earlier else set()
 
 
 def incomplete(doc: dict) -> Optional[str]:

@@ -59,9 +59,32 @@ def test_journal_is_flushed_after_every_add(tmp_path):
     assert on_disk["backends"] == {"torch": {"version": "2.13.0", "devices": ["cpu"]},
                                    "paddle": {"version": "3.0.0", "devices": ["cpu"]}}
     assert not (tmp_path / "run" / "results.json.tmp").exists()
-    # the journal stays readable and agrees with the final document
-    assert results.load(out.with_suffix(".jsonl"))["results"] == on_disk["results"]
+    # a finished run keeps one record: the journal (the same records) goes once results.json is on disk
+    assert not out.with_suffix(".jsonl").exists()
     assert w.close() == final  # closing twice is harmless
+
+
+def test_unfinished_run_keeps_its_journal_and_resume_of_a_finished_run_reads_results_json(tmp_path):
+    out = tmp_path / "results.json"
+    w = results.Writer(out, planned=3)
+    w.add(rec("a[x]"))
+    w.close()  # 1 of 3: interrupted
+    assert out.exists() and out.with_suffix(".jsonl").exists()
+    assert results.done_ids(out) == {"a[x]"}
+    w = results.Writer(out, planned=2, resume=True)
+    w.add(rec("b[x]"))
+    w.add(rec("c[x]"))
+    doc = w.close()
+    assert [r["id"] for r in doc["results"]] == ["a[x]", "b[x]", "c[x]"] and doc["done"] == doc["planned"] == 3
+    assert not out.with_suffix(".jsonl").exists()
+    assert results.done_ids(out) == {"a[x]", "b[x]", "c[x]"}  # read from results.json
+    # resuming a finished folder starts a journal from results.json, then drops it when done
+    w = results.Writer(out, planned=1, resume=True)
+    assert [r["id"] for r in results.load(out.with_suffix(".jsonl"))["results"]] == ["a[x]", "b[x]", "c[x]"]
+    w.add(rec("d[x]"))
+    doc = w.close()
+    assert [r["id"] for r in doc["results"]] == ["a[x]", "b[x]", "c[x]", "d[x]"]
+    assert results.load(out)["results"] == doc["results"] and not out.with_suffix(".jsonl").exists()
 
 
 def test_nonfinite_metrics_survive_the_round_trip(tmp_path):
@@ -76,7 +99,7 @@ def test_nonfinite_metrics_survive_the_round_trip(tmp_path):
 
 
 def test_journal_cut_mid_line_keeps_the_complete_records(tmp_path):
-    w = results.Writer(tmp_path / "results.json")
+    w = results.Writer(tmp_path / "results.json", planned=4)  # unfinished: the journal stays
     for i in range(3):
         w.add(rec(f"c{i}[x]", message=f"cell {i}"))
     w.close()
