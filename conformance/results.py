@@ -24,6 +24,10 @@ Schema 3 (schemas 1 and 2 still load, render and diff) adds per cell ``key``, th
 where they apply, ``required: agree`` with ``declared`` (docs/expect.md). CHANGELOG.md lists the
 changes of each schema and case-file format.
 
+Schema 4 (schemas 1 to 3 still load) writes each record without the case fields
+(``CASE_FIELDS``: title, tags, path, source API) its case's ``cases`` entry holds; :func:`load`
+fills them back in, so readers see whole records.
+
 Files are strict JSON: a non-finite number (a NaN norm, an infinite relative error) is written
 as ``{"$float": "nan"}`` (``"inf"``, ``"-inf"``), which :func:`load` reads back as the float;
 files written before that (with bare ``NaN`` tokens) still load.
@@ -43,7 +47,30 @@ from typing import Iterable, Optional
 
 from . import __version__
 
-SCHEMA = 3
+SCHEMA = 4
+
+
+#: a cell record's fields that are its case's (``cases[case]`` holds them once): written only
+#: where they differ from the case's, filled back in by :func:`load`
+CASE_FIELDS = ("title", "tags", "path", "source_api")
+
+
+def _lean(record: dict, cases: dict) -> dict:
+    """``record`` without the fields its case's entry in ``cases`` already holds."""
+    info = cases.get(record.get("case")) or {}
+    return {k: v for k, v in record.items() if not (k in CASE_FIELDS and k in info and info[k] == v)}
+
+
+def _hydrate(doc: dict) -> dict:
+    """Fill each record's case fields back in from ``doc["cases"]`` (what :func:`_lean` left out)."""
+    cases = doc.get("cases") or {}
+    for r in doc.get("results") or []:
+        info = cases.get(r.get("case"))
+        if info:
+            for k in CASE_FIELDS:
+                if k not in r and k in info:
+                    r[k] = list(info[k]) if isinstance(info[k], list) else info[k]
+    return doc
 
 
 def merge_case_info(cases: dict, case_id: str, info: dict) -> None:
@@ -121,9 +148,9 @@ class Writer:
         with self._lock:
             if info and record.get("case"):
                 merge_case_info(self.doc["cases"], record["case"], info)
-                self._line(dict(record, case_info=info))
+                self._line(dict(_lean(record, self.doc["cases"]), case_info=info))
             else:
-                self._line(record)
+                self._line(_lean(record, self.doc["cases"]))
             self.doc["results"].append(record)
 
     def set_backends(self, backends: dict) -> None:
@@ -254,12 +281,13 @@ def loads(text: str):
 
 def write_json(path, doc: dict) -> None:
     """Compact JSON, one cell record per line (greppable, diffable; a third smaller than an
-    indented document)."""
+    indented document), each without the case fields its case's entry holds (``_lean``)."""
     tmp = Path(str(path) + ".tmp")
     compact = dict(separators=(",", ":"))
     head = dumps({k: v for k, v in doc.items() if k != "results"}, **compact)
     if "results" in doc:
-        records = ",\n".join(dumps(r, **compact) for r in doc["results"])
+        cases = doc.get("cases") or {}
+        records = ",\n".join(dumps(_lean(r, cases), **compact) for r in doc["results"])
         head = head[:-1] + ("," if len(head) > 2 else "") + '"results":[\n' + records + "\n]}"
     tmp.write_text(head + "\n", encoding="utf-8")
     os.replace(tmp, path)
@@ -288,8 +316,8 @@ def load(path) -> dict:
                     if info and obj.get("case"):
                         merge_case_info(doc.setdefault("cases", {}), obj["case"], info)
                     doc["results"].append(obj)
-        return doc
-    return loads(path.read_text(encoding="utf-8"))
+        return _hydrate(doc)
+    return _hydrate(loads(path.read_text(encoding="utf-8")))
 
 
 def _outcome(r: dict) -> tuple:

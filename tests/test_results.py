@@ -30,7 +30,7 @@ def test_journal_is_flushed_after_every_add(tmp_path):
         assert w.journal == journal
         head = results.load(journal)
         assert head["results"] == []
-        assert head["schema"] == results.SCHEMA == 3
+        assert head["schema"] == results.SCHEMA == 4
         assert head["suite_version"] == __version__
         assert head["machine"]["host"] == socket.gethostname()
         assert head["machine"]["python"] == platform.python_version()
@@ -197,3 +197,22 @@ def test_merge_of_journal_and_json_from_two_machines(tmp_path):
         ("match", f"different outcomes across runs ({socket.gethostname()}: match, {socket.gethostname()}: error)"),
         ("error", f"different outcomes across runs ({socket.gethostname()}: match, {socket.gethostname()}: error)"),
     ]
+
+
+def test_case_fields_are_written_once_per_case_and_loaded_back_into_every_record(tmp_path):
+    out = tmp_path / "results.json"
+    w = results.Writer(out, planned=3)
+    info = {"title": "T", "tags": ["a"], "path": "cases/x.yaml:3", "source_api": "torch.nn.utils.clip_grad_norm_"}
+    base = dict(info, case="c1")
+    w.add(dict(rec("c1[x]"), **base, case_info=info))
+    w.add(dict(rec("c1[y]"), **base))
+    w.add(dict(rec("c1[z]"), **dict(base, title="another")))  # differs from the case's: kept
+    mid = results.load(out.with_suffix(".jsonl"))
+    doc = w.close()
+    on_disk = out.read_text()
+    assert on_disk.count('"cases/x.yaml:3"') == 1 and on_disk.count('"T"') == 1  # once, in cases
+    for d in (mid, results.load(out)):
+        assert [(r["title"], r["tags"], r["path"], r["source_api"]) for r in d["results"]] == [
+            ("T", ["a"], "cases/x.yaml:3", "torch.nn.utils.clip_grad_norm_")] * 2 + [
+            ("another", ["a"], "cases/x.yaml:3", "torch.nn.utils.clip_grad_norm_")]
+    assert doc["results"][0]["title"] == "T"  # the run's own document keeps whole records
