@@ -551,3 +551,18 @@ def test_outer_ignore_reproduces_mindspore_graph_mode_inf_norm():
     assert total_norm(two, -math.inf, max_nan="outer_ignore") == 0.5
     got = clip_grad_norm(two, 1.0, math.inf, True, max_nan="outer_ignore").grads  # no raise
     np.testing.assert_allclose(got[1], np.array([1.0, 0.5]) / (1.0 + 1e-6), rtol=1e-15)
+
+
+def test_clip_grads_with_norm_nonfinite_nan_reproduces_tensorflow_use_norm():
+    # tf.clip_by_global_norm(t, clip_norm, use_norm=u): scale = clip_norm * min(1/u, 1/clip_norm)
+    # + (u - u), so a non-finite u makes every gradient NaN (measured, TF 2.21: use_norm inf);
+    # a float16 use_norm of 1e5 is inf in that dtype
+    g = [np.array([3.0, -4.0])]
+    r = clip_grads_with_norm(g, 1.0, math.inf, eps=0.0, threshold="min_reciprocal", nonfinite="nan")
+    assert np.isnan(r.grads[0]).all()
+    r = clip_grads_with_norm(g, 1.0, math.inf, eps=0.0, threshold="min_reciprocal")  # IEEE: 1/inf = 0
+    np.testing.assert_array_equal(r.grads[0], [0.0, -0.0])
+    r = clip_grads_with_norm(g, 10.0, 1e5, eps=0.0, threshold="min_reciprocal", nonfinite="nan", accumulate="float16")
+    assert np.isnan(r.grads[0]).all()
+    r = clip_grads_with_norm(g, 10.0, 1e5, eps=0.0, threshold="min_reciprocal", nonfinite="nan")
+    np.testing.assert_allclose(r.grads[0], [3e-4, -4e-4])

@@ -146,6 +146,8 @@ def _apply(rule, args: dict, mapping: Mapping):
     op = rule.get("op", "identity")
     if v is None or op == "identity":
         return v
+    if op == "tensor":  # a target that takes this argument only as a Tensor (of the cell's dtype)
+        return v if tensors.is_tensor_arg(v) else {"tensor": v}
     if tensors.is_tensor_arg(v):  # the rule applies to the number the tensor holds (0-d or [x])
         inner = v["tensor"]
         x = _apply({**rule, "from": "x"}, {"x": inner[0] if isinstance(inner, list) else inner}, mapping)

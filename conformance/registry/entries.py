@@ -209,7 +209,7 @@ def applies(when: dict, unless: dict, facts: dict) -> bool:
     return True
 
 
-ArgRule = Union[str, dict[str, Any]]  # "p" | {from: p, op: neg | int, fallback: rule} | {value: v}
+ArgRule = Union[str, dict[str, Any]]  # "p" | {from: p, op: neg | int | tensor, fallback: rule} | {value: v}
 
 
 class Mapping(_Strict):

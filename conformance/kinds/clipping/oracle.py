@@ -386,7 +386,8 @@ def _scale(g, max_norm, norm, *, eps, threshold, accumulate, divide="direct", fl
 
 def clip_grads_with_norm(grads: list, max_norm: float, total_norm: float, *, eps: float = 1e-6,
                          threshold: str = "clamp", accumulate: str = "float64",
-                         divide: str = "direct", flush: Optional[str] = None) -> OracleResult:
+                         divide: str = "direct", flush: Optional[str] = None,
+                         nonfinite: str = "propagate") -> OracleResult:
     """Scale every gradient by the coefficient for a given ``total_norm``
     (``torch.nn.utils.clip_grads_with_norm_``, which returns nothing: ``total_norm`` is None).
 
@@ -399,10 +400,16 @@ def clip_grads_with_norm(grads: list, max_norm: float, total_norm: float, *, eps
     With ``accumulate=<dtype>`` ``norm + eps``, ``coef`` and the outputs are rounded to it.
     ``divide="reciprocal"``: ``coef = max_norm * r(1 / r(norm + eps))`` (torch's ``scalar /
     tensor``): in float16 a norm below 1/65504 has an infinite reciprocal, so max_norm 0 gives
-    ``0 * inf = NaN``. ``flush``: as in ``clip_grad_norm``.
+    ``0 * inf = NaN``. ``flush``: as in ``clip_grad_norm``. ``nonfinite="nan"``: a NaN or
+    infinite ``total_norm`` makes every gradient NaN (TensorFlow's ``clip_by_global_norm(...,
+    use_norm=)``: ``scale + (use_norm - use_norm)``); ``"propagate"``: IEEE arithmetic as above.
     """
     _check("threshold", threshold, _THRESHOLDS)
     _check("divide", divide, ("direct", "reciprocal", "product_first"))
+    _check("nonfinite", nonfinite, ("propagate", "nan"))
+    if nonfinite == "nan" and not math.isfinite(float(_round(np.float64(total_norm), accumulate))):
+        return OracleResult(grads=[None if g is None else np.full(np.shape(g), np.nan) for g in grads],
+                            total_norm=None)
     out = [None if g is None else _scale(g, max_norm, total_norm, eps=eps, threshold=threshold,
                                          accumulate=accumulate, divide=divide, flush=flush) for g in grads]
     return OracleResult(grads=out, total_norm=None)
