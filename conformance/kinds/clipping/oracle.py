@@ -387,7 +387,7 @@ def _scale(g, max_norm, norm, *, eps, threshold, accumulate, divide="direct", fl
 def clip_grads_with_norm(grads: list, max_norm: float, total_norm: float, *, eps: float = 1e-6,
                          threshold: str = "clamp", accumulate: str = "float64",
                          divide: str = "direct", flush: Optional[str] = None,
-                         nonfinite: str = "propagate") -> OracleResult:
+                         nonfinite: str = "propagate", max_norm_dtype: Optional[str] = None) -> OracleResult:
     """Scale every gradient by the coefficient for a given ``total_norm``
     (``torch.nn.utils.clip_grads_with_norm_``, which returns nothing: ``total_norm`` is None).
 
@@ -403,10 +403,14 @@ def clip_grads_with_norm(grads: list, max_norm: float, total_norm: float, *, eps
     ``0 * inf = NaN``. ``flush``: as in ``clip_grad_norm``. ``nonfinite="nan"``: a NaN or
     infinite ``total_norm`` makes every gradient NaN (TensorFlow's ``clip_by_global_norm(...,
     use_norm=)``: ``scale + (use_norm - use_norm)``); ``"propagate"``: IEEE arithmetic as above.
+    ``max_norm_dtype``: ``max_norm`` rounded to that dtype first (TensorFlow converts a Python
+    ``clip_norm`` to the gradients' dtype: in float16 1e5 is inf).
     """
     _check("threshold", threshold, _THRESHOLDS)
     _check("divide", divide, ("direct", "reciprocal", "product_first"))
     _check("nonfinite", nonfinite, ("propagate", "nan"))
+    if max_norm_dtype is not None:
+        max_norm = float(round_to(max_norm, max_norm_dtype))
     if nonfinite == "nan" and not math.isfinite(float(_round(np.float64(total_norm), accumulate))):
         return OracleResult(grads=[None if g is None else np.full(np.shape(g), np.nan) for g in grads],
                             total_norm=None)
