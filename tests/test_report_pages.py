@@ -198,6 +198,18 @@ def test_matrix_blob_holds_every_cell(pages):
     assert data["cases"][0][2] == "case-a" and data["cases"][0][3] == ["t1"]
 
 
+def test_case_index_links_every_case_page_problems_first(pages):
+    html = pages["cases.html"]
+    links = re.findall(r'<a href="(cases/[^"]+\.html)">([^<]+)</a>', html)
+    assert [case for _, case in links] == ["case-b", "case-a"]  # case-b has the mismatch
+    assert all(href in pages for href, _ in links)
+    row_a = html[html.index(">case-a<"):].split("</tr>")[0]
+    assert as_text(row_a).split()[-2:] == ["1", "1"]  # one match, one known; nothing else
+    for page in ("index.html", "matrix.html", "mapping.html"):  # every page's navigation reaches it
+        assert 'href="cases.html"' in pages[page]
+    assert 'href="../cases.html"' in next(v for k, v in pages.items() if k.startswith("cases/"))
+
+
 def test_script_json_cannot_close_its_element():
     text = str(script_json({"t": "</script><script>alert(1)</script><!-- & \u2028", "x": None}))
     assert "<" not in text and ">" not in text and "&" not in text
@@ -227,7 +239,8 @@ def test_hostile_title_and_message_are_text_on_every_page(tmp_path):
     doc["cases"]["case-a"]["snippets"][GLOBAL]["text"] = HOSTILE
     doc["registry"]["mappings"][0]["notes"] = HOSTILE_ATTR
     out = render(doc, tmp_path)
-    files = [out, tmp_path / "matrix.html", tmp_path / "mapping.html", *sorted((tmp_path / "cases").glob("*.html"))]
+    files = [out, tmp_path / "matrix.html", tmp_path / "mapping.html", tmp_path / "cases.html",
+             *sorted((tmp_path / "cases").glob("*.html"))]
     seen_escaped = 0
     for path in files:
         html = path.read_text(encoding="utf-8")

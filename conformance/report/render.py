@@ -420,8 +420,16 @@ def render_pages(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAUL
         **_common(context, "", "matrix"), **scripts, script_hashes=hashes, statuses=list(STATUSES),
         matrix_json=script_json(matrix_data(context["cells"], slugs, tags_by_case)))
 
-    # API mapping
+    # case index: every case with its cells counted by status, problems first
     _, hashes = _page_scripts()
+    index_rows = [dict(case=g["case"], title=g["title"], source_api=g["source_api"], href=g["href"],
+                       problems=g["problems"], counts=Counter(c["status"] for c in g["cells"]))
+                  for g in context["groups"]]
+    index_rows.sort(key=lambda r: (-r["problems"], r["case"]))
+    pages["cases.html"] = env.get_template("cases_index.html").render(
+        **_common(context, "", "cases"), script_hashes=hashes, cases=index_rows, statuses=list(STATUSES))
+
+    # API mapping
     mctx = mapping_page.build_mapping_context(doc, raw_results, case_href)
     pages["mapping.html"] = env.get_template("mapping.html").render(
         **_common(context, "", "mapping"), script_hashes=hashes, m=mctx)
