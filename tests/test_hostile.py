@@ -50,9 +50,17 @@ def _cli(*args, cwd, env=None, timeout=300):
                           text=True, timeout=timeout, cwd=cwd, env=env or _env())
 
 
+def _foreground_signals() -> None:
+    """In the child: SIGINT as in a foreground terminal run (a shell starts background jobs, and
+    so this test's whole process tree when CI runs it with `nohup ... &`, with SIGINT ignored,
+    and Python installs its Ctrl-C handler only where SIGINT is not ignored at start)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(*args, cwd, env=None):
     return subprocess.Popen([sys.executable, "-m", "conformance.cli", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=cwd, env=env or _env())
+                            stderr=subprocess.PIPE, text=True, cwd=cwd, env=env or _env(),
+                            preexec_fn=_foreground_signals)
 
 
 def _journal_cells(journal: Path) -> int:
