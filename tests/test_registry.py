@@ -114,6 +114,15 @@ def test_translate_a_literal_inf_value(reg):
     assert isinstance(out["max_norm"], float) and out["max_norm"] > 0
 
 
+def test_translate_wraps_a_number_as_a_tensor_where_the_target_takes_only_a_tensor(reg):
+    # tf.clip_by_global_norm's use_norm raises AttributeError for a Python float (TF 2.21)
+    m = mapping(reg, "torch.nn.utils.clip_grads_with_norm_", "tf.clip_by_global_norm")
+    out = reg.target_args(m, {"max_norm": 1.0, "total_norm": 5.0, "foreach": None})
+    assert out == {"clip_norm": 1.0, "use_norm": {"tensor": 5.0}}  # the cell's dtype, as any tensor argument
+    given = {"tensor": 5.0, "dtype": "float64"}
+    assert reg.target_args(m, {"max_norm": 1.0, "total_norm": given})["use_norm"] == given
+
+
 def test_translate_renames_and_drops_unmapped_args(reg):
     m = mapping(reg, CLIP_NORM, "mindspore.ops.clip_by_global_norm")
     assert Registry.translate(m, {"max_norm": 0.5, "norm_type": 2.0, "error_if_nonfinite": False,
