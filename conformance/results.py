@@ -124,7 +124,7 @@ class Writer:
                 self._fh = open(self.journal, "w", encoding="utf-8")
                 self._line({k: v for k, v in self.doc.items() if k != "results"})
                 for r in self.doc["results"]:
-                    self._line(r)
+                    self._line(_lean(r, self.doc["cases"]))
             self._line({"resumed": _now(), "planned": self.doc["planned"]})
         else:
             self.doc = header(backends, registry)

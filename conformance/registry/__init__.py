@@ -249,8 +249,10 @@ def _with_target_gaps(mappings: list, gaps: list, apis: dict, where: dict, probl
             where[id(new)] = where[id(m)]
             m = new
         out.append(m)
-    for g, origin in gaps:
-        onto = [m for m in mappings if isinstance(g, TargetNumerics) and m.target in g.targets]
+    for g, origin in gaps:  # a numerics entry that fits no source onto its targets says nothing
+        if not isinstance(g, TargetNumerics):
+            continue
+        onto = [m for m in mappings if m.target in g.targets]
         if onto and not any(_fits(g, m, apis) for m in onto):
             problems.append(_at(origin)(f"numerics {g.id}: no source mapped onto {', '.join(g.targets)} has an "
                                         f"oracle with the knobs {', '.join(g.variant)}", "variant"))
@@ -263,11 +265,13 @@ def _fits(numerics, m, apis: dict) -> bool:
     dtype) is modelled by the knobs of the norm oracles; a source whose oracle has no such knob
     (torch's clip_grads_with_norm_ takes a given norm) has nothing for it to change."""
     source = apis.get(m.source)
-    if source is None or source.oracle is None or source.kind not in kinds.names():
-        return False
-    if not callable(getattr(kinds.oracles()[source.kind], source.oracle.fn, None)):
-        return False
-    return set(numerics.variant) <= accepted_knobs(source)
+    return source is not None and _oracle_runs(source) and set(numerics.variant) <= accepted_knobs(source)
+
+
+def _oracle_runs(api: Api) -> bool:
+    """Whether ``api`` has an oracle spec naming a function of its kind's oracle module."""
+    return (api.oracle is not None and api.kind in kinds.names()
+            and callable(getattr(kinds.oracles()[api.kind], api.oracle.fn, None)))
 
 
 def _at(origin, *loc):
@@ -312,7 +316,7 @@ def _mapping_problems(m: Mapping, apis: dict, origin) -> list:
         return [at(f"the source {m.source} has no oracle", "source")]
     if source.kind != target.kind:
         out.append(at(f"{m.source} is a {source.kind} API and {m.target} a {target.kind} API", "target"))
-    if source.kind not in kinds.names() or not callable(getattr(kinds.oracles()[source.kind], source.oracle.fn, None)):
+    if not _oracle_runs(source):
         return out  # reported with the API
     for j, d in enumerate(m.differences):
         for knob in d.variant:
