@@ -129,7 +129,11 @@ class Runner:
             self._emitted.add(("case", case.id))
             label = cell.kind.name if cell.kind.name != "clipping" else ("model" if case.model is not None else "grads")
             info.update(title=case.title, path=f"{cell.source.path}:{cell.source.line}",
-                        source=case.source, tags=list(case.tags), source_api=cell.source_api, kind=label)
+                        source=case.source, tags=list(case.tags), source_api=cell.source_api, kind=label,
+                        # the source API's arguments but the swept ones (each record has its sweep)
+                        args={k: v for k, v in cell.args.items() if k not in (cell.variant.sweep or {})})
+            if cell.kind.facts(cell).get("mixed_dtypes"):
+                info["mixed_dtypes"] = True
         if prepared is not None and prepared.inputs is not None and ("inputs", case.id) not in self._emitted:
             self._emitted.add(("inputs", case.id))
             info["inputs"] = prepared.inputs()

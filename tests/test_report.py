@@ -156,7 +156,7 @@ def test_render_writes_index_and_returns_its_path(tmp_path):
     index = render(small_doc(), str(out))
     assert index == out / "index.html"
     assert index.is_file()
-    assert sorted(p.name for p in out.iterdir()) == ["cases", "cases.html", "index.html", "mapping.html", "matrix.html"]
+    assert sorted(p.name for p in out.iterdir()) == ["cases", "cases.html", "index.html", "mapping.html", "matrix.html", "pairs"]
     assert sorted(p.name for p in (out / "cases").iterdir()) == ["other-case.html", "seed-linear-clip-grad-norm.html"]
     html = index.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>")

@@ -35,6 +35,7 @@ from markupsafe import Markup
 
 from . import mapping as mapping_page
 from . import modes as modes_mod
+from . import pairs as pairs_mod
 from . import plots as plot_mod
 from .cases import case_page_context, case_slugs, differences_index
 from .fmt import MISSING, fmt_kv, as_list, as_mapping, as_text, fmt_int, fmt_num
@@ -402,7 +403,21 @@ def render_pages(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAUL
         for c in g["cells"]:
             c["href"] = g["href"]
 
-    # index: overview, plots, problems, all cells
+    # the API pairs: the index's front table and one page each
+    diffs = differences_index(doc)
+    registry = as_mapping(doc.get("registry"))
+    pairs = pairs_mod.build_pairs(
+        context["cells"], cases_info, as_list(registry.get("mappings")),
+        lambda api: mapping_page.api_kind(as_mapping(as_mapping(registry.get("apis")).get(api))),
+        lambda case, api: as_mapping(as_mapping(as_mapping(cases_info.get(case)).get("snippets")).get(api)))
+    _, hashes = _page_scripts()
+    for p in pairs:
+        for d in p["differences"]:
+            d["text"] = diffs.get(d["id"], {}).get("text", "")
+        pages["pairs/%s.html" % p["slug"]] = env.get_template("pair.html").render(
+            **_common(context, "../", "pair"), script_hashes=hashes, p=p)
+
+    # index: the pairs, overview, plots, problems, all cells
     scripts, hashes = _page_scripts("filter.js")
     index = dict(context, **scripts, script_hashes=hashes, root="", page="index",
                  cards=build_cards(doc, raw_results),
@@ -410,7 +425,7 @@ def render_pages(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAUL
                         dict(title="Clipping factor applied vs the oracle's", **plot_mod.factor_plot(raw_results))]
                  if plots else [])
     modes, pages_of_modes = modes_mod.compare(doc)
-    pages["index.html"] = env.get_template("index.html").render(**index, modes=modes)
+    pages["index.html"] = env.get_template("index.html").render(**index, modes=modes, pairs=pairs)
     pages.update(pages_of_modes)
 
     # matrix
@@ -435,7 +450,6 @@ def render_pages(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAUL
         **_common(context, "", "mapping"), script_hashes=hashes, m=mctx)
 
     # one page per case
-    diffs = differences_index(doc)
     apis = as_mapping(as_mapping(doc.get("registry")).get("apis"))
     template = env.get_template("case.html")
     for g in context["groups"]:
@@ -477,9 +491,10 @@ def render(
     out = Path(out_dir)
     (out / "cases").mkdir(parents=True, exist_ok=True)
     pages = render_pages(doc, max_problems=max_problems, plots=plots)
-    for old in (out / "cases").glob("*.html"):
-        if "cases/" + old.name not in pages and _written_by_a_report(old):
-            old.unlink()
+    for folder in ("cases", "pairs"):
+        for old in (out / folder).glob("*.html"):
+            if "%s/%s" % (folder, old.name) not in pages and _written_by_a_report(old):
+                old.unlink()
     for rel, text in pages.items():
         target = out / rel
         target.parent.mkdir(parents=True, exist_ok=True)  # modes/
