@@ -207,6 +207,38 @@ def test_mapping_table(browser_context, report, shots):
     page.close()
 
 
+def test_the_verdict_and_fix_of_each_port_of_clip_grad_norm_within_three_clicks(browser_context, report, shots):
+    """From index.html, the verdict of torch's clip_grad_norm_ -> each MindSpore and Paddle target
+    is on the page (0 clicks) and its fix one click away; prints each pair page's size and load
+    time (a measurement, not an assertion)."""
+    source = "torch.nn.utils.clip_grad_norm_"
+    index = _open(browser_context, report / "index.html")
+    rows = index.locator(f'#pairs tr[data-source="{source}"]')
+    targets = [t for t in (rows.nth(i).get_attribute("data-target") for i in range(rows.count()))
+               if t.startswith(("mindspore.", "paddle."))]
+    assert any(t.startswith("mindspore.") for t in targets) and any(t.startswith("paddle.") for t in targets)
+    index.screenshot(path=str(shots / "pairs.png"))
+    for target in targets:
+        row = index.locator(f'#pairs tr[data-source="{source}"][data-target="{target}"]')
+        verdict = row.locator("td.verdict").inner_text().split("the mapping docs")[0].strip()
+        assert verdict.startswith(("drop-in", "not a replacement", "not measured")), verdict
+        page = _open(browser_context, report / "index.html")
+        start = time.perf_counter()
+        with page.expect_navigation():
+            page.locator(f'#pairs tr[data-source="{source}"][data-target="{target}"] a').click()  # click 1
+        elapsed = time.perf_counter() - start
+        assert page.locator("#verdict h2").inner_text() == f"Verdict: {verdict}"
+        fix = page.locator("#fix")
+        assert fix.locator("pre.snippet").count() == 1 or "no measured" in fix.inner_text()
+        if fix.locator("pre.snippet").count():
+            assert target.split(".")[0] in fix.locator("pre.snippet").inner_text()  # imports the target's framework
+        size = Path(page.url[len("file://"):]).stat().st_size
+        print(f"[browser] pair page {source} -> {target}: {verdict}; {size} bytes, {elapsed * 1000:.0f} ms")
+        assert not page.errors, page.errors
+        page.close()
+    index.close()
+
+
 def test_report_of_the_bundled_run_passes_the_audit(report, real_results):
     """The report of the real run agrees with its results document, cell by cell: links,
     numbers on case pages and in the matrix, overview cards, mapping evidence, declared

@@ -228,9 +228,16 @@ def _pair(source: str, target: str, group: List[Mapping], cases_info: Mapping, r
     }
 
 
+def _order(item) -> tuple:
+    """torch's sources first (the porting question starts there most often), then by name."""
+    (source, target), _ = item
+    return (not source.startswith("torch."), source, target != source, target)
+
+
 def build_pairs(cells: List[Mapping], cases_info: Mapping, mappings: Iterable[Mapping],
                 kind_of: Callable[[str], str], snippet_of: Callable[[str, str], Mapping]) -> List[Dict[str, Any]]:
-    """One view per (source API, target API), sorted by source then target. ``cells``: the
+    """One view per (source API, target API): torch's sources first, each source's identity pair
+    first among its targets. ``cells``: the
     report's cell views (``raw`` record, ``href`` and ``anchor`` set); ``mappings``: the registry
     snapshot's; ``kind_of(api)``: the kind of a source API (``clipping``, ``derivation``, ...); ``snippet_of(case, api)``: the case's reproduction snippet of ``api`` ({} if none)."""
     by_pair: Dict[Tuple[str, str], List[Mapping]] = defaultdict(list)
@@ -242,7 +249,7 @@ def build_pairs(cells: List[Mapping], cases_info: Mapping, mappings: Iterable[Ma
     numerics = {as_text(as_mapping(n).get("id")) for m in registry.values() for n in as_list(m.get("numerics"))}
     pairs = [_pair(source, target, group, cases_info, registry.get((source, target), {}), numerics,
                    kind_of(source) == "clipping", snippet_of)
-             for (source, target), group in sorted(by_pair.items())]
+             for (source, target), group in sorted(by_pair.items(), key=_order)]
     present = {(p["source"], p["target"]) for p in pairs}
     for p in pairs:
         p["reverse"] = pair_slug(p["target"], p["source"]) if (p["target"], p["source"]) in present else ""

@@ -425,7 +425,11 @@ def render_pages(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAUL
                         dict(title="Clipping factor applied vs the oracle's", **plot_mod.factor_plot(raw_results))]
                  if plots else [])
     modes, pages_of_modes = modes_mod.compare(doc)
-    pages["index.html"] = env.get_template("index.html").render(**index, modes=modes, pairs=pairs)
+    groups: Dict[str, list] = {}
+    for p in pairs:  # (Jinja's groupby would sort the sources by name again)
+        groups.setdefault(p["source"], []).append(p)
+    pages["index.html"] = env.get_template("index.html").render(**index, modes=modes, pairs=pairs,
+                                                                pair_groups=list(groups.items()))
     pages.update(pages_of_modes)
 
     # matrix
