@@ -71,6 +71,37 @@ def _json_number(x):
     return float(x)
 
 
+def _audit_row(r: dict, row: dict) -> list:
+    """A cell shown as a row: its group's status and difference, its numbers."""
+    bad = []
+    if (row["status"], row["difference"]) != (r["status"], r.get("difference") or ""):
+        bad.append(f"{r['id']}: row under {row['status']}/{row['difference']!r}, want {r['status']}/{r.get('difference')!r}")
+    tol = r.get("tolerance")
+    want = [fmt_num(r.get("max_abs_err")), fmt_num(r.get("max_rel_err")), fmt_int(r.get("mismatched")),
+            "%s / %s" % (fmt_num(tol.get("rtol")), fmt_num(tol.get("atol"))) if isinstance(tol, dict) else ""]
+    for key in ("total_norm", "factor"):
+        v = r.get(key)
+        shown = isinstance(v, dict) and (key == "factor" or v.get("got") is not None or v.get("want") is not None)
+        want += [fmt_num(v.get("got"), 8), fmt_num(v.get("want"), 8)] if shown else ["", ""]
+    if len(row["tds"]) == 5:  # a table of rows none of which has a norm or a factor
+        want = want[:4] if want[4:] == ["", "", "", ""] else want
+    if row["tds"][1:] != want:
+        bad.append(f"{r['id']}: row {row['tds'][1:]}, want {want}")
+    return bad
+
+
+def _audit_folded(r: dict, entry: dict) -> list:
+    """A cell folded under its status and reason: both are the document's."""
+    bad = []
+    if entry["status"] != r["status"]:
+        bad.append(f"{r['id']}: folded under {entry['status']}, want {r['status']}")
+    message = (r.get("message") or "").strip()
+    first = message.splitlines()[0] if message else "(no message)"
+    if first[:60] not in entry["summary"] + _plain(entry["body"]):
+        bad.append(f"{r['id']}: folded under {entry['summary']!r}, its message is {first[:80]!r}")
+    return bad
+
+
 def audit(doc: dict, out: Path) -> list:
     """Every disagreement between the report in ``out`` and ``doc``, as text (empty: none)."""
     bad = []
@@ -99,11 +130,31 @@ def audit(doc: dict, out: Path) -> list:
             elif frag and (target not in pages or frag not in pages[target][0].ids):
                 bad.append(f"{f.name}: broken anchor {link!r}")
 
-    # 2. every cell on its case page: status, errors, returned norm, factor, difference, params
-    shown = {}
+    # 2. every cell on its case page, in one of three forms (docs/report.md, "Case pages"): in
+    # full (an article: status, errors, returned norm, factor, difference, params), as a row under
+    # its status and difference, or folded under its status and reason (nothing was compared)
+    shown, rows, folded = {}, {}, {}
     for f in (out / "cases").glob("*.html"):
-        for anchor, body in re.findall(r'<article class="cell[^"]*" id="([^"]+)">(.*?)</article>',
-                                       f.read_text(encoding="utf-8"), re.S):
+        html = f.read_text(encoding="utf-8")
+        case = htmlmod.unescape(re.search(r"<dt>Case id</dt><dd><code>(.*?)</code>", html, re.S).group(1))
+
+        def cell_id(text: str) -> str:
+            return case + text if text.startswith("[") else text
+
+        for head, body in re.findall(r'<tbody data-status="[^"]*" data-difference="[^"]*"><tr class="grp"><th[^>]*>(.*?)</th></tr>(.*?)</tbody>',
+                                     html, re.S):
+            status = _plain(head).split(" ")[0]
+            diff = (re.search(r'<a href="#d-[^"]*">(.*?)</a>', head) or [None, ""])[1]
+            for anchor, tr in re.findall(r'<tr id="([^"]+)">(.*?)</tr>', body, re.S):
+                tds = [_plain(td) for td in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
+                rows[cell_id(tds[0].split(" on ")[0])] = dict(status=status, difference=_plain(diff), tds=tds,
+                                                             file=f.name, anchor=anchor)
+        for status, summary, body in re.findall(r'<details class="folded" data-status="([^"]*)"[^>]*><summary>(.*?)</summary>(.*?)</details>',
+                                                html, re.S):
+            for anchor, text in re.findall(r'<li id="([^"]+)"><code>(.*?)</code></li>', body, re.S):
+                folded[cell_id(_plain(text))] = dict(status=status, summary=_plain(summary), body=body,
+                                                     file=f.name, anchor=anchor)
+        for anchor, body in re.findall(r'<article class="cell[^"]*" id="([^"]+)">(.*?)</article>', html, re.S):
             dts = {_plain(a): _plain(b) for a, b in re.findall(r"<dt>(.*?)</dt><dd[^>]*>(.*?)</dd>", body, re.S)}
             tables = {}
             for cls, tb in re.findall(r'<table class="(params[^"]*)">(.*?)</table>', body, re.S):
@@ -114,6 +165,12 @@ def audit(doc: dict, out: Path) -> list:
             shown[dts.get("Cell")] = dict(dts=dts, tables=tables, status=status, file=f.name, anchor=anchor)
     for r in res:
         s = shown.get(r["id"])
+        if s is None and r["id"] in rows:
+            bad.extend(_audit_row(r, rows[r["id"]]))
+            continue
+        if s is None and r["id"] in folded:
+            bad.extend(_audit_folded(r, folded[r["id"]]))
+            continue
         if s is None:
             bad.append(f"{r['id']}: on no case page")
             continue
@@ -409,7 +466,9 @@ def test_sweep_points_that_differ_are_shown_apart(tmp_path):
     sweeps = sorted(row[matrix["columns"].index("sweep")] for row in matrix["rows"])
     assert sweeps == ["total_norm=1, eps=1e-06", "total_norm=1.0000001, eps=1e-06"]
     case = (tmp_path / "cases" / "sweep-case.html").read_text(encoding="utf-8")
-    assert "&middot; total_norm=1.0000001, eps=1e-06</h3>" in case and "&middot; total_norm=1, eps=1e-06</h3>" in case
+    # matched cells are rows labelled by their ids, which spell the sweep point exactly
+    assert "<code>[%s-float32-cpu-total_norm=1.0000001]</code>" % GLOBAL in case
+    assert "<code>[%s-float32-cpu-total_norm=1.0]</code>" % GLOBAL in case
     assert audit(doc, tmp_path) == []
 
 
@@ -437,9 +496,13 @@ def _derivation_doc(with_info: bool) -> dict:
 def test_derivation_case_page_labels_gradients_not_clipping(tmp_path):
     """A derivation cell compares gradients: its table said "After clipping", with two empty
     factor columns, and an API that returns no norm got a "Returned norm: got - oracle -" row."""
-    render(_derivation_doc(True), tmp_path)
+    doc = _derivation_doc(True)
+    doc["results"][1]["status"] = "mismatch"  # shown in full, with its table of outputs
+    render(doc, tmp_path)
     page = (tmp_path / "cases" / "drv.html").read_text(encoding="utf-8")
     assert "<th>Gradient or returned value</th>" in page and "After clipping" not in page
+    render(_derivation_doc(True), tmp_path)  # matched: a row, without norm or factor columns
+    page = (tmp_path / "cases" / "drv.html").read_text(encoding="utf-8")
     assert "Factor got" not in page and "Returned norm" not in page
     assert "drv-paddle-snippet" in page and "recorded no snippet per API" not in page
 

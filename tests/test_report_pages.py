@@ -166,7 +166,9 @@ def test_case_page_shows_inputs_metrics_raw_grads_factor_difference_and_snippets
     assert "Clipping factor got 0.61 · oracle 0.25" in text
     assert "Returned norm got — · oracle 4" in text
     # the declared difference that explains the known cell, with its sentence from the registry
-    assert "paddle-clipgradbynorm-per-tensor : ClipGradByNorm clips every gradient by its own L2 norm" in text
+    # (once per page, in the list of differences shown, which the cell links to)
+    assert "paddle-clipgradbynorm-per-tensor ClipGradByNorm clips every gradient by its own L2 norm" in text
+    assert '<a href="#d-paddle-clipgradbynorm-per-tensor">' in html
     # one snippet per API
     assert "# snippet-torch" in html and "# snippet-paddle" in html
 

@@ -79,10 +79,29 @@ def _obj(value: Any) -> Any:
 _OUTPUTS_HEADING = {"derivation": "Gradient or returned value", "training": "After the training steps"}
 
 
+#: a reproduction snippet longer than this (its inputs as numpy literals) is written to a file of
+#: its own beside the case page, which shows its first ``SNIPPET_HEAD`` lines and links the file
+SNIPPET_INLINE = 16 * 1024
+SNIPPET_HEAD = 30
+
+
+def _spill(text: str, name: str, files: Dict[str, str], folder: str) -> Dict[str, str]:
+    """``{"text": ..., "file": ...}``: ``text`` itself, or its head and the file it went to
+    (``files``: path under ``cases/`` -> text)."""
+    if len(text) <= SNIPPET_INLINE:
+        return {"text": text, "file": "", "size": ""}
+    path = "%s/%s.py" % (folder, _SLUG_BAD.sub("_", name.lower())[:100])
+    files[path] = text
+    head = "\n".join(text.splitlines()[:SNIPPET_HEAD])
+    return {"text": head + "\n# ...", "file": path, "size": "%d KB" % (len(text.encode("utf-8")) // 1024)}
+
+
 def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, Dict[str, str]],
-                      source_kind: str = "") -> Dict[str, Any]:
+                      source_kind: str = "", files: Dict[str, str] = None, slug: str = "") -> Dict[str, Any]:
     """``source_kind``: the kind of the case's source API in the registry snapshot
-    (``clipping``, ``derivation``, ``training``; '' when unknown)."""
+    (``clipping``, ``derivation``, ``training``; '' when unknown). ``files``: where snippets too
+    long for the page go (path under ``cases/`` -> text), in the folder ``slug``."""
+    files = {} if files is None else files
     info = as_mapping(info)
     snippets = []
     for api, snip in as_mapping(info.get("snippets")).items():
@@ -99,6 +118,8 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
                 seen.add(c["api"])
                 snippets.append({"api": c["api"], "backend": c["backend"], "cell": c["id"], "text": c["reproduce"]})
     snippets.sort(key=lambda x: (x["backend"], x["api"]))
+    for snip in snippets:
+        snip.update(_spill(snip["text"], snip["api"], files, slug or "snippets"))
     cells = []
     for c in group["cells"]:
         c = dict(c)
@@ -106,7 +127,11 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
         c["after"] = [p for p in c["params"] if not p["raw"]]
         c["before"] = [p for p in c["params"] if p["raw"]]
         c["factors"] = any(p["factor"] for p in c["after"])
+        tol = as_mapping(as_mapping(c.get("raw")).get("tolerance"))
+        c["tolerance_short"] = "%s / %s" % (fmt_num(tol.get("rtol")), fmt_num(tol.get("atol"))) if tol else ""
+        c["repro"] = _spill(c["reproduce"], "cell-" + c["anchor"], files, slug or "snippets") if c["reproduce"] else None
         cells.append(_obj(c))
+    layout = _layout(cells)
     path = as_text(info.get("path")) or next((as_text(c["raw"].get("path")) for c in group["cells"]
                                             if c.get("raw") and c["raw"].get("path")), "")
     return {"case": group["case"], "title": group["title"] or as_text(info.get("title")),
@@ -116,4 +141,49 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
             "outputs_heading": _OUTPUTS_HEADING.get(source_kind, "After clipping"),
             "has_info": bool(info), "snippets_from_cells": from_cells and bool(snippets),
             "inputs": _inputs_view(info.get("inputs")), "snippets": snippets, "cells": cells,
-            "counts": Counter(c.status for c in cells)}
+            "counts": Counter(c.status for c in cells), **layout}
+
+
+#: statuses whose cells are shown in full (every field, per-parameter tables, the reproduction)
+_FULL = ("mismatch", "error", "unstable")
+#: statuses folded into one line per reason (the message): nothing was compared
+_FOLDED = ("unsupported", "skipped")
+
+
+def _layout(cells: list) -> Dict[str, Any]:
+    """How a case page shows its cells, problems first and light (docs/report.md, "Case pages"):
+    - ``full``: every mismatch, error or unstable cell, then the first ``known`` cell of each
+      declared difference (its worked example), with every field;
+    - ``rows``: every other compared cell (the rest of ``known``, then ``match``) as one table row
+      (errors, tolerance, returned norm, clipping factor) under the heading of its status and
+      difference (``row_groups``);
+    - ``folded``: ``unsupported`` and ``skipped`` cells, one entry per (status, reason), listing
+      its cells;
+    - ``differences``: each declared difference shown once, with its sentence.
+    Every cell keeps its anchor (``c<i>``) wherever it is shown."""
+    full, rows, folded, differences = [], [], {}, {}
+    example = set()
+    for c in cells:
+        if c.status in _FOLDED:
+            key = (c.status, c.message.text)
+            folded.setdefault(key, {"status": c.status, "cls": c.cls, "message": c.message, "cells": []})["cells"].append(c)
+            continue
+        if c.difference and c.difference not in differences:
+            differences[c.difference] = c.diff
+        if c.status in _FULL or c.status not in ("match", "known"):
+            full.append(c)
+        elif c.status == "known" and c.difference not in example:
+            example.add(c.difference)
+            full.append(c)
+        else:
+            rows.append(c)
+    order = {s: i for i, s in enumerate(("mismatch", "error", "unstable", "known"))}
+    full.sort(key=lambda c: order.get(c.status, -1))
+    rows.sort(key=lambda c: c.status != "known")
+    groups: Dict[tuple, Dict[str, Any]] = {}
+    for c in rows:
+        groups.setdefault((c.status, c.difference), {"status": c.status, "cls": c.cls, "difference": c.difference,
+                                                     "cells": []})["cells"].append(c)
+    return {"full": full, "rows": rows, "row_groups": list(groups.values()),
+            "rows_have_norms": any(c.total_norm or c.factor for c in rows), "folded": sorted(folded.values(), key=lambda f: (f["status"], -len(f["cells"]))),
+            "differences": [{"id": k, "diff": v} for k, v in differences.items()]}

@@ -456,11 +456,13 @@ def render_pages(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAUL
     # one page per case
     apis = as_mapping(as_mapping(doc.get("registry")).get("apis"))
     template = env.get_template("case.html")
+    files: Dict[str, str] = {}  # snippets too long for their page: cases/<slug>/<name>.py
     for g in context["groups"]:
         kind = mapping_page.api_kind(as_mapping(apis.get(g["source_api"])))
         pages["cases/%s.html" % slugs[g["case"]]] = template.render(
             **_common(context, "../", "case"), script_hashes=hashes,
-            c=case_page_context(g, cases_info.get(g["case"]), diffs, kind))
+            c=case_page_context(g, cases_info.get(g["case"]), diffs, kind, files, slugs[g["case"]]))
+    pages.update(("cases/" + path, text) for path, text in files.items())
     return pages
 
 
