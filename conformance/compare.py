@@ -60,8 +60,11 @@ class Metrics:
     worst: str = ""  # "[1, 2]: got 0.1 want 0.2"
 
     def as_dict(self) -> dict:
-        return {"size": self.size, "shape": list(self.shape), "mismatched": self.mismatched,
-                "max_abs_err": self.max_abs_err, "max_rel_err": self.max_rel_err}
+        out = {"size": self.size, "shape": list(self.shape), "mismatched": self.mismatched,
+               "max_abs_err": self.max_abs_err, "max_rel_err": self.max_rel_err}
+        if self.worst:  # only where elements differ: a matching cell's record stays lean
+            out["worst"] = self.worst
+        return out
 
 
 def compare_arrays(got, want, rtol: float, atol: float) -> Metrics:

@@ -64,7 +64,8 @@ def test_metrics_on_hand_computed_arrays():
     assert m.max_rel_err == 0.25            # 0.5 / 2.0 (0.5 / 3.5 is smaller)
     # the worst is the one furthest past its bound: 0.5 - 0.01*2 > 0.5 - 0.01*3.5
     assert m.worst == "[1]: got 2.5 want 2.0"
-    assert m.as_dict() == {"size": 4, "shape": [4], "mismatched": 2, "max_abs_err": 0.5, "max_rel_err": 0.25}
+    assert m.as_dict() == {"size": 4, "shape": [4], "mismatched": 2, "max_abs_err": 0.5, "max_rel_err": 0.25,
+                           "worst": "[1]: got 2.5 want 2.0"}  # recorded where elements differ
 
 
 def test_worst_index_is_the_full_multi_index():

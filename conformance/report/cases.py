@@ -127,6 +127,7 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
         c["after"] = [p for p in c["params"] if not p["raw"]]
         c["before"] = [p for p in c["params"] if p["raw"]]
         c["factors"] = any(p["factor"] for p in c["after"])
+        c["worsts"] = any(p.get("share") for p in c["after"])
         tol = as_mapping(as_mapping(c.get("raw")).get("tolerance"))
         c["tolerance_short"] = "%s / %s" % (fmt_num(tol.get("rtol")), fmt_num(tol.get("atol"))) if tol else ""
         c["repro"] = _spill(c["reproduce"], "cell-" + c["anchor"], files, slug or "snippets") if c["reproduce"] else None

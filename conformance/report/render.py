@@ -105,6 +105,10 @@ def _cell_view(raw: Any, index: int) -> Dict[str, Any]:
                 "max_abs_err": fmt_num(metrics.get("max_abs_err")),
                 "max_rel_err": fmt_num(metrics.get("max_rel_err")),
                 "mismatched": fmt_int(metrics.get("mismatched")),
+                "share": ("%.3g%%" % (100.0 * metrics["mismatched"] / metrics["size"])
+                          if isinstance(metrics.get("mismatched"), int) and isinstance(metrics.get("size"), int)
+                          and metrics["size"] > 0 and metrics["mismatched"] else ""),
+                "worst": as_text(metrics.get("worst")),
                 "shape": "\u00d7".join(fmt_int(n) for n in as_list(metrics.get("shape"))) or (
                     "scalar" if isinstance(metrics.get("shape"), list) else ""),
                 "factor": _factor_view(metrics.get("factor")),
