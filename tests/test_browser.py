@@ -140,7 +140,8 @@ def test_overview_cards(browser_context, report, real_results, shots):
 def test_matrix_filter_and_search(browser_context, report, real_results, shots):
     page = _open(browser_context, report / "matrix.html")
     total = len(real_results["results"])
-    assert page.locator("#m-count").inner_text() == f"{total} of {total} cells"
+    shown = sum(1 for r in real_results["results"] if r["status"] != "skipped")  # skipped: hidden by default
+    assert page.locator("#m-count").inner_text() == f"{shown} of {total} cells"
     known = sum(1 for r in real_results["results"] if r["status"] == "known")
     page.select_option("#m-status", "known")
     assert page.locator("#m-count").inner_text() == f"{known} of {total} cells"
@@ -150,8 +151,24 @@ def test_matrix_filter_and_search(browser_context, report, real_results, shots):
     n = sum(1 for r in real_results["results"] if r["status"] == "known" and r["backend"] == "paddle")
     assert page.locator("#m-count").inner_text() == f"{n} of {total} cells"
     page.screenshot(path=str(shots / "matrix-filtered.png"))
+    # several values per filter, a sort, and the view in the URL (a reload keeps it)
+    page.select_option("#m-status", ["known", "unsupported"])
+    n = sum(1 for r in real_results["results"] if r["status"] in ("known", "unsupported") and r["backend"] == "paddle")
+    assert page.locator("#m-count").inner_text() == f"{n} of {total} cells"
+    page.locator('#m-table th[data-sort="rel"]').click()
+    page.locator('#m-table th[data-sort="rel"]').click()  # descending
+    assert page.locator('#m-table th[data-sort="rel"]').get_attribute("aria-sort") == "descending"
+    assert "status=known,unsupported" in page.url and "backend=paddle" in page.url and "sort=-rel" in page.url
+    worst = max((r.get("max_rel_err") for r in real_results["results"] if r["status"] in ("known", "unsupported")
+                 and r["backend"] == "paddle" and isinstance(r.get("max_rel_err"), (int, float))), default=None)
+    first = page.locator("#m-body tr").first.locator("td.n").first.get_attribute("title")
+    assert worst is None or first.startswith("max rel err"), first
+    page.reload()
+    assert page.locator("#m-count").inner_text() == f"{n} of {total} cells"
+    assert page.locator('#m-table th[data-sort="rel"]').get_attribute("aria-sort") == "descending"
     page.select_option("#m-status", "")
     page.select_option("#m-backend", "")
+    page.locator('#m-table th[data-sort="rel"]').click()  # sort off
     case = real_results["results"][0]["case"]
     page.fill("#m-search", case)
     _wait(page, "() => document.getElementById('m-count').textContent.indexOf('%d of') !== 0" % total)
@@ -331,8 +348,8 @@ def test_matrix_numbers_read_as_on_the_case_pages(browser_context, tmp_path):
     render({"schema": 2, "results": cells}, tmp_path)
     page = _open(browser_context, tmp_path / "matrix.html")
     _wait(page, "() => window.matrixStats !== undefined")
-    rows = page.eval_on_selector_all("#m-body tr", "trs => trs.map(tr => [tr.children[5].textContent, "
-                                                    "tr.children[8].textContent, tr.children[9].textContent])")
+    rows = page.eval_on_selector_all("#m-body tr", "trs => trs.map(tr => [tr.children[6].textContent, "
+                                                    "tr.children[9].textContent, tr.children[10].textContent])")  # (a Source API column since)
     shown = {int(sweep.split("=")[1]): (rel, abs_) for sweep, rel, abs_ in rows}
     assert shown == {i: (fmt_num(v), fmt_num(v / 3)) for i, v in enumerate(values)}
     page.close()

@@ -41,7 +41,7 @@ def matrix_data(cells: List[Dict[str, Any]], slugs: Mapping[str, str],
                 tags_by_case: Mapping[str, List[str]]) -> Dict[str, Any]:
     """Compact matrix rows: repeated strings go into per-column tables, rows hold indices."""
     tables: Dict[str, Dict[str, int]] = {k: {} for k in ("api", "backend", "dtype", "device", "status",
-                                                           "difference", "message", "host")}
+                                                           "difference", "message", "host", "source")}
 
     def idx(table: str, value: str) -> int:
         t = tables[table]
@@ -62,7 +62,8 @@ def matrix_data(cells: List[Dict[str, Any]], slugs: Mapping[str, str],
                      idx("device", c["device"]), idx("status", c["status"]), idx("difference", c["difference"]),
                      _json_number(raw.get("max_rel_err")), _json_number(raw.get("max_abs_err")),
                      _json_number(raw.get("mismatched")), c["sweep"], idx("message", c["message"]["summary"]),
-                     c["anchor"], idx("host", c["host"]), 1 if c["conflict"] else 0])
+                     c["anchor"], idx("host", c["host"]), 1 if c["conflict"] else 0,
+                     idx("source", c["source_api"])])
     return {"columns": ["case", "api", "backend", "dtype", "device", "status", "difference", "max_rel_err",
-                        "max_abs_err", "mismatched", "sweep", "message", "anchor", "host", "conflict"],
+                        "max_abs_err", "mismatched", "sweep", "message", "anchor", "host", "conflict", "source"],
             "tables": {k: list(t) for k, t in tables.items()}, "cases": cases, "rows": rows}
