@@ -146,3 +146,13 @@ def test_the_index_leads_with_the_pairs_and_each_pair_has_a_page(tmp_path):
     assert f'href="pairs/{slug}.html"' in html and "&lt;i&gt;careful&lt;/i&gt;" in html
     page = (tmp_path / "pairs" / f"{slug}.html").read_text(encoding="utf-8")
     assert "Verdict: drop-in" in page and "print(&#39;&lt;x&gt;&#39;)" in page
+
+
+def test_the_index_says_pass_or_fail_first(tmp_path):
+    record = dict(cell("a")["raw"], id="a[x]")
+    doc = {"schema": 4, "results": [record], "cases": {"a": info()}}
+    html = render(doc, tmp_path / "pass").read_text(encoding="utf-8")
+    assert '<p class="verdict-banner pass"' in html and "FAIL" not in html
+    doc["results"].append(dict(record, id="a[y]", status="mismatch"))
+    html = render(doc, tmp_path / "fail").read_text(encoding="utf-8")
+    assert "<strong>FAIL</strong>: 1 cell mismatched" in html
