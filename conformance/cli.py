@@ -199,14 +199,15 @@ def _repeat(cells, runner, writer, pool, times: int) -> bool:
 
 
 def _execute(cells, runner, add, pool) -> bool:
-    """One thread per (backend, device) so frameworks run side by side; each drives its own
-    worker, so a slow or hanging framework never holds up the others. Ctrl-C (or SIGTERM) stops
+    """One thread per (backend, device, mode) so frameworks and their modes run side by side;
+    each drives its own worker, so a slow or hanging framework never holds up the others, and a
+    framework's compiled cells (the slowest: a compile per new call) do not wait for its eager ones. Ctrl-C (or SIGTERM) stops
     the run within about a second: the workers are killed, the cells they were on are dropped
     (not recorded as errors), everything finished is already in the journal. Returns whether
     the run was interrupted."""
     groups = defaultdict(list)
     for c in cells:
-        groups[(c.backend, c.device)].append(c)
+        groups[(c.backend, c.device, c.mode)].append(c)
     lock = threading.Lock()
     stop = threading.Event()
     show = console.is_terminal
@@ -230,7 +231,8 @@ def _execute(cells, runner, add, pool) -> bool:
     ex = ThreadPoolExecutor(max_workers=max(1, len(groups)))
     try:
         with progress:
-            tasks = {k: progress.add_task(f"{k[0]}/{k[1]}", total=len(g)) for k, g in groups.items()}
+            tasks = {k: progress.add_task("/".join(k if k[2] != "eager" else k[:2]), total=len(g))
+                     for k, g in groups.items()}
             futures = [ex.submit(work, k, g, tasks[k]) for k, g in groups.items()]
             for f in futures:
                 f.result()

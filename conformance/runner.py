@@ -92,7 +92,8 @@ class Runner:
             return self._done(rec, start)
         self._case_info(cell, rec, prepared)
         try:
-            got = self.pool.get(cell.backend, cell.device).call(prepared.job, timeout=self.timeout, label=cell.id)
+            lane = "" if cell.mode == "eager" else cell.mode  # (eager cells: the worker hello() starts)
+            got = self.pool.get(cell.backend, cell.device, lane).call(prepared.job, timeout=self.timeout, label=cell.id)
         except (WorkerError, BackendError) as e:
             rec.update(status="error", message=f"{type(e).__name__}: {e}")
             rec["reproduce"] = prepared.snippet()

@@ -598,9 +598,12 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._atexit = False
 
-    def get(self, backend: str, device: str) -> Worker:
-        """The worker for ``backend`` on ``device`` (created, not started, on first use)."""
-        key = (backend, device)
+    def get(self, backend: str, device: str, lane: str = "") -> Worker:
+        """The worker for ``backend`` on ``device`` (created, not started, on first use).
+        ``lane``: a separate worker of that backend and device (the runner gives each execution
+        mode its own: the compiled cells of a framework run beside its eager ones, on another
+        core, and neither mode's state reaches the other's cells)."""
+        key = (backend, device, lane)
         with self._lock:
             worker = self._workers.get(key)
             if worker is None:

@@ -408,6 +408,10 @@ def test_pool_reuses_and_closes():
         gpu = pool.hello("fake", "gpu")
         assert "gpu" in gpu["info"]["devices"]["gpu"]
         assert pool.get("fake", "gpu") is not w
+        # a lane is a worker of its own (the runner's compiled cells): another process
+        lane = pool.get("fake", "cpu", "compiled")
+        assert lane is not w and pool.get("fake", "cpu", "compiled") is lane
+        assert lane.call({"api": "fake.pid"}, timeout=10)["pid"] != w.call({"api": "fake.pid"}, timeout=10)["pid"]
         with pytest.raises(KeyError, match="no worker module"):
             pool.get("jax", "cpu")
         pids = {}
@@ -428,7 +432,7 @@ def test_pool_reuses_and_closes():
             t.join()
         assert not errors
         all_pids = [w.pid for w in pool.workers]
-        assert len(set(all_pids)) == 2
+        assert len(set(all_pids)) == 3  # cpu, gpu and the cpu lane
         assert all(len(s) == 1 for s in pids.values())
         assert all(w.starts == 1 for w in pool.workers)
     finally:
