@@ -156,3 +156,13 @@ def test_the_index_says_pass_or_fail_first(tmp_path):
     doc["results"].append(dict(record, id="a[y]", status="mismatch"))
     html = render(doc, tmp_path / "fail").read_text(encoding="utf-8")
     assert "<strong>FAIL</strong>: 1 cell mismatched" in html
+
+
+def test_a_pair_that_is_no_replacement_points_to_the_frameworks_replacements():
+    other = "paddle.nn.ClipGradByNorm"
+    cells = [cell("a"), cell("a", api=other, status="known", difference="per-tensor", rel=0.5)]
+    out = pairs.build_pairs(cells, {"a": info()}, [], lambda api: "clipping", lambda case, api: {})
+    by_target = {p["target"]: p for p in out}
+    assert by_target[other]["verdict"] == "not a replacement"
+    assert by_target[other]["instead"] == [{"target": TGT, "slug": pairs.pair_slug(SRC, TGT), "verdict": "drop-in"}]
+    assert by_target[TGT]["instead"] == []

@@ -253,4 +253,8 @@ def build_pairs(cells: List[Mapping], cases_info: Mapping, mappings: Iterable[Ma
     present = {(p["source"], p["target"]) for p in pairs}
     for p in pairs:
         p["reverse"] = pair_slug(p["target"], p["source"]) if (p["target"], p["source"]) in present else ""
+        # where this target is no replacement: the same framework's targets of this source that are
+        p["instead"] = [{"target": q["target"], "slug": q["slug"], "verdict": q["verdict"]} for q in pairs
+                        if p["verdict"] == VERDICTS[2] and q["source"] == p["source"] and q["backend"] == p["backend"]
+                        and q["target"] != p["target"] and not q["identity"] and q["verdict"] in VERDICTS[:2]]
     return pairs
