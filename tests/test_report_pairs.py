@@ -166,3 +166,20 @@ def test_a_pair_that_is_no_replacement_points_to_the_frameworks_replacements():
     assert by_target[other]["verdict"] == "not a replacement"
     assert by_target[other]["instead"] == [{"target": TGT, "slug": pairs.pair_slug(SRC, TGT), "verdict": "drop-in"}]
     assert by_target[TGT]["instead"] == []
+
+
+def test_the_pair_plot_draws_error_over_tolerance_and_links_each_differing_cell():
+    pytest.importorskip("matplotlib")
+    from conformance.report import plots
+
+    hostile = '<script>alert(1)</script>"'
+    rows = [("common configuration", [{"ratio": 0.5, "status": "match", "id": "a[m]", "href": "../cases/a.html#c0"},
+                                      {"ratio": 40.0, "status": "known", "id": hostile, "href": "../cases/a.html#c1"}]),
+            ("float16", [{"ratio": None, "status": "unsupported", "id": "a[u]", "href": "../cases/a.html#c2"}])]
+    out = plots.pair_error_plot(rows)
+    svg = out["svg"]
+    assert svg.count("<title>") == 1 and '<a xlink:href="../cases/a.html#c1"><title>' in svg
+    assert "<script>" not in svg and "&lt;script&gt;alert(1)&lt;/script&gt;&#34;" in svg
+    assert 'target="_blank"' not in svg and "float16" not in svg  # a row with nothing to draw is left out
+    assert out["note"] == "1 cells with no finite error (raised, unsupported or non-finite) are not drawn."
+    assert plots.pair_error_plot(rows) == out  # deterministic

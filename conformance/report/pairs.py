@@ -147,6 +147,16 @@ def _example(c: Mapping) -> Dict[str, str]:
             "href": "%s#%s" % (c.get("href", ""), c.get("anchor", "")) if c.get("href") else ""}
 
 
+def _point(c: Mapping) -> Dict[str, Any]:
+    """A cell as the pair's plot draws it: its max relative error over its rtol."""
+    raw = as_mapping(c.get("raw"))
+    err, rtol = raw.get("max_rel_err"), as_mapping(raw.get("tolerance")).get("rtol")
+    ratio = (float(err) / float(rtol) if isinstance(err, (int, float)) and isinstance(rtol, (int, float)) and rtol
+             else None)
+    return {"ratio": ratio, "status": c["status"], "id": c["id"],
+            "href": "../%s#%s" % (c["href"], c.get("anchor", "")) if c.get("href") else ""}
+
+
 def _verdict(common_bad: Counter, edge_bad: List[Any], n_common: int) -> str:
     if n_common == 0:
         return VERDICTS[3]
@@ -176,6 +186,7 @@ def _pair(source: str, target: str, group: List[Mapping], cases_info: Mapping, r
     differences: Dict[str, Dict[str, Any]] = {}
     fix = None
     rounding = 0
+    placed: List[tuple] = []  # (cell, its conditions)
     small = _small_differences(group, cases_info) if clipping else set()
     for c in group:
         conds = conditions(as_mapping(c.get("raw")), as_mapping(cases_info.get(c["case"])))
@@ -187,6 +198,7 @@ def _pair(source: str, target: str, group: List[Mapping], cases_info: Mapping, r
             elif not clipping or c["difference"] in small:
                 conds = (c["difference"],)  # a condition of its own (the module's docstring)
         (edge if conds else common)[c["status"]] += 1
+        placed.append((c, conds))
         if not agrees:
             edge_bad[conds][c["status"]] += 1
             examples[conds].append(_example(c))
@@ -200,8 +212,17 @@ def _pair(source: str, target: str, group: List[Mapping], cases_info: Mapping, r
             if snip.get("text") and snip.get("cell") == c["id"]:
                 fix = {"text": as_text(snip.get("text")), "cell": c["id"], "case": c["case"]}
     common_bad = edge_bad.pop((), Counter())
+    sets = _minimal(edge_bad)
+    plot_rows: Dict[str, List[Dict[str, Any]]] = {"common configuration": []}
+    for s in sets:
+        plot_rows[" + ".join(s)] = []
+    plot_rows["other edge cases"] = []
+    for c, conds in placed:
+        label = ("common configuration" if not conds else
+                 next((" + ".join(s) for s in sets if set(s) <= set(conds)), "other edge cases"))
+        plot_rows[label].append(_point(c))
     except_rows = []
-    for conds in _minimal(edge_bad):
+    for conds in sets:
         counts: Counter = Counter()
         shown: List[Dict[str, str]] = []
         for s, n in sorted(edge_bad.items(), key=lambda kv: (len(kv[0]), kv[0])):  # its own cells first
@@ -225,6 +246,7 @@ def _pair(source: str, target: str, group: List[Mapping], cases_info: Mapping, r
         "differences": sorted(differences.values(), key=lambda d: (-d["common"], -d["edge"], d["id"])),
         "misleading": as_text(reg.get("misleading")), "category": as_text(reg.get("category")),
         "fix": fix,
+        "plot_rows": [(label, cells) for label, cells in plot_rows.items() if cells],
     }
 
 

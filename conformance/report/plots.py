@@ -174,3 +174,81 @@ def factor_plot(cells: List[Dict[str, Any]]) -> Dict[str, str]:
     if above:
         note += " %d points where the target API scaled a gradient up (factor > 1.001)." % above
     return {"svg": svg, "note": note}
+
+
+#: a pair's plot links at most this many cells one by one (the rest are counted in bins)
+MAX_LINKED = 150
+
+
+def pair_error_plot(rows: List[tuple]) -> Dict[str, str]:
+    """One API pair's cells: each cell's max relative error over the rtol it was judged with
+    (so one vertical line, at 1, is the tolerance of every dtype), one row per group of
+    conditions (``rows``: ``[(label, [cell, ...]), ...]``, a cell being ``{"ratio", "status",
+    "id", "href"}``). Matching cells are counted in half-decade bins (dot area ~ count); each
+    other cell is a dot of its own that names the cell (an SVG ``<title>``: the tooltip) and
+    links to it on its case page, up to ``MAX_LINKED``. Cells with no error to show (raised,
+    unsupported) are counted in the note."""
+    drawn = [(label, [c for c in cells if c["ratio"] is not None and math.isfinite(c["ratio"])])
+             for label, cells in rows]
+    drawn = [(label, cells) for label, cells in drawn if cells]
+    if not drawn:
+        return {"svg": "", "note": "No cell of this pair has a finite error to plot."}
+    plt, why = _pyplot()
+    if plt is None:
+        return {"svg": "", "note": why}
+    titles: Dict[str, str] = {}
+    linked = 0
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(drawn) + 1.3))
+    try:
+        for y, (label, cells) in enumerate(drawn):
+            bins: Dict[tuple, int] = defaultdict(int)
+            singles = []
+            for c in cells:
+                if c["status"] != "match" and c["status"] in STATUS_COLOURS and linked < MAX_LINKED and c["href"]:
+                    singles.append(c)
+                    linked += 1
+                elif c["status"] in STATUS_COLOURS:
+                    bins[(math.floor(2 * math.log10(max(c["ratio"], REL_FLOOR))), c["status"])] += 1
+            for status, colour in STATUS_COLOURS.items():
+                pts = [(10 ** ((b + 0.5) / 2), n) for (b, st), n in bins.items() if st == status]
+                if pts:
+                    ax.scatter([x for x, _ in pts], [y] * len(pts), s=[6 + 10 * math.sqrt(n) for _, n in pts],
+                               color=colour, alpha=0.5, linewidths=0)
+                mine = [c for c in singles if c["status"] == status]
+                if mine:
+                    urls = ["%s#%d" % (c["href"], len(titles) + i) for i, c in enumerate(mine)]
+                    for url, c in zip(urls, mine):
+                        titles[url] = c["id"]
+                    ax.scatter([max(c["ratio"], REL_FLOOR) for c in mine], [y + 0.15] * len(mine), s=16,
+                               color=colour, alpha=0.9, linewidths=0, urls=urls)
+        for status, colour in STATUS_COLOURS.items():
+            ax.scatter([], [], color=colour, label=status, s=16)
+        ax.axvline(1.0, color="#6e7781", linestyle="--", linewidth=0.9, label="tolerance (rtol)")
+        ax.set_xscale("log")
+        ax.set_yticks(range(len(drawn)))
+        ax.set_yticklabels([_label(label) for label, _ in drawn], fontsize=7)
+        ax.set_ylim(len(drawn) - 0.5, -0.5)
+        ax.set_xlabel("max relative error / rtol of the cell's dtype (log; 0 drawn at %g)" % REL_FLOOR, fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+        svg = _svg(fig)
+    finally:
+        plt.close(fig)
+    svg = _linked(svg, titles)
+    left = sum(len(cells) for _, cells in rows) - sum(len(cells) for _, cells in drawn)
+    note = "%d cells with no finite error (raised, unsupported or non-finite) are not drawn." % left if left else ""
+    return {"svg": svg, "note": note}
+
+
+def _linked(svg: str, titles: Dict[str, str]) -> str:
+    """Give each linked dot its tooltip (an SVG ``<title>`` naming the cell, escaped) and open
+    its link in the same tab. matplotlib writes ``<a xlink:href="URL#n" target="_blank">`` (the
+    ``#n`` only kept URLs apart here: it is dropped again)."""
+    from markupsafe import escape
+
+    def one(m):
+        url = m.group(1)
+        title = titles.get(url)
+        href = url.rsplit("#", 1)[0] if title is not None else url
+        return '<a xlink:href="%s">%s' % (escape(href), "<title>%s</title>" % escape(title) if title else "")
+    return re.sub(r'<a xlink:href="([^"]*)"(?: target="_blank")?>', one, svg)

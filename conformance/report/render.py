@@ -418,6 +418,7 @@ def render_pages(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAUL
     for p in pairs:
         for d in p["differences"]:
             d["text"] = diffs.get(d["id"], {}).get("text", "")
+        p["plot"] = plot_mod.pair_error_plot(p.pop("plot_rows")) if plots else None
         pages["pairs/%s.html" % p["slug"]] = env.get_template("pair.html").render(
             **_common(context, "../", "pair"), script_hashes=hashes, p=p)
 
