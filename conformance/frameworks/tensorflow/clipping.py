@@ -68,6 +68,8 @@ def _keras_sgd(option: str):
 APIS = {
     "tf.clip_by_global_norm": _clip_by_global_norm,
     "tf.clip_by_norm": _per_tensor(tf.clip_by_norm),
+    # looked up at call time: TF 2.21 has none (AttributeError, declared unsupported)
+    "tf.clip_by_average_norm": _per_tensor(lambda g, **a: tf.clip_by_average_norm(g, **a)),
     "tf.clip_by_value": _per_tensor(tf.clip_by_value),
     "tf.keras.optimizers.SGD.global_clipnorm": _keras_sgd("global_clipnorm"),
     "tf.keras.optimizers.SGD.clipnorm": _keras_sgd("clipnorm"),

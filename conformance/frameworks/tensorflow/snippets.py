@@ -175,6 +175,7 @@ SNIPPETS = {
     "clipping": {
         "tf.clip_by_global_norm": _clipping("global"),
         "tf.clip_by_norm": _clipping("per_tensor"),
+        "tf.clip_by_average_norm": _clipping("per_tensor"),
         "tf.clip_by_value": _clipping("per_tensor"),
         "tf.keras.optimizers.SGD.global_clipnorm": _clipping("keras"),
         "tf.keras.optimizers.SGD.clipnorm": _clipping("keras"),
