@@ -178,8 +178,8 @@ class _Recorder:
     def hello(self, backend, device):
         return self.pool.hello(backend, device)
 
-    def get(self, backend, device):
-        worker, got = self.pool.get(backend, device), self.got
+    def get(self, backend, device, lane=""):
+        worker, got = self.pool.get(backend, device, lane), self.got
 
         class Call:
             def call(self, job, timeout, label=""):
