@@ -55,8 +55,6 @@ TINY = 1.0842022e-19
 #: a declared difference of a clipping pair whose common cells differ by at most this (relative
 #: to the source's oracle) leaves the target a drop-in but for it (an epsilon: 1e-6 / norm)
 SMALL = 1e-3
-_DIFFERS = ("known", "mismatch")
-_FAILS = ("unsupported", "error")
 VERDICTS = ("drop-in", "drop-in except", "not a replacement", "not measured in the common configuration")
 
 #: CSS class of each verdict (the front table colours them)
@@ -165,13 +163,13 @@ def _verdict(common_bad: Counter, edge_bad: List[Any], n_common: int) -> str:
     return VERDICTS[1] if edge_bad else VERDICTS[0]
 
 
-def _small_differences(group: List[Mapping], cases_info: Mapping) -> set:
-    """The declared differences whose common cells all differ by at most ``SMALL`` relative."""
+def _small_differences(placed: List[tuple]) -> set:
+    """The declared differences whose common cells all differ by at most ``SMALL`` relative
+    (``placed``: each cell with its conditions)."""
     worst: Dict[str, float] = {}
-    for c in group:
-        raw = as_mapping(c.get("raw"))
-        if c["status"] == "known" and not conditions(raw, as_mapping(cases_info.get(c["case"]))):
-            err = raw.get("max_rel_err")
+    for c, conds in placed:
+        if c["status"] == "known" and not conds:
+            err = as_mapping(c.get("raw")).get("max_rel_err")
             err = float(err) if isinstance(err, (int, float)) else float("inf")
             worst[c["difference"]] = max(worst.get(c["difference"], 0.0), err if err == err else float("inf"))
     return {d for d, err in worst.items() if err <= SMALL}
@@ -186,10 +184,10 @@ def _pair(source: str, target: str, group: List[Mapping], cases_info: Mapping, r
     differences: Dict[str, Dict[str, Any]] = {}
     fix = None
     rounding = 0
-    placed: List[tuple] = []  # (cell, its conditions)
-    small = _small_differences(group, cases_info) if clipping else set()
-    for c in group:
-        conds = conditions(as_mapping(c.get("raw")), as_mapping(cases_info.get(c["case"])))
+    measured = [(c, conditions(as_mapping(c.get("raw")), as_mapping(cases_info.get(c["case"])))) for c in group]
+    small = _small_differences(measured) if clipping else set()
+    placed: List[tuple] = []  # (cell, its conditions, a small difference counted as one)
+    for c, conds in measured:
         agrees = c["status"] == "match"
         if not conds and c["status"] == "known":
             if c["difference"] in numerics:
