@@ -192,6 +192,7 @@ class Worker:
         self._rpoll = None
         self._wpoll = None
         self._pidfd: int | None = None
+        self._scratch: str | None = None  # the child's TMPDIR, removed once it is reaped
         self._next_id = 0
 
     # ---- properties -------------------------------------------------------------------------
@@ -349,11 +350,17 @@ class Worker:
             else:
                 env[key] = str(value)
         env.setdefault("PYTHONUNBUFFERED", "1")  # the stderr tail is complete after a crash
+        if self._scratch is not None and "TMPDIR" not in self.env:
+            # what the frameworks write to the temporary directory (TensorFlow's autograph
+            # sources, MindSpore's graph files) goes to a directory of this process's own,
+            # removed when it is reaped: a killed worker runs no clean-up of its own
+            env["TMPDIR"] = self._scratch
         return env
 
     def _launch(self) -> None:
         self._log = tempfile.TemporaryFile(
             prefix=f"conformance-worker-{self.backend}-{self.device}-", suffix=".log")
+        self._scratch = tempfile.mkdtemp(prefix=f"conformance-worker-{self.backend}-tmp-")
         try:
             proc = subprocess.Popen(
                 [self.python, "-c", _BOOT, os.pathsep.join([suite_path(), *self.paths]), self.module, self.device],
@@ -362,6 +369,7 @@ class Worker:
         except BaseException:
             self._log.close()
             self._log = None
+            self._remove_scratch()
             raise
         self._proc = proc
         self.pid = proc.pid
@@ -554,7 +562,13 @@ class Worker:
         if not keep_log and self._log is not None:
             self._log.close()
             self._log = None
+        self._remove_scratch()
         return returncode, exited
+
+    def _remove_scratch(self) -> None:
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     def _wait_exit(self, deadline: float) -> bool:
         """Wait (without reaping) until the child exits or ``deadline`` passes."""

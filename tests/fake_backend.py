@@ -106,4 +106,9 @@ def run(job: dict) -> dict:
         return {"value": object()}
     if api == "fake.pid":
         return {"pid": os.getpid()}
+    if api == "fake.tempfile":  # leaves a file in the temporary directory, as frameworks do
+        import tempfile
+        fd, path = tempfile.mkstemp(prefix="fake-backend-")
+        os.close(fd)
+        return {"tmpdir": tempfile.gettempdir(), "path": path}
     raise NotImplementedError(f"fake backend has no api {api!r}")

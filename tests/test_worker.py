@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 import signal
 import sys
 from pathlib import Path
@@ -269,6 +270,21 @@ def test_crash_sigkill_then_restart(worker):
     res = worker.call({"api": "fake.pid"}, timeout=10)
     assert res["pid"] != old and res["pid"] == worker.pid
     assert worker.starts == 2
+
+
+def test_worker_temporary_files_removed_with_its_process(worker):
+    # frameworks write to the temporary directory (TensorFlow's autograph sources, MindSpore's
+    # graph files) and a killed worker cleans nothing up: each process gets a directory of its
+    # own, removed when the parent reaps it, whether it exited or was killed
+    first = worker.call({"api": "fake.tempfile"}, timeout=10)
+    assert os.path.isfile(first["path"]) and first["tmpdir"] != tempfile.gettempdir()
+    with pytest.raises(WorkerError):
+        worker.call({"api": "fake.crash"}, timeout=10)
+    assert not os.path.exists(first["tmpdir"])
+    second = worker.call({"api": "fake.tempfile"}, timeout=10)
+    assert second["tmpdir"] != first["tmpdir"] and os.path.isfile(second["path"])
+    worker.close()
+    assert not os.path.exists(second["tmpdir"])
 
 
 def test_crash_exit_code(worker):
