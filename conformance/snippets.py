@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import frameworks
+from .spec.models import layer_arrays, layer_param_specs
 from .spec.values import tensor_data
 from .tensors import is_tensor_arg
 
@@ -62,6 +63,25 @@ def array_expr(value, materialised: np.ndarray) -> str:
     return literal(materialised)
 
 
+def layer_sources(model, dtype: str) -> list[dict]:
+    """``layer_arrays(model, dtype)`` with each weight and bias as numpy source: a literal when
+    small, else its generator's expression (a 784x32 layer as a literal made 700 KB snippets)."""
+    out = []
+    for arrays, specs in zip(layer_arrays(model, dtype), layer_param_specs(model)):
+        layer = dict(arrays)
+        for key in ("weight", "bias"):
+            if layer.get(key) is not None:
+                spec, shape = specs[key]
+                a = layer[key]
+                if (isinstance(spec, dict) and not spec.get("put") and a.size > _INLINE_LIMIT
+                        and list(spec.get("shape") or shape) == list(a.shape)):
+                    layer[key] = _generator_expr(dict(spec, shape=list(a.shape)))
+                else:
+                    layer[key] = literal(a)
+        out.append(layer)
+    return out
+
+
 def kwargs(args: dict, tensor=None) -> str:
     """Keyword arguments as source. ``tensor(value, dtype)`` writes a tensor argument
     (``{"tensor": v, "dtype": d}``, conformance.tensors) as the framework's constructor; a
@@ -75,18 +95,29 @@ def kwargs(args: dict, tensor=None) -> str:
     return ", ".join(f"{k}={one(v)}" for k, v in args.items() if v is not None)
 
 
-def data_and_loss_lines(inputs, loss, tensor, functional: str) -> list[str]:
+def model_data(model, inputs) -> tuple:
+    """numpy source of a model's ``(inputs, targets)`` (None where it has no targets): integer
+    arrays (class and embedding indices) as literals, float ones by ``array_expr``."""
+    def source(value, a):
+        if a is None:
+            return None
+        return any_literal(a) if a.dtype.kind in "iu" else array_expr(value, a)
+    return (source(model.inputs, inputs.values["inputs"]),
+            source(model.targets, inputs.values["targets"]))
+
+
+def data_and_loss_lines(model, inputs, tensor, functional: str) -> list[str]:
     """``x``, ``y`` and ``loss`` lines of a model snippet, shared by frameworks whose functional
     losses are named like torch's (``cross_entropy``, ``mse_loss``, ``l1_loss``).
 
-    ``tensor(literal, integer) -> str`` writes the framework's tensor constructor;
+    ``tensor(source, integer) -> str`` writes the framework's tensor constructor;
     ``functional`` is the module holding the losses (``torch.nn.functional``).
     """
-    x = inputs.values["inputs"]
-    lines = [f"x = {tensor(any_literal(x), x.dtype.kind in 'iu')}"]
-    y = inputs.values["targets"]
-    if y is not None:
-        lines.append(f"y = {tensor(any_literal(y), loss.type == 'cross_entropy')}")
+    loss = model.loss
+    x_src, y_src = model_data(model, inputs)
+    lines = [f"x = {tensor(x_src, inputs.values['inputs'].dtype.kind in 'iu')}"]
+    if y_src is not None:
+        lines.append(f"y = {tensor(y_src, loss.type == 'cross_entropy')}")
     fn = {"cross_entropy": "cross_entropy", "mse": "mse_loss", "l1": "l1_loss"}.get(loss.type)
     if fn:
         lines.append(f"loss = {functional}.{fn}(net(x), y, reduction='{loss.reduction}')")

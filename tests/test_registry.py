@@ -5,7 +5,6 @@ temporary directory; ``registry.load`` is cached per directory, and every tmp_pa
 from __future__ import annotations
 
 import math
-import re
 import textwrap
 
 import pytest

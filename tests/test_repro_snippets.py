@@ -61,6 +61,8 @@ SAMPLE = {
         ("derivation/torch-backward.yaml", "torch.Tensor.backward"),
         ("training/train-sgd-groups.yaml", "float32"),
         ("training/train-scaler-overflow-skipped.yaml", "float32"),
+        # a 784x32 layer: weights as their generator expression, not a 700 KB literal
+        ("peers/paddle-gradient-clip.yaml", "peer-paddle-gradient-clip-static-globalnorm and not fp64 and float32 and clip_grad_norm_"),
     ],
     "paddle": [
         ("seeds/seed-000-injected.yaml", "ClipGradByGlobalNorm and not via_sgd"),
@@ -80,6 +82,7 @@ SAMPLE = {
         ("derivation/torch-grad.yaml", "derive-torch-grad-unused-input and paddle.grad"),  # raises
         ("training/train-sgd-groups.yaml", "float32 and not grad_clip"),
         ("training/train-sgd-two-groups-clip.yaml", "float64 and grad_clip"),
+        ("peers/paddle-gradient-clip.yaml", "peer-paddle-gradient-clip-static-globalnorm and not fp64 and float32 and ClipGradByGlobalNorm and not via_sgd"),
     ],
     "mindspore": [
         ("seeds/seed-000-injected.yaml", "clip_by_global_norm and not via_sgd"),
@@ -101,6 +104,7 @@ SAMPLE = {
         ("derivation/seed-003-has-aux.yaml", "mindspore.value_and_grad"),
         ("training/train-scaler-dynamic-update.yaml", "DynamicLossScaler and 4.0"),
         ("training/train-accumulate-4.yaml", "float32"),
+        ("peers/paddle-gradient-clip.yaml", "peer-paddle-gradient-clip-static-globalnorm and not fp64 and float32 and clip_by_global_norm and not via_sgd"),
     ],
     "tensorflow": [
         ("seeds/seed-000-injected.yaml", "tf.clip_by_global_norm and float32 and not compiled"),  # returns the norm
@@ -111,6 +115,7 @@ SAMPLE = {
         ("models/matrix-models.yaml", "mx-model-mlp-relu-mse-b3 and tf.clip_by_global_norm and float32 and 1.0"),
         ("matrix/norm-structure.yaml", "mx-struct-no-grad and tf.clip_by_global_norm and float32 and compiled"),
         ("derivation/torch-grad.yaml", "derive-torch-grad-inputs-weights and float64"),  # GradientTape
+        ("peers/paddle-gradient-clip.yaml", "peer-paddle-gradient-clip-static-globalnorm and not fp64 and float32 and tf.clip_by_global_norm and not compiled"),
     ],
     "jax": [
         ("seeds/seed-000-injected.yaml", "optax.clip_by_global_norm and float32 and not via_sgd and not compiled"),
@@ -121,6 +126,7 @@ SAMPLE = {
         ("matrix/norm-structure.yaml", "mx-struct-no-grad and optax.clip_by_global_norm and float32 and not compiled"),
         ("derivation/torch-grad.yaml", "derive-torch-grad-inputs-weights and float64"),  # jax.grad
         ("derivation/torch-grad.yaml", "derive-torch-grad-nonscalar-output and jax.grad"),  # raises
+        ("peers/paddle-gradient-clip.yaml", "peer-paddle-gradient-clip-static-globalnorm and not fp64 and float32 and optax.clip_by_global_norm and not via_sgd and not compiled"),
     ],
 }
 # cells of both modes are planned: a keyword with "compiled" takes a compiled cell

@@ -7,7 +7,6 @@ torch runs here when installed; MindSpore and Paddle through their own interpret
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest

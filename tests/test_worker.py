@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import signal
 import sys
-from pathlib import Path
-from pathlib import Path
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest

@@ -88,6 +88,17 @@ class Model(Strict):
 def layer_arrays(model: Model, dtype: str) -> list[dict]:
     """Materialise layer specs: weights in torch layout, default init where none is given
     (uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) seeded by the layer index, like torch's scheme)."""
+    return _layers(model, lambda value, default, shape: _param(value, default, shape, dtype))
+
+
+def layer_param_specs(model: Model) -> list[dict]:
+    """``layer_arrays``'s layers with ``(generator spec or value, shape)`` in place of each
+    weight and bias array: what a reproduction snippet writes instead of a long literal."""
+    return _layers(model, lambda value, default, shape: (
+        tensor_data(value) if value is not None else default, shape))
+
+
+def _layers(model: Model, param) -> list[dict]:
     out = []
     for i, layer in enumerate(model.layers):
         d = {"type": layer.type, "name": layer.name or str(i)}
@@ -102,15 +113,15 @@ def layer_arrays(model: Model, dtype: str) -> list[dict]:
                 wshape, fan_in = [layer.out, layer.in_], layer.in_
             bound = 1.0 / math.sqrt(fan_in)
             default = {"random": "uniform", "low": -bound, "high": bound, "seed": i}
-            d["weight"] = _param(layer.weight, default, wshape, dtype)
+            d["weight"] = param(layer.weight, default, wshape)
             if "bias" in layer.model_fields_set and layer.bias is None:
                 d["bias"] = None
             else:
-                d["bias"] = _param(layer.bias, dict(default, seed=1000 + i), [layer.out], dtype)
+                d["bias"] = param(layer.bias, dict(default, seed=1000 + i), [layer.out])
         elif layer.type == "embedding":
             d.update({"num": layer.num, "dim": layer.dim})
             default = {"random": "normal", "seed": i}
-            d["weight"] = _param(layer.weight, default, [layer.num, layer.dim], dtype)
+            d["weight"] = param(layer.weight, default, [layer.num, layer.dim])
         out.append(d)
     return out
 

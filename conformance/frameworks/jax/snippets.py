@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from ...kinds.derivation.snippet import function_lines, ident, leaf_lines, names, parts
 from ...kinds.derivation.snippet import result_lines as derive_result_lines
-from ...snippets import any_literal, array_expr, header, kwargs, literal, result_lines
-from ...spec.models import layer_arrays
+from ...snippets import array_expr, header, kwargs, layer_sources, model_data, result_lines
 from ...spec.values import tensor_data
 from ...tensors import param_dtype
 
@@ -33,15 +32,15 @@ def _model_lines(cell, inputs) -> tuple:
     lines = ["params = {}"]
     body = []
     names = []
-    for layer in layer_arrays(model, cell.dtype):  # the exact weights the cell used (torch layout)
+    for layer in layer_sources(model, cell.dtype):  # the exact weights the cell used (torch layout)
         name, kind = layer["name"], layer["type"]
         w, b = f"p['{name}.weight']", f"p['{name}.bias']"
         if kind in ("linear", "conv2d", "embedding"):
-            lines.append(f"params['{name}.weight'] = {_array(literal(layer['weight']), cell.dtype)}")
+            lines.append(f"params['{name}.weight'] = {_array(layer['weight'], cell.dtype)}")
             names.append(f"{name}.weight")
             has_bias = kind != "embedding" and layer.get("bias") is not None
             if has_bias:
-                lines.append(f"params['{name}.bias'] = {_array(literal(layer['bias']), cell.dtype)}")
+                lines.append(f"params['{name}.bias'] = {_array(layer['bias'], cell.dtype)}")
                 names.append(f"{name}.bias")
             if kind == "linear":
                 body.append(f"    x = x @ {w}.T" + (f" + {b}" if has_bias else ""))
@@ -61,11 +60,11 @@ def _model_lines(cell, inputs) -> tuple:
            "mse": "(x - y) ** 2", "l1": "jnp.abs(x - y)"}.get(loss.type, "x")
     red = "sum" if loss.reduction == "sum" else "mean"
     x = inputs.values["inputs"]
-    y = inputs.values["targets"]
+    x_src, y_src = model_data(model, inputs)
     lines += ["", "def loss_fn(p, x, y):", *body, f"    return ({per}).{red}()", "",
-              f"x = {_array(any_literal(x), cell.dtype) if x.dtype.kind not in 'iu' else 'jnp.asarray(' + any_literal(x) + ')'}",
-              "y = None" if y is None else
-              f"y = {'jnp.asarray(' + any_literal(y) + ')' if loss.type == 'cross_entropy' else _array(any_literal(y), cell.dtype)}",
+              f"x = {_array(x_src, cell.dtype) if x.dtype.kind not in 'iu' else 'jnp.asarray(' + x_src + ')'}",
+              "y = None" if y_src is None else
+              f"y = {'jnp.asarray(' + y_src + ')' if loss.type == 'cross_entropy' else _array(y_src, cell.dtype)}",
               "grads = jax.grad(loss_fn)(params, x, y)"]
     return lines, names
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from ...kinds.derivation.snippet import function_lines, ident, leaf_lines, names, parts
 from ...kinds.derivation.snippet import result_lines as derivation_result
 from ...kinds.training.snippet import ACTIVATIONS, groups, param_names, start
-from ...snippets import any_literal, array_expr, header, kwargs, literal, number, result_lines
+from ...snippets import array_expr, header, kwargs, layer_sources, literal, model_data, number, result_lines
 from ...spec.models import layer_arrays
 from ...spec.values import tensor_data
 from ...tensors import is_tensor_arg, param_dtype
@@ -149,7 +149,7 @@ def _param_names(cell) -> list:
 def _model_lines(cell, inputs, dt) -> list:
     model = cell.case.model
     lines = ["cells, weights = [], []"]
-    for layer in layer_arrays(model, cell.dtype):  # the exact weights the cell used
+    for layer in layer_sources(model, cell.dtype):  # the exact weights the cell used
         kind = layer["type"]
         has_bias = layer.get("bias") is not None
         if kind == "linear":
@@ -161,33 +161,33 @@ def _model_lines(cell, inputs, dt) -> list:
         elif kind == "embedding":
             lines += [f"c = nn.Embedding({layer['num']}, {layer['dim']})",
                       "# nn.Embedding's table is float32 whatever dtype= says: replace it",
-                      f"c.embedding_table = ms.Parameter({_tensor(literal(layer['weight']), cell.dtype)}, "
+                      f"c.embedding_table = ms.Parameter({_tensor(layer['weight'], cell.dtype)}, "
                       "name='embedding_table')",
                       f"weights.append(c.embedding_table)  # {layer['name']}.weight"]
         else:
             cls = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "flatten": "Flatten"}[kind]
             lines.append(f"c = nn.{cls}()")
         if kind in ("linear", "conv2d"):
-            lines += [f"c.weight.set_data({_tensor(literal(layer['weight']), cell.dtype)})",
+            lines += [f"c.weight.set_data({_tensor(layer['weight'], cell.dtype)})",
                       f"weights.append(c.weight)  # {layer['name']}.weight"]
             if has_bias:
-                lines += [f"c.bias.set_data({_tensor(literal(layer['bias']), cell.dtype)})",
+                lines += [f"c.bias.set_data({_tensor(layer['bias'], cell.dtype)})",
                           f"weights.append(c.bias)  # {layer['name']}.bias"]
         lines.append("cells.append(c)")
     lines.append("net = nn.SequentialCell(cells)")
     x = inputs.values["inputs"]
+    x_src, y_src = model_data(model, inputs)
     if x.dtype.kind in "iu":
-        lines.append(f"x = ms.Tensor(np.array({any_literal(x)}, dtype=np.int32))")
+        lines.append(f"x = ms.Tensor(np.array({x_src}, dtype=np.int32))")
     else:
-        lines.append(f"x = {_tensor(literal(x), cell.dtype)}")
-    y = inputs.values["targets"]
+        lines.append(f"x = {_tensor(x_src, cell.dtype)}")
     loss = model.loss
-    if y is None:
+    if y_src is None:
         lines.append("y = None")
     elif loss.type == "cross_entropy":
-        lines.append(f"y = ms.Tensor(np.array({any_literal(y)}, dtype=np.int32))  # int32 class indices")
+        lines.append(f"y = ms.Tensor(np.array({y_src}, dtype=np.int32))  # int32 class indices")
     else:
-        lines.append(f"y = {_tensor(literal(y), cell.dtype)}")
+        lines.append(f"y = {_tensor(y_src, cell.dtype)}")
     cls = {"cross_entropy": "CrossEntropyLoss", "mse": "MSELoss", "l1": "L1Loss"}.get(loss.type)
     if cls:
         lines += [f"loss_fn = nn.{cls}(reduction={loss.reduction!r})",

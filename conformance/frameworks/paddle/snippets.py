@@ -20,8 +20,7 @@ from __future__ import annotations
 from ...kinds.derivation.snippet import function_lines, ident, leaf_lines, names as _names, parts
 from ...kinds.derivation.snippet import result_lines as derivation_result_lines
 from ...kinds.training.snippet import ACTIVATIONS, groups, loss_expr, param_names, start
-from ...snippets import array_expr, data_and_loss_lines, header, kwargs, literal, number, result_lines
-from ...spec.models import layer_arrays
+from ...snippets import array_expr, data_and_loss_lines, header, kwargs, layer_sources, literal, number, result_lines
 from ...spec.values import tensor_data
 from ...tensors import param_dtype
 
@@ -179,27 +178,27 @@ def _model_lines(cell, inputs, dt) -> tuple:
     model = cell.case.model
     lines, mods, transposed, setup, names = [], [], [], [], []
     index = 0
-    for layer in layer_arrays(model, cell.dtype):  # the exact weights the cell used
+    for layer in layer_sources(model, cell.dtype):  # the exact weights the cell used
         name, kind = layer["name"], layer["type"]
         if kind in ("linear", "conv2d", "embedding"):
             has_bias = layer.get("bias") is not None
             bias = "" if has_bias or kind == "embedding" else ", bias_attr=False"
             if kind == "linear":
                 mods.append(f"('{name}', paddle.nn.Linear({layer['in']}, {layer['out']}{bias}))")
-                w = f"{literal(layer['weight'])}.T"  # torch [out, in] -> paddle [in, out]
+                w = f"({layer['weight']}).T"  # torch [out, in] -> paddle [in, out]
                 transposed.append(index)
             elif kind == "conv2d":
                 mods.append(f"('{name}', paddle.nn.Conv2D({layer['in']}, {layer['out']}, {tuple(layer['kernel'])}, "
                             f"stride={tuple(layer['stride'])}, padding={tuple(layer['padding'])}{bias}))")
-                w = literal(layer["weight"])
+                w = layer["weight"]
             else:
                 mods.append(f"('{name}', paddle.nn.Embedding({layer['num']}, {layer['dim']}))")
-                w = literal(layer["weight"])
+                w = layer["weight"]
             setup.append(f"layers['{name}'].weight.set_value(paddle.to_tensor({w}).astype({dt}))")
             names.append(f"{name}.weight")
             index += 1
             if has_bias and kind != "embedding":
-                setup.append(f"layers['{name}'].bias.set_value(paddle.to_tensor({literal(layer['bias'])}).astype({dt}))")
+                setup.append(f"layers['{name}'].bias.set_value(paddle.to_tensor({layer['bias']}).astype({dt}))")
                 names.append(f"{name}.bias")
                 index += 1
         else:
@@ -210,7 +209,7 @@ def _model_lines(cell, inputs, dt) -> tuple:
     lines.append("layers = dict(net.named_children())")
     lines += setup
     lines += data_and_loss_lines(
-        inputs, model.loss,
+        model, inputs,
         lambda lit, integer: f"paddle.to_tensor({lit}).astype({repr('int64') if integer else dt})",
         "paddle.nn.functional")
     lines += ["loss.backward()", "params = list(net.parameters())"]

@@ -13,8 +13,7 @@ from __future__ import annotations
 from ...kinds.derivation.ops import evaluate
 from ...kinds.derivation.snippet import Text, ident, leaf_lines, names, parts
 from ...kinds.derivation.snippet import result_lines as derive_result_lines
-from ...snippets import any_literal, array_expr, header, kwargs, literal, number, result_lines
-from ...spec.models import layer_arrays
+from ...snippets import array_expr, header, kwargs, layer_sources, model_data, number, result_lines
 from ...spec.values import tensor_data
 from ...tensors import param_dtype
 
@@ -32,15 +31,15 @@ def _model_lines(cell, inputs) -> tuple:
     lines = ["params = {}"]
     body = []
     names = []
-    for layer in layer_arrays(model, cell.dtype):  # the exact weights the cell used (torch layout)
+    for layer in layer_sources(model, cell.dtype):  # the exact weights the cell used (torch layout)
         name, kind = layer["name"], layer["type"]
         w, b = f"p['{name}.weight']", f"p['{name}.bias']"
         if kind in ("linear", "conv2d", "embedding"):
-            lines.append(f"params['{name}.weight'] = tf.Variable({_tensor(literal(layer['weight']), cell.dtype)})")
+            lines.append(f"params['{name}.weight'] = tf.Variable({_tensor(layer['weight'], cell.dtype)})")
             names.append(f"{name}.weight")
             has_bias = kind != "embedding" and layer.get("bias") is not None
             if has_bias:
-                lines.append(f"params['{name}.bias'] = tf.Variable({_tensor(literal(layer['bias']), cell.dtype)})")
+                lines.append(f"params['{name}.bias'] = tf.Variable({_tensor(layer['bias'], cell.dtype)})")
                 names.append(f"{name}.bias")
             if kind == "linear":
                 body.append(f"    x = tf.linalg.matmul(x, {w}, transpose_b=True)" + (f" + {b}" if has_bias else ""))
@@ -62,11 +61,12 @@ def _model_lines(cell, inputs) -> tuple:
     red = "tf.reduce_sum" if loss.reduction == "sum" else "tf.reduce_mean"
     x = inputs.values["inputs"]
     y = inputs.values["targets"]
+    x_src, y_src = model_data(model, inputs)
     integer_y = y is not None and y.dtype.kind in "iu"
     lines += ["", "def loss_fn(p, x, y):", *body, f"    return {red}({per})", "",
-              f"x = {'tf.constant(' + any_literal(x) + ', dtype=tf.int64)' if x.dtype.kind in 'iu' else _tensor(any_literal(x), cell.dtype)}",
+              f"x = {'tf.constant(' + x_src + ', dtype=tf.int64)' if x.dtype.kind in 'iu' else _tensor(x_src, cell.dtype)}",
               "y = None" if y is None else
-              f"y = {'tf.constant(' + any_literal(y) + ', dtype=tf.int64)' if integer_y else _tensor(any_literal(y), cell.dtype)}",
+              f"y = {'tf.constant(' + y_src + ', dtype=tf.int64)' if integer_y else _tensor(y_src, cell.dtype)}",
               "with tf.GradientTape() as tape:",
               "    loss = loss_fn(params, x, y)",
               "grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, list(params.values()))]"]

@@ -9,8 +9,7 @@ from functools import partial
 from ...kinds.derivation.snippet import function_lines, ident, leaf_lines, names, parts
 from ...kinds.derivation.snippet import result_lines as derive_result_lines
 from ...kinds.training.snippet import ACTIVATIONS, groups, loss_expr, param_names, start
-from ...snippets import array_expr, data_and_loss_lines, header, kwargs, literal, number, result_lines
-from ...spec.models import layer_arrays
+from ...snippets import array_expr, data_and_loss_lines, header, kwargs, layer_sources, literal, number, result_lines
 from ...spec.values import tensor_data
 from ...tensors import param_dtype
 
@@ -70,13 +69,13 @@ def _torch_model_lines(cell, inputs, dt, dev) -> list:
     lines = ["from collections import OrderedDict",
              "net = torch.nn.Sequential(OrderedDict([" + ", ".join(mods) + f"])).to({dev}, {dt})",
              "with torch.no_grad():"]
-    for layer in layer_arrays(model, cell.dtype):  # the exact weights the cell used
+    for layer in layer_sources(model, cell.dtype):  # the exact weights the cell used
         for key in ("weight", "bias"):
             if layer.get(key) is not None:
-                setup.append(f"    net.get_submodule('{layer['name']}').{key}.copy_(torch.tensor({literal(layer[key])}))")
+                setup.append(f"    net.get_submodule('{layer['name']}').{key}.copy_(torch.tensor({layer[key]}))")
     lines += setup or ["    pass"]
     lines += data_and_loss_lines(
-        inputs, model.loss,
+        model, inputs,
         lambda lit, integer: f"torch.tensor({lit}, dtype={'torch.long' if integer else dt}, device={dev})",
         "torch.nn.functional")
     lines += ["loss.backward()", "names, params = zip(*net.named_parameters())"]
