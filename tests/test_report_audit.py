@@ -90,16 +90,23 @@ def _audit_row(r: dict, row: dict) -> list:
     return bad
 
 
-def _audit_folded(r: dict, entry: dict) -> list:
-    """A cell folded under its status and reason: both are the document's."""
-    bad = []
-    if entry["status"] != r["status"]:
-        bad.append(f"{r['id']}: folded under {entry['status']}, want {r['status']}")
-    message = (r.get("message") or "").strip()
-    first = message.splitlines()[0] if message else "(no message)"
-    if first[:60] not in entry["summary"] + _plain(entry["body"]):
-        bad.append(f"{r['id']}: folded under {entry['summary']!r}, its message is {first[:80]!r}")
-    return bad
+def _fold(r: dict, entries: list, counted: dict, placed: dict) -> list:
+    """A cell that ran nothing is counted, on its case page, in the entry of its status whose
+    reason is its message, on the line of its backend and API, with its dtype: the cell is
+    counted there (``counted``), and each line's count is checked against the document after."""
+    message = r.get("message") or ""
+    first = message.strip().splitlines()[0] if message.strip() else "(no message)"
+    for e in entries:
+        line = e["lines"].get((r["backend"], r["api"]))
+        # the reason in full: the entry's <pre> when the message is long, else its summary
+        if e["status"] == r["status"] and line and e["message"] in (message, message.strip() or "(no message)"):
+            if r["dtype"] not in line["dtypes"]:
+                return [f"{r['id']}: dtype {r['dtype']} not among {line['dtypes']}"]
+            counted[id(line)] = counted.get(id(line), 0) + 1
+            placed[r["id"]] = {"file": e["file"], "anchor": e["anchor"]}
+            return []
+    return [f"{r['id']}: no {r['status']} entry on its case page has its message {first[:80]!r} "
+            f"and a line for {r['backend']} {r['api']}"]
 
 
 def audit(doc: dict, out: Path) -> list:
@@ -107,7 +114,7 @@ def audit(doc: dict, out: Path) -> list:
     bad = []
     res = doc["results"]
     pages = {}
-    for f in [out / "index.html", out / "matrix.html", out / "mapping.html"] + sorted((out / "cases").glob("*.html")):
+    for f in [out / "index.html", out / "matrix.html", out / "mapping.html"] + sorted((out / "cases").rglob("*.html")):
         text = f.read_text(encoding="utf-8")
         parsed = _Page()
         parsed.feed(text)
@@ -134,7 +141,7 @@ def audit(doc: dict, out: Path) -> list:
     # full (an article: status, errors, returned norm, factor, difference, params), as a row under
     # its status and difference, or folded under its status and reason (nothing was compared)
     shown, rows, folded = {}, {}, {}
-    for f in (out / "cases").glob("*.html"):
+    for f in (out / "cases").rglob("*.html"):
         html = f.read_text(encoding="utf-8")
         case = htmlmod.unescape(re.search(r"<dt>Case id</dt><dd><code>(.*?)</code>", html, re.S).group(1))
 
@@ -145,15 +152,28 @@ def audit(doc: dict, out: Path) -> list:
                                      html, re.S):
             status = _plain(head).split(" ")[0]
             diff = (re.search(r'<a href="#d-[^"]*">(.*?)</a>', head) or [None, ""])[1]
-            for anchor, tr in re.findall(r'<tr id="([^"]+)">(.*?)</tr>', body, re.S):
-                tds = [_plain(td) for td in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
-                rows[cell_id(tds[0].split(" on ")[0])] = dict(status=status, difference=_plain(diff), tds=tds,
-                                                             file=f.name, anchor=anchor)
-        for status, summary, body in re.findall(r'<details class="folded" data-status="([^"]*)"[^>]*><summary>(.*?)</summary>(.*?)</details>',
-                                                html, re.S):
-            for anchor, text in re.findall(r'<li id="([^"]+)"><code>(.*?)</code></li>', body, re.S):
-                folded[cell_id(_plain(text))] = dict(status=status, summary=_plain(summary), body=body,
-                                                     file=f.name, anchor=anchor)
+            # rows under an API heading: a row names its cell without the case and the API
+            for api, part in re.findall(r'<tr class="api"><th[^>]*><code>(.*?)</code>.*?</th></tr>(.*?)(?=<tr class="api"|$)',
+                                        body, re.S):
+                api = _plain(api)
+                for anchor, tr in re.findall(r'<tr id="([^"]+)">(.*?)</tr>', part, re.S):
+                    tds = [_plain(td) for td in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
+                    label = tds[0].split(" on ")[0]
+                    full = (label if label.startswith(case) else case + label if label.startswith("[")
+                            else "%s[%s-%s]" % (case, api, label))
+                    rows[full] = dict(status=status, difference=_plain(diff), tds=tds, file=f.relative_to(out / "cases").as_posix(), anchor=anchor)
+        entries = folded.setdefault(case, [])
+        for anchor, status, summary, body in re.findall(
+                r'<details class="folded" id="([^"]+)" data-status="([^"]*)"[^>]*><summary>(.*?)</summary>(.*?)</details>', html, re.S):
+            lines = {}
+            for tr in re.findall(r"<tr><td>(.*?)</tr>", body, re.S):
+                tds = [_plain(td) for td in re.findall(r"<td[^>]*>(.*?)</td>", "<td>" + tr, re.S)]
+                lines[(tds[0], tds[1])] = {"n": int(tds[2]), "dtypes": tds[3].split(", ")}
+            pre = re.search(r"<pre>(.*?)</pre>", body, re.S)
+            badge_end = summary.index("</span>") + len("</span>")  # "<badge> N cells: <reason>"
+            reason = _plain(summary[badge_end:]).split(": ", 1)[1]
+            entries.append(dict(status=status, summary=_plain(summary), body=body, file=f.relative_to(out / "cases").as_posix(), anchor=anchor,
+                                lines=lines, message=htmlmod.unescape(pre.group(1)) if pre else reason))
         for anchor, body in re.findall(r'<article class="cell[^"]*" id="([^"]+)">(.*?)</article>', html, re.S):
             dts = {_plain(a): _plain(b) for a, b in re.findall(r"<dt>(.*?)</dt><dd[^>]*>(.*?)</dd>", body, re.S)}
             tables = {}
@@ -162,14 +182,16 @@ def audit(doc: dict, out: Path) -> list:
                          for tr in re.findall(r"<tr>(.*?)</tr>", tb, re.S)]
                 tables["before" if "raw" in cls.split() else "after"] = [r for r in rows_ if r]
             status = _plain(re.search(r"<h3>(.*?)</h3>", body, re.S).group(1)).split(" ")[0]
-            shown[dts.get("Cell")] = dict(dts=dts, tables=tables, status=status, file=f.name, anchor=anchor)
+            shown[dts.get("Cell")] = dict(dts=dts, tables=tables, status=status, file=f.relative_to(out / "cases").as_posix(), anchor=anchor)
+    counted: dict = {}
+    placed: dict = {}  # a folded cell -> its entry (file, anchor)
     for r in res:
         s = shown.get(r["id"])
         if s is None and r["id"] in rows:
             bad.extend(_audit_row(r, rows[r["id"]]))
             continue
-        if s is None and r["id"] in folded:
-            bad.extend(_audit_folded(r, folded[r["id"]]))
+        if s is None and r["status"] in ("unsupported", "skipped"):
+            bad.extend(_fold(r, folded.get(r["case"], []), counted, placed))
             continue
         if s is None:
             bad.append(f"{r['id']}: on no case page")
@@ -211,6 +233,13 @@ def audit(doc: dict, out: Path) -> list:
             if len(row) > 5 and isinstance(f_, dict) and row[5:7] != [fmt_num(f_.get("got"), 8), fmt_num(f_.get("want"), 8)]:
                 bad.append(f"{r['id']}: parameter factor {row[5:7]}, want {f_}")
 
+    for entries in folded.values():  # each line counts exactly the cells it stands for
+        for e in entries:
+            for (backend, api), line in e["lines"].items():
+                if counted.get(id(line), 0) != line["n"]:
+                    bad.append(f"{e['file']}: {e['status']} {backend} {api} says {line['n']} cells, "
+                               f"the document has {counted.get(id(line), 0)}")
+
     # 2b. the matrix's data block: one row per cell, same numbers, linked to that cell's article
     blob = json.loads(re.search(r'<script type="application/json" id="m-data">(.*?)</script>',
                                 (out / "matrix.html").read_text(encoding="utf-8"), re.S).group(1))
@@ -235,9 +264,10 @@ def audit(doc: dict, out: Path) -> list:
                 _json_number(r.get("max_abs_err")), _json_number(r.get("mismatched")))
         if got != want:
             bad.append(f"{r['id']}: matrix {got}, want {want}")
-        s = shown.get(r["id"])
-        if s and (case[2] + ".html", row[col["anchor"]]) != (s["file"], s["anchor"]):
-            bad.append(f"{r['id']}: the matrix links {case[2]}.html#{row[col['anchor']]}, not its article")
+        s = shown.get(r["id"]) or rows.get(r["id"]) or placed.get(r["id"])
+        page = case[2] + ("/" + tab["backend_page"][row[col["backend"]]] if case[4] else ".html")
+        if s and (page, row[col["anchor"]]) != (s["file"], s["anchor"]):
+            bad.append(f"{r['id']}: the matrix links {page}#{row[col['anchor']]}, not where its page shows it")
 
     # 3. overview cards: counts per status and the shares
     index = (out / "index.html").read_text(encoding="utf-8")
@@ -360,12 +390,31 @@ def test_report_agrees_with_its_results_document(tmp_path):
     assert audit(doc, tmp_path / "out") == []
 
 
+def test_split_case_pages_agree_with_the_document(tmp_path, monkeypatch):
+    """A case of more than ``CASE_SPLIT`` cells gets a page per backend (cases/<slug>/<backend>.html)
+    and a case page that links them with their counts: every cell is still on exactly one page,
+    and the matrix, the problems and the pairs link the page that shows it."""
+    from conformance.report import cases as case_pages
+    monkeypatch.setattr(case_pages, "CASE_SPLIT", 20)
+    doc = _roundtrip(audit_doc(), tmp_path)
+    render(doc, tmp_path / "out")
+    parts = sorted((tmp_path / "out" / "cases").glob("*/*.html"))
+    assert len(parts) >= 2, "no case was split"
+    assert audit(doc, tmp_path / "out") == []
+    main = parts[0].parent.with_suffix(".html").read_text(encoding="utf-8")
+    counts = re.findall(r'<td><a href="([^"]+)">([^<]+)</a></td><td class="n">(\d+)</td>', main)
+    case = parts[0].parent.name
+    want = Counter(r["backend"] for r in doc["results"] if r["case"] == case)
+    assert {b: int(n) for _, b, n in counts} == dict(want)
+    assert all(href.startswith(case + "/") for href, _, _ in counts)
+
+
 def test_audit_catches_a_wrong_number_a_broken_link_and_a_remote_url(tmp_path):
     """The audit is not vacuous: each kind of damage to a rendered report is reported."""
     doc = _roundtrip(audit_doc(), tmp_path)
     out = tmp_path / "out"
     render(doc, out)
-    case = sorted((out / "cases").glob("*.html"))[0]
+    case = sorted((out / "cases").rglob("*.html"))[0]
     text = case.read_text(encoding="utf-8")
     first = re.search(r"max abs (\S+) &middot;", text)
     case.write_text(text.replace(first.group(0), "max abs 42 &middot;", 1)
@@ -466,9 +515,11 @@ def test_sweep_points_that_differ_are_shown_apart(tmp_path):
     sweeps = sorted(row[matrix["columns"].index("sweep")] for row in matrix["rows"])
     assert sweeps == ["total_norm=1, eps=1e-06", "total_norm=1.0000001, eps=1e-06"]
     case = (tmp_path / "cases" / "sweep-case.html").read_text(encoding="utf-8")
-    # matched cells are rows labelled by their ids, which spell the sweep point exactly
-    assert "<code>[%s-float32-cpu-total_norm=1.0000001]</code>" % GLOBAL in case
-    assert "<code>[%s-float32-cpu-total_norm=1.0]</code>" % GLOBAL in case
+    # matched cells are rows under their API, labelled by the rest of their ids, which spell
+    # the sweep point exactly
+    assert "<code>%s</code>" % GLOBAL in case
+    assert "<td>float32-cpu-total_norm=1.0000001</td>" in case
+    assert "<td>float32-cpu-total_norm=1.0</td>" in case
     assert audit(doc, tmp_path) == []
 
 

@@ -85,27 +85,55 @@ SNIPPET_INLINE = 16 * 1024
 SNIPPET_HEAD = 30
 
 
-def _spill(text: str, name: str, files: Dict[str, str], folder: str) -> Dict[str, str]:
+#: a case with more cells than this gets one page per backend for its cells (cases/<slug>/
+#: <backend>.html) and a case page that links them: 4,320 cells on one page made 887 KB
+CASE_SPLIT = 400
+
+
+def backend_page(backend: str) -> str:
+    """The file name of a backend's part of a split case, inside the case's folder."""
+    return case_slugs([backend])[backend] + ".html"
+
+
+def split_pages(cells: list, slug: str) -> Dict[str, str]:
+    """backend -> its page under ``cases/`` for a case of more than ``CASE_SPLIT`` cells; empty
+    for a case on one page."""
+    if len(cells) <= CASE_SPLIT:
+        return {}
+    return {c["backend"]: "%s/%s" % (slug, backend_page(c["backend"])) for c in cells}
+
+
+def _spill(text: str, name: str, files: Dict[str, str], folder: str, here: str = "") -> Dict[str, str]:
     """``{"text": ..., "file": ...}``: ``text`` itself, or its head and the file it went to
-    (``files``: path under ``cases/`` -> text)."""
+    (``files``: path under ``cases/`` -> text; ``file``: its link from a page in ``here``, a
+    folder under ``cases/`` or '')."""
     if len(text) <= SNIPPET_INLINE:
         return {"text": text, "file": "", "size": ""}
     path = "%s/%s.py" % (folder, _SLUG_BAD.sub("_", name.lower())[:100])
     files[path] = text
     head = "\n".join(text.splitlines()[:SNIPPET_HEAD])
-    return {"text": head + "\n# ...", "file": path, "size": "%d KB" % (len(text.encode("utf-8")) // 1024)}
+    link = path[len(here) + 1:] if here and path.startswith(here + "/") else path
+    return {"text": head + "\n# ...", "file": link, "size": "%d KB" % (len(text.encode("utf-8")) // 1024)}
 
 
 def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, Dict[str, str]],
-                      source_kind: str = "", files: Dict[str, str] = None, slug: str = "") -> Dict[str, Any]:
+                      source_kind: str = "", files: Dict[str, str] = None, slug: str = "",
+                      part: str = "", parts: list = ()) -> Dict[str, Any]:
     """``source_kind``: the kind of the case's source API in the registry snapshot
     (``clipping``, ``derivation``, ``training``; '' when unknown). ``files``: where snippets too
-    long for the page go (path under ``cases/`` -> text), in the folder ``slug``."""
+    long for the page go (path under ``cases/`` -> text), in the folder ``slug``.
+
+    A split case (``split_pages``) has a page that shows no cells but ``parts`` (one row per
+    backend: counts and link) and one page per backend (``part``: its name; ``group`` holds only
+    that backend's cells), which lives in the folder ``slug``."""
     files = {} if files is None else files
     info = as_mapping(info)
+    here = slug if part else ""
     snippets = []
     for api, snip in as_mapping(info.get("snippets")).items():
         snip = as_mapping(snip)
+        if part and as_text(snip.get("backend")) != part:
+            continue
         snippets.append({"api": as_text(api), "backend": as_text(snip.get("backend")), "cell": as_text(snip.get("cell")),
                          "text": as_text(snip.get("text"))})
     # Without case-level snippets (a runner that hands over none, as the derivation and training
@@ -119,7 +147,7 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
                 snippets.append({"api": c["api"], "backend": c["backend"], "cell": c["id"], "text": c["reproduce"]})
     snippets.sort(key=lambda x: (x["backend"], x["api"]))
     for snip in snippets:
-        snip.update(_spill(snip["text"], snip["api"], files, slug or "snippets"))
+        snip.update(_spill(snip["text"], snip["api"], files, slug or "snippets", here))
     cells = []
     for c in group["cells"]:
         c = dict(c)
@@ -130,7 +158,7 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
         c["worsts"] = any(p.get("share") for p in c["after"])
         tol = as_mapping(as_mapping(c.get("raw")).get("tolerance"))
         c["tolerance_short"] = "%s / %s" % (fmt_num(tol.get("rtol")), fmt_num(tol.get("atol"))) if tol else ""
-        c["repro"] = _spill(c["reproduce"], "cell-" + c["anchor"], files, slug or "snippets") if c["reproduce"] else None
+        c["repro"] = _spill(c["reproduce"], "cell-" + c["anchor"], files, slug or "snippets", here) if c["reproduce"] else None
         cells.append(_obj(c))
     layout = _layout(cells)
     path = as_text(info.get("path")) or next((as_text(c["raw"].get("path")) for c in group["cells"]
@@ -142,13 +170,55 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
             "outputs_heading": _OUTPUTS_HEADING.get(source_kind, "After clipping"),
             "has_info": bool(info), "snippets_from_cells": from_cells and bool(snippets),
             "inputs": _inputs_view(info.get("inputs")), "snippets": snippets, "cells": cells,
-            "counts": Counter(c.status for c in cells), **layout}
+            "counts": Counter(c.status for c in cells) if not parts else
+            sum((p["counts"] for p in parts), Counter()),
+            "part": part, "part_of": slug, "parts": list(parts), **layout}
 
 
 #: statuses whose cells are shown in full (every field, per-parameter tables, the reproduction)
 _FULL = ("mismatch", "error", "unstable")
-#: statuses folded into one line per reason (the message): nothing was compared
-_FOLDED = ("unsupported", "skipped")
+#: statuses folded into one entry per reason (the message): nothing was compared
+FOLDED = ("unsupported", "skipped")
+
+
+def cell_anchor(index: int, status: str, message: str) -> str:
+    """A cell's anchor on its case page: ``c<index>``, or for a folded cell the anchor of its
+    (status, reason) entry, which lists counts per API instead of every cell (1,448 listed cells
+    made 424 KB of one page)."""
+    if status in FOLDED:
+        return "f-" + hashlib.sha1(("%s\0%s" % (status, message)).encode("utf-8", "replace")).hexdigest()[:10]
+    return "c%d" % index
+
+
+def _row_label(c) -> str:
+    """A row's cell id without what its group headings already say (case, API)."""
+    head = "%s[%s-" % (c.case, c.api)
+    if c.id.startswith(head) and c.id.endswith("]"):
+        return c.id[len(head):-1]
+    return c.id[len(c.case):] if c.id.startswith(c.case + "[") else c.id
+
+
+def _folded_entry(status: str, cls: str, message, cells: list) -> Dict[str, Any]:
+    """One (status, reason) entry: per (backend, API), the number of cells and the dtypes,
+    devices and parameter sets they span."""
+    per: Dict[tuple, Dict[str, Any]] = {}
+    for c in cells:
+        e = per.setdefault((c.backend, c.api), {"backend": c.backend, "api": c.api, "n": 0,
+                                                "dtypes": set(), "devices": set(), "sweeps": set()})
+        e["n"] += 1
+        e["dtypes"].add(c.dtype)
+        e["devices"].add(c.device)
+        if c.sweep:
+            e["sweeps"].add(c.sweep)
+    apis = []
+    for e in per.values():
+        apis.append({"backend": e["backend"], "api": e["api"], "n": e["n"],
+                     "dtypes": ", ".join(sorted(d for d in e["dtypes"] if d)),
+                     "devices": ", ".join(sorted(d for d in e["devices"] if d)),
+                     "sweeps": len(e["sweeps"])})
+    apis.sort(key=lambda e: (e["backend"], e["api"]))
+    return {"status": status, "cls": cls, "message": message, "anchor": cells[0].anchor,
+            "n": len(cells), "apis": apis}
 
 
 def _layout(cells: list) -> Dict[str, Any]:
@@ -158,16 +228,16 @@ def _layout(cells: list) -> Dict[str, Any]:
     - ``rows``: every other compared cell (the rest of ``known``, then ``match``) as one table row
       (errors, tolerance, returned norm, clipping factor) under the heading of its status and
       difference (``row_groups``);
-    - ``folded``: ``unsupported`` and ``skipped`` cells, one entry per (status, reason), listing
-      its cells;
+    - ``folded``: ``unsupported`` and ``skipped`` cells, one entry per (status, reason), with
+      a line per (backend, API): how many cells, which dtypes and devices;
     - ``differences``: each declared difference shown once, with its sentence.
-    Every cell keeps its anchor (``c<i>``) wherever it is shown."""
+    Every compared cell keeps its anchor (``c<i>``) wherever it is shown; a folded cell's anchor
+    is its entry's (``cell_anchor``)."""
     full, rows, folded, differences = [], [], {}, {}
     example = set()
     for c in cells:
-        if c.status in _FOLDED:
-            key = (c.status, c.message.text)
-            folded.setdefault(key, {"status": c.status, "cls": c.cls, "message": c.message, "cells": []})["cells"].append(c)
+        if c.status in FOLDED:
+            folded.setdefault((c.status, c.message.text), []).append(c)
             continue
         if c.difference and c.difference not in differences:
             differences[c.difference] = c.diff
@@ -183,8 +253,13 @@ def _layout(cells: list) -> Dict[str, Any]:
     rows.sort(key=lambda c: c.status != "known")
     groups: Dict[tuple, Dict[str, Any]] = {}
     for c in rows:
-        groups.setdefault((c.status, c.difference), {"status": c.status, "cls": c.cls, "difference": c.difference,
-                                                     "cells": []})["cells"].append(c)
-    return {"full": full, "rows": rows, "row_groups": list(groups.values()),
-            "rows_have_norms": any(c.total_norm or c.factor for c in rows), "folded": sorted(folded.values(), key=lambda f: (f["status"], -len(f["cells"]))),
+        g = groups.setdefault((c.status, c.difference), {"status": c.status, "cls": c.cls, "difference": c.difference,
+                                                         "n": 0, "apis": {}})
+        g["n"] += 1
+        g["apis"].setdefault(c.api, []).append(SimpleNamespace(cell=c, label=_row_label(c)))
+    row_groups = [dict(g, apis=[{"api": api, "rows": r} for api, r in g["apis"].items()]) for g in groups.values()]
+    entries = [_folded_entry(st, cs[0].cls, cs[0].message, cs) for (st, _), cs in folded.items()]
+    return {"full": full, "rows": rows, "row_groups": row_groups,
+            "rows_have_norms": any(c.total_norm or c.factor for c in rows),
+            "folded": sorted(entries, key=lambda f: (f["status"], -f["n"])),
             "differences": [{"id": k, "diff": v} for k, v in differences.items()]}

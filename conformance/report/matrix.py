@@ -11,6 +11,8 @@ from typing import Any, Dict, List, Mapping
 
 from markupsafe import Markup
 
+from .cases import backend_page
+
 
 def _json_number(value: Any) -> Any:
     if value is None or isinstance(value, bool):
@@ -56,7 +58,9 @@ def matrix_data(cells: List[Dict[str, Any]], slugs: Mapping[str, str],
         cid = c["case"]
         if cid not in case_index:
             case_index[cid] = len(cases)
-            cases.append([cid, c["title"], slugs.get(cid, ""), tags_by_case.get(cid, c["tags"])])
+            # [id, title, page stem, tags, 1 when the case has a page per backend (cases.split_pages)]
+            cases.append([cid, c["title"], slugs.get(cid, ""), tags_by_case.get(cid, c["tags"]),
+                          1 if c.get("href", "").count("/") > 1 else 0])
         raw = c["raw"]
         rows.append([case_index[cid], idx("api", c["api"]), idx("backend", c["backend"]), idx("dtype", c["dtype"]),
                      idx("device", c["device"]), idx("status", c["status"]), idx("difference", c["difference"]),
@@ -64,6 +68,8 @@ def matrix_data(cells: List[Dict[str, Any]], slugs: Mapping[str, str],
                      _json_number(raw.get("mismatched")), c["sweep"], idx("message", c["message"]["summary"]),
                      c["anchor"], idx("host", c["host"]), 1 if c["conflict"] else 0,
                      idx("source", c["source_api"])])
+    out = {k: list(t) for k, t in tables.items()}
+    out["backend_page"] = [backend_page(b) for b in out["backend"]]  # a split case's page per backend
     return {"columns": ["case", "api", "backend", "dtype", "device", "status", "difference", "max_rel_err",
                         "max_abs_err", "mismatched", "sweep", "message", "anchor", "host", "conflict", "source"],
-            "tables": {k: list(t) for k, t in tables.items()}, "cases": cases, "rows": rows}
+            "tables": out, "cases": cases, "rows": rows}

@@ -37,7 +37,7 @@ from . import mapping as mapping_page
 from . import modes as modes_mod
 from . import pairs as pairs_mod
 from . import plots as plot_mod
-from .cases import case_page_context, case_slugs, differences_index
+from .cases import case_page_context, case_slugs, cell_anchor, differences_index, split_pages
 from .fmt import MISSING, fmt_kv, as_list, as_mapping, as_text, fmt_int, fmt_num
 from .matrix import matrix_data, script_json
 from .. import results as results_doc
@@ -233,7 +233,7 @@ def _group_cells(cells: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         group["statuses"] = " ".join(s for s in STATUSES + ("other",) if s in group["statuses"])
         group["problems"] = sum(1 for c in group["cells"] if c["status"] in PROBLEM_STATUSES)
         for i, cell in enumerate(group["cells"]):
-            cell["anchor"] = "c%d" % i
+            cell["anchor"] = cell_anchor(i, cell["status"], cell["message"]["text"])
     return groups
 
 
@@ -404,8 +404,9 @@ def render_pages(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAUL
 
     for g in context["groups"]:
         g["href"] = case_href(g["case"])
+        g["split"] = split_pages(g["cells"], slugs[g["case"]])
         for c in g["cells"]:
-            c["href"] = g["href"]
+            c["href"] = "cases/" + g["split"][c["backend"]] if g["split"] else g["href"]
 
     # the API pairs: the index's front table and one page each
     diffs = differences_index(doc)
@@ -464,9 +465,19 @@ def render_pages(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAUL
     files: Dict[str, str] = {}  # snippets too long for their page: cases/<slug>/<name>.py
     for g in context["groups"]:
         kind = mapping_page.api_kind(as_mapping(apis.get(g["source_api"])))
-        pages["cases/%s.html" % slugs[g["case"]]] = template.render(
+        slug, info = slugs[g["case"]], cases_info.get(g["case"])
+        parts = []
+        for backend, page in sorted(set(g["split"].items())):
+            cells = [c for c in g["cells"] if c["backend"] == backend]
+            parts.append({"backend": backend, "href": page,
+                          "n": len(cells), "counts": Counter(c["status"] for c in cells),
+                          "problems": sum(1 for c in cells if c["status"] in PROBLEM_STATUSES)})
+            pages["cases/" + page] = template.render(
+                **_common(context, "../../", "case"), script_hashes=hashes,
+                c=case_page_context(dict(g, cells=cells), info, diffs, kind, files, slug, part=backend))
+        pages["cases/%s.html" % slug] = template.render(
             **_common(context, "../", "case"), script_hashes=hashes,
-            c=case_page_context(g, cases_info.get(g["case"]), diffs, kind, files, slugs[g["case"]]))
+            c=case_page_context(dict(g, cells=[]) if parts else g, info, diffs, kind, files, slug, parts=parts))
     pages.update(("cases/" + path, text) for path, text in files.items())
     return pages
 

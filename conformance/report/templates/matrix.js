@@ -146,7 +146,8 @@
       var tr = document.createElement("tr");
       tr.className = "c-" + (["match", "known", "mismatch", "error", "unstable", "unsupported", "skipped"].indexOf(st) >= 0 ? st : "other");
       var td = document.createElement("td"), a = document.createElement("a");
-      a.href = "cases/" + c[2] + ".html#" + r[C.anchor]; a.textContent = c[0]; a.title = c[1];
+      a.href = "cases/" + c[2] + (c[4] ? "/" + T.backend_page[r[C.backend]] : ".html") + "#" + r[C.anchor];
+      a.textContent = c[0]; a.title = c[1];
       td.appendChild(a); tr.appendChild(td);
       cell(tr, T.source ? T.source[r[C.source]] : "");
       cell(tr, T.api[r[C.api]]); cell(tr, T.backend[r[C.backend]]); cell(tr, T.dtype[r[C.dtype]]);
