@@ -120,7 +120,7 @@ def _run_locked(a, out: Path, limits, pythons: dict, unavailable: dict, selected
         if earlier:
             return _usage(f"{journal} is an unfinished run ({earlier}): --resume continues it, "
                           "--fresh starts over")
-    pool = WorkerPool(frameworks.workers(pythons), pythons)
+    pool = WorkerPool(frameworks.workers(pythons), pythons, recycle=frameworks.recycling(pythons))
     pool.prestart(pythons)  # frameworks import while the registry and the cases load
     try:
         for name in sorted(frameworks.requested(a.backend) & set(pythons)):
@@ -340,7 +340,7 @@ def cmd_list(a) -> int:
         t = _Rows("backend", "status", "interpreter", "version", "devices")
         from .worker import WorkerError, WorkerPool
 
-        pool = WorkerPool(frameworks.workers(pythons), pythons)
+        pool = WorkerPool(frameworks.workers(pythons), pythons, recycle=frameworks.recycling(pythons))
         try:
             for name in sorted(set(pythons) | set(unavailable)):
                 if name not in pythons:

@@ -150,7 +150,8 @@ class _State:
             from .runner import Runner
             from .worker import WorkerPool
 
-            pool = WorkerPool(frameworks.workers(self.pythons), self.pythons)
+            pool = WorkerPool(frameworks.workers(self.pythons), self.pythons,
+                              recycle=frameworks.recycling(self.pythons))
             self._runner = Runner(registry.load(), pool, self.unavailable,
                                   timeout=self.config.getoption("conformance_timeout"))
         return self._runner

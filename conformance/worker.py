@@ -171,8 +171,13 @@ class Worker:
 
     def __init__(self, backend: str, module: str, device: str, python: str = sys.executable,
                  startup_timeout: float = 300.0, env: dict | None = None, *,
-                 retry_startup: bool = False, paths: tuple = ()):
+                 retry_startup: bool = False, paths: tuple = (), recycle_after: int | None = None):
         self.backend = backend
+        #: calls after which the process is replaced by a fresh one before the next call
+        #: (a framework whose state grows with every cell); ``recycles`` counts replacements
+        self.recycle_after = recycle_after
+        self.recycles = 0
+        self._calls = 0
         self.paths = tuple(str(p) for p in paths)
         self.module = module
         self.device = device
@@ -304,8 +309,12 @@ class Worker:
         is not wire-encodable (nothing sent).
         """
         with self._lock:
+            if self._proc is not None and self.recycle_after and self._calls >= self.recycle_after:
+                self.close()
+                self.recycles += 1
             if self._proc is None:
                 self.start()
+            self._calls += 1
             self._next_id += 1
             msg_id = self._next_id
             data = wire.frame({"type": "run", "id": msg_id, "job": job})
@@ -374,6 +383,7 @@ class Worker:
         self._proc = proc
         self.pid = proc.pid
         self.starts += 1
+        self._calls = 0
         self._hello = None
         self._buf = bytearray()
         rfd, wfd = proc.stdout.fileno(), proc.stdin.fileno()
@@ -595,19 +605,22 @@ class WorkerPool:
     ``modules`` maps a backend name to its module (``{"torch":
     "conformance.frameworks.torch.worker"}``), ``pythons`` a backend name to the interpreter its
     workers run under (default ``sys.executable``), ``env`` extra environment variables for
-    every worker, ``paths`` extra ``sys.path`` entries (see Worker). ``get`` is thread-safe;
+    every worker, ``paths`` extra ``sys.path`` entries (see Worker), ``recycle``
+    ``{(backend, mode): cells}`` (``frameworks.recycling()``). ``get`` is thread-safe;
     each worker is driven by one thread at a time, and different workers may be driven from
     different threads concurrently. ``close()`` (also run
     at interpreter exit) shuts every worker down; the pool can be used again afterwards.
     """
 
     def __init__(self, modules: dict[str, str], pythons: dict[str, str] | None = None,
-                 startup_timeout: float = 300.0, env: dict | None = None, paths: tuple = ()):
+                 startup_timeout: float = 300.0, env: dict | None = None, paths: tuple = (),
+                 recycle: dict | None = None):
         self.modules = dict(modules)
         self.paths = tuple(paths)
         self.pythons = dict(pythons or {})
         self.startup_timeout = startup_timeout
         self.env = dict(env) if env else None
+        self.recycle = dict(recycle) if recycle else {}  # (backend, mode) -> Worker.recycle_after
         self._workers: dict[tuple[str, str], Worker] = {}
         self._lock = threading.Lock()
         self._atexit = False
@@ -626,7 +639,8 @@ class WorkerPool:
                                    f"(known: {', '.join(sorted(self.modules)) or 'none'})")
                 worker = Worker(backend, self.modules[backend], device,
                                 python=self.pythons.get(backend) or sys.executable,
-                                startup_timeout=self.startup_timeout, env=self.env, paths=self.paths)
+                                startup_timeout=self.startup_timeout, env=self.env, paths=self.paths,
+                                recycle_after=self.recycle.get((backend, lane or "eager")))
                 self._workers[key] = worker
                 if not self._atexit:
                     atexit.register(self.close)

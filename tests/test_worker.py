@@ -286,6 +286,26 @@ def test_worker_temporary_files_removed_with_its_process(worker):
     assert not os.path.exists(second["tmpdir"])
 
 
+def test_recycled_worker_is_replaced_every_n_calls():
+    # a framework whose process state grows with every cell (MindSpore compiled) declares
+    # recycle_after: the pool replaces the process before the call that would exceed it
+    with Worker("fake", FAKE, "cpu", paths=[str(ROOT)], recycle_after=2) as w:
+        pids = [w.call({"api": "fake.pid"}, timeout=10)["pid"] for _ in range(5)]
+        assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
+        assert w.starts == 3 and w.recycles == 2 and gone(pids[0]) and gone(pids[2])
+    pool = WorkerPool({"fake": FAKE}, paths=[str(ROOT)], recycle={("fake", "compiled"): 3})
+    with pool:
+        assert pool.get("fake", "cpu", "compiled").recycle_after == 3
+        assert pool.get("fake", "cpu").recycle_after is None  # the eager lane is not recycled
+
+
+def test_frameworks_declare_their_recycling():
+    from conformance import frameworks
+    assert frameworks.recycling()[("mindspore", "compiled")] == 1000
+    assert frameworks.recycling(["mindspore@2.7"])[("mindspore@2.7", "compiled")] == 1000
+    assert not any(b == "torch" for b, _ in frameworks.recycling())
+
+
 def test_crash_exit_code(worker):
     worker.start()
     with pytest.raises(WorkerError) as info:

@@ -92,6 +92,17 @@ def workers(backends=()) -> dict:
     return out
 
 
+def recycling(backends=()) -> dict:
+    """``{(backend, mode): cells}``: after how many cells a WorkerPool replaces the worker of
+    that backend and mode (``Framework.recycle_after``), labelled backends included."""
+    out = {}
+    for b in list(discover()) + list(backends):
+        fw = discover().get(framework_of(b))
+        if fw is not None:
+            out.update({(b, mode): n for mode, n in fw.recycle_after.items()})
+    return out
+
+
 def installed_here(name: str) -> bool:
     """Whether this interpreter could import the framework (find_spec does not import it)."""
     try:

@@ -40,6 +40,9 @@ class Framework:
     prefixes: tuple = ()
     #: measured milliseconds per cell by mode, what ``--shard`` balances (conformance/shard.py)
     cell_ms: dict = field(default_factory=dict)
+    #: by mode: the cells after which its worker process is replaced by a fresh one, for a
+    #: framework whose process state grows with every cell (the reason is written beside it)
+    recycle_after: dict = field(default_factory=dict)
 
     @property
     def worker(self) -> str:

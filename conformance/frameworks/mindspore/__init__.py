@@ -20,4 +20,10 @@ FRAMEWORK = Framework(
     order=1,
     compiled=("clipping",),  # mindspore.jit(fullgraph=True): compiled.py
     cell_ms={"eager": 15.7, "compiled": 74.0},  # measured (docs/modes.md); what --shard balances
+    # A compiled worker slows down as it ages: MindSpore keeps what it compiled although the
+    # suite drops its jitted functions (compiled.py). Measured on the bundled cases: RSS 0.5 GB
+    # -> 3.7 GB over 4,400 compiled cells, and the same 515 cells took 169 ms (median) in that
+    # worker against 75 ms in a fresh one; a full run's worker once timed out (120 s) on a cell
+    # that takes 0.4 s fresh. A fresh process every 1,000 cells costs one start (docs/modes.md).
+    recycle_after={"compiled": 1000},
 )
