@@ -74,3 +74,19 @@ def test_the_cli_exits_1_on_a_regression_and_escapes_the_page(tmp_path, capsys):
     assert "&lt;script&gt;" in html and "<script>" not in html
     results.write_json(new, _doc("3.3.1", [_rec("a[x]", "match"), _rec("b[x]", "match")]))
     assert cli.main(["diff", str(old), str(new)]) == 0
+
+
+def test_the_page_groups_changes_of_one_kind_and_counts_them():
+    """30 cells of one API that went from known to match, and one regression: two kinds, the
+    regression first, each with its count; ids beyond IDS_SHOWN are counted, not listed."""
+    from conformance.report import diffpage
+    old = ([_rec(f"c{i:02d}[x]", "known", api="paddle.a", difference="d1") for i in range(30)]
+           + [_rec("r[x]", "match", api="paddle.b")])
+    new = ([_rec(f"c{i:02d}[x]", "match", api="paddle.a") for i in range(30)]
+           + [_rec("r[x]", "mismatch", api="paddle.b", max_rel_err=0.5)])
+    html = diffpage.render(diff(_doc("1", old), _doc("2", new)), "summary")
+    assert "status (31 cells, 2 kinds)" in html
+    assert html.index("paddle.b") < html.index("paddle.a")  # the regression first
+    assert '<td class="n">30</td>' in html and "known (d1)" in html
+    assert f"and {30 - diffpage.IDS_SHOWN} more" in html
+    assert "c29[x]" not in html and f"c{diffpage.IDS_SHOWN - 1:02d}[x]" in html

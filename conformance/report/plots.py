@@ -46,7 +46,7 @@ def _svg(fig) -> str:
 
     buf = io.StringIO()
     with matplotlib.rc_context({"svg.hashsalt": "gradclip-report", "svg.fonttype": "none"}):
-        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight")
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight", dpi=120)
     text = buf.getvalue()
     start = text.find("<svg")  # drop the XML declaration and DOCTYPE: inline SVG needs neither
     text = text[start:] if start >= 0 else ""
@@ -105,7 +105,8 @@ def rel_error_plot(cells: List[Dict[str, Any]]) -> Dict[str, str]:
                         ys.append(y + offsets[status])
                         sizes.append(6 + 10 * math.sqrt(n))
             if xs:
-                ax.scatter(xs, ys, s=sizes, color=colour, alpha=0.7, linewidths=0, label=status)
+                ax.scatter(xs, ys, s=sizes, color=colour, alpha=0.7, linewidths=0, label=status,
+                           rasterized=True)  # (as in factor_plot: the axes stay text)
         ax.set_xscale("log")
         ax.set_yticks(range(len(keys)))
         ax.set_yticklabels([_label("%s  %s" % k) for k in keys], fontsize=7)
@@ -154,8 +155,10 @@ def factor_plot(cells: List[Dict[str, Any]]) -> Dict[str, str]:
             zeros += sum(1 for x, y in xy if x <= 0 or y <= 0)
             above += sum(1 for _, y in xy if y > 1.001)  # beyond float rounding of an untouched tensor
             hi = max(hi, max(xs), max(ys))
+            # rasterized: one point per cell made a 500 KB SVG on a full run; the points become
+            # one embedded image, the axes and labels stay text
             ax.scatter(xs, ys, s=12, alpha=0.5, linewidths=0, color=colours[i % len(colours)],
-                       label=_label(backend))
+                       label=_label(backend), rasterized=True)
         ax.plot([lo, hi], [lo, hi], color="#6e7781", linewidth=0.8, linestyle="--", label="same as the oracle")
         ax.set_xscale("log")
         ax.set_yscale("log")
