@@ -14,7 +14,7 @@ from .spec.models import layer_arrays, layer_param_specs
 from .spec.values import tensor_data
 from .tensors import is_tensor_arg
 
-_INLINE_LIMIT = 64
+_INLINE_LIMIT = 16  # elements: a larger generated array is written as its generator expression
 
 
 def number(v) -> str:

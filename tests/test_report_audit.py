@@ -24,7 +24,8 @@ import pytest
 
 from conformance import registry, results
 from conformance.report import render
-from conformance.report.fmt import fmt_kv, fmt_int, fmt_num
+from conformance.report.cases import backend_page
+from conformance.report.fmt import fmt_int, fmt_num
 from conformance.spec.load import load_paths
 
 GLOBAL = "torch.nn.utils.clip_grad_norm_"
@@ -59,16 +60,6 @@ def _max(values, finite_only=False):
     keep = [v for v in values if isinstance(v, (int, float)) and not math.isnan(v)
             and not (finite_only and math.isinf(v))]
     return max(keep) if keep else None
-
-
-def _json_number(x):
-    if x is None:
-        return None
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return float(x)
 
 
 def _audit_row(r: dict, row: dict) -> list:
@@ -242,34 +233,33 @@ def audit(doc: dict, out: Path) -> list:
                     bad.append(f"{e['file']}: {e['status']} {backend} {api} says {line['n']} cells, "
                                f"the document has {counted.get(id(line), 0)}")
 
-    # 2b. the matrix's data block: one row per cell, same numbers, linked to that cell's article
-    blob = json.loads(re.search(r'<script type="application/json" id="m-data">(.*?)</script>',
-                                (out / "matrix.html").read_text(encoding="utf-8"), re.S).group(1))
-    col = {c: i for i, c in enumerate(blob["columns"])}
-    tab = blob["tables"]
-    rows = defaultdict(list)
-    for row in blob["rows"]:
-        case = blob["cases"][row[col["case"]]]
-        rows[(case[0], tab["api"][row[col["api"]]], tab["backend"][row[col["backend"]]], tab["dtype"][row[col["dtype"]]],
-              tab["device"][row[col["device"]]], row[col["sweep"]])].append((row, case))
-    if len(blob["rows"]) != len(res):
-        bad.append(f"matrix: {len(blob['rows'])} rows, want {len(res)}")
-    for r in res:
-        key = (r["case"], r["api"], r["backend"], r["dtype"], r["device"], fmt_kv(r["sweep"]) if r.get("sweep") else "")
-        if len(rows.get(key, [])) != 1:
-            bad.append(f"{r['id']}: {len(rows.get(key, []))} matrix rows")
-            continue
-        row, case = rows[key][0]
-        got = (tab["status"][row[col["status"]]], tab["difference"][row[col["difference"]]], row[col["max_rel_err"]],
-               row[col["max_abs_err"]], row[col["mismatched"]])
-        want = (r["status"], r.get("difference") or "", _json_number(r.get("max_rel_err")),
-                _json_number(r.get("max_abs_err")), _json_number(r.get("mismatched")))
-        if got != want:
-            bad.append(f"{r['id']}: matrix {got}, want {want}")
-        s = shown.get(r["id"]) or rows.get(r["id"]) or placed.get(r["id"])
-        page = case[2] + ("/" + tab["backend_page"][row[col["backend"]]] if case[4] else ".html")
-        if s and (page, row[col["anchor"]]) != (s["file"], s["anchor"]):
-            bad.append(f"{r['id']}: the matrix links {page}#{row[col['anchor']]}, not where its page shows it")
+    # 2b. the matrix's grids: per backend, the cells of each (case, API, dtype, device) counted by
+    # status exactly as the document has them, and each grid cell's link lands where its case
+    # page shows a cell of that case and API, the worst of them
+    want_counts = Counter((r["backend"], r["case"], r["api"], r["dtype"], r["device"], r["status"]) for r in res)
+    got_counts: Counter = Counter()
+    severity = ("error", "mismatch", "unstable", "known", "match", "unsupported", "skipped")
+    for grid in sorted((out / "matrix").glob("*.html")):
+        blob = json.loads(re.search(r'<script type="application/json" id="g-data">(.*?)</script>',
+                                    grid.read_text(encoding="utf-8"), re.S).group(1))
+        backend = blob["backend"]
+        if grid.name != backend_page(backend):
+            bad.append(f"matrix/{grid.name} holds {backend}")
+        for ci, ai, di, vi, si, n in blob["counts"]:
+            got_counts[(backend, blob["cases"][ci][0], blob["apis"][ai], blob["dtypes"][di], blob["devices"][vi],
+                        blob["statuses"][si])] += n
+        for ci, ai, anchor in blob["links"]:
+            case, api = blob["cases"][ci][0], blob["apis"][ai]
+            mine = [r for r in res if (r["backend"], r["case"], r["api"]) == (backend, case, api)]
+            worst = min(severity.index(r["status"]) if r["status"] in severity else 0 for r in mine)
+            landing = [r for r in mine if (severity.index(r["status"]) if r["status"] in severity else 0) == worst]
+            where = [shown.get(r["id"]) or rows.get(r["id"]) or placed.get(r["id"]) for r in landing]
+            page = blob["cases"][ci][2]
+            if not any(w and "../cases/" + w["file"] == page and w["anchor"] == anchor for w in where):
+                bad.append(f"matrix/{grid.name}: {case} x {api} links {page}#{anchor}, not a worst cell of it")
+    if got_counts != want_counts:
+        bad.append(f"matrix: counts differ from the document: {sorted((got_counts - want_counts).items())[:5]} "
+                   f"{sorted((want_counts - got_counts).items())[:5]}")
 
     # 3. overview cards: counts per status and the shares
     index = (out / "index.html").read_text(encoding="utf-8")
@@ -320,8 +310,10 @@ def audit(doc: dict, out: Path) -> list:
             if not m or (m.group(1), m.group(2), m.group(4)) != want:
                 bad.append(f"{did} on {src} -> {tgt}: {m and m.groups()}, want {want}")
             linked = [htmlmod.unescape(x) for x in re.findall(r'<a href="[^"]+"><code>([^<]+)</code></a>', tail)]
-            if linked != sorted({c["case"] for c in cells}):
-                bad.append(f"{did}: links {linked}")
+            cases = sorted({c["case"] for c in cells})
+            more = re.search(r" and (\d+) more cases?\.", _plain(tail))
+            if linked != cases[:len(linked)] or len(linked) + (int(more.group(1)) if more else 0) != len(cases):
+                bad.append(f"{did}: links {linked}, {more and more.group(0)}, want the first of {len(cases)} cases")
         mcells = [r for r in res if r.get("source_api") == src and r["api"] == tgt]
         m = re.search(r'<div class="muted">(\d+) cells(.*?)</div>', body, re.S)
         got = {s: int(n) for s, n in re.findall(r">(\w+) (\d+)</span>", m.group(2))}
@@ -409,6 +401,17 @@ def test_split_case_pages_agree_with_the_document(tmp_path, monkeypatch):
     want = Counter(r["backend"] for r in doc["results"] if r["case"] == case)
     assert {b: int(n) for _, b, n in counts} == dict(want)
     assert all(href.startswith(case + "/") for href, _, _ in counts)
+
+
+def test_evidence_links_a_few_cases_and_counts_the_rest(tmp_path, monkeypatch):
+    """A difference shown by many cases links the first CASES_LINKED and says how many more;
+    the audit checks both (here with no link at all)."""
+    from conformance.report import mapping
+    monkeypatch.setattr(mapping, "CASES_LINKED", 0)  # (each difference of this doc has one case)
+    doc = _roundtrip(audit_doc(), tmp_path)
+    render(doc, tmp_path / "out")
+    assert re.search(r" and \d+ more cases?\.", (tmp_path / "out" / "mapping.html").read_text(encoding="utf-8"))
+    assert audit(doc, tmp_path / "out") == []
 
 
 def test_audit_catches_a_wrong_number_a_broken_link_and_a_remote_url(tmp_path):
@@ -504,7 +507,7 @@ def test_unsupported_entries_sharing_a_reason_are_one_row_counted_once(mapping_h
 def test_sweep_points_that_differ_are_shown_apart(tmp_path):
     """mx-threshold-with-norm sweeps total_norm over 1.0 and 1.0000001: at 3 digits both read
     "total_norm=1", so two cells of one case, API and dtype looked identical in the matrix and
-    on the case page (their ids and results differ)."""
+    on the case page (their ids and results differ). The grid counts both."""
     base = {"case": "sweep-case", "title": "t", "tags": [], "source_api": GLOBAL, "api": GLOBAL, "backend": "torch",
             "device": "cpu", "dtype": "float32", "status": "match", "difference": None, "max_rel_err": 0.0,
             "max_abs_err": 0.0, "mismatched": 0, "message": ""}
@@ -513,9 +516,8 @@ def test_sweep_points_that_differ_are_shown_apart(tmp_path):
     doc = results.header({"torch": {"version": "2.13.0"}}, registry=registry.load().snapshot())
     doc.update(results=cells, cases={})
     render(doc, tmp_path)
-    matrix = json.loads(re.search(r'id="m-data">(.*?)</script>', (tmp_path / "matrix.html").read_text(), re.S).group(1))
-    sweeps = sorted(row[matrix["columns"].index("sweep")] for row in matrix["rows"])
-    assert sweeps == ["total_norm=1, eps=1e-06", "total_norm=1.0000001, eps=1e-06"]
+    grid = json.loads(re.search(r'id="g-data">(.*?)</script>', (tmp_path / "matrix" / "torch.html").read_text(), re.S).group(1))
+    assert [row[-1] for row in grid["counts"]] == [2]  # both sweep points counted in their grid cell
     case = (tmp_path / "cases" / "sweep-case.html").read_text(encoding="utf-8")
     # matched cells are rows under their API, labelled by the rest of their ids, which spell
     # the sweep point exactly

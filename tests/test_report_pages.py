@@ -184,20 +184,30 @@ def test_case_slugs_never_carry_paths_or_markup():
 # --------------------------------------------------------------------------- matrix page
 
 
-def _matrix_blob(html: str) -> dict:
-    m = re.search(r'<script type="application/json" id="m-data">(.*?)</script>', html, re.S)
+def _grid(html: str) -> dict:
+    m = re.search(r'<script type="application/json" id="g-data">(.*?)</script>', html, re.S)
     return json.loads(m.group(1))
 
 
-def test_matrix_blob_holds_every_cell(pages):
-    data = _matrix_blob(pages["matrix.html"])
-    rows = [dict(zip(data["columns"], r)) for r in data["rows"]]
-    assert len(rows) == 3
-    got = sorted((data["cases"][r["case"]][0], data["tables"]["api"][r["api"]], data["tables"]["status"][r["status"]],
-                  r["max_rel_err"]) for r in rows)
-    assert got == [("case-a", "paddle.nn.ClipGradByNorm", "known", 0.5), ("case-a", GLOBAL, "match", 1e-8),
-                   ("case-b", "paddle.nn.utils.clip_grad_norm_", "mismatch", 0.125)]
-    assert data["cases"][0][2] == "case-a" and data["cases"][0][3] == ["t1"]
+def _grid_counts(data: dict) -> list:
+    """(case, API, dtype, device, status, n) of a grid's data block, sorted."""
+    return sorted((data["cases"][r[0]][0], data["apis"][r[1]], data["dtypes"][r[2]], data["devices"][r[3]],
+                   data["statuses"][r[4]], r[5]) for r in data["counts"])
+
+
+def test_matrix_is_a_grid_per_backend_counting_every_cell(pages):
+    assert 'href="matrix/paddle.html"' in pages["matrix.html"] and 'href="matrix/torch.html"' in pages["matrix.html"]
+    torch, paddle = _grid(pages["matrix/torch.html"]), _grid(pages["matrix/paddle.html"])
+    assert [(c, a, st, n) for c, a, _, _, st, n in _grid_counts(torch)] == [("case-a", GLOBAL, "match", 1)]
+    assert [(c, a, st, n) for c, a, _, _, st, n in _grid_counts(paddle)] == [
+        ("case-a", "paddle.nn.ClipGradByNorm", "known", 1), ("case-b", "paddle.nn.utils.clip_grad_norm_", "mismatch", 1)]
+    case_a = next(c for c in torch["cases"] if c[0] == "case-a")
+    assert case_a[2] == "../cases/case-a.html" and [torch["tags"][t] for t in case_a[3]] == ["t1"]
+    # each grid cell links its worst cell, on the page that shows it
+    for data in (torch, paddle):
+        for ci, ai, anchor in data["links"]:
+            page = pages[data["cases"][ci][2][3:]]
+            assert 'id="%s"' % anchor in page
 
 
 def test_case_index_links_every_case_page_problems_first(pages):
@@ -218,14 +228,14 @@ def test_script_json_cannot_close_its_element():
     assert json.loads(text) == {"t": "</script><script>alert(1)</script><!-- & \u2028", "x": None}
 
 
-def test_nonfinite_errors_reach_the_matrix_as_strings():
+def test_nonfinite_errors_reach_the_case_page_as_text():
     doc = doc_v2()
     doc["results"][2]["max_rel_err"] = float("inf")
     doc["results"][1]["max_abs_err"] = float("nan")
-    data = _matrix_blob(render_pages(doc)["matrix.html"])
-    col = data["columns"].index
-    assert sorted(str(r[col("max_rel_err")]) for r in data["rows"]) == ["0.5", "1e-08", "inf"]
-    assert "NaN" in [r[col("max_abs_err")] for r in data["rows"]]
+    pages = render_pages(doc)
+    text = "".join(v for k, v in pages.items() if k.startswith("cases/"))
+    assert "<td>inf</td>" in text or "max rel inf" in text
+    assert "<td>NaN</td>" in text or "max abs NaN" in text
 
 
 # --------------------------------------------------------------------------- hostile text
@@ -242,7 +252,7 @@ def test_hostile_title_and_message_are_text_on_every_page(tmp_path):
     doc["registry"]["mappings"][0]["notes"] = HOSTILE_ATTR
     out = render(doc, tmp_path)
     files = [out, tmp_path / "matrix.html", tmp_path / "mapping.html", tmp_path / "cases.html",
-             *sorted((tmp_path / "cases").glob("*.html"))]
+             *sorted((tmp_path / "matrix").glob("*.html")), *sorted((tmp_path / "cases").glob("*.html"))]
     seen_escaped = 0
     for path in files:
         html = path.read_text(encoding="utf-8")
@@ -250,11 +260,11 @@ def test_hostile_title_and_message_are_text_on_every_page(tmp_path):
         assert "<img" not in html and "onerror=alert(2)>" not in html, path
         # the only script elements: the page's own (CSP-hashed) script and the JSON data block
         for tag in re.findall(r"<script\b[^>]*>", html):
-            assert tag in ("<script>", '<script type="application/json" id="m-data">'), (path, tag)
+            assert tag in ("<script>", '<script type="application/json" id="g-data">'), (path, tag)
         seen_escaped += "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert seen_escaped >= 3  # overview, mapping and case pages show it as text
-    blob = _matrix_blob((tmp_path / "matrix.html").read_text(encoding="utf-8"))
-    assert blob["cases"][0][1] == HOSTILE + HOSTILE_ATTR  # the matrix shows it via textContent
+    blob = _grid((tmp_path / "matrix" / "torch.html").read_text(encoding="utf-8"))
+    assert blob["cases"][0][1] == HOSTILE + HOSTILE_ATTR  # the grid shows it via textContent
 
 
 # --------------------------------------------------------------------------- overview and merge
@@ -292,8 +302,8 @@ def test_compiled_cells_get_their_own_column_beside_the_eager_ones(tmp_path):
     html = out.read_text(encoding="utf-8")
     heads = re.findall(r"<th>([\w ]+) <span class=\"muted\">on ([\w-]+)</span></th>", html)
     assert heads == [("cpu", "cpu-box"), ("cpu compiled", "cpu-box")]
-    data = _matrix_blob((tmp_path / "matrix.html").read_text(encoding="utf-8"))
-    assert sorted(data["tables"]["device"]) == ["cpu", "cpu compiled"]
+    data = _grid((tmp_path / "matrix" / "torch.html").read_text(encoding="utf-8"))
+    assert sorted(data["devices"]) == ["cpu", "cpu compiled"]
 
 
 def test_merged_conflict_is_shown_not_overwritten(tmp_path):
@@ -310,11 +320,10 @@ def test_merged_conflict_is_shown_not_overwritten(tmp_path):
     case = (tmp_path / "h" / "cases" / "case-a.html").read_text(encoding="utf-8")
     assert case.count("different outcomes across runs (cpu-box: match, other-box: mismatch)") == 2
     assert "on cpu-box" in case and "on other-box" in case
-    data = _matrix_blob((tmp_path / "h" / "matrix.html").read_text(encoding="utf-8"))
-    col = data["columns"].index
-    flagged = [(data["tables"]["status"][r[col("status")]], data["tables"]["host"][r[col("host")]])
-               for r in data["rows"] if r[col("conflict")]]
-    assert sorted(flagged) == [("match", "cpu-box"), ("mismatch", "other-box")]
+    data = _grid((tmp_path / "h" / "matrix" / "torch.html").read_text(encoding="utf-8"))
+    # both records are counted: the grid cell is red (mismatch) and says 1 match, 1 mismatch
+    assert [(a, st, n) for c, a, _, _, st, n in _grid_counts(data) if c == "case-a"] == [
+        (GLOBAL, "match", 1), (GLOBAL, "mismatch", 1)]
     index = (tmp_path / "h" / "index.html").read_text(encoding="utf-8")
     assert "different outcomes across runs" in index  # the mismatching record is in "problems first"
 

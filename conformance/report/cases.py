@@ -87,7 +87,7 @@ SNIPPET_HEAD = 30
 
 #: a case with more cells than this gets one page per backend for its cells (cases/<slug>/
 #: <backend>.html) and a case page that links them: 4,320 cells on one page made 887 KB
-CASE_SPLIT = 400
+CASE_SPLIT = 200
 
 
 def backend_page(backend: str) -> str:

@@ -15,8 +15,9 @@ style; a Content-Security-Policy allows only the pages' own inline scripts, by h
 
 - ``index.html``: overview (one card per backend x device x machine, the per-backend table),
   the plots (inline SVG, :mod:`.plots`), problems first, and every cell grouped by case;
-- ``matrix.html``: every cell in a JSON data block, filtered, searched and paginated by
-  ``matrix.js`` in the browser (no fetch: works from ``file://``);
+- ``matrix.html``: the backends; ``matrix/<backend>.html``: a grid of cases x that backend's
+  APIs, counts per status from a JSON data block, filtered and drawn by ``grid.js`` in the
+  browser (no fetch: works from ``file://``; :mod:`.grid`);
 - ``mapping.html``: the API-mapping tables (:mod:`.mapping`), from the registry snapshot;
 - ``cases/<case>.html``: one detail page per case.
 """
@@ -39,7 +40,8 @@ from . import pairs as pairs_mod
 from . import plots as plot_mod
 from .cases import case_page_context, case_slugs, cell_anchor, differences_index, split_pages
 from .fmt import MISSING, fmt_kv, as_list, as_mapping, as_text, fmt_int, fmt_num
-from .matrix import matrix_data, script_json
+from . import grid as grid_mod
+from .grid import script_json  # noqa: F401  (re-exported: the escaping the pages use)
 from .. import results as results_doc
 from ..statuses import PROBLEMS as PROBLEM_STATUSES
 from ..statuses import STATUSES
@@ -438,12 +440,17 @@ def render_pages(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAUL
                                                                 pair_groups=list(groups.items()))
     pages.update(pages_of_modes)
 
-    # matrix
+    # matrix: the backends, and a grid per backend
     tags_by_case = {cid: [as_text(t) for t in as_list(as_mapping(info).get("tags"))] for cid, info in cases_info.items()}
-    scripts, hashes = _page_scripts("matrix.js")
+    backends = grid_mod.backends_summary(context["cells"])
+    _, hashes = _page_scripts()
     pages["matrix.html"] = env.get_template("matrix.html").render(
-        **_common(context, "", "matrix"), **scripts, script_hashes=hashes, statuses=list(STATUSES),
-        matrix_json=script_json(matrix_data(context["cells"], slugs, tags_by_case)))
+        **_common(context, "", "matrix"), script_hashes=hashes, backends=backends)
+    scripts, hashes = _page_scripts("grid.js")
+    for backend, data in grid_mod.grid_data(context["cells"], tags_by_case).items():
+        pages[grid_mod.backend_file(backend)] = env.get_template("grid.html").render(
+            **_common(context, "../", "matrix"), **scripts, script_hashes=hashes, backend=backend,
+            others=[b for b in backends if b["backend"] != backend], grid_json=grid_mod.script_json(data))
 
     # case index: every case with its cells counted by status, problems first
     _, hashes = _page_scripts()
