@@ -81,6 +81,11 @@ def _audit_row(r: dict, row: dict) -> list:
     return bad
 
 
+def _mapping_pages(out: Path) -> str:
+    """mapping.html and its pages per source API, one after the other."""
+    return "".join(f.read_text(encoding="utf-8") for f in [out / "mapping.html"] + sorted((out / "mapping").glob("*.html")))
+
+
 def _fold(r: dict, entries: list, counted: dict, placed: dict) -> list:
     """A cell that ran nothing is counted, on its case page, in the entry of its status whose
     reason is its message, on the line of its backend and API, with its dtype: the cell is
@@ -105,7 +110,8 @@ def audit(doc: dict, out: Path) -> list:
     bad = []
     res = doc["results"]
     pages = {}
-    for f in [out / "index.html", out / "matrix.html", out / "mapping.html"] + sorted((out / "cases").rglob("*.html")):
+    for f in ([out / "index.html", out / "matrix.html", out / "mapping.html"] + sorted((out / "mapping").glob("*.html"))
+              + sorted((out / "matrix").glob("*.html")) + sorted((out / "cases").rglob("*.html"))):
         text = f.read_text(encoding="utf-8")
         parsed = _Page()
         parsed.feed(text)
@@ -279,7 +285,7 @@ def audit(doc: dict, out: Path) -> list:
                 bad.append(f"card {backend}/{device}: no {want!r} in {text!r}")
 
     # 3b. the mapping page's evidence and flags
-    mapping = (out / "mapping.html").read_text(encoding="utf-8")
+    mapping = _mapping_pages(out)
     known = defaultdict(list)
     for r in res:
         if r["status"] == "known":
@@ -410,7 +416,7 @@ def test_evidence_links_a_few_cases_and_counts_the_rest(tmp_path, monkeypatch):
     monkeypatch.setattr(mapping, "CASES_LINKED", 0)  # (each difference of this doc has one case)
     doc = _roundtrip(audit_doc(), tmp_path)
     render(doc, tmp_path / "out")
-    assert re.search(r" and \d+ more cases?\.", (tmp_path / "out" / "mapping.html").read_text(encoding="utf-8"))
+    assert re.search(r" and \d+ more cases?\.", _mapping_pages(tmp_path / "out"))
     assert audit(doc, tmp_path / "out") == []
 
 
@@ -448,7 +454,7 @@ def test_report_of_a_real_run_agrees_with_it(tmp_path):
 def mapping_html(tmp_path_factory):
     out = tmp_path_factory.mktemp("audit-report")
     render(audit_doc(), out)
-    return (out / "mapping.html").read_text(encoding="utf-8")
+    return _mapping_pages(out)
 
 
 def _body(html: str, source: str, target: str) -> str:

@@ -86,8 +86,15 @@ def as_text(html: str) -> str:
 # --------------------------------------------------------------------------- mapping page
 
 
+def _mapping(pages: dict) -> str:
+    """mapping.html and its pages per source API (mapping/<api>.html), one after the other."""
+    return pages["mapping.html"] + "".join(v for k, v in sorted(pages.items()) if k.startswith("mapping/"))
+
+
 def test_mapping_tables_have_the_seed_columns_and_every_source(pages):
-    html = pages["mapping.html"]
+    assert "<thead>" not in pages["mapping.html"]  # the list of source APIs, each linked to its page
+    assert all('href="%s"' % k in pages["mapping.html"] for k in pages if k.startswith("mapping/"))
+    html = _mapping(pages)
     heads = re.findall(r"<thead><tr>(.*?)</tr></thead>", html, re.S)
     snap = registry.load().snapshot()
     assert len(heads) == len({m["source"] for m in snap["mappings"]})
@@ -105,7 +112,7 @@ def _mapping_body(html: str, target: str) -> str:
 
 
 def test_mapping_flags_misleading_and_links_evidence(pages):
-    html = pages["mapping.html"]
+    html = _mapping(pages)
     body = _mapping_body(html, "paddle.nn.ClipGradByNorm")
     text = as_text(body)
     assert "Misleading mapping: Not a replacement for torch's global clip" in text
@@ -114,7 +121,7 @@ def test_mapping_flags_misleading_and_links_evidence(pages):
     assert "norm_type - No counterpart: dropped by this mapping." in text
     # the declared difference with its evidence and how large it measured
     assert "Shown by 1 cell (max rel err 0.5, max abs err 0.05 against the source's oracle)" in text
-    assert 'href="cases/case-a.html"' in body
+    assert 'href="../cases/case-a.html"' in body  # (from mapping/<api>.html)
     # its L2-only sibling was shown by no cell of this document: flagged
     l2 = body.split("paddle-clipgradbynorm-l2-only", 1)[1].split("</tr>", 1)[0]
     assert "Declared, but no cell of these results showed it." in as_text(l2)
@@ -125,7 +132,7 @@ def test_mapping_flags_misleading_and_links_evidence(pages):
 
 
 def test_mapping_lists_unexplained_mismatches(pages):
-    body = _mapping_body(pages["mapping.html"], "paddle.nn.utils.clip_grad_norm_")
+    body = _mapping_body(_mapping(pages), "paddle.nn.utils.clip_grad_norm_")
     text = as_text(body)
     assert "No declared difference explains these cells:" in text
     assert "case-b[paddle.nn.utils.clip_grad_norm_-float32-cpu]" in text and "unexplained-marker" in text

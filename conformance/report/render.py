@@ -463,8 +463,15 @@ def render_pages(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAUL
 
     # API mapping
     mctx = mapping_page.build_mapping_context(doc, raw_results, case_href)
-    pages["mapping.html"] = env.get_template("mapping.html").render(
-        **_common(context, "", "mapping"), script_hashes=hashes, m=mctx)
+    api_slugs = case_slugs(s["api"] for s in mctx["sources"])
+    for s in mctx["sources"]:
+        s["page"] = "mapping/%s.html" % api_slugs[s["api"]]
+        s["n_misleading"] = sum(1 for mp in s["mappings"] if mp.get("misleading"))
+        s["n_unshown"] = sum(1 for mp in s["mappings"] for d in mp.get("differences", []) if d.get("unshown"))
+    template = env.get_template("mapping.html")
+    pages["mapping.html"] = template.render(**_common(context, "", "mapping"), script_hashes=hashes, m=mctx, one=None)
+    for s in mctx["sources"]:  # one page per source API: clip_grad_norm_'s tables alone were 404 KB
+        pages[s["page"]] = template.render(**_common(context, "../", "mapping"), script_hashes=hashes, m=mctx, one=s)
 
     # one page per case
     apis = as_mapping(as_mapping(doc.get("registry")).get("apis"))
