@@ -132,6 +132,9 @@ def test_overview_cards(browser_context, report, real_results, shots):
         assert "match or known" in text
         assert real_results["backends"][name]["version"] in text
     assert page.locator("#plots svg").count() == 2  # error distribution and clipping factors
+    # the one stylesheet (style.css beside index.html) is applied under the page's CSP
+    badge = page.evaluate("() => getComputedStyle(document.querySelector('span.b.s-match')).backgroundColor")
+    assert badge not in ("rgba(0, 0, 0, 0)", "transparent"), badge
     page.screenshot(path=str(shots / "overview.png"), full_page=False)
     assert not page.errors and not page.dialogs
     page.close()

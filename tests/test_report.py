@@ -157,7 +157,7 @@ def test_render_writes_index_and_returns_its_path(tmp_path):
     assert index == out / "index.html"
     assert index.is_file()
     assert sorted(p.name for p in out.iterdir()) == ["cases", "cases.html", "index.html", "mapping.html", "matrix",
-                                                     "matrix.html", "pairs"]
+                                                     "matrix.html", "pairs", "style.css"]
     assert sorted(p.name for p in (out / "cases").iterdir()) == ["other-case.html", "seed-linear-clip-grad-norm.html"]
     html = index.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>")
@@ -204,7 +204,9 @@ def test_summary_counts_per_status_and_backend_version(rendered):
 
 
 def test_cell_table_grouped_by_case_with_status_text(rendered):
-    _, html = rendered
+    index, html = rendered
+    css = (index.parent / "style.css").read_text(encoding="utf-8")  # the pages' one stylesheet
+    assert 'href="style.css"' in html
     rows = table_rows(html, "cells")
     case_rows = [r for r in rows if len(r) == 1]
     assert [r[0].split(" ")[0] for r in case_rows] == ["other-case", "seed-linear-clip-grad-norm"]
@@ -224,7 +226,7 @@ def test_cell_table_grouped_by_case_with_status_text(rendered):
     # colour classes per status (a rule for every status; the sample has all but unstable)
     for status in STATUSES:
         assert status == "unstable" or 'class="c-%s"' % status in html
-        assert "tr.c-%s td.st" % status in html
+        assert "tr.c-%s td.st" % status in css
 
 
 def test_problems_section_lists_mismatch_and_error_first(rendered):
@@ -418,7 +420,9 @@ def _no_remote_resources(directory: Path):
         assert "@import" not in lower, path
         assert not re.search(r"url\((?!#)", lower), path  # only url(#id) inside inline SVG
         found = references(text)
-        assert "link" not in found.tags and "img" not in found.tags and "iframe" not in found.tags, path
+        assert "img" not in found.tags and "iframe" not in found.tags, path
+        # one <link>, the report's own stylesheet (its href is checked as a local link below)
+        assert found.tags.count("link") == (1 if path.suffix == ".html" else 0), path
         # no src at all; every href a fragment or another page of this directory
         assert all(_local_link(path, name, value, directory) for _, name, value in found.refs), (path, found.refs)
 
@@ -453,12 +457,13 @@ def test_urls_in_messages_stay_text(tmp_path):
 
 
 def test_readable_without_javascript(rendered):
-    _, html = rendered
+    index, html = rendered
+    css = (index.parent / "style.css").read_text(encoding="utf-8")
     no_script = re.sub(r"<script\b.*?</script>", "", html, flags=re.S)
     # every cell row and the full summary are plain HTML; the filter works with CSS alone
     assert len([r for r in table_rows(no_script, "cells")[1:] if len(r) > 1]) == 7
     for status in STATUSES:
-        assert "#f-%s:not(:checked) ~ .wrap tr.c-%s" % (status, status) in no_script
+        assert "#f-%s:not(:checked) ~ .wrap tr.c-%s" % (status, status) in css
 
 
 # --------------------------------------------------------------------------- scale

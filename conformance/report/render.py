@@ -399,7 +399,7 @@ def render_pages(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAUL
     raw_results = [as_mapping(r) for r in as_list(doc.get("results"))]
     cases_info = as_mapping(doc.get("cases"))
     slugs = case_slugs(g["case"] for g in context["groups"])
-    pages: Dict[str, str] = {}
+    pages: Dict[str, str] = {"style.css": (TEMPLATES_DIR / "style.css").read_text(encoding="utf-8")}
 
     def case_href(cid: str, root: str = "") -> str:
         return "%scases/%s.html" % (root, slugs[cid]) if cid in slugs else ""
