@@ -55,12 +55,18 @@ def _generator_expr(spec: dict) -> str:
     return f"np.arange({start!r}, {stop!r}, dtype=np.float64){reshape}{scale}"
 
 
+def _source(spec, a: np.ndarray) -> str:
+    """numpy source for array ``a`` made from ``spec`` (a generator dict, or the values): the
+    generator's expression, with ``a``'s shape, when ``a`` is large; else a literal."""
+    if (isinstance(spec, dict) and not spec.get("put") and a.size > _INLINE_LIMIT
+            and list(spec.get("shape") or a.shape) == list(a.shape)):
+        return _generator_expr(dict(spec, shape=list(a.shape)))
+    return literal(a)
+
+
 def array_expr(value, materialised: np.ndarray) -> str:
     """numpy source for a case tensor value: literal when small, generator expression else."""
-    data = tensor_data(value)
-    if isinstance(data, dict) and not data.get("put") and np.asarray(materialised).size > _INLINE_LIMIT:
-        return _generator_expr(data)
-    return literal(materialised)
+    return _source(tensor_data(value), np.asarray(materialised))
 
 
 def layer_sources(model, dtype: str) -> list[dict]:
@@ -71,13 +77,9 @@ def layer_sources(model, dtype: str) -> list[dict]:
         layer = dict(arrays)
         for key in ("weight", "bias"):
             if layer.get(key) is not None:
-                spec, shape = specs[key]
-                a = layer[key]
-                if (isinstance(spec, dict) and not spec.get("put") and a.size > _INLINE_LIMIT
-                        and list(spec.get("shape") or shape) == list(a.shape)):
-                    layer[key] = _generator_expr(dict(spec, shape=list(a.shape)))
-                else:
-                    layer[key] = literal(a)
+                spec, shape = specs[key]  # a default init has no shape of its own: the layer's
+                layer[key] = _source(dict(spec, shape=spec.get("shape") or shape) if isinstance(spec, dict)
+                                     else spec, layer[key])
         out.append(layer)
     return out
 

@@ -95,9 +95,9 @@ def workers(backends=()) -> dict:
 def recycling(backends=()) -> dict:
     """``{(backend, mode): cells}``: after how many cells a WorkerPool replaces the worker of
     that backend and mode (``Framework.recycle_after``), labelled backends included."""
-    out = {}
-    for b in list(discover()) + list(backends):
-        fw = discover().get(framework_of(b))
+    found, out = discover(), {}
+    for b in list(found) + list(backends):
+        fw = found.get(framework_of(b))
         if fw is not None:
             out.update({(b, mode): n for mode, n in fw.recycle_after.items()})
     return out

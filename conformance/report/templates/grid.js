@@ -19,11 +19,10 @@
 
   function fill(id, values) {
     var sel = $(id);
-    values.map(function (v, i) { return [v, i]; }).sort(function (a, b) { return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0; })
-      .forEach(function (p) {
-        if (p[0] === "") { return; }
-        var o = document.createElement("option"); o.value = p[0]; o.textContent = p[0]; sel.appendChild(o);
-      });
+    values.slice().sort().forEach(function (v) {
+      if (v === "") { return; }
+      var o = document.createElement("option"); o.value = v; o.textContent = v; sel.appendChild(o);
+    });
   }
   FILTERS.forEach(function (k) { fill("g-" + k, D[k]); });
 
