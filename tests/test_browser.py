@@ -258,6 +258,38 @@ def test_the_verdict_and_fix_of_each_port_of_clip_grad_norm_within_three_clicks(
     index.close()
 
 
+def _file_path(url: str) -> Path:
+    from urllib.parse import unquote, urlparse
+    return Path(unquote(urlparse(url).path))
+
+
+def test_what_the_heaviest_pages_transfer_in_all_and_their_load_time(browser_context, report):
+    """Prints, as a measurement (not an assertion), what each folder's two largest pages and
+    every top-level page transfer in all: the HTML and every file the browser loads for it
+    (style.css, scripts, separate JSON; a plot embedded as a data: URI is part of the HTML),
+    and the load time from the browser's navigation timing. Asserts only that the count is
+    whole: the page itself and its style sheet are among the files loaded."""
+    pages = sorted(report.glob("*.html"))
+    for folder in sorted({p.parent for p in report.rglob("*.html")} - {report}):
+        pages += sorted(folder.glob("*.html"), key=lambda p: p.stat().st_size)[-2:]
+    heaviest = (0, None)
+    for path in pages:
+        page = browser_context.new_page()
+        files = []
+        page.on("requestfinished", lambda r: files.append(r.url) if r.url.startswith("file:") else None)
+        page.goto(path.resolve().as_uri(), wait_until="load")
+        timing = page.evaluate("(() => { const n = performance.getEntriesByType('navigation')[0];"
+                               " return n ? n.loadEventEnd - n.startTime : null; })()")
+        loaded = {_file_path(u) for u in files} | {path.resolve()}
+        assert any(f.name == "style.css" for f in loaded), f"{path}: style.css not loaded ({sorted(loaded)})"
+        total = sum(f.stat().st_size for f in loaded if f.is_file())
+        heaviest = max(heaviest, (total, path.relative_to(report)), key=lambda t: t[0])
+        print(f"[browser] {path.relative_to(report)}: {total} bytes in all ({len(loaded)} files, "
+              f"HTML {path.stat().st_size}), loaded in {timing:.0f} ms")
+        page.close()
+    print(f"[browser] heaviest page: {heaviest[1]}, {heaviest[0]} bytes in all")
+
+
 def test_report_of_the_bundled_run_passes_the_audit(report, real_results):
     """The report of the real run agrees with its results document, cell by cell: links,
     numbers on case pages and in the matrix, overview cards, mapping evidence, declared

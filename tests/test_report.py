@@ -528,7 +528,7 @@ def test_render_20000_cells_is_fast(tmp_path, capsys):
     # seen at load average 8). The wall bound only catches something pathological.
     assert cpu < 10, cpu
     assert elapsed < 60, elapsed
-    assert size < 15e6, size
+    assert size < 300_000, size  # the report's page budget (issue 14): problems and cells capped
     html = index.read_text(encoding="utf-8")
     # above INDEX_TABLE_MAX cells the plain table gives way to the matrix page and case pages
     assert html.count('<tbody class="grp"') == 0 and "too many for one plain table" in html

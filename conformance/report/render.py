@@ -50,11 +50,15 @@ __all__ = ["STATUSES", "PROBLEM_STATUSES", "render", "render_html", "build_conte
 
 #: Every cell status of the design, in display order.
 #: Statuses listed in the "problems first" section.
-#: Default cap on the cells detailed in the problems section (all of them stay in the table).
-DEFAULT_MAX_PROBLEMS = 1000
-#: Above this many cells the overview page leaves out its plain table of every cell (the matrix
-#: page, paginated in the browser, holds them all): 20,000 rows of HTML make a slow page.
-INDEX_TABLE_MAX = 5000
+#: Default cap on the cells detailed in the overview's problems section (each one is on its case
+#: page and in its backend's grid): 1.5 KB each without a reproduction, 2-5 KB with a real one;
+#: 1,000 made a 1.7 MB index.html for the synthetic 20,000-cell run of tests/test_report.py, 100
+#: still 312 KB (2026-12-03).
+DEFAULT_MAX_PROBLEMS = 40
+#: Above this many cells the overview page leaves out its plain table of every cell (the grids
+#: per backend, the case index and the case pages hold them all). About 470 bytes a row: 1,182
+#: rows made a 644 KB index.html (2026-12-03), 300 keep it well under the report's 300 KB a page.
+INDEX_TABLE_MAX = 300
 #: Messages longer than this (or with several lines) are folded into a <details>.
 SHORT_MESSAGE = 120
 
