@@ -127,6 +127,70 @@ CLIPPING = {
 }
 
 
+# --- distributed ------------------------------------------------------------------------------
+
+def _distributed(cell, inputs) -> str:
+    """A standalone script: ``world_size`` ranks (torch.multiprocessing, gloo on CPU) each make
+    the clipping call on its shard (``distributed.py`` in this folder), and print what each rank
+    returned and holds afterwards (the suite compares each rank's shard with the oracle's slice)."""
+    case, d = cell.case, cell.case.distributed
+    split = {n: (d.split or {}).get(n, 0) for n in case.grads} if d.strategy == "sharded" else {}
+    grads = ", ".join(f"{n!r}: {'None' if inputs.grads[n] is None else array_expr(v, inputs.grads[n])}"
+                      for n, v in case.grads.items())
+    dtypes = ", ".join(f"{n!r}: torch.{param_dtype(tensor_data(v), cell.dtype) if v is not None else cell.dtype}"
+                       for n, v in case.grads.items())
+    call = cell.api.removesuffix(".distributed")
+    lines = [
+        *header(cell),
+        "import datetime, os, tempfile",
+        "",
+        "import numpy as np",
+        "import torch",
+        "import torch.distributed as dist",
+        "import torch.multiprocessing as mp",
+        "from torch.distributed.device_mesh import init_device_mesh",
+        "from torch.distributed.tensor import DTensor, Shard, distribute_tensor",
+        "",
+        f"WORLD = {d.world_size}",
+        f"SPLIT = {split!r}  # parameter -> the dim its shards are cut along ({d.strategy})",
+        f"GRADS = {{{grads}}}",
+        f"DTYPES = {{{dtypes}}}",
+        "",
+        "",
+        "def rank_main(rank, store):",
+        "    torch.set_num_threads(1)  # as the suite's worker",
+        "    dist.init_process_group('gloo', init_method=f'file://{store}', rank=rank, world_size=WORLD,",
+        "                            timeout=datetime.timedelta(seconds=30))",
+        "    mesh = init_device_mesh('cpu', (WORLD,))",
+        "    params = []",
+        "    for name, g in GRADS.items():",
+        "        p = torch.zeros(g.shape if g is not None else (1,), dtype=DTYPES[name])",
+        "        grad = None if g is None else torch.tensor(g, dtype=DTYPES[name])",
+        "        if name in SPLIT:",
+        "            p = distribute_tensor(p, mesh, [Shard(SPLIT[name])])",
+        "            grad = None if grad is None else distribute_tensor(grad, mesh, [Shard(SPLIT[name])])",
+        "        p = torch.nn.Parameter(p)",
+        "        p.grad = grad",
+        "        params.append(p)",
+        f"    out = {call}(params, {kwargs(cell.call_args)})",
+        "    if isinstance(out, DTensor):",
+        "        out = out.full_tensor()",
+        "    print(f'rank {rank}: returned', float(out))",
+        "    for name, p in zip(GRADS, params):",
+        "        g = p.grad.to_local() if isinstance(p.grad, DTensor) else p.grad",
+        "        print(f'rank {rank}:', name, None if g is None else g.double().numpy())",
+        "    dist.destroy_process_group()",
+        "",
+        "",
+        "if __name__ == '__main__':",
+        "    mp.spawn(rank_main, args=(os.path.join(tempfile.mkdtemp(), 'store'),), nprocs=WORLD)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+DISTRIBUTED = {"torch.nn.utils.clip_grad_norm_.distributed": _distributed}
+
+
 # --- derivation -------------------------------------------------------------------------------
 
 #: a tensor as float64 numpy
@@ -255,4 +319,4 @@ TRAINING = {
 }
 
 
-SNIPPETS = {"clipping": CLIPPING, "derivation": DERIVATION, "training": TRAINING}
+SNIPPETS = {"clipping": CLIPPING, "derivation": DERIVATION, "distributed": DISTRIBUTED, "training": TRAINING}

@@ -1,8 +1,8 @@
 """The torch worker: runs one cell's job with the real torch API (worker process only:
 ``python -m conformance.worker_main conformance.frameworks.torch.worker DEVICE``).
 
-``run(job)`` hands the job to its kind's module (``clipping``, ``derivation``, ``training``),
-each with its table ``APIS`` (API name -> function). See docs/ARCHITECTURE.md for the job and
+``run(job)`` hands the job to its kind's module (``clipping``, ``derivation``, ``distributed``,
+``training``), each with its table ``APIS`` (API name -> function). See docs/ARCHITECTURE.md for the job and
 result shapes.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from ..base import api_tables, dispatch
-from . import clipping, derivation, training
+from . import clipping, derivation, distributed, training
 
 NAME = "torch"
 #: One intra-op thread, so that a verdict is the same on every machine: torch's CPU reductions
@@ -22,7 +22,7 @@ NAME = "torch"
 THREADS = 1
 torch.set_num_threads(THREADS)
 #: kind -> the module that runs its jobs (its ``APIS``: API name -> function)
-KINDS = {"clipping": clipping, "derivation": derivation, "training": training}
+KINDS = {"clipping": clipping, "derivation": derivation, "distributed": distributed, "training": training}
 APIS = api_tables(KINDS)
 
 

@@ -1,0 +1,69 @@
+"""The block of a distributed case: ``distributed:`` (world size, strategy, how each gradient is
+split over the ranks) beside injected ``grads:`` (the whole gradients: the oracle's input, and
+what the ranks' shards are cut from). Its cells are the clipping call made on every rank."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional
+
+from pydantic import Field
+
+from ...spec.values import ParamName, Strict, tensor_data
+from ...tensors import shape_of
+from ..interface import Block
+
+#: rank processes a cell may start: these machines have two cores, and a world beyond 8 ranks
+#: of one CPU job measures the scheduler, not the collective
+MAX_WORLD = 8
+
+
+class Distributed(Strict):
+    """``world_size`` rank processes; ``strategy``: ``sharded`` (each rank holds a slice of every
+    gradient along its ``split`` dimension, as FSDP2 / DTensor ``Shard(dim)`` leave them) or
+    ``replicated`` (every rank holds the whole gradients, as DDP leaves them after its
+    all-reduce); ``split``: parameter name -> the dimension it is sharded along (default 0)."""
+
+    world_size: Annotated[int, Field(ge=2, le=MAX_WORLD)] = 2
+    strategy: Literal["sharded", "replicated"] = "sharded"
+    split: Optional[dict[ParamName, Annotated[int, Field(ge=0)]]] = None
+
+
+def split_dims(case) -> dict:
+    """``{name: dim}`` for every gradient of a sharded case (0 where ``split`` names none);
+    ``{}`` for a replicated one."""
+    d = case.distributed
+    if d.strategy != "sharded":
+        return {}
+    return {name: (d.split or {}).get(name, 0) for name in case.grads}
+
+
+def _check(case) -> list:
+    if case.grads is None:
+        return [((), "a `distributed:` case takes `grads:` (the whole gradients; each rank holds "
+                     "its shard of them)")]
+    d = case.distributed
+    out = []
+    for name in d.split or {}:
+        if name not in case.grads:
+            out.append((("distributed", "split", name), f"no gradient {name!r} in `grads:` "
+                                                         f"(given: {', '.join(case.grads)})"))
+    if d.split and d.strategy != "sharded":
+        out.append((("distributed", "split"), "`split:` says how a `strategy: sharded` case cuts "
+                                              "its gradients; a replicated one holds them whole"))
+    for name, dim in split_dims(case).items():
+        value = case.grads.get(name)
+        if value is None:
+            continue
+        ndim = len(shape_of(tensor_data(value)))
+        if dim >= ndim:
+            where = ("distributed", "split", name) if name in (d.split or {}) else ("grads", name)
+            out.append((where, f"{name} has {ndim} dimension(s): it cannot be split along dim {dim}"
+                               + (" (a 0-d gradient cannot be sharded: use `strategy: replicated`)"
+                                  if ndim == 0 else "")))
+    if case.clip.form == "tensor":
+        out.append((("clip", "form"), "a distributed cell passes every rank's parameters as a list"))
+    return out
+
+
+BLOCK = Block(fields={"distributed": (Optional[Distributed], None)}, inputs=("grads",),
+              marks=("distributed",), check=_check)

@@ -1,0 +1,183 @@
+"""How a distributed cell runs: the whole gradients (injected, rounded to the cell's dtype), the
+source's single-process oracle over them, a worker job that the framework's ``distributed.py``
+runs on ``world_size`` rank processes, and what is compared: on every rank, its clipped shard
+against the oracle's slice at the offset the rank reports, and its returned norm against the
+oracle's; the ranks' shards must tile each whole gradient, and every rank must return the same
+total norm. Main process only: numpy, never a framework."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+
+from ... import compare, snippets
+from ...classify import Hooks
+from ...spec.values import tensor_data
+from ...summaries import clip_factors, summarize_inputs
+from ...tensors import shape_of
+from ..clipping.cell import KIND as CLIPPING, Inputs, build_inputs, oracle_call
+from ..interface import Kind, Prepared
+from . import oracle
+from .block import split_dims
+
+
+class Distributed(Kind):
+    name = "distributed"
+    oracle = oracle
+
+    def facts(self, cell) -> dict:
+        """The clipping kind's facts of the whole gradients, and ``distributed.strategy``,
+        ``distributed.world_size``, ``distributed.empty_shard`` (a rank's shard of some gradient
+        has no rows under the ceil-chunk rule of ``oracle.chunk_bounds``)."""
+        d = cell.case.distributed
+        empty = False
+        for name, dim in split_dims(cell.case).items():
+            value = cell.case.grads[name]
+            if value is not None:
+                n = shape_of(tensor_data(value))[dim]
+                empty = empty or any(length == 0 for _, length in oracle.chunk_bounds(n, d.world_size))
+        return {**CLIPPING.facts(cell), "distributed.strategy": d.strategy,
+                "distributed.world_size": d.world_size, "distributed.empty_shard": empty}
+
+    def prepare(self, runner, cell) -> Prepared:
+        case = cell.case
+        inputs = runner.cached(("distributed-inputs", cell.source.path, case.id, cell.dtype),
+                               lambda: build_inputs(case, cell.dtype))
+        source = runner.registry.apis[cell.source_api]
+
+        def want_under(variant: Optional[dict]):
+            key = ("distributed-oracle", cell.source.path, case.id, cell.variant.label(), cell.dtype,
+                   cell.source_api, repr(sorted((variant or {}).items())))
+            return runner.cached(key, lambda: oracle_call(
+                source, cell.args, [inputs.grads[n] for n in inputs.names], cell.dtype, variant))
+
+        d = case.distributed
+        want = want_under(None)
+        job = {"kind": self.name, "api": cell.api, "args": cell.call_args, "dtype": cell.dtype,
+               "device": cell.device, "mode": cell.mode, **inputs.job,
+               "distributed": {"world_size": d.world_size, "strategy": d.strategy, "split": split_dims(case)}}
+        hooks = Hooks(oracle=want_under,
+                      compare=lambda result, got: self._compare(runner, cell, inputs, result, got),
+                      expect=lambda got, raised: compare.check_expect(
+                          case.expectations(cell.api), whole(cell, got) or {},
+                          None if raised else _rank0_norm(got), raised, before=inputs.grads),
+                      detail=lambda c, got, rec: self._detail(cell, inputs, want, got, rec))
+        return Prepared(job, want, hooks, lambda: snippets.snippet(cell, inputs),
+                        inputs=lambda: summarize_inputs(inputs, cell.dtype))
+
+    @staticmethod
+    def _compare(runner, cell, inputs: Inputs, want, got: dict) -> compare.Comparison:
+        dtypes = {p["name"]: p.get("dtype", cell.dtype) for p in inputs.job["params"]}
+        rtol, atol = compare.tolerance(cell.dtype, cell.case.tolerance, [d for d in dtypes.values() if d != cell.dtype])
+        norms = (runner.registry.apis[cell.api].returns == "total_norm"
+                 and runner.registry.apis[cell.source_api].returns == "total_norm")
+        want_grads = dict(zip(inputs.names, want.grads)) if want.grads is not None else dict(inputs.grads)
+        ranks = got.get("ranks") or []
+        c = compare.Comparison(norm_want=want.total_norm if norms else None, rtol=rtol, atol=atol)
+        world = cell.case.distributed.world_size
+        if len(ranks) != world:
+            c.problems.append(f"{len(ranks)} ranks answered; the world size is {world}")
+        dims = split_dims(cell.case)
+        for r, rank in enumerate(ranks):
+            label = f"rank {r}: "
+            before, wanted = _slices(inputs.grads, rank, dims), _slices(want_grads, rank, dims)
+            rc = compare.compare_outputs(rank.get("grads") or {}, wanted, rtol, atol,
+                                         rank.get("returned") if norms else None,
+                                         want.total_norm if norms else None, label=label, norm_dtype=cell.dtype)
+            c.params.update(rc.params)
+            c.problems += rc.problems
+            c.problems += [label + p for p in compare.compare_factors(before, rank.get("grads") or {}, wanted,
+                                                                      dtypes, rtol)]
+        if len(ranks) == world:
+            c.problems += _coverage(inputs.grads, ranks, dims)
+            if norms:
+                c.problems += _same_norm(ranks)
+        c.norm_got = _rank0_norm(got) if norms else None
+        return c
+
+    @staticmethod
+    def _detail(cell, inputs: Inputs, want, got: dict, rec: dict) -> None:
+        """Rank 0's returned norm and the clipping factors of the reassembled gradients."""
+        rec["total_norm"] = {"got": _rank0_norm(got), "want": want.total_norm}
+        want_grads = dict(zip(inputs.names, want.grads)) if want.grads is not None else {}
+        rec["factor"] = clip_factors(inputs.grads, whole(cell, got) or {}, want_grads, rec["params"])
+
+
+def _rank0_norm(got: dict):
+    ranks = got.get("ranks") or []
+    return ranks[0].get("returned") if ranks else None
+
+
+def _offset(rank: dict, name: str) -> int:
+    return int((rank.get("offsets") or {}).get(name, 0))
+
+
+def _slices(arrays: dict, rank: dict, dims: dict) -> dict:
+    """``arrays`` (whole gradients) cut to what ``rank`` says it holds: for a sharded gradient
+    the rows ``[offset, offset + its shard's length)`` along its dim, else the whole."""
+    got = rank.get("grads") or {}
+    out = {}
+    for name, a in arrays.items():
+        g = got.get(name)
+        if a is None or name not in dims or g is None or np.ndim(g) != np.ndim(a):
+            out[name] = a
+        else:
+            out[name] = oracle.shard(a, dims[name], _offset(rank, name), np.shape(g)[dims[name]])
+    return out
+
+
+def _coverage(whole_grads: dict, ranks: list, dims: dict) -> list:
+    """Problems where the ranks' shards of a gradient do not tile it: rows missing or held twice."""
+    out = []
+    for name, dim in dims.items():
+        a = whole_grads.get(name)
+        shards = [(r, (rank.get("grads") or {}).get(name)) for r, rank in enumerate(ranks)]
+        if a is None or any(g is None or np.ndim(g) != np.ndim(a) for _, g in shards):
+            continue
+        spans = sorted((_offset(ranks[r], name), np.shape(g)[dim], r) for r, g in shards)
+        at = 0
+        for offset, length, r in spans:
+            if length and offset != at:
+                out.append(f"{name}: rank {r}'s shard starts at row {offset} of dim {dim}, "
+                           f"but the ranks before it end at row {at}")
+                break
+            at = max(at, offset + length)
+        else:
+            if at != a.shape[dim]:
+                out.append(f"{name}: the ranks' shards hold {at} of its {a.shape[dim]} rows along dim {dim}")
+    return out
+
+
+def _same_norm(ranks: list) -> list:
+    """Every rank returns the same total norm (NaN equals NaN): the issue's contract."""
+    norms = [rank.get("returned") for rank in ranks]
+    key = ["nan" if isinstance(n, float) and math.isnan(n) else n for n in norms]
+    if len(set(map(repr, key))) > 1:
+        return ["the ranks return different total norms: " + ", ".join(f"rank {r} {n!r}" for r, n in enumerate(norms))]
+    return []
+
+
+def whole(cell, got: dict) -> Optional[dict]:
+    """The clipped gradients reassembled from the ranks' shards (by offset), or rank 0's whole
+    gradients for a replicated cell; None when the ranks did not answer."""
+    ranks = got.get("ranks") or []
+    if not ranks:
+        return None
+    dims = split_dims(cell.case)
+    out = {}
+    for name, g in (ranks[0].get("grads") or {}).items():
+        if name not in dims or g is None:
+            out[name] = g
+            continue
+        parts = sorted(((_offset(rank, name), (rank.get("grads") or {}).get(name)) for rank in ranks),
+                       key=lambda item: item[0])
+        if any(p is None for _, p in parts):
+            out[name] = None
+            continue
+        out[name] = np.concatenate([np.asarray(p) for _, p in parts], axis=dims[name])
+    return out
+
+
+KIND = Distributed()

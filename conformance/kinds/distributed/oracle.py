@@ -1,0 +1,35 @@
+"""The distributed kind's oracle: the single-process answer over the whole gradients.
+
+A distributed cell is a clipping call made on every rank, each holding its shard; what it must
+give is what one process gives over the whole gradients (the issue's contract: each rank's
+clipped shard equals the oracle's slice, and every rank returns the oracle's total norm). So a
+distributed source names one of the clipping oracle's functions, with the same knobs, and this
+module adds only how a whole array is cut into a rank's shard. numpy only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# the single-process semantics a distributed source names (its registry `oracle.fn`)
+from ..clipping.oracle import OracleResult, clip_grad_norm, clip_grad_value, get_total_norm
+
+__all__ = ["OracleResult", "clip_grad_norm", "clip_grad_value", "get_total_norm", "chunk_bounds", "shard"]
+
+
+def chunk_bounds(n: int, world_size: int) -> list:
+    """``[(offset, length)]`` per rank for ``n`` rows cut into ``world_size`` chunks of
+    ``c = ceil(n / world_size)`` rows, the last ones shorter or empty (``torch.chunk``, DTensor
+    ``Shard(dim)``): rank ``r`` holds rows ``[min(r c, n), min((r + 1) c, n))``.
+
+    Only the registry's facts use this rule (which ranks hold an empty shard); a cell's
+    comparison uses the offsets each rank reports, whatever rule its framework follows."""
+    c = -(-n // world_size) if n else 0
+    return [(min(r * c, n), max(0, min((r + 1) * c, n) - min(r * c, n))) for r in range(world_size)]
+
+
+def shard(a: np.ndarray, dim: int, offset: int, length: int) -> np.ndarray:
+    """Rows ``[offset, offset + length)`` of ``a`` along ``dim``: a rank's slice of the whole."""
+    index = [slice(None)] * a.ndim
+    index[dim] = slice(offset, offset + length)
+    return a[tuple(index)]

@@ -1,0 +1,222 @@
+"""The distributed kind (issue 15, docs/distributed.md): the `distributed:` block's checks, the
+comparison of the ranks' shards with the oracle's slices, and, where torch is installed, the real
+gloo rank groups: the bundled cases' verdicts, a rank that raises while its peer waits, a killed
+rank and a hung one each ending one cell, and the reproduction snippet run as a script."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conformance import registry
+from conformance.kinds.distributed.oracle import chunk_bounds, shard
+from conformance.plan import plan
+from conformance.runner import Runner
+from conformance.spec.load import load_paths, parse_text
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = ROOT / "cases" / "distributed"
+
+HEAD = "id: d\ntitle: d\nclip: {api: torch.nn.utils.clip_grad_norm_.distributed, args: {max_norm: 1.0}}\n"
+
+
+def _errors(body: str) -> list:
+    return [str(e) for e in parse_text(HEAD + body, "case.yaml").errors]
+
+
+def test_the_block_names_the_file_line_and_field_of_each_problem():
+    assert _errors("grads: {a: [[1.0, 2.0]]}\ndistributed: {world_size: 2, split: {b: 0}}\n") == [
+        "case.yaml:5: distributed.split.b: no gradient 'b' in `grads:` (given: a)"]
+    assert _errors("grads: {a: [1.0, 2.0]}\ndistributed:\n  split: {a: 1}\n") == [
+        "case.yaml:6: distributed.split.a: a has 1 dimension(s): it cannot be split along dim 1"]
+    assert _errors("grads: {a: 1.0}\ndistributed: {world_size: 2}\n") == [
+        "case.yaml:4: grads.a: a has 0 dimension(s): it cannot be split along dim 0 (a 0-d gradient "
+        "cannot be sharded: use `strategy: replicated`)"]
+    assert _errors("grads: {a: [1.0]}\ndistributed: {world_size: 9}\n") == [
+        "case.yaml:5: distributed.world_size: Input should be less than or equal to 8"]
+    assert _errors("grads: {a: [1.0]}\ndistributed: {strategy: ddp}\n") == [
+        "case.yaml:5: distributed.strategy: Input should be 'sharded' or 'replicated'"]
+    assert _errors("grads: {a: [1.0]}\ndistributed: {strategy: replicated, split: {a: 0}}\n") == [
+        "case.yaml:5: distributed.split: `split:` says how a `strategy: sharded` case cuts its "
+        "gradients; a replicated one holds them whole"]
+
+
+def test_a_distributed_api_needs_a_distributed_case_and_back():
+    res = parse_text(HEAD + "grads: {a: [1.0, 2.0]}\n", "case.yaml")
+    assert not res.errors
+    errs = [str(e) for e in plan(res.cases, registry.load()).errors]
+    assert len(errs) == 1 and "is a distributed API: it needs `grads:`" in errs[0]
+
+
+def test_chunk_bounds_are_torch_chunk_rows():
+    assert chunk_bounds(4, 2) == [(0, 2), (2, 2)]
+    assert chunk_bounds(1, 2) == [(0, 1), (1, 0)]
+    assert chunk_bounds(7, 4) == [(0, 2), (2, 2), (4, 2), (6, 1)]
+    assert chunk_bounds(5, 4) == [(0, 2), (2, 2), (4, 1), (5, 0)]  # the last rank holds none
+    assert chunk_bounds(0, 2) == [(0, 0), (0, 0)]
+    a = np.arange(12.0).reshape(3, 4)
+    assert shard(a, 1, 2, 2).tolist() == [[2, 3], [6, 7], [10, 11]]
+
+
+def _cells(*cases):
+    """The torch cells of the bundled distributed cases (of ``cases`` only, where given)."""
+    loaded = load_paths([str(CASES)])
+    assert not loaded.errors
+    p = plan(loaded.cases, registry.load(), backends={"torch"}, device="cpu")
+    assert not p.errors
+    return [c for c in p.cells if not cases or c.case.id in cases]
+
+
+def _prepared(case: str, *parts: str):
+    """The first cell of ``case`` whose id holds every one of ``parts``, prepared."""
+    runner = Runner(registry.load(), None, {})
+    cell = next(c for c in _cells(case) if all(p in c.id for p in parts))
+    return cell, cell.kind.prepare(runner, cell)
+
+
+def _answers(cell, prepared, world: int) -> dict:
+    """What a correct framework answers: each rank the oracle's chunk of every gradient."""
+    want, names = prepared.want, [p["name"] for p in prepared.job["params"]]
+    split = prepared.job["distributed"]["split"]
+    ranks = []
+    for r in range(world):
+        grads, offsets = {}, {}
+        for n, g in zip(names, want.grads):
+            if n in split and g is not None:
+                offset, length = chunk_bounds(g.shape[split[n]], world)[r]
+                grads[n], offsets[n] = shard(g, split[n], offset, length), offset
+            else:
+                grads[n] = g
+        ranks.append({"grads": grads, "offsets": offsets, "returned": want.total_norm, "raised": None})
+    return {"ranks": ranks, "raised": None}
+
+
+def test_the_oracle_slices_agree_and_every_departure_is_named():
+    cell, prepared = _prepared("dist-sharded-world-4-uneven", "norm_type=2.0")
+    assert prepared.job["distributed"] == {"world_size": 4, "strategy": "sharded", "split": {"a": 0, "b": 0}}
+    got = _answers(cell, prepared, 4)
+    assert prepared.hooks.compare(prepared.want, got).ok
+    # rank 2 says its shard of `a` starts one row later: rows missing, and its values are off
+    bad = _answers(cell, prepared, 4)
+    bad["ranks"][2]["offsets"]["a"] = 5
+    problems = prepared.hooks.compare(prepared.want, bad).problems
+    assert any(p.startswith("rank 2: a: ") and "elements differ" in p for p in problems)
+    assert "a: rank 2's shard starts at row 5 of dim 0, but the ranks before it end at row 4" in problems
+    # rank 3 returns another total norm
+    bad = _answers(cell, prepared, 4)
+    bad["ranks"][3]["returned"] = prepared.want.total_norm * 1.01
+    problems = prepared.hooks.compare(prepared.want, bad).problems
+    assert any(p.startswith("rank 3: (returned norm)") or p.startswith("rank 3: returned") for p in problems) \
+        or any("rank 3" in p and "norm" in p for p in problems)
+    assert any(p.startswith("the ranks return different total norms: rank 0 ") for p in problems)
+    # a rank missing
+    bad = _answers(cell, prepared, 4)
+    del bad["ranks"][3]
+    assert "3 ranks answered; the world size is 4" in prepared.hooks.compare(prepared.want, bad).problems
+
+
+def test_the_empty_shard_fact_follows_the_chunk_rule():
+    facts = {c.id: c.facts() for c in _cells("dist-empty-shard", "dist-sharded-norm-types")}
+    assert {f["distributed.empty_shard"] for i, f in facts.items() if i.startswith("dist-empty-shard")} == {True}
+    assert {f["distributed.empty_shard"] for i, f in facts.items() if i.startswith("dist-sharded")} == {False}
+
+
+# ---- the real torch rank groups -------------------------------------------------------------------
+
+def _torch_distributed():
+    pytest.importorskip("torch")
+    from conformance.frameworks.torch import distributed
+    return distributed
+
+
+def test_the_bundled_distributed_cases_on_torch(pool):
+    _torch_distributed()
+    reg = registry.load()
+    runner = Runner(reg, pool, {})
+    by_status = {}
+    for cell in _cells():
+        rec = runner.run(cell)
+        by_status.setdefault(rec["status"], []).append((cell.id, rec.get("difference"), rec.get("message")))
+    assert set(by_status) <= {"match", "known"}, by_status
+    known = by_status.get("known", [])
+    # the one declared difference: p = +-inf with rank 1's shard empty raises there
+    assert sorted(i for i, _, _ in known) == [
+        "dist-empty-shard[torch.nn.utils.clip_grad_norm_.distributed-float32-cpu-norm_type=-inf]",
+        "dist-empty-shard[torch.nn.utils.clip_grad_norm_.distributed-float32-cpu-norm_type=inf]"]
+    assert {d for _, d, _ in known} == {"torch-distributed-empty-shard-inf-norm-raises"}
+    assert all(m.startswith("raised as declared") or "rank 1: " in m for _, _, m in known)
+    assert len(by_status["match"]) == len(_cells()) - 2
+
+
+def _job(case: str, *parts: str) -> dict:
+    return _prepared(case, *parts)[1].job
+
+
+def test_a_rank_that_raises_ends_the_cell_in_seconds_and_the_group_is_replaced():
+    distributed = _torch_distributed()
+    job = _job("dist-empty-shard", "norm_type=inf")
+    start = time.monotonic()
+    out = distributed.run(job)
+    took = time.monotonic() - start
+    assert out["raised"]["type"] == "RuntimeError"
+    assert out["raised"]["message"].startswith("rank 1: _foreach_norm cannot compute the infinity norm on an empty tensor")
+    assert "still in a collective" in out["ranks"][0]["pending"]  # rank 0 waited for rank 1
+    assert took < distributed.CELL_LIMIT, took  # the grace, not the collective timeout
+    assert 2 not in distributed._GROUPS  # replaced before the next cell
+    ok = distributed.run(_job("dist-empty-shard", "norm_type=2.0"))
+    assert ok["raised"] is None and math.isclose(ok["ranks"][1]["returned"], ok["ranks"][0]["returned"])
+    assert ok["ranks"][1]["grads"]["b"].shape == (0, 3) and ok["ranks"][1]["offsets"]["b"] == 1
+
+
+def test_a_killed_rank_is_a_runner_error_and_the_next_cell_runs():
+    distributed = _torch_distributed()
+    job = _job("dist-sharded-norm-types", "float32", "norm_type=2.0")
+    assert distributed.run(job)["raised"] is None
+    group = distributed._GROUPS[2]
+    pid = group.procs[1].pid
+    os.kill(pid, signal.SIGSTOP)  # it cannot answer before it is killed, during the cell
+    killer = threading.Timer(1.0, os.kill, (pid, signal.SIGKILL))
+    killer.start()
+    with pytest.raises(RuntimeError, match=r"a rank process died: rank 1 \(exit code -9\)"):
+        distributed.run(job)
+    killer.join()
+    assert not any(p.is_alive() for p in group.procs)
+    assert distributed.run(job)["raised"] is None  # a fresh group
+
+
+def test_a_hung_rank_is_a_runner_error_after_the_cell_limit(monkeypatch):
+    distributed = _torch_distributed()
+    job = _job("dist-sharded-norm-types", "float32", "norm_type=2.0")
+    assert distributed.run(job)["raised"] is None
+    monkeypatch.setattr(distributed, "CELL_LIMIT", 3.0)
+    group = distributed._GROUPS[2]
+    os.kill(group.procs[0].pid, signal.SIGSTOP)  # rank 1 then waits for it in a collective
+    try:
+        with pytest.raises(TimeoutError, match=r"no answer within 3 s from rank 0 \(no answer\), rank 1"):
+            distributed.run(job)
+    finally:
+        if group.procs[0].is_alive():
+            os.kill(group.procs[0].pid, signal.SIGCONT)
+    assert not any(p.is_alive() for p in group.procs)  # killed, both
+    assert distributed.run(job)["raised"] is None
+
+
+def test_the_snippet_runs_as_a_script_and_prints_every_rank(tmp_path):
+    _torch_distributed()
+    cell, prepared = _prepared("dist-sharded-split-dim-1", "norm_type=inf")
+    script = tmp_path / "repro.py"
+    script.write_text(prepared.snippet())
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for r in (0, 1):
+        line = next(ln for ln in out.stdout.splitlines() if ln.startswith(f"rank {r}: returned"))
+        assert math.isclose(float(line.split()[-1]), prepared.want.total_norm, rel_tol=1.3e-6)
