@@ -58,8 +58,14 @@ def _foreground_signals() -> None:
 
 
 def _start(*args, cwd, env=None):
+    """The CLI in the background. Its TMPDIR is a folder of the test's own (removed with it): a
+    run killed with SIGKILL cannot remove its temporary folders (the worker's sys.path link, its
+    workers' TMPDIRs), which otherwise pile up in /tmp, two per kill."""
+    scratch = Path(cwd) / "tmp"
+    scratch.mkdir(exist_ok=True)
+    env = dict(env or _env(), TMPDIR=str(scratch))
     return subprocess.Popen([sys.executable, "-m", "conformance.cli", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=cwd, env=env or _env(),
+                            stderr=subprocess.PIPE, text=True, cwd=cwd, env=env,
                             preexec_fn=_foreground_signals)
 
 
