@@ -155,14 +155,27 @@ def test_the_bundled_distributed_cases_on_torch(pool):
         rec = runner.run(cell)
         by_status.setdefault(rec["status"], []).append((cell.id, rec.get("difference"), rec.get("message")))
     assert set(by_status) <= {"match", "known"}, by_status
-    known = by_status.get("known", [])
-    # the one declared difference: p = +-inf with rank 1's shard empty raises there
-    assert sorted(i for i, _, _ in known) == [
-        "dist-empty-shard[torch.nn.utils.clip_grad_norm_.distributed-float32-cpu-norm_type=-inf]",
-        "dist-empty-shard[torch.nn.utils.clip_grad_norm_.distributed-float32-cpu-norm_type=inf]"]
-    assert {d for _, d, _ in known} == {"torch-distributed-empty-shard-inf-norm-raises"}
-    assert all(m.startswith("raised as declared") or "rank 1: " in m for _, _, m in known)
-    assert len(by_status["match"]) == len(_cells()) - 2
+    known = {i: d for i, d, _ in by_status.get("known", [])}
+    api = "torch.nn.utils.clip_grad_norm_.distributed"
+    # p = +-inf with rank 1's shard empty raises there
+    assert {i for i, d in known.items() if d == "torch-distributed-empty-shard-inf-norm-raises"} == {
+        f"dist-empty-shard[{api}-float32-cpu-norm_type=-inf]", f"dist-empty-shard[{api}-float32-cpu-norm_type=inf]"}
+    # DDP and FSDP2 average the ranks' gradients: a summed loss's gradient is divided by the world size
+    assert {i for i, d in known.items() if d == "torch-data-parallel-averages-summed-losses"} == {
+        f"dist-model-ce-sum-{s}[{api}-float32-cpu-norm_type={p}]" for s in ("ddp", "fsdp2") for p in ("2.0", "inf")}
+    assert len(known) == 6
+    # the same cells under a mean loss agree with one process (gradients before the clip included)
+    assert sum(i.startswith("dist-model-mlp-mean-") for i, _, _ in by_status["match"]) == 16
+    assert len(by_status["match"]) == len(_cells()) - 6
+
+
+def test_the_averaging_variant_divides_what_the_ranks_clip():
+    cell, prepared = _prepared("dist-model-ce-sum-fsdp2", "norm_type=2.0")
+    plain, halved = prepared.hooks.oracle(None), prepared.hooks.oracle({"grad_divisor": "world_size"})
+    assert math.isclose(halved.total_norm, plain.total_norm / 2, rel_tol=1e-12)
+    for a, b in zip(plain.before, halved.before):
+        np.testing.assert_allclose(b, a / 2, rtol=1e-15)
+    assert math.isclose(plain.total_norm, 4.254046143435117, rel_tol=1e-9)  # measured: 2.127 on two ranks
 
 
 def _job(case: str, *parts: str) -> dict:

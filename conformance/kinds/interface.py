@@ -49,6 +49,9 @@ class Kind(ABC):
 
     name: str
     oracle: Any
+    #: variant knobs this kind applies itself before it calls the oracle function (beyond that
+    #: function's own parameters; the registry accepts them in a difference's ``variant``)
+    knobs: tuple = ()
 
     def target_args(self, registry, mapping, args: dict, case) -> dict:
         """The source call's arguments in the target API's terms (default: the mapping's

@@ -331,11 +331,13 @@ def _mapping_problems(m: Mapping, apis: dict, origin) -> list:
 
 def accepted_knobs(api: Api) -> set:
     """What a variant may set for ``api`` as a source: ``raises`` (the API raises that type
-    here, handled by every kind), and every parameter of its oracle function that has a default:
+    here, handled by every kind), the knobs its kind applies itself (``Kind.knobs``), and every
+    parameter of its oracle function that has a default:
     the knobs, and the arguments a variant may override (``norm_type`` for an L2-only target).
     The parameters without a default are the data the kind passes (gradients, a function)."""
     fn = getattr(kinds.oracles()[api.kind], api.oracle.fn)
-    return {"raises"} | {p.name for p in inspect.signature(fn).parameters.values() if p.default is not p.empty}
+    return ({"raises"} | set(kinds.kinds()[api.kind].knobs)
+            | {p.name for p in inspect.signature(fn).parameters.values() if p.default is not p.empty})
 
 
 def _knob_problem(api: Api, knob: str) -> str:

@@ -25,10 +25,11 @@ import tempfile
 import time
 from multiprocessing.connection import wait
 
+import numpy as np
 import torch
 import torch.multiprocessing as mp
 
-from . import clipping
+from . import clipping, nets
 from .tensors import DTYPES, numpy, tensor, tensor_args
 
 #: seconds a gloo collective waits for its peers (gloo's default is 30 minutes): longer than a
@@ -152,7 +153,8 @@ def run(job: dict) -> dict:
         _GROUPS.pop(d["world_size"], None)
     raised = next(({"type": a["raised"]["type"], "message": f"rank {r}: {a['raised']['message']}"}
                    for r, a in enumerate(answers) if a.get("raised")), None)
-    ranks = [{k: a.get(k) for k in ("grads", "offsets", "returned", "raised", "pending")} for a in answers]
+    ranks = [{k: a.get(k) for k in ("grads", "raw_grads", "offsets", "returned", "raised", "pending")}
+             for a in answers]
     return {"ranks": ranks, "raised": raised}
 
 
@@ -182,11 +184,36 @@ def _rank_main(rank: int, world_size: int, store: str, conn) -> None:
 def _run_on_rank(job: dict, mesh) -> dict:
     """This rank's parameters (its shards), the call, and what it holds afterwards."""
     import torch.distributed as dist
-    from torch.distributed.tensor import DTensor, Shard, distribute_tensor
+    from torch.distributed.tensor import DTensor
 
-    d, dtype = job["distributed"], DTYPES[job["dtype"]]
+    def local(t):
+        return t.to_local() if isinstance(t, DTensor) else t
+
+    d = job["distributed"]
     split = d["split"] if d["strategy"] == "sharded" else {}
-    named = []
+    named = _model_params(job, mesh, dist) if "model" in job else _injected_params(job, mesh, split)
+    raw = {n: numpy(local(p.grad)) for n, p in named} if "model" in job else None
+    offsets = _offsets(named, split, dist)
+    params = [p for _, p in named]
+    out = {"offsets": offsets, "raw_grads": raw, "returned": None, "raised": None}
+    try:
+        returned = APIS[job["api"]](params, tensor_args(job["args"], "cpu"))
+        if isinstance(returned, DTensor):
+            returned = returned.full_tensor()  # a Partial(max) norm is reduced only when read
+        if isinstance(returned, torch.Tensor):
+            out["returned"] = float(returned.detach().to(torch.float64))
+    except Exception as e:  # the API under test raised: a behaviour, reported to the comparator
+        out["raised"] = {"type": type(e).__name__, "message": str(e)}
+    out["grads"] = {n: numpy(local(p.grad)) for n, p in named}
+    return out
+
+
+def _injected_params(job: dict, mesh, split: dict) -> list:
+    """Injected gradients: the split ones as DTensors ``Shard(dim)`` (``distribute_tensor``
+    scatters rank 0's whole tensor), the others whole on every rank."""
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    dtype, named = DTYPES[job["dtype"]], []
     for p in job["params"]:
         pdtype = DTYPES[p["dtype"]] if "dtype" in p else dtype  # mixed dtypes
         param = torch.zeros(p["shape"], dtype=pdtype)
@@ -198,19 +225,35 @@ def _run_on_rank(job: dict, mesh) -> dict:
         param = torch.nn.Parameter(param)
         param.grad = grad
         named.append((p["name"], param))
-    offsets = _offsets(named, split, dist)
-    params = [p for _, p in named]
-    out = {"offsets": offsets, "returned": None, "raised": None}
-    try:
-        returned = APIS[job["api"]](params, tensor_args(job["args"], "cpu"))
-        if isinstance(returned, DTensor):
-            returned = returned.full_tensor()  # a Partial(max) norm is reduced only when read
-        if isinstance(returned, torch.Tensor):
-            out["returned"] = float(returned.detach().to(torch.float64))
-    except Exception as e:  # the API under test raised: a behaviour, reported to the comparator
-        out["raised"] = {"type": type(e).__name__, "message": str(e)}
-    out["grads"] = {n: numpy(p.grad.to_local() if isinstance(p.grad, DTensor) else p.grad) for n, p in named}
-    return out
+    return named
+
+
+def _model_params(job: dict, mesh, dist) -> list:
+    """A model: every rank builds the case's network and differentiates its equal contiguous
+    chunk of the batch, through ``DistributedDataParallel`` (replicated: the gradients are
+    all-reduced and averaged) or ``fully_shard`` on each weighted layer and the whole network
+    (sharded, FSDP2: reduce-scattered and averaged, left as DTensors ``Shard(0)``)."""
+    from torch.distributed.fsdp import fully_shard
+    from torch.nn.parallel import DistributedDataParallel
+
+    model, dtype = job["model"], DTYPES[job["dtype"]]
+    net = nets.network(model, dtype, "cpu")
+    rank, world = dist.get_rank(), dist.get_world_size()
+
+    def chunk(a):
+        return None if a is None else np.array_split(np.asarray(a), world)[rank]
+
+    if job["distributed"]["strategy"] == "sharded":
+        for layer in net.children():
+            if any(True for _ in layer.parameters()):
+                fully_shard(layer, mesh=mesh)
+        wrapped = fully_shard(net, mesh=mesh)
+    else:
+        wrapped = DistributedDataParallel(net)
+    x, y = chunk(model["inputs"]), chunk(model.get("targets"))
+    out = wrapped(tensor(x, dtype, "cpu"))
+    nets.loss(model["loss"], out, None if y is None else tensor(y, dtype, "cpu")).backward()
+    return list(net.named_parameters())
 
 
 def _offsets(named: list, split: dict, dist) -> dict:

@@ -1,6 +1,8 @@
 """The block of a distributed case: ``distributed:`` (world size, strategy, how each gradient is
-split over the ranks) beside injected ``grads:`` (the whole gradients: the oracle's input, and
-what the ranks' shards are cut from). Its cells are the clipping call made on every rank."""
+split over the ranks) beside either injected ``grads:`` (the whole gradients: the oracle's input,
+and what the ranks' shards are cut from) or a ``model:`` whose batch the ranks split in equal
+contiguous chunks, each differentiating its chunk (DDP for ``replicated``, FSDP2's
+``fully_shard`` for ``sharded``). Its cells are the clipping call made on every rank."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import Field
 
+from ...spec.models import batch_size
 from ...spec.values import ParamName, Strict, tensor_data
 from ...tensors import shape_of
 from ..interface import Block
@@ -28,20 +31,26 @@ class Distributed(Strict):
     split: Optional[dict[ParamName, Annotated[int, Field(ge=0)]]] = None
 
 
-def split_dims(case) -> dict:
-    """``{name: dim}`` for every gradient of a sharded case (0 where ``split`` names none);
-    ``{}`` for a replicated one."""
+def split_dims(case, names=None) -> dict:
+    """``{name: dim}`` for every gradient of a sharded case (0 where ``split`` names none; a
+    model's parameters ``names``: FSDP2 shards each along dim 0); ``{}`` for a replicated one."""
     d = case.distributed
     if d.strategy != "sharded":
         return {}
-    return {name: (d.split or {}).get(name, 0) for name in case.grads}
+    return {name: (d.split or {}).get(name, 0) for name in (case.grads if names is None else names)}
 
 
 def _check(case) -> list:
-    if case.grads is None:
-        return [((), "a `distributed:` case takes `grads:` (the whole gradients; each rank holds "
-                     "its shard of them)")]
     d = case.distributed
+    if case.model is not None:
+        batch = batch_size(case.model.inputs)
+        if d.split:
+            return [(("distributed", "split"), "a model's parameters are sharded along dim 0 "
+                                               "(fully_shard); `split:` is for injected `grads:`")]
+        if batch is not None and batch % d.world_size:
+            return [(("distributed", "world_size"), f"{d.world_size} ranks do not split the batch of {batch} "
+                                                    "inputs into equal chunks")]
+        return []
     out = []
     for name in d.split or {}:
         if name not in case.grads:
@@ -65,5 +74,5 @@ def _check(case) -> list:
     return out
 
 
-BLOCK = Block(fields={"distributed": (Optional[Distributed], None)}, inputs=("grads",),
+BLOCK = Block(fields={"distributed": (Optional[Distributed], None)}, inputs=("grads", "model"),
               marks=("distributed",), check=_check)

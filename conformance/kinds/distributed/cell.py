@@ -26,20 +26,24 @@ from .block import split_dims
 class Distributed(Kind):
     name = "distributed"
     oracle = oracle
+    knobs = ("grad_divisor",)  # the ranks' gradients before the call: oracle.averaged
 
     def facts(self, cell) -> dict:
         """The clipping kind's facts of the whole gradients, and ``distributed.strategy``,
         ``distributed.world_size``, ``distributed.empty_shard`` (a rank's shard of some gradient
-        has no rows under the ceil-chunk rule of ``oracle.chunk_bounds``)."""
+        has no rows under the ceil-chunk rule of ``oracle.chunk_bounds``), and for a model its
+        ``model.loss.reduction``."""
         d = cell.case.distributed
         empty = False
-        for name, dim in split_dims(cell.case).items():
+        for name, dim in (split_dims(cell.case) if cell.case.grads is not None else {}).items():
             value = cell.case.grads[name]
             if value is not None:
                 n = shape_of(tensor_data(value))[dim]
                 empty = empty or any(length == 0 for _, length in oracle.chunk_bounds(n, d.world_size))
+        model = cell.case.model
         return {**CLIPPING.facts(cell), "distributed.strategy": d.strategy,
-                "distributed.world_size": d.world_size, "distributed.empty_shard": empty}
+                "distributed.world_size": d.world_size, "distributed.empty_shard": empty,
+                "model.loss.reduction": None if model is None else model.loss.reduction}
 
     def prepare(self, runner, cell) -> Prepared:
         case = cell.case
@@ -47,21 +51,31 @@ class Distributed(Kind):
                                lambda: build_inputs(case, cell.dtype))
         source = runner.registry.apis[cell.source_api]
 
+        d = case.distributed
+
+        def call(variant: Optional[dict]) -> oracle.RanksResult:
+            variant = dict(variant or {})
+            grads = [inputs.grads[n] for n in inputs.names]
+            divisor = variant.pop("grad_divisor", None)  # this kind's knob (Distributed.knobs)
+            if divisor is not None:
+                grads = oracle.averaged(grads, d.world_size if divisor == "world_size" else float(divisor))
+            result = oracle_call(source, cell.args, grads, cell.dtype, variant)
+            return oracle.RanksResult(result.grads, result.total_norm, result.raises, before=grads)
+
         def want_under(variant: Optional[dict]):
             key = ("distributed-oracle", cell.source.path, case.id, cell.variant.label(), cell.dtype,
                    cell.source_api, repr(sorted((variant or {}).items())))
-            return runner.cached(key, lambda: oracle_call(
-                source, cell.args, [inputs.grads[n] for n in inputs.names], cell.dtype, variant))
+            return runner.cached(key, lambda: call(variant))
 
-        d = case.distributed
         want = want_under(None)
         job = {"kind": self.name, "api": cell.api, "args": cell.call_args, "dtype": cell.dtype,
                "device": cell.device, "mode": cell.mode, **inputs.job,
-               "distributed": {"world_size": d.world_size, "strategy": d.strategy, "split": split_dims(case)}}
+               "distributed": {"world_size": d.world_size, "strategy": d.strategy,
+                               "split": split_dims(case, inputs.names)}}
         hooks = Hooks(oracle=want_under,
                       compare=lambda result, got: self._compare(runner, cell, inputs, result, got),
                       expect=lambda got, raised: compare.check_expect(
-                          case.expectations(cell.api), whole(cell, got) or {},
+                          case.expectations(cell.api), whole(cell, inputs, got) or {},
                           None if raised else _rank0_norm(got), raised, before=inputs.grads),
                       detail=lambda c, got, rec: self._detail(cell, inputs, want, got, rec))
         return Prepared(job, want, hooks, lambda: snippets.snippet(cell, inputs),
@@ -69,27 +83,34 @@ class Distributed(Kind):
 
     @staticmethod
     def _compare(runner, cell, inputs: Inputs, want, got: dict) -> compare.Comparison:
-        dtypes = {p["name"]: p.get("dtype", cell.dtype) for p in inputs.job["params"]}
+        dtypes = {p["name"]: p.get("dtype", cell.dtype) for p in inputs.job.get("params", [])}
+        dtypes.update({n: cell.dtype for n in inputs.names if n not in dtypes})
         rtol, atol = compare.tolerance(cell.dtype, cell.case.tolerance, [d for d in dtypes.values() if d != cell.dtype])
         norms = (runner.registry.apis[cell.api].returns == "total_norm"
                  and runner.registry.apis[cell.source_api].returns == "total_norm")
-        want_grads = dict(zip(inputs.names, want.grads)) if want.grads is not None else dict(inputs.grads)
+        whole_before = dict(zip(inputs.names, want.before))  # what the ranks clip, under the variant
+        want_grads = dict(zip(inputs.names, want.grads)) if want.grads is not None else whole_before
         ranks = got.get("ranks") or []
         c = compare.Comparison(norm_want=want.total_norm if norms else None, rtol=rtol, atol=atol)
         world = cell.case.distributed.world_size
         if len(ranks) != world:
             c.problems.append(f"{len(ranks)} ranks answered; the world size is {world}")
-        dims = split_dims(cell.case)
+        dims = split_dims(cell.case, inputs.names)
         for r, rank in enumerate(ranks):
             label = f"rank {r}: "
-            before, wanted = _slices(inputs.grads, rank, dims), _slices(want_grads, rank, dims)
+            before, wanted = _slices(whole_before, rank, dims), _slices(want_grads, rank, dims)
+            if inputs.raw is not None and rank.get("raw_grads") is not None:  # a model: DDP's / FSDP2's
+                raw = compare.compare_outputs(rank["raw_grads"], before, rtol, atol,  # averaged gradients
+                                              label=label + "before clipping: ")
+                c.params.update(raw.params)
+                c.problems += raw.problems
             rc = compare.compare_outputs(rank.get("grads") or {}, wanted, rtol, atol,
                                          rank.get("returned") if norms else None,
                                          want.total_norm if norms else None, label=label, norm_dtype=cell.dtype)
             c.params.update(rc.params)
             c.problems += rc.problems
-            c.problems += [label + p for p in compare.compare_factors(before, rank.get("grads") or {}, wanted,
-                                                                      dtypes, rtol)]
+            c.problems += [label + p for p in compare.compare_factors(
+                before, rank.get("grads") or {}, wanted, dtypes, rtol, got_before=rank.get("raw_grads") or before)]
         if len(ranks) == world:
             c.problems += _coverage(inputs.grads, ranks, dims)
             if norms:
@@ -102,7 +123,7 @@ class Distributed(Kind):
         """Rank 0's returned norm and the clipping factors of the reassembled gradients."""
         rec["total_norm"] = {"got": _rank0_norm(got), "want": want.total_norm}
         want_grads = dict(zip(inputs.names, want.grads)) if want.grads is not None else {}
-        rec["factor"] = clip_factors(inputs.grads, whole(cell, got) or {}, want_grads, rec["params"])
+        rec["factor"] = clip_factors(inputs.grads, whole(cell, inputs, got) or {}, want_grads, rec["params"])
 
 
 def _rank0_norm(got: dict):
@@ -159,13 +180,13 @@ def _same_norm(ranks: list) -> list:
     return []
 
 
-def whole(cell, got: dict) -> Optional[dict]:
+def whole(cell, inputs: Inputs, got: dict) -> Optional[dict]:
     """The clipped gradients reassembled from the ranks' shards (by offset), or rank 0's whole
     gradients for a replicated cell; None when the ranks did not answer."""
     ranks = got.get("ranks") or []
     if not ranks:
         return None
-    dims = split_dims(cell.case)
+    dims = split_dims(cell.case, inputs.names)
     out = {}
     for name, g in (ranks[0].get("grads") or {}).items():
         if name not in dims or g is None:

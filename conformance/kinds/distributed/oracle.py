@@ -9,12 +9,33 @@ module adds only how a whole array is cut into a rank's shard. numpy only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Optional
+
 import numpy as np
 
 # the single-process semantics a distributed source names (its registry `oracle.fn`)
 from ..clipping.oracle import OracleResult, clip_grad_norm, clip_grad_value, get_total_norm
 
-__all__ = ["OracleResult", "clip_grad_norm", "clip_grad_value", "get_total_norm", "chunk_bounds", "shard"]
+__all__ = ["OracleResult", "RanksResult", "clip_grad_norm", "clip_grad_value", "get_total_norm", "averaged",
+           "chunk_bounds", "shard"]
+
+
+@dataclass
+class RanksResult(OracleResult):
+    """The clipping oracle's result, and ``before``: the whole gradients the ranks clip (the
+    oracle's input: the case's, or ``averaged`` ones under a variant)."""
+
+    before: Optional[list] = None
+
+
+def averaged(grads: list, divisor: float) -> list:
+    """The gradients every rank holds after data parallelism's averaging (DDP's all-reduce and
+    FSDP2's reduce-scatter divide the ranks' sum by the world size) when each rank's loss is
+    the *sum* over its chunk of the batch: ``g / world_size``, where ``g`` is the whole
+    batch's gradient. (With a mean loss over equal chunks the average is ``g`` itself.)
+    Knob ``grad_divisor`` of a distributed difference: ``world_size``."""
+    return [None if g is None else g / divisor for g in grads]
 
 
 def chunk_bounds(n: int, world_size: int) -> list:
