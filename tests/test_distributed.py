@@ -50,6 +50,25 @@ def test_the_block_names_the_file_line_and_field_of_each_problem():
         "gradients; a replicated one holds them whole"]
 
 
+def test_no_grad_on_names_a_gradient_and_ranks_of_the_world():
+    assert _errors("grads: {a: [1.0, 2.0]}\ndistributed: {no_grad_on: {c: [1]}}\n") == [
+        "case.yaml:5: distributed.no_grad_on.c: no gradient 'c' in `grads:` to leave out"]
+    assert _errors("grads: {a: [1.0, 2.0]}\ndistributed: {no_grad_on: {a: [2]}}\n") == [
+        "case.yaml:5: distributed.no_grad_on.a: ranks [2] of a world of 2 (ranks 0 to 1)"]
+
+
+def test_a_rank_without_a_gradient_counts_as_zeros_and_must_keep_none():
+    cell, prepared = _prepared("dist-no-grad-on-rank-1")
+    want = prepared.hooks.oracle(None)
+    assert want.before[1].tolist() == [[3.0, 4.0, 5.0], [0.0, 0.0, 0.0]]  # rank 1's row of b: absent
+    assert want.total_norm == 6.0  # max |a| = 6; the 8 was in rank 1's row
+    got = _answers(cell, prepared, 2)
+    got["ranks"][1]["grads"]["b"] = np.zeros((1, 3))
+    assert "rank 1: b: gradient is set, expected None" in prepared.hooks.compare(want, got).problems
+    got["ranks"][1]["grads"]["b"] = None
+    assert prepared.hooks.compare(want, got).ok
+
+
 def test_a_distributed_api_needs_a_distributed_case_and_back():
     res = parse_text(HEAD + "grads: {a: [1.0, 2.0]}\n", "case.yaml")
     assert not res.errors
@@ -102,7 +121,8 @@ def _answers(cell, prepared, world: int) -> dict:
 
 def test_the_oracle_slices_agree_and_every_departure_is_named():
     cell, prepared = _prepared("dist-sharded-world-4-uneven", "norm_type=2.0")
-    assert prepared.job["distributed"] == {"world_size": 4, "strategy": "sharded", "split": {"a": 0, "b": 0}}
+    assert prepared.job["distributed"] == {"world_size": 4, "strategy": "sharded", "split": {"a": 0, "b": 0},
+                                           "no_grad_on": {}}
     got = _answers(cell, prepared, 4)
     assert prepared.hooks.compare(prepared.want, got).ok
     # rank 2 says its shard of `a` starts one row later: rows missing, and its values are off

@@ -210,10 +210,14 @@ def _run_on_rank(job: dict, mesh) -> dict:
 
 def _injected_params(job: dict, mesh, split: dict) -> list:
     """Injected gradients: the split ones as DTensors ``Shard(dim)`` (``distribute_tensor``
-    scatters rank 0's whole tensor), the others whole on every rank."""
+    scatters rank 0's whole tensor), the others whole on every rank; none on the ranks the
+    job's ``no_grad_on`` names."""
     from torch.distributed.tensor import Shard, distribute_tensor
 
+    import torch.distributed as dist
+
     dtype, named = DTYPES[job["dtype"]], []
+    absent = {n for n, ranks in (job["distributed"].get("no_grad_on") or {}).items() if dist.get_rank() in ranks}
     for p in job["params"]:
         pdtype = DTYPES[p["dtype"]] if "dtype" in p else dtype  # mixed dtypes
         param = torch.zeros(p["shape"], dtype=pdtype)
@@ -223,7 +227,7 @@ def _injected_params(job: dict, mesh, split: dict) -> list:
             param = distribute_tensor(param, mesh, placement)
             grad = None if grad is None else distribute_tensor(grad, mesh, placement)
         param = torch.nn.Parameter(param)
-        param.grad = grad
+        param.grad = None if p["name"] in absent else grad  # distribute_tensor ran on every rank: its scatter
         named.append((p["name"], param))
     return named
 

@@ -24,11 +24,15 @@ class Distributed(Strict):
     """``world_size`` rank processes; ``strategy``: ``sharded`` (each rank holds a slice of every
     gradient along its ``split`` dimension, as FSDP2 / DTensor ``Shard(dim)`` leave them) or
     ``replicated`` (every rank holds the whole gradients, as DDP leaves them after its
-    all-reduce); ``split``: parameter name -> the dimension it is sharded along (default 0)."""
+    all-reduce); ``split``: parameter name -> the dimension it is sharded along (default 0);
+    ``no_grad_on``: parameter name -> the ranks where it has no gradient (``None``), as when
+    their part of the batch does not reach it. The oracle's whole gradient then lacks those
+    ranks' rows (zeros; ``oracle.without_ranks``), and those ranks must keep ``None``."""
 
     world_size: Annotated[int, Field(ge=2, le=MAX_WORLD)] = 2
     strategy: Literal["sharded", "replicated"] = "sharded"
     split: Optional[dict[ParamName, Annotated[int, Field(ge=0)]]] = None
+    no_grad_on: Optional[dict[ParamName, Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]]] = None
 
 
 def split_dims(case, names=None) -> dict:
@@ -44,9 +48,11 @@ def _check(case) -> list:
     d = case.distributed
     if case.model is not None:
         batch = batch_size(case.model.inputs)
-        if d.split:
-            return [(("distributed", "split"), "a model's parameters are sharded along dim 0 "
-                                               "(fully_shard); `split:` is for injected `grads:`")]
+        if d.split or d.no_grad_on:
+            field = "split" if d.split else "no_grad_on"
+            return [(("distributed", field), f"`{field}:` is for injected `grads:` (a model's parameters are "
+                                             "sharded along dim 0 by fully_shard, and get the gradients "
+                                             "their backward gives)")]
         if batch is not None and batch % d.world_size:
             return [(("distributed", "world_size"), f"{d.world_size} ranks do not split the batch of {batch} "
                                                     "inputs into equal chunks")]
@@ -56,6 +62,12 @@ def _check(case) -> list:
         if name not in case.grads:
             out.append((("distributed", "split", name), f"no gradient {name!r} in `grads:` "
                                                          f"(given: {', '.join(case.grads)})"))
+    for name, ranks in (d.no_grad_on or {}).items():
+        if name not in case.grads or case.grads[name] is None:
+            out.append((("distributed", "no_grad_on", name), f"no gradient {name!r} in `grads:` to leave out"))
+        elif any(r >= d.world_size for r in ranks):
+            out.append((("distributed", "no_grad_on", name), f"ranks {ranks} of a world of {d.world_size} "
+                                                               f"(ranks 0 to {d.world_size - 1})"))
     if d.split and d.strategy != "sharded":
         out.append((("distributed", "split"), "`split:` says how a `strategy: sharded` case cuts "
                                               "its gradients; a replicated one holds them whole"))

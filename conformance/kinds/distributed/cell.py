@@ -52,10 +52,13 @@ class Distributed(Kind):
         source = runner.registry.apis[cell.source_api]
 
         d = case.distributed
+        missing = d.no_grad_on or {}
 
         def call(variant: Optional[dict]) -> oracle.RanksResult:
             variant = dict(variant or {})
-            grads = [inputs.grads[n] for n in inputs.names]
+            dims = split_dims(case, inputs.names)
+            grads = [oracle.without_ranks(inputs.grads[n], dims.get(n), missing[n], d.world_size)
+                     if n in missing and inputs.grads[n] is not None else inputs.grads[n] for n in inputs.names]
             divisor = variant.pop("grad_divisor", None)  # this kind's knob (Distributed.knobs)
             if divisor is not None:
                 grads = oracle.averaged(grads, d.world_size if divisor == "world_size" else float(divisor))
@@ -71,7 +74,7 @@ class Distributed(Kind):
         job = {"kind": self.name, "api": cell.api, "args": cell.call_args, "dtype": cell.dtype,
                "device": cell.device, "mode": cell.mode, **inputs.job,
                "distributed": {"world_size": d.world_size, "strategy": d.strategy,
-                               "split": split_dims(case, inputs.names)}}
+                               "split": split_dims(case, inputs.names), "no_grad_on": missing}}
         hooks = Hooks(oracle=want_under,
                       compare=lambda result, got: self._compare(runner, cell, inputs, result, got),
                       expect=lambda got, raised: compare.check_expect(
@@ -96,9 +99,11 @@ class Distributed(Kind):
         if len(ranks) != world:
             c.problems.append(f"{len(ranks)} ranks answered; the world size is {world}")
         dims = split_dims(cell.case, inputs.names)
+        missing = cell.case.distributed.no_grad_on or {}
         for r, rank in enumerate(ranks):
             label = f"rank {r}: "
-            before, wanted = _slices(whole_before, rank, dims), _slices(want_grads, rank, dims)
+            absent = {n for n, on in missing.items() if r in on}  # this rank has no gradient there
+            before, wanted = _slices(whole_before, rank, dims, absent), _slices(want_grads, rank, dims, absent)
             if inputs.raw is not None and rank.get("raw_grads") is not None:  # a model: DDP's / FSDP2's
                 raw = compare.compare_outputs(rank["raw_grads"], before, rtol, atol,  # averaged gradients
                                               label=label + "before clipping: ")
@@ -135,14 +140,17 @@ def _offset(rank: dict, name: str) -> int:
     return int((rank.get("offsets") or {}).get(name, 0))
 
 
-def _slices(arrays: dict, rank: dict, dims: dict) -> dict:
+def _slices(arrays: dict, rank: dict, dims: dict, absent=frozenset()) -> dict:
     """``arrays`` (whole gradients) cut to what ``rank`` says it holds: for a sharded gradient
-    the rows ``[offset, offset + its shard's length)`` along its dim, else the whole."""
+    the rows ``[offset, offset + its shard's length)`` along its dim, else the whole; None for
+    the gradients ``absent`` on this rank."""
     got = rank.get("grads") or {}
     out = {}
     for name, a in arrays.items():
         g = got.get(name)
-        if a is None or name not in dims or g is None or np.ndim(g) != np.ndim(a):
+        if name in absent:
+            out[name] = None
+        elif a is None or name not in dims or g is None or np.ndim(g) != np.ndim(a):
             out[name] = a
         else:
             out[name] = oracle.shard(a, dims[name], _offset(rank, name), np.shape(g)[dims[name]])

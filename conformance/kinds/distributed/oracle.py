@@ -18,7 +18,7 @@ import numpy as np
 from ..clipping.oracle import OracleResult, clip_grad_norm, clip_grad_value, get_total_norm
 
 __all__ = ["OracleResult", "RanksResult", "clip_grad_norm", "clip_grad_value", "get_total_norm", "averaged",
-           "chunk_bounds", "shard"]
+           "chunk_bounds", "shard", "without_ranks"]
 
 
 @dataclass
@@ -36,6 +36,23 @@ def averaged(grads: list, divisor: float) -> list:
     batch's gradient. (With a mean loss over equal chunks the average is ``g`` itself.)
     Knob ``grad_divisor`` of a distributed difference: ``world_size``."""
     return [None if g is None else g / divisor for g in grads]
+
+
+def without_ranks(g: np.ndarray, dim: Optional[int], ranks: list, world_size: int) -> np.ndarray:
+    """The whole gradient when ``ranks`` hold none of it: their rows along ``dim`` (their
+    ``chunk_bounds``) are zeros, as a sum over the ranks' parts counts a missing part. A
+    replicated gradient (``dim`` None) is every rank's whole: it stays as it is (the ranks
+    without it are compared as holding ``None``)."""
+    if dim is None:
+        return g
+    out = np.array(g, copy=True)
+    bounds = chunk_bounds(g.shape[dim], world_size)
+    for r in ranks:
+        offset, length = bounds[r]
+        index = [slice(None)] * g.ndim
+        index[dim] = slice(offset, offset + length)
+        out[tuple(index)] = 0.0
+    return out
 
 
 def chunk_bounds(n: int, world_size: int) -> list:
