@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from conformance import registry
+from conformance.frameworks import ranks
 from conformance.kinds.distributed.oracle import chunk_bounds, shard
 from conformance.plan import plan
 from conformance.runner import Runner
@@ -106,7 +107,7 @@ def _answers(cell, prepared, world: int) -> dict:
     """What a correct framework answers: each rank the oracle's chunk of every gradient."""
     want, names = prepared.want, [p["name"] for p in prepared.job["params"]]
     split = prepared.job["distributed"]["split"]
-    ranks = []
+    answers = []
     for r in range(world):
         grads, offsets = {}, {}
         for n, g in zip(names, want.grads):
@@ -115,8 +116,8 @@ def _answers(cell, prepared, world: int) -> dict:
                 grads[n], offsets[n] = shard(g, split[n], offset, length), offset
             else:
                 grads[n] = g
-        ranks.append({"grads": grads, "offsets": offsets, "returned": want.total_norm, "raised": None})
-    return {"ranks": ranks, "raised": None}
+        answers.append({"grads": grads, "offsets": offsets, "returned": want.total_norm, "raised": None})
+    return {"ranks": answers, "raised": None}
 
 
 def test_the_oracle_slices_agree_and_every_departure_is_named():
@@ -162,8 +163,7 @@ def _torch_distributed():
 def _close_rank_groups():
     """The groups the tests below start in this process: stopped, their store folders removed."""
     yield
-    if "conformance.frameworks.torch.distributed" in sys.modules:
-        sys.modules["conformance.frameworks.torch.distributed"].close_all()
+    ranks.close_all()
 
 
 def test_the_bundled_distributed_cases_on_torch(pool):
@@ -211,8 +211,8 @@ def test_a_rank_that_raises_ends_the_cell_in_seconds_and_the_group_is_replaced()
     assert out["raised"]["type"] == "RuntimeError"
     assert out["raised"]["message"].startswith("rank 1: _foreach_norm cannot compute the infinity norm on an empty tensor")
     assert "still in a collective" in out["ranks"][0]["pending"]  # rank 0 waited for rank 1
-    assert took < distributed.CELL_LIMIT, took  # the grace, not the collective timeout
-    assert 2 not in distributed._GROUPS  # replaced before the next cell
+    assert took < ranks.CELL_LIMIT, took  # the grace, not the collective timeout
+    assert ranks.group(distributed.rank_main, 2) is None  # replaced before the next cell
     ok = distributed.run(_job("dist-empty-shard", "norm_type=2.0"))
     assert ok["raised"] is None and math.isclose(ok["ranks"][1]["returned"], ok["ranks"][0]["returned"])
     assert ok["ranks"][1]["grads"]["b"].shape == (0, 3) and ok["ranks"][1]["offsets"]["b"] == 1
@@ -222,7 +222,7 @@ def test_a_killed_rank_is_a_runner_error_and_the_next_cell_runs():
     distributed = _torch_distributed()
     job = _job("dist-sharded-norm-types", "float32", "norm_type=2.0")
     assert distributed.run(job)["raised"] is None
-    group = distributed._GROUPS[2]
+    group = ranks.group(distributed.rank_main, 2)
     pid = group.procs[1].pid
     os.kill(pid, signal.SIGSTOP)  # it cannot answer before it is killed, during the cell
     killer = threading.Timer(1.0, os.kill, (pid, signal.SIGKILL))
@@ -238,8 +238,8 @@ def test_a_hung_rank_is_a_runner_error_after_the_cell_limit(monkeypatch):
     distributed = _torch_distributed()
     job = _job("dist-sharded-norm-types", "float32", "norm_type=2.0")
     assert distributed.run(job)["raised"] is None
-    monkeypatch.setattr(distributed, "CELL_LIMIT", 3.0)
-    group = distributed._GROUPS[2]
+    monkeypatch.setattr(ranks, "CELL_LIMIT", 3.0)
+    group = ranks.group(distributed.rank_main, 2)
     os.kill(group.procs[0].pid, signal.SIGSTOP)  # rank 1 then waits for it in a collective
     try:
         with pytest.raises(TimeoutError, match=r"no answer within 3 s from rank 0 \(no answer\), rank 1"):

@@ -1,0 +1,172 @@
+"""Rank groups for distributed cells (worker side, standard library only; docs/distributed.md).
+
+A framework's ``distributed.py`` runs a distributed cell on ``world_size`` rank processes that
+it starts once per world size and reuses: a cell then costs its collectives, not a start. This
+module starts and supervises them, whatever the framework; the framework gives the function
+each rank runs, ``rank_main(rank, world_size, scratch, conn)``, which joins its collective group
+(``scratch``: a fresh folder for a file store), sends ``"ready"``, then answers every job it
+receives on ``conn`` with a dict: ``{"raised": {"type", "message"}, ...}`` when the API under
+test raised, ``{"failed": text}`` when something outside the call did (setting up the shards, a
+peer gone), until the pipe closes.
+
+Supervision (issue 15: a hung collective is an ``error`` cell, not a hung run): a rank that
+raises while its peers wait in a collective leaves them waiting, so once one rank has raised the
+others get ``RAISE_GRACE`` seconds, then the whole group is killed and the cell's result is that
+rank's exception (the lowest such rank: the same every run). A rank that dies or fails, or a
+group that does not answer within ``CELL_LIMIT`` seconds, is a runner error (raised). After any
+of these the group is replaced before the next cell: its collectives may be out of step. A
+framework's own collective timeout must be longer than ``CELL_LIMIT``, so that a hang is always
+this timeout, never a rank's exception that would read as the API raising.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import tempfile
+import time
+from multiprocessing.connection import wait
+
+#: seconds the other ranks get to answer once one rank has raised
+RAISE_GRACE = 3.0
+#: seconds a group has to start (each rank imports its framework) and to answer one cell
+START_LIMIT = 90.0
+CELL_LIMIT = 45.0
+
+
+class RankGroup:
+    """``world_size`` processes running ``rank_main`` (see the module doc)."""
+
+    def __init__(self, rank_main, world_size: int):
+        self.world_size = world_size
+        self._dir = tempfile.mkdtemp(prefix="ranks-")
+        ctx = multiprocessing.get_context("spawn")
+        self.conns, self.procs = [], []
+        for rank in range(world_size):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=rank_main, args=(rank, world_size, self._dir, child),
+                               daemon=True, name=f"rank-{rank}")
+            proc.start()
+            child.close()
+            self.conns.append(parent)
+            self.procs.append(proc)
+        answers, pending, _ = self._collect(time.monotonic() + START_LIMIT)
+        if pending or any(a != "ready" for a in answers.values()):
+            self.close()
+            raise RuntimeError(f"the {world_size} rank processes did not start within {START_LIMIT:g} s: "
+                               + _missing(answers, pending)
+                               + "".join(f"; rank {r} failed: {a['failed']}" for r, a in sorted(answers.items())
+                                         if isinstance(a, dict) and "failed" in a))
+
+    def alive(self) -> bool:
+        return all(p.is_alive() for p in self.procs)
+
+    def call(self, job: dict) -> list:
+        """Every rank's answer to ``job``, rank by rank; see the module doc for what raises."""
+        for conn in self.conns:
+            conn.send(job)
+        answers, pending, raised_at = self._collect(time.monotonic() + CELL_LIMIT)
+        died = {r for r, a in answers.items() if a is None}
+        failed = {r: a["failed"] for r, a in answers.items() if isinstance(a, dict) and "failed" in a}
+        if died or failed or pending:
+            self.close()
+        if died or failed:
+            what = ["a rank process died: " + ", ".join(f"rank {r} (exit code {self.procs[r].exitcode})"
+                                                         for r in sorted(died))] if died else []
+            what += [f"rank {r} failed outside the call: {text}" for r, text in sorted(failed.items())]
+            raise RuntimeError("; ".join(what))
+        if pending and raised_at is None:
+            raise TimeoutError(f"no answer within {CELL_LIMIT:g} s from " + _missing(answers, pending))
+        for r in sorted(pending):
+            answers[r] = {"pending": f"still in a collective {RAISE_GRACE:g} s after a peer raised (killed)"}
+        if raised_at is not None and not pending:
+            self.close()  # a rank raised: the others may have left a collective it did not enter
+        return [answers[r] for r in range(self.world_size)]
+
+    def _collect(self, deadline: float):
+        """Answers until every rank answered, ``deadline``, or ``RAISE_GRACE`` after a raise:
+        ``({rank: answer, None where its pipe closed}, {ranks without one}, when one raised)``."""
+        answers, pending, raised_at = {}, set(range(self.world_size)), None
+        while pending:
+            end = deadline if raised_at is None else min(deadline, raised_at + RAISE_GRACE)
+            ready = wait([self.conns[r] for r in pending], timeout=max(0.0, end - time.monotonic()))
+            if not ready:
+                break
+            for conn in ready:
+                rank = self.conns.index(conn)
+                pending.discard(rank)
+                try:
+                    answers[rank] = conn.recv()
+                except (EOFError, OSError):
+                    answers[rank] = None
+                    self.procs[rank].join(timeout=5)
+                if isinstance(answers[rank], dict) and answers[rank].get("raised") and raised_at is None:
+                    raised_at = time.monotonic()
+        return answers, pending, raised_at
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.kill()
+        for proc in self.procs:
+            proc.join(timeout=10)
+        for conn in self.conns:
+            conn.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _missing(answers: dict, pending: set) -> str:
+    return ", ".join([f"rank {r} (no answer)" for r in sorted(pending)]
+                     + [f"rank {r} (pipe closed)" for r, a in sorted(answers.items()) if a is None])
+
+
+_GROUPS: dict = {}  # (rank_main, world size) -> its RankGroup, kept for the worker's life
+
+
+def serve(conn, answer) -> None:
+    """A rank's loop, once its group is joined: ``"ready"``, then ``answer(job)`` for every job
+    until the worker is gone (the process then exits at once: a framework's teardown may wait
+    on peers that are gone). An exception out of ``answer`` is something outside the call
+    under test (``answer`` reports the call's own as ``raised``): ``{"failed": text}``."""
+    conn.send("ready")
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            os._exit(0)
+        try:
+            reply = answer(job)
+        except Exception as e:  # setting up the shards, a peer gone: not a behaviour
+            reply = {"failed": f"{type(e).__name__}: {e}"}
+        conn.send(reply)
+
+
+def group(rank_main, world_size: int):
+    """The live group of ``world_size`` ranks running ``rank_main``, or None."""
+    found = _GROUPS.get((rank_main, world_size))
+    return found if found is not None and found.alive() else None
+
+
+def close_all() -> None:
+    """Stop every rank group this process started (a test's; a worker's go with its process)."""
+    while _GROUPS:
+        _GROUPS.popitem()[1].close()
+
+
+def run(rank_main, job: dict) -> dict:
+    """``job`` on the ``job["distributed"]["world_size"]`` ranks running ``rank_main`` (a group
+    started at the first such job, replaced after a failure): ``{"ranks": [each rank's answer],
+    "raised": the lowest raising rank's exception, its message prefixed "rank N: ", or None}``."""
+    key = (rank_main, job["distributed"]["world_size"])
+    group = _GROUPS.get(key)
+    if group is None or not group.alive():
+        if group is not None:
+            group.close()
+        group = _GROUPS[key] = RankGroup(rank_main, key[1])
+    answers = group.call(job)
+    if not group.alive() or any("pending" in a or a.get("raised") for a in answers):
+        _GROUPS.pop(key, None)
+    raised = next(({"type": a["raised"]["type"], "message": f"rank {r}: {a['raised']['message']}"}
+                   for r, a in enumerate(answers) if a.get("raised")), None)
+    return {"ranks": answers, "raised": raised}
