@@ -165,7 +165,7 @@ def run(rank_main, job: dict) -> dict:
             group.close()
         group = _GROUPS[key] = RankGroup(rank_main, key[1])
     answers = group.call(job)
-    if not group.alive() or any("pending" in a or a.get("raised") for a in answers):
+    if not group.alive():  # closed by call() after a raise, a hang or a death
         _GROUPS.pop(key, None)
     raised = next(({"type": a["raised"]["type"], "message": f"rank {r}: {a['raised']['message']}"}
                    for r, a in enumerate(answers) if a.get("raised")), None)

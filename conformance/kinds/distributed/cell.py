@@ -53,10 +53,10 @@ class Distributed(Kind):
 
         d = case.distributed
         missing = d.no_grad_on or {}
+        dims = split_dims(case, inputs.names)
 
         def call(variant: Optional[dict]) -> oracle.RanksResult:
             variant = dict(variant or {})
-            dims = split_dims(case, inputs.names)
             grads = [oracle.without_ranks(inputs.grads[n], dims.get(n), missing[n], d.world_size)
                      if n in missing and inputs.grads[n] is not None else inputs.grads[n] for n in inputs.names]
             divisor = variant.pop("grad_divisor", None)  # this kind's knob (Distributed.knobs)
@@ -74,7 +74,7 @@ class Distributed(Kind):
         job = {"kind": self.name, "api": cell.api, "args": cell.call_args, "dtype": cell.dtype,
                "device": cell.device, "mode": cell.mode, **inputs.job,
                "distributed": {"world_size": d.world_size, "strategy": d.strategy,
-                               "split": split_dims(case, inputs.names), "no_grad_on": missing}}
+                               "split": dims, "no_grad_on": missing}}
         hooks = Hooks(oracle=want_under,
                       compare=lambda result, got: self._compare(runner, cell, inputs, result, got),
                       expect=lambda got, raised: compare.check_expect(
