@@ -19,7 +19,7 @@ import pytest
 
 from conformance import registry
 from conformance.frameworks import ranks
-from conformance.kinds.distributed.oracle import chunk_bounds, shard
+from conformance.kinds.distributed.oracle import chunk_bounds, clip_by_summed_shard_norms, shard
 from conformance.plan import plan
 from conformance.runner import Runner
 from conformance.spec.load import load_paths, parse_text
@@ -85,6 +85,22 @@ def test_chunk_bounds_are_torch_chunk_rows():
     assert chunk_bounds(0, 2) == [(0, 0), (0, 0)]
     a = np.arange(12.0).reshape(3, 4)
     assert shard(a, 1, 2, 2).tolist() == [[2, 3], [6, 7], [10, 11]]
+
+
+def test_summed_shard_norms_add_the_shards_norms():
+    """Paddle's sharded L2 norm (oracle.clip_by_summed_shard_norms): a gradient whose two shards
+    have norms 3 and 4 counts 7, not 5; L1 is exact either way; a replicated one counts whole."""
+    a = np.array([[3.0, 0.0], [0.0, 4.0]])
+    b = np.array([12.0])
+    r = clip_by_summed_shard_norms([a, b], 1.0, 2.0, dims=[0, None], world_size=2)
+    assert math.isclose(r.total_norm, math.hypot(7.0, 12.0), rel_tol=1e-15)  # not hypot(5, 12) = 13
+    np.testing.assert_allclose(r.grads[0], a / (math.hypot(7.0, 12.0) + 1e-6), rtol=1e-15)
+    one = clip_by_summed_shard_norms([a, b], 1.0, 1.0, dims=[0, None], world_size=2)
+    assert one.total_norm == 19.0  # 3 + 4 + 12: the L1 norm, exact
+    whole = clip_by_summed_shard_norms([a], 1.0, 2.0, dims=[None], world_size=2)
+    assert math.isclose(whole.total_norm, 5.0, rel_tol=1e-15)
+    bad = clip_by_summed_shard_norms([np.array([np.inf, 1.0])], 1.0, 2.0, True, dims=[0], world_size=2)
+    assert bad.raises == "RuntimeError"
 
 
 def _cells(*cases):
@@ -261,3 +277,35 @@ def test_the_snippet_runs_as_a_script_and_prints_every_rank(tmp_path):
     for r in (0, 1):
         line = next(ln for ln in out.stdout.splitlines() if ln.startswith(f"rank {r}: returned"))
         assert math.isclose(float(line.split()[-1]), prepared.want.total_norm, rel_tol=1.3e-6)
+
+
+# ---- rank supervision without a framework (ranks.py) ----------------------------------------------
+
+def fake_rank_main(rank, world_size, scratch, conn):
+    """A rank for the supervision tests: job ``{"raise": r, "exit": r, "after": s}``: rank ``r``
+    raises at once; rank ``exit`` leaves with code 3 after ``after`` seconds."""
+    def answer(job):
+        if rank == job.get("exit"):
+            time.sleep(job["after"])
+            os._exit(3)
+        if rank == job.get("raise"):
+            return {"raised": {"type": "RuntimeError", "message": "boom"}}
+        return {"raised": None, "returned": float(rank)}
+    ranks.serve(conn, answer)
+
+
+def _fake_job(**what) -> dict:
+    return {"distributed": {"world_size": 2}, **what}
+
+
+def test_a_peer_that_exits_after_a_raise_is_its_consequence():
+    out = ranks.run(fake_rank_main, _fake_job(**{"raise": 1, "exit": 0, "after": 0.5}))
+    assert out["raised"] == {"type": "RuntimeError", "message": "rank 1: boom"}
+    assert out["ranks"][0] == {"pending": "exited (code 3) after a peer raised"}
+    assert ranks.group(fake_rank_main, 2) is None  # replaced before the next cell
+    assert ranks.run(fake_rank_main, _fake_job())["ranks"][1]["returned"] == 1.0
+
+
+def test_a_death_before_any_raise_is_a_runner_error():
+    with pytest.raises(RuntimeError, match=r"a rank process died: rank 0 \(exit code 3\)"):
+        ranks.run(fake_rank_main, _fake_job(**{"exit": 0, "after": 0.0}))

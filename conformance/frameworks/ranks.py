@@ -12,7 +12,9 @@ peer gone), until the pipe closes.
 Supervision (issue 15: a hung collective is an ``error`` cell, not a hung run): a rank that
 raises while its peers wait in a collective leaves them waiting, so once one rank has raised the
 others get ``RAISE_GRACE`` seconds, then the whole group is killed and the cell's result is that
-rank's exception (the lowest such rank: the same every run). A rank that dies or fails, or a
+rank's exception (the lowest such rank: the same every run); a peer that exits after the raise
+(Paddle's gloo aborts a process whose peer left a collective) is its consequence, reported as
+pending. A rank that dies before any raise, or fails, or a
 group that does not answer within ``CELL_LIMIT`` seconds, is a runner error (raised). After any
 of these the group is replaced before the next cell: its collectives may be out of step. A
 framework's own collective timeout must be longer than ``CELL_LIMIT``, so that a hang is always
@@ -26,6 +28,7 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from multiprocessing.connection import wait
 
 #: seconds the other ranks get to answer once one rank has raised
@@ -67,7 +70,10 @@ class RankGroup:
         for conn in self.conns:
             conn.send(job)
         answers, pending, raised_at = self._collect(time.monotonic() + CELL_LIMIT)
-        died = {r for r, a in answers.items() if a is None}
+        for r, a in answers.items():  # a death after a peer raised is that raise's consequence
+            if isinstance(a, Died) and raised_at is not None and a.at >= raised_at:
+                answers[r] = {"pending": f"exited (code {self.procs[r].exitcode}) after a peer raised"}
+        died = {r for r, a in answers.items() if isinstance(a, Died)}
         failed = {r: a["failed"] for r, a in answers.items() if isinstance(a, dict) and "failed" in a}
         if died or failed or pending:
             self.close()
@@ -86,7 +92,7 @@ class RankGroup:
 
     def _collect(self, deadline: float):
         """Answers until every rank answered, ``deadline``, or ``RAISE_GRACE`` after a raise:
-        ``({rank: answer, None where its pipe closed}, {ranks without one}, when one raised)``."""
+        ``({rank: answer, or Died where its pipe closed}, {ranks without one}, when one raised)``."""
         answers, pending, raised_at = {}, set(range(self.world_size)), None
         while pending:
             end = deadline if raised_at is None else min(deadline, raised_at + RAISE_GRACE)
@@ -99,7 +105,7 @@ class RankGroup:
                 try:
                     answers[rank] = conn.recv()
                 except (EOFError, OSError):
-                    answers[rank] = None
+                    answers[rank] = Died(time.monotonic())
                     self.procs[rank].join(timeout=5)
                 if isinstance(answers[rank], dict) and answers[rank].get("raised") and raised_at is None:
                     raised_at = time.monotonic()
@@ -118,7 +124,14 @@ class RankGroup:
 
 def _missing(answers: dict, pending: set) -> str:
     return ", ".join([f"rank {r} (no answer)" for r in sorted(pending)]
-                     + [f"rank {r} (pipe closed)" for r, a in sorted(answers.items()) if a is None])
+                     + [f"rank {r} (pipe closed)" for r, a in sorted(answers.items()) if isinstance(a, Died)])
+
+
+@dataclass
+class Died:
+    """A rank whose pipe closed (its process gone), and when that was seen (``time.monotonic``)."""
+
+    at: float
 
 
 _GROUPS: dict = {}  # (rank_main, world size) -> its RankGroup, kept for the worker's life

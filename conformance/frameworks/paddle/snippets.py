@@ -20,7 +20,7 @@ from __future__ import annotations
 from ...kinds.derivation.snippet import function_lines, ident, leaf_lines, names as _names, parts
 from ...kinds.derivation.snippet import result_lines as derivation_result_lines
 from ...kinds.training.snippet import ACTIVATIONS, groups, loss_expr, param_names, start
-from ...snippets import array_expr, data_and_loss_lines, header, kwargs, layer_sources, literal, number, result_lines
+from ...snippets import NoSnippet, array_expr, data_and_loss_lines, header, kwargs, layer_sources, literal, number, result_lines
 from ...spec.values import tensor_data
 from ...tensors import param_dtype
 
@@ -345,4 +345,85 @@ _TRAINING_FORMS = {"paddle.amp.GradScaler": (False, True), "paddle.optimizer.SGD
 TRAINING = {api: _training for api in _TRAINING_FORMS}
 
 
-SNIPPETS = {"clipping": CLIPPING, "derivation": DERIVATION, "training": TRAINING}
+# --- distributed ------------------------------------------------------------------------------
+
+def _distributed(cell, inputs) -> str:
+    """A standalone script: ``world_size`` ranks (``paddle.distributed.spawn``, gloo on CPU)
+    each make the clipping call on its shard (auto-parallel ``Shard(dim)`` DistTensors, the
+    gradients from ``(p * g).sum()`` as in ``distributed.py``) and print what each rank
+    returned and holds afterwards (the suite compares each rank's shard with the oracle's slice)."""
+    case, d = cell.case, cell.case.distributed
+    if case.grads is None:
+        raise NoSnippet("a distributed model cell has no reproduction snippet yet (its gradients come "
+                        "from paddle.DataParallel or auto-parallel: distributed.py)")
+    split = {n: (d.split or {}).get(n, 0) for n in case.grads} if d.strategy == "sharded" else {}
+    grads = ", ".join(f"{n!r}: {'None' if inputs.grads[n] is None else array_expr(v, inputs.grads[n])}"
+                      for n, v in case.grads.items())
+    dtypes = ", ".join(f"{n!r}: {param_dtype(tensor_data(v), cell.dtype) if v is not None else cell.dtype!r}"
+                       for n, v in case.grads.items())
+    if cell.api == "paddle.nn.ClipGradByGlobalNorm.distributed":
+        call = [f"    clip = paddle.nn.ClipGradByGlobalNorm({kwargs(cell.call_args)})",
+                "    clipped = dict((id(p), g) for p, g in clip([(p, p.grad) for p in params if p.grad is not None]))",
+                "    out = None"]
+    else:
+        call = [f"    out = paddle.nn.utils.clip_grad_norm_(params, {kwargs(cell.call_args)})",
+                "    clipped = {}"]
+    lines = [
+        *header(cell),
+        "import numpy as np",
+        "import paddle",
+        "import paddle.distributed as dist",
+        "",
+        f"WORLD = {d.world_size}",
+        f"SPLIT = {split!r}  # parameter -> the dim its shards are cut along ({d.strategy})",
+        f"GRADS = {{{grads}}}",
+        f"DTYPES = {{{dtypes}}}",
+        "",
+        "",
+        "def local(t):",
+        "    return t._local_value() if t is not None and t.is_dist() else t",
+        "",
+        "",
+        "def rank_main():",
+        "    dist.init_parallel_env()",
+        "    rank, mesh = dist.get_rank(), dist.ProcessMesh(list(range(WORLD)), dim_names=['x'])",
+        "    params, loss = [], None",
+        "    for name, g in GRADS.items():",
+        "        p = paddle.create_parameter(shape=list(g.shape if g is not None else (1,)), dtype=DTYPES[name],",
+        "                                    default_initializer=paddle.nn.initializer.Constant(0.0))",
+        "        if name in SPLIT:",
+        "            p = dist.shard_tensor(p, mesh, [dist.Shard(SPLIT[name])])",
+        "        if g is not None:  # (p * g).sum() back-propagated: p.grad is g (its shard)",
+        "            t = paddle.to_tensor(g).astype(DTYPES[name])",
+        "            t = dist.shard_tensor(t, mesh, [dist.Shard(SPLIT[name])]) if name in SPLIT else t",
+        "            t.stop_gradient = True",
+        "            term = (p * t).sum().astype('float64')",
+        "            loss = term if loss is None else loss + term",
+        "        params.append(p)",
+        "    if loss is not None:",
+        "        loss.backward()",
+        *call,
+        "    if out is not None and out.is_dist():  # a Partial norm is reduced when resharded",
+        "        out = dist.reshard(out, mesh, [dist.Replicate()])",
+        "    lines = [f'rank {rank}: returned {None if out is None else float(local(out).numpy().reshape(-1)[0])!r}']",
+        "    for name, p in zip(GRADS, params):",
+        "        g = local(clipped.get(id(p), p.grad))",
+        "        lines.append(f'rank {rank}: {name} {None if g is None else g.astype(\"float64\").numpy()}')",
+        "    for r in range(WORLD):  # the ranks' printouts one after the other, not interleaved",
+        "        if r == rank:",
+        "            print('\\n'.join(lines), flush=True)",
+        "        dist.barrier()",
+        "",
+        "",
+        "if __name__ == '__main__':",
+        "    paddle.set_device('cpu')",
+        "    dist.spawn(rank_main, nprocs=WORLD)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+DISTRIBUTED = {"paddle.nn.utils.clip_grad_norm_.distributed": _distributed,
+               "paddle.nn.ClipGradByGlobalNorm.distributed": _distributed}
+
+
+SNIPPETS = {"clipping": CLIPPING, "derivation": DERIVATION, "distributed": DISTRIBUTED, "training": TRAINING}

@@ -1,6 +1,6 @@
 """The Paddle worker: ``python -m conformance.worker_main conformance.frameworks.paddle.worker
 DEVICE`` imports this module (in the worker process only: it imports paddle) and runs each job
-through its kind's module (``clipping``, ``derivation``, ``training``), whose ``APIS`` table maps
+through its kind's module (``clipping``, ``derivation``, ``distributed``, ``training``), whose ``APIS`` table maps
 a full API name to the function that calls it. See docs/ARCHITECTURE.md for the job and result
 shapes. stdlib + numpy + paddle only.
 """
@@ -10,12 +10,12 @@ from __future__ import annotations
 import paddle
 
 from ..base import api_tables, dispatch
-from . import clipping, derivation, training
+from . import clipping, derivation, distributed, training
 from .tensors import gpu_reason
 
 NAME = "paddle"
 #: kind -> the module that runs its jobs (its ``APIS``: API name -> function)
-KINDS = {"clipping": clipping, "derivation": derivation, "training": training}
+KINDS = {"clipping": clipping, "derivation": derivation, "distributed": distributed, "training": training}
 APIS = api_tables(KINDS)
 
 

@@ -52,9 +52,10 @@ def build_inputs(case, dtype: str) -> Inputs:
     return Inputs(list(raw), grads, job, raw=raw, values={"inputs": inputs, "targets": targets})
 
 
-def oracle_call(api, args: dict, grads: list, dtype: str, variant: Optional[dict] = None):
-    """The source API's semantics (optionally with a declared difference's knobs) in float64."""
-    fn = getattr(oracle, api.oracle.fn)
+def oracle_call(api, args: dict, grads: list, dtype: str, variant: Optional[dict] = None, fn=None):
+    """The source API's semantics (optionally with a declared difference's knobs) in float64;
+    ``fn``: another oracle function taking the same arguments and knobs (a kind's own variant)."""
+    fn = fn or getattr(oracle, api.oracle.fn)
     args = tensors.plain_args(args, dtype)  # a tensor argument: the number it holds in its dtype
     kwargs = {o: args[a] for o, a in api.oracle.args.items() if a in args}
     knobs = {**api.oracle.knobs, **(variant or {})}

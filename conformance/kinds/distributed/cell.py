@@ -7,6 +7,7 @@ total norm. Main process only: numpy, never a framework."""
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Optional
 
@@ -26,7 +27,9 @@ from .block import split_dims
 class Distributed(Kind):
     name = "distributed"
     oracle = oracle
-    knobs = ("grad_divisor",)  # the ranks' gradients before the call: oracle.averaged
+    #: knobs this kind applies itself: ``grad_divisor`` (the ranks' gradients before the call:
+    #: ``oracle.averaged``), ``shard_norms: summed`` (``oracle.clip_by_summed_shard_norms``)
+    knobs = ("grad_divisor", "shard_norms")
 
     def facts(self, cell) -> dict:
         """The clipping kind's facts of the whole gradients, and ``distributed.strategy``,
@@ -62,7 +65,11 @@ class Distributed(Kind):
             divisor = variant.pop("grad_divisor", None)  # this kind's knob (Distributed.knobs)
             if divisor is not None:
                 grads = oracle.averaged(grads, d.world_size if divisor == "world_size" else float(divisor))
-            result = oracle_call(source, cell.args, grads, cell.dtype, variant)
+            fn = None
+            if variant.pop("shard_norms", "exact") == "summed":  # this kind's knob (Distributed.knobs)
+                fn = functools.partial(oracle.clip_by_summed_shard_norms, world_size=d.world_size,
+                                       dims=[dims.get(n) for n in inputs.names])
+            result = oracle_call(source, cell.args, grads, cell.dtype, variant, fn=fn)
             return oracle.RanksResult(result.grads, result.total_norm, result.raises, before=grads)
 
         def want_under(variant: Optional[dict]):

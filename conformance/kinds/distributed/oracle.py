@@ -9,16 +9,18 @@ module adds only how a whole array is cut into a rank's shard. numpy only.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
 # the single-process semantics a distributed source names (its registry `oracle.fn`)
-from ..clipping.oracle import OracleResult, clip_grad_norm, clip_grad_value, get_total_norm
+from ..clipping.oracle import (OracleResult, clip_grad_norm, clip_grad_value, clip_grads_with_norm,
+                               get_total_norm, vector_norm)
 
 __all__ = ["OracleResult", "RanksResult", "clip_grad_norm", "clip_grad_value", "get_total_norm", "averaged",
-           "chunk_bounds", "shard", "without_ranks"]
+           "chunk_bounds", "clip_by_summed_shard_norms", "shard", "without_ranks"]
 
 
 @dataclass
@@ -36,6 +38,35 @@ def averaged(grads: list, divisor: float) -> list:
     batch's gradient. (With a mean loss over equal chunks the average is ``g`` itself.)
     Knob ``grad_divisor`` of a distributed difference: ``world_size``."""
     return [None if g is None else g / divisor for g in grads]
+
+
+def clip_by_summed_shard_norms(grads: list, max_norm: float, norm_type: float = 2.0,
+                               error_if_nonfinite: bool = False, *, dims: list, world_size: int,
+                               eps: float = 1e-6, threshold: str = "clamp", **_single) -> OracleResult:
+    """Global clipping whose per-gradient norm of a sharded gradient is the *sum* of its shards'
+    norms: ``n_i = sum_r ||shard_r(g_i)||_p`` over the ranks' ``chunk_bounds`` along ``dims[i]``
+    (a gradient with ``dims[i]`` None: its own norm), ``total = ||(n_1, n_2, ...)||_p``, then
+    every gradient scaled as ``clip_grads_with_norm(grads, max_norm, total, eps, threshold)``.
+    For p = 2 the sum overstates the norm (shards [3, 0] and [0, 4]: 7, not 5); for p = 1 it is
+    exact. Paddle 3.3.1's ``paddle.nn.utils.clip_grad_norm_`` on Shard DistTensors
+    (``paddle.linalg.norm`` of a Shard(0) DistTensor is a ``Partial(SUM)`` of the shards' norms;
+    docs/distributed.md). A non-finite total with ``error_if_nonfinite``: raises RuntimeError.
+    Knob ``shard_norms: summed`` of a distributed difference; ``_single``: the source's other
+    single-process knobs (scope global, nested), which this formula already is."""
+    norms = []
+    for g, dim in zip(grads, dims):
+        if g is None:
+            continue
+        if dim is None:
+            norms.append(vector_norm(g, norm_type))
+        else:
+            norms.append(math.fsum(vector_norm(shard(g, dim, o, n), norm_type)
+                                   for o, n in chunk_bounds(g.shape[dim], world_size)))
+    total = vector_norm(np.array(norms), norm_type) if norms else 0.0
+    if error_if_nonfinite and not math.isfinite(total):
+        return OracleResult(grads=None, total_norm=total, raises="RuntimeError")
+    return OracleResult(grads=clip_grads_with_norm(grads, max_norm, total, eps=eps, threshold=threshold).grads,
+                        total_norm=total)
 
 
 def without_ranks(g: np.ndarray, dim: Optional[int], ranks: list, world_size: int) -> np.ndarray:
