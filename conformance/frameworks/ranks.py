@@ -7,7 +7,9 @@ each rank runs, ``rank_main(rank, world_size, scratch, conn)``, which joins its 
 (``scratch``: a fresh folder for a file store), sends ``"ready"``, then answers every job it
 receives on ``conn`` with a dict: ``{"raised": {"type", "message"}, ...}`` when the API under
 test raised, ``{"failed": text}`` when something outside the call did (setting up the shards, a
-peer gone), until the pipe closes.
+peer gone), until the pipe closes. A raise the framework knows left every rank in step (each
+raised at the same point before any collective) carries ``"in_step": True``: when every rank's
+answer does, the group is kept for the next cell.
 
 Supervision (issue 15: a hung collective is an ``error`` cell, not a hung run): a rank that
 raises while its peers wait in a collective leaves them waiting, so once one rank has raised the
@@ -86,7 +88,9 @@ class RankGroup:
             raise TimeoutError(f"no answer within {CELL_LIMIT:g} s from " + _missing(answers, pending))
         for r in sorted(pending):
             answers[r] = {"pending": f"still in a collective {RAISE_GRACE:g} s after a peer raised (killed)"}
-        if raised_at is not None and not pending:
+        in_step = not pending and all(isinstance(a, dict) and a.get("raised") and a.get("in_step")
+                                      for a in answers.values())
+        if raised_at is not None and not pending and not in_step:
             self.close()  # a rank raised: the others may have left a collective it did not enter
         return [answers[r] for r in range(self.world_size)]
 

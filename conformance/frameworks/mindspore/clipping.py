@@ -43,7 +43,7 @@ class Gradients:
         return tuple(self.tensors[i] for i in self.present)
 
 
-def _model_grads(model: dict, dtype):
+def model_grads(model: dict, dtype):
     """[(name, raw gradient, Parameter)] from mindspore.grad over the network's parameters, in
     job order."""
     cells, named = [], []
@@ -154,7 +154,7 @@ def run(job: dict) -> dict:
     dtype = DTYPES[job["dtype"]]
     if "model" in job:
         try:
-            pairs = _model_grads(job["model"], dtype)
+            pairs = model_grads(job["model"], dtype)
         except Exception as e:  # noqa: BLE001 - e.g. an op without a kernel for this dtype
             drain()
             names = parameter_names(job["model"]["layers"])

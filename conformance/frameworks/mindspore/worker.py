@@ -7,12 +7,12 @@ Imports only the standard library, numpy (<2) and mindspore.
 from __future__ import annotations
 
 from ..base import api_tables, dispatch
-from . import clipping, derivation, training
+from . import clipping, derivation, distributed, training
 from .tensors import gpu_reason, ms
 
 NAME = "mindspore"
 #: kind -> the module that runs its jobs (its ``APIS``: API name -> function)
-KINDS = {"clipping": clipping, "derivation": derivation, "training": training}
+KINDS = {"clipping": clipping, "derivation": derivation, "distributed": distributed, "training": training}
 APIS = api_tables(KINDS)
 
 

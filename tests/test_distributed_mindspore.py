@@ -1,0 +1,89 @@
+"""MindSpore's distributed clipping on a real MindSpore cluster on CPU (issue 15,
+docs/distributed.md), where MindSpore is installed: the scheduler rank 0 starts, sharded
+parameters refused with MindSpore's own message while the group stays up, data parallelism's
+averaged gradients, and the scheduler gone with its ranks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conformance import registry
+from conformance.frameworks import ranks
+from conformance.plan import plan
+from conformance.runner import Runner
+from conformance.spec.load import load_paths
+
+pytest.importorskip("mindspore")
+from conformance.frameworks.mindspore import distributed  # noqa: E402  (after the skip: imports mindspore)
+
+CASES = Path(__file__).resolve().parents[1] / "cases" / "distributed"
+API = "mindspore.ops.clip_by_global_norm.distributed"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _close_rank_groups():
+    yield
+    ranks.close_all()
+
+
+def _prepared(case: str, *parts: str):
+    loaded = load_paths([str(CASES)])
+    p = plan(loaded.cases, registry.load(), backends={"mindspore"}, device="cpu")
+    assert not loaded.errors and not p.errors
+    cell = next(c for c in p.cells if c.case.id == case and all(x in c.id for x in parts))
+    return cell, cell.kind.prepare(Runner(registry.load(), None, {}), cell)
+
+
+def _schedulers() -> set:
+    """The pids of MindSpore scheduler processes started by this suite (their command line)."""
+    out = subprocess.run(["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    return {int(line.split()[0]) for line in out.splitlines() if distributed.SCHEDULER[:40] in line}
+
+
+def test_sharded_parameters_are_refused_on_cpu_and_the_group_is_kept():
+    cell, prepared = _prepared("dist-sharded-norm-types", "float32", "norm_type=2.0")
+    out = distributed.run(prepared.job)
+    assert out["raised"]["type"] == "RuntimeError"
+    assert out["raised"]["message"].startswith(
+        "rank 0: setting up the shards: Invalid communication backend: CPU for semi_auto_parallel/auto_parallel mode")
+    assert all(r.get("in_step") for r in out["ranks"])
+    group = ranks.group(distributed.rank_main, 2)
+    assert group is not None  # every rank raised in step: no restart
+    replicated = _prepared("dist-replicated", "norm_type=2.0")[1]
+    after = distributed.run(replicated.job)
+    assert after["raised"] is None and ranks.group(distributed.rank_main, 2) is group
+
+
+def test_data_parallel_averages_the_ranks_gradients():
+    """A mean loss over equal chunks: the reduced gradients are the whole batch's (float64);
+    a summed loss: the whole batch's divided by the world size."""
+    for case, divisor in (("dist-model-mlp-mean-ddp", 1.0), ("dist-model-ce-sum-ddp", 2.0)):
+        cell, prepared = _prepared(case, "float", "norm_type=2.0")
+        out = distributed.run(prepared.job)
+        assert out["raised"] is None
+        want = prepared.hooks.oracle(None).before
+        for rank in out["ranks"]:
+            for name, w in zip(rank["raw_grads"], want):  # (both in the network's parameter order)
+                np.testing.assert_allclose(rank["raw_grads"][name], w / divisor,
+                                           rtol=1e-5 if cell.dtype == "float32" else 1e-12, atol=1e-7)
+
+
+def test_the_scheduler_goes_with_its_ranks():
+    cell, prepared = _prepared("dist-replicated", "norm_type=2.0")
+    assert distributed.run(prepared.job)["raised"] is None
+    assert _schedulers(), "rank 0 started no scheduler"
+    group = ranks.group(distributed.rank_main, 2)
+    os.kill(group.procs[0].pid, signal.SIGKILL)  # the scheduler dies with rank 0, however it dies
+    group.procs[0].join(10)
+    ranks.close_all()
+    deadline = time.monotonic() + 10
+    while _schedulers() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _schedulers()
