@@ -14,7 +14,7 @@ from __future__ import annotations
 from ...kinds.derivation.snippet import function_lines, ident, leaf_lines, names, parts
 from ...kinds.derivation.snippet import result_lines as derivation_result
 from ...kinds.training.snippet import ACTIVATIONS, groups, param_names, start
-from ...snippets import array_expr, header, kwargs, layer_sources, literal, model_data, number, result_lines
+from ...snippets import NoSnippet, array_expr, header, kwargs, layer_sources, literal, model_data, number, result_lines
 from ...spec.models import layer_arrays
 from ...spec.values import tensor_data
 from ...tensors import is_tensor_arg, param_dtype
@@ -334,6 +334,57 @@ def _training_lines(cell, layers, st, scaler: bool) -> list:
     return lines
 
 
+# --- distributed ------------------------------------------------------------------------------
+
+def _distributed(cell, inputs) -> str:
+    """A script for ``msrun`` (MindSpore's launcher: a scheduler and ``world_size`` workers on
+    CPU): replicated, every rank calls the API on the whole gradients; sharded, every rank
+    compiles the semi-auto-parallel network ``distributed.py`` compiles, which MindSpore refuses
+    on CPU. Each rank prints what it holds (the suite compares it with the oracle)."""
+    case, d = cell.case, cell.case.distributed
+    if case.grads is None:
+        raise NoSnippet("a distributed model cell has no reproduction snippet yet (its gradients come "
+                        "from nn.DistributedGradReducer: distributed.py)")
+    world = d.world_size
+    lines = [*header(cell),
+             f"# run: msrun --worker_num={world} --local_worker_num={world} --join=True THIS_FILE.py",
+             "# (with the environment's bin/ first on PATH: msrun starts `python` from PATH)",
+             "import numpy as np",
+             "import mindspore as ms",
+             "from mindspore import nn, ops",
+             "from mindspore.communication import get_rank, init",
+             "",
+             "ms.set_context(mode=ms.PYNATIVE_MODE)",
+             "ms.set_device('CPU')",
+             "init()",
+             "rank = get_rank()"]
+    if d.strategy == "sharded":
+        lines += ["",
+                  "",
+                  "class Sharded(nn.Cell):  # a parameter's input cut across the ranks: semi-auto parallel",
+                  "    def __init__(self):",
+                  "        super().__init__()",
+                  "        self.w = ms.Parameter(ms.Tensor(np.ones((4, 3), np.float32)), name='w')",
+                  f"        self.mm = ops.MatMul().shard((({world}, 1), (1, 1)))",
+                  "",
+                  "    def construct(self, x):",
+                  "        return self.mm(x, self.w)",
+                  "",
+                  "",
+                  "ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.SEMI_AUTO_PARALLEL)",
+                  "ms.set_context(mode=ms.GRAPH_MODE)",
+                  f"Sharded()(ms.Tensor(np.ones(({2 * world}, 4), np.float32)))  # on CPU: RuntimeError",
+                  "print(f'rank {rank}: compiled')"]
+        return "\n".join(lines) + "\n"
+    present = [n for n in case.grads if inputs.grads[n] is not None]
+    lines += [f"{ident(n)} = {_tensor(array_expr(case.grads[n], inputs.grads[n]), param_dtype(tensor_data(case.grads[n]), cell.dtype))}"
+              for n in present]
+    lines += [f"clipped = ops.clip_by_global_norm(({', '.join(ident(n) for n in present)},), {kwargs(cell.call_args)})",
+              f"for name, g in zip({present!r}, clipped):",
+              "    print(f'rank {rank}: {name} {g.asnumpy().astype(np.float64).tolist()}')"]
+    return "\n".join(lines) + "\n"
+
+
 SNIPPETS = {
     "clipping": {
         "mindspore.ops.clip_by_norm": _clipping(_clip_by_norm),
@@ -349,6 +400,7 @@ SNIPPETS = {
         "mindspore.grad": _derivation("grad", _grad_call),
         "mindspore.value_and_grad": _derivation("value_and_grad", _value_and_grad_call),
     },
+    "distributed": {"mindspore.ops.clip_by_global_norm.distributed": _distributed},
     "training": {
         "mindspore.amp.DynamicLossScaler": _training(scaler=True),
         "mindspore.amp.StaticLossScaler": _training(scaler=True),
