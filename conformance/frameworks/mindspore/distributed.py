@@ -115,8 +115,9 @@ def _run_on_rank(job: dict, world_size: int) -> dict:
         out["raw_grads"] = {n: numpy(g) for n, g in zip(names, grads)}
     else:
         names = [p["name"] for p in job["params"]]
-        grads = [None if p["grad"] is None else tensor(p["grad"], DTYPES[p.get("dtype", job["dtype"])])
-                 for p in job["params"]]
+        absent = {n for n, on in (d.get("no_grad_on") or {}).items() if rank in on}  # none on this rank
+        grads = [None if p["grad"] is None or p["name"] in absent
+                 else tensor(p["grad"], DTYPES[p.get("dtype", job["dtype"])]) for p in job["params"]]
     present = [i for i, g in enumerate(grads) if g is not None]
     after = list(grads)
     try:
