@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from conformance import frameworks
+from conformance import frameworks, registry
 from conformance.plan import plan
+from conformance.runner import Runner
 from conformance.worker import WorkerPool
 from conformance.spec.load import load_paths
 
@@ -83,3 +87,27 @@ def property_backends(request) -> dict:
     for name in wanted:
         out[name] = None if name in state.pythons else state.unavailable.get(name, f"{name} is not available")
     return out
+
+
+DISTRIBUTED_CASES = Path(__file__).resolve().parents[1] / "cases" / "distributed"
+
+
+def distributed_cell(backend: str, case: str, *parts: str):
+    """``(cell, prepared)``: the first ``backend`` cell of the bundled distributed ``case`` whose
+    id holds every one of ``parts``, prepared (its job, oracle and snippet)."""
+    loaded = load_paths([str(DISTRIBUTED_CASES)])
+    p = plan(loaded.cases, registry.load(), backends={backend}, device="cpu")
+    assert not loaded.errors and not p.errors
+    cell = next(c for c in p.cells if c.case.id == case and all(x in c.id for x in parts))
+    return cell, cell.kind.prepare(Runner(registry.load(), None, {}), cell)
+
+
+def run_rank_snippet(prepared, tmp_path) -> None:
+    """Run a distributed cell's snippet as a script: every rank prints the oracle's total norm."""
+    script = tmp_path / "repro.py"
+    script.write_text(prepared.snippet())
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for r in (0, 1):
+        line = next(ln for ln in out.stdout.splitlines() if ln.startswith(f"rank {r}: returned"))
+        assert math.isclose(float(line.split()[-1]), prepared.want.total_norm, rel_tol=1.3e-6)

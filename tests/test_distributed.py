@@ -8,8 +8,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -23,6 +21,7 @@ from conformance.kinds.distributed.oracle import chunk_bounds, clip_by_summed_sh
 from conformance.plan import plan
 from conformance.runner import Runner
 from conformance.spec.load import load_paths, parse_text
+from conftest import distributed_cell, run_rank_snippet
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "cases" / "distributed"
@@ -113,10 +112,8 @@ def _cells(*cases):
 
 
 def _prepared(case: str, *parts: str):
-    """The first cell of ``case`` whose id holds every one of ``parts``, prepared."""
-    runner = Runner(registry.load(), None, {})
-    cell = next(c for c in _cells(case) if all(p in c.id for p in parts))
-    return cell, cell.kind.prepare(runner, cell)
+    """The first torch cell of ``case`` whose id holds every one of ``parts``, prepared."""
+    return distributed_cell("torch", case, *parts)
 
 
 def _answers(cell, prepared, world: int) -> dict:
@@ -269,14 +266,7 @@ def test_a_hung_rank_is_a_runner_error_after_the_cell_limit(monkeypatch):
 
 def test_the_snippet_runs_as_a_script_and_prints_every_rank(tmp_path):
     _torch_distributed()
-    cell, prepared = _prepared("dist-sharded-split-dim-1", "norm_type=inf")
-    script = tmp_path / "repro.py"
-    script.write_text(prepared.snippet())
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-2000:]
-    for r in (0, 1):
-        line = next(ln for ln in out.stdout.splitlines() if ln.startswith(f"rank {r}: returned"))
-        assert math.isclose(float(line.split()[-1]), prepared.want.total_norm, rel_tol=1.3e-6)
+    run_rank_snippet(_prepared("dist-sharded-split-dim-1", "norm_type=inf")[1], tmp_path)
 
 
 # ---- rank supervision without a framework (ranks.py) ----------------------------------------------

@@ -10,21 +10,16 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conformance import registry
 from conformance.frameworks import ranks
-from conformance.plan import plan
-from conformance.runner import Runner
-from conformance.spec.load import load_paths
+from conftest import distributed_cell
 
 pytest.importorskip("mindspore")
 from conformance.frameworks.mindspore import distributed  # noqa: E402  (after the skip: imports mindspore)
 
-CASES = Path(__file__).resolve().parents[1] / "cases" / "distributed"
 API = "mindspore.ops.clip_by_global_norm.distributed"
 
 
@@ -35,11 +30,7 @@ def _close_rank_groups():
 
 
 def _prepared(case: str, *parts: str):
-    loaded = load_paths([str(CASES)])
-    p = plan(loaded.cases, registry.load(), backends={"mindspore"}, device="cpu")
-    assert not loaded.errors and not p.errors
-    cell = next(c for c in p.cells if c.case.id == case and all(x in c.id for x in parts))
-    return cell, cell.kind.prepare(Runner(registry.load(), None, {}), cell)
+    return distributed_cell("mindspore", case, *parts)
 
 
 def _schedulers() -> set:

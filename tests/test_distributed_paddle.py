@@ -7,24 +7,17 @@ run as a script."""
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conformance import registry
 from conformance.frameworks import ranks
-from conformance.plan import plan
-from conformance.runner import Runner
-from conformance.spec.load import load_paths
+from conftest import distributed_cell, run_rank_snippet
 
 pytest.importorskip("paddle")
 from conformance.frameworks.paddle import distributed  # noqa: E402  (after the skip: imports paddle)
 
-CASES = Path(__file__).resolve().parents[1] / "cases" / "distributed"
 NORM = "paddle.nn.utils.clip_grad_norm_.distributed"
 GLOBAL = "paddle.nn.ClipGradByGlobalNorm.distributed"
 
@@ -36,12 +29,7 @@ def _close_rank_groups():
 
 
 def _prepared(case: str, *parts: str):
-    """The first Paddle cell of ``case`` whose id holds every one of ``parts``, prepared."""
-    loaded = load_paths([str(CASES)])
-    p = plan(loaded.cases, registry.load(), backends={"paddle"}, device="cpu")
-    assert not loaded.errors and not p.errors
-    cell = next(c for c in p.cells if c.case.id == case and all(x in c.id for x in parts))
-    return cell, cell.kind.prepare(Runner(registry.load(), None, {}), cell)
+    return distributed_cell("paddle", case, *parts)
 
 
 def _returned(out: dict) -> list:
@@ -88,11 +76,4 @@ def test_an_empty_shard_raises_on_its_rank_in_seconds():
 
 
 def test_the_snippet_runs_as_a_script_and_prints_every_rank(tmp_path):
-    cell, prepared = _prepared("dist-sharded-split-dim-1", NORM, "norm_type=inf")
-    script = tmp_path / "repro.py"
-    script.write_text(prepared.snippet())
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-2000:]
-    for r in (0, 1):
-        line = next(ln for ln in out.stdout.splitlines() if ln.startswith(f"rank {r}: returned"))
-        assert math.isclose(float(line.split()[-1]), prepared.want.total_norm, rel_tol=1.3e-6)
+    run_rank_snippet(_prepared("dist-sharded-split-dim-1", NORM, "norm_type=inf")[1], tmp_path)

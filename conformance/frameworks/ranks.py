@@ -28,6 +28,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -157,6 +158,31 @@ def serve(conn, answer) -> None:
         except Exception as e:  # setting up the shards, a peer gone: not a behaviour
             reply = {"failed": f"{type(e).__name__}: {e}"}
         conn.send(reply)
+
+
+def from_rank_0(rank: int, scratch: str, name: str, make) -> str:
+    """A value every rank of a group needs and rank 0 makes (a free port, say): rank 0 calls
+    ``make()`` and writes its text to the group's ``scratch`` folder (atomically, by rename);
+    every rank reads it from there, waiting up to ``START_LIMIT``."""
+    path = os.path.join(scratch, name)
+    if rank == 0:
+        with open(path + ".tmp", "w") as f:
+            f.write(str(make()))
+        os.replace(path + ".tmp", path)
+    deadline = time.monotonic() + START_LIMIT
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"rank 0 never wrote {name}")
+        time.sleep(0.02)
+    with open(path) as f:
+        return f.read()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the framework's server binds it next)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def group(rank_main, world_size: int):

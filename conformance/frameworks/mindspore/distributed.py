@@ -24,10 +24,8 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 
@@ -56,7 +54,7 @@ def rank_main(rank: int, world_size: int, scratch: str, conn) -> None:
     is gone."""
     from mindspore.communication import init
 
-    port = _scheduler_port(rank, world_size, scratch)
+    port = int(ranks.from_rank_0(rank, scratch, "mindspore-scheduler", lambda: _start_scheduler(world_size, scratch)))
     os.environ.update({"MS_ROLE": "MS_WORKER", "MS_NODE_ID": str(rank), "MS_WORKER_NUM": str(world_size),
                        "MS_SCHED_HOST": "127.0.0.1", "MS_SCHED_PORT": str(port)})
     ms.set_context(mode=ms.PYNATIVE_MODE)
@@ -69,30 +67,15 @@ def _die_with_parent() -> None:  # (in the scheduler, before exec: Linux's PR_SE
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
 
 
-def _scheduler_port(rank: int, world_size: int, scratch: str) -> int:
-    """Rank 0 takes a free port, starts the scheduler on it (killed when rank 0 dies, however
-    it dies) and writes the port to the scratch folder (atomically, by rename); the other ranks
-    wait for that file."""
-    path = os.path.join(scratch, "mindspore-scheduler")
-    if rank == 0:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        env = dict(os.environ, MS_ROLE="MS_SCHED", MS_WORKER_NUM=str(world_size), MS_SCHED_HOST="127.0.0.1",
-                   MS_SCHED_PORT=str(port))
-        with open(os.path.join(scratch, "scheduler.log"), "wb") as log:
-            subprocess.Popen([sys.executable, "-c", SCHEDULER], env=env, stdout=log, stderr=subprocess.STDOUT,
-                             preexec_fn=_die_with_parent)
-        with open(path + ".tmp", "w") as f:
-            f.write(str(port))
-        os.replace(path + ".tmp", path)
-    deadline = time.monotonic() + ranks.START_LIMIT
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            raise TimeoutError("rank 0 never wrote the scheduler's port")
-        time.sleep(0.02)
-    with open(path) as f:
-        return int(f.read())
+def _start_scheduler(world_size: int, scratch: str) -> int:
+    """On rank 0: the scheduler on a free port, killed when rank 0 dies, however it dies."""
+    port = ranks.free_port()
+    env = dict(os.environ, MS_ROLE="MS_SCHED", MS_WORKER_NUM=str(world_size), MS_SCHED_HOST="127.0.0.1",
+               MS_SCHED_PORT=str(port))
+    with open(os.path.join(scratch, "scheduler.log"), "wb") as log:
+        subprocess.Popen([sys.executable, "-c", SCHEDULER], env=env, stdout=log, stderr=subprocess.STDOUT,
+                         preexec_fn=_die_with_parent)
+    return port
 
 
 def _run_on_rank(job: dict, world_size: int) -> dict:

@@ -19,8 +19,6 @@ as a ``Shard(0)`` DistTensor through a network whose weighted layers' parameters
 from __future__ import annotations
 
 import os
-import socket
-import time
 
 import numpy as np
 import paddle
@@ -65,7 +63,8 @@ def rank_main(rank: int, world_size: int, scratch: str, conn) -> None:
     worker is gone."""
     import paddle.distributed as dist
 
-    master = _master_endpoint(rank, scratch)
+    # rank 0 picks the master's port (the TCP store) and hands it on through the scratch folder
+    master = ranks.from_rank_0(rank, scratch, "paddle-master", lambda: f"127.0.0.1:{ranks.free_port()}")
     os.environ.update({
         "PADDLE_TRAINER_ID": str(rank), "PADDLE_TRAINERS_NUM": str(world_size),
         "PADDLE_DISTRI_BACKEND": "gloo", "PADDLE_PG_TIMEOUT": str(COLLECTIVE_TIMEOUT_MS),
@@ -78,26 +77,6 @@ def rank_main(rank: int, world_size: int, scratch: str, conn) -> None:
     dist.init_parallel_env()
     mesh = dist.ProcessMesh(list(range(world_size)), dim_names=["x"])
     ranks.serve(conn, lambda job: _run_on_rank(job, mesh))
-
-
-def _master_endpoint(rank: int, scratch: str) -> str:
-    """``127.0.0.1:port``: rank 0 takes a free port and writes it to the scratch folder (atomically,
-    by rename); the other ranks wait for that file."""
-    path = os.path.join(scratch, "paddle-master")
-    if rank == 0:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        with open(path + ".tmp", "w") as f:
-            f.write(f"127.0.0.1:{port}")
-        os.replace(path + ".tmp", path)
-    deadline = time.monotonic() + ranks.START_LIMIT
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            raise TimeoutError("rank 0 never wrote the master's endpoint")
-        time.sleep(0.02)
-    with open(path) as f:
-        return f.read()
 
 
 def _local(t):
