@@ -20,6 +20,7 @@ from __future__ import annotations
 from ...kinds.derivation.snippet import function_lines, ident, leaf_lines, names as _names, parts
 from ...kinds.derivation.snippet import result_lines as derivation_result_lines
 from ...kinds.training.snippet import ACTIVATIONS, groups, loss_expr, param_names, start
+from ...kinds.distributed.snippet import constants as distributed_constants
 from ...snippets import NoSnippet, array_expr, data_and_loss_lines, header, kwargs, layer_sources, literal, number, result_lines
 from ...spec.values import tensor_data
 from ...tensors import param_dtype
@@ -352,15 +353,10 @@ def _distributed(cell, inputs) -> str:
     each make the clipping call on its shard (auto-parallel ``Shard(dim)`` DistTensors, the
     gradients from ``(p * g).sum()`` as in ``distributed.py``) and print what each rank
     returned and holds afterwards (the suite compares each rank's shard with the oracle's slice)."""
-    case, d = cell.case, cell.case.distributed
+    case = cell.case
     if case.grads is None:
         raise NoSnippet("a distributed model cell has no reproduction snippet yet (its gradients come "
                         "from paddle.DataParallel or auto-parallel: distributed.py)")
-    split = {n: (d.split or {}).get(n, 0) for n in case.grads} if d.strategy == "sharded" else {}
-    grads = ", ".join(f"{n!r}: {'None' if inputs.grads[n] is None else array_expr(v, inputs.grads[n])}"
-                      for n, v in case.grads.items())
-    dtypes = ", ".join(f"{n!r}: {param_dtype(tensor_data(v), cell.dtype) if v is not None else cell.dtype!r}"
-                       for n, v in case.grads.items())
     if cell.api == "paddle.nn.ClipGradByGlobalNorm.distributed":
         call = [f"    clip = paddle.nn.ClipGradByGlobalNorm({kwargs(cell.call_args)})",
                 "    clipped = dict((id(p), g) for p, g in clip([(p, p.grad) for p in params if p.grad is not None]))",
@@ -374,10 +370,7 @@ def _distributed(cell, inputs) -> str:
         "import paddle",
         "import paddle.distributed as dist",
         "",
-        f"WORLD = {d.world_size}",
-        f"SPLIT = {split!r}  # parameter -> the dim its shards are cut along ({d.strategy})",
-        f"GRADS = {{{grads}}}",
-        f"DTYPES = {{{dtypes}}}",
+        *distributed_constants(cell, inputs, repr),
         "",
         "",
         "def local(t):",

@@ -9,6 +9,7 @@ from functools import partial
 from ...kinds.derivation.snippet import function_lines, ident, leaf_lines, names, parts
 from ...kinds.derivation.snippet import result_lines as derive_result_lines
 from ...kinds.training.snippet import ACTIVATIONS, groups, loss_expr, param_names, start
+from ...kinds.distributed.snippet import constants as distributed_constants
 from ...snippets import array_expr, data_and_loss_lines, header, kwargs, layer_sources, literal, number, result_lines
 from ...spec.values import tensor_data
 from ...tensors import param_dtype
@@ -133,12 +134,6 @@ def _distributed(cell, inputs) -> str:
     """A standalone script: ``world_size`` ranks (torch.multiprocessing, gloo on CPU) each make
     the clipping call on its shard (``distributed.py`` in this folder), and print what each rank
     returned and holds afterwards (the suite compares each rank's shard with the oracle's slice)."""
-    case, d = cell.case, cell.case.distributed
-    split = {n: (d.split or {}).get(n, 0) for n in case.grads} if d.strategy == "sharded" else {}
-    grads = ", ".join(f"{n!r}: {'None' if inputs.grads[n] is None else array_expr(v, inputs.grads[n])}"
-                      for n, v in case.grads.items())
-    dtypes = ", ".join(f"{n!r}: torch.{param_dtype(tensor_data(v), cell.dtype) if v is not None else cell.dtype}"
-                       for n, v in case.grads.items())
     call = cell.api.removesuffix(".distributed")
     lines = [
         *header(cell),
@@ -151,10 +146,7 @@ def _distributed(cell, inputs) -> str:
         "from torch.distributed.device_mesh import init_device_mesh",
         "from torch.distributed.tensor import DTensor, Shard, distribute_tensor",
         "",
-        f"WORLD = {d.world_size}",
-        f"SPLIT = {split!r}  # parameter -> the dim its shards are cut along ({d.strategy})",
-        f"GRADS = {{{grads}}}",
-        f"DTYPES = {{{dtypes}}}",
+        *distributed_constants(cell, inputs, lambda name: f"torch.{name}"),
         "",
         "",
         "def rank_main(rank, store):",
