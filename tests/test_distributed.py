@@ -299,3 +299,24 @@ def test_a_peer_that_exits_after_a_raise_is_its_consequence():
 def test_a_death_before_any_raise_is_a_runner_error():
     with pytest.raises(RuntimeError, match=r"a rank process died: rank 0 \(exit code 3\)"):
         ranks.run(fake_rank_main, _fake_job(**{"exit": 0, "after": 0.0}))
+
+
+def never_ready_rank_main(rank, world_size, scratch, conn):
+    """A rank that never joins (a framework that cannot start its group here)."""
+    time.sleep(60)
+
+
+def test_a_group_that_cannot_start_costs_two_starts_then_errors_at_once(monkeypatch):
+    monkeypatch.setattr(ranks, "START_LIMIT", 1.0)
+    job = _fake_job()
+    for _ in range(ranks.START_ATTEMPTS):
+        with pytest.raises(RuntimeError, match=r"did not start within 1 s: rank 0 \(no answer\), rank 1 \(no answer\)"):
+            ranks.run(never_ready_rank_main, job)
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"not started: the last 2 starts of this group failed; the last: the 2 rank"):
+        ranks.run(never_ready_rank_main, job)
+    assert time.monotonic() - start < 0.5
+    ranks.close_all()  # forgets the failures: the next cell tries again
+    with pytest.raises(RuntimeError, match="did not start within 1 s"):
+        ranks.run(never_ready_rank_main, job)
+    ranks.close_all()
