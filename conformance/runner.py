@@ -93,7 +93,8 @@ class Runner:
         self._case_info(cell, rec, prepared)
         try:
             lane = "" if cell.mode == "eager" else cell.mode  # (eager cells: the worker hello() starts)
-            got = self.pool.get(cell.backend, cell.device, lane).call(prepared.job, timeout=self.timeout, label=cell.id)
+            timeout = None if self.timeout is None else self.timeout + cell.kind.start_time
+            got = self.pool.get(cell.backend, cell.device, lane).call(prepared.job, timeout=timeout, label=cell.id)
         except (WorkerError, BackendError) as e:
             rec.update(status="error", message=f"{type(e).__name__}: {e}")
             rec["reproduce"] = prepared.snippet()

@@ -136,7 +136,7 @@ def _answers(cell, prepared, world: int) -> dict:
 def test_the_oracle_slices_agree_and_every_departure_is_named():
     cell, prepared = _prepared("dist-sharded-world-4-uneven", "norm_type=2.0")
     assert prepared.job["distributed"] == {"world_size": 4, "strategy": "sharded", "split": {"a": 0, "b": 0},
-                                           "no_grad_on": {}}
+                                           "no_grad_on": {}, "start_limit": cell.kind.start_time}
     got = _answers(cell, prepared, 4)
     assert prepared.hooks.compare(prepared.want, got).ok
     # rank 2 says its shard of `a` starts one row later: rows missing, and its values are off
@@ -320,3 +320,26 @@ def test_a_group_that_cannot_start_costs_two_starts_then_errors_at_once(monkeypa
     with pytest.raises(RuntimeError, match="did not start within 1 s"):
         ranks.run(never_ready_rank_main, job)
     ranks.close_all()
+
+
+def test_a_distributed_cell_gets_the_start_time_beyond_the_runner_timeout():
+    """The runner's timeout for a distributed cell covers its rank group's start (300 s), which
+    the job carries to ranks.py: a slow start is not a killed worker (measured: MindSpore's ranks
+    took over 120 s to start beside a `make report` at load average 17)."""
+    calls = []
+
+    class Pool:
+        modules = {"torch": "conformance.frameworks.torch.worker"}
+
+        def get(self, *where):
+            return self
+
+        def call(self, job, timeout, label):
+            calls.append((timeout, job["distributed"]["start_limit"]))
+            return {"ranks": [], "raised": None}
+
+    cell = _cells("dist-replicated")[0]
+    runner = Runner(registry.load(), Pool(), {}, timeout=120.0)
+    runner.backends["torch"] = {"version": "x", "unavailable": {}}  # (as a worker's hello gives)
+    runner.run(cell)
+    assert calls == [(420.0, 300.0)]

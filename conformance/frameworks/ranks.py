@@ -32,15 +32,14 @@ import socket
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import Optional
 from multiprocessing.connection import wait
 
 #: seconds the other ranks get to answer once one rank has raised
 RAISE_GRACE = 3.0
-#: seconds a group has to start: each rank imports its framework and joins the group. Measured:
-#: 3 s (torch), 2 s (Paddle), 7-11 s (MindSpore, with its scheduler) on a quiet two-core machine;
-#: MindSpore's 2 and 4 ranks did not start within 90 s beside a `make report` and a CI run
-#: (load average 19), so the limit is generous: it is paid once per group, and only by a hang
 CELL_LIMIT = 45.0
+#: seconds a group has to start where the job does not say (``job["distributed"]["start_limit"]``,
+#: the distributed kind's ``start_time``, which the runner adds to its timeout)
 START_LIMIT = 300.0
 #: failed starts in a row after which the group's next cells are errors at once (with the last
 #: start's message), instead of waiting START_LIMIT each: a framework whose group cannot start
@@ -51,8 +50,9 @@ START_ATTEMPTS = 2
 class RankGroup:
     """``world_size`` processes running ``rank_main`` (see the module doc)."""
 
-    def __init__(self, rank_main, world_size: int):
+    def __init__(self, rank_main, world_size: int, start_limit: Optional[float] = None):
         self.world_size = world_size
+        start_limit = START_LIMIT if start_limit is None else start_limit
         self._dir = tempfile.mkdtemp(prefix="ranks-")
         ctx = multiprocessing.get_context("spawn")
         self.conns, self.procs = [], []
@@ -64,10 +64,10 @@ class RankGroup:
             child.close()
             self.conns.append(parent)
             self.procs.append(proc)
-        answers, pending, _ = self._collect(time.monotonic() + START_LIMIT)
+        answers, pending, _ = self._collect(time.monotonic() + start_limit)
         if pending or any(a != "ready" for a in answers.values()):
             self.close()
-            raise RuntimeError(f"the {world_size} rank processes did not start within {START_LIMIT:g} s: "
+            raise RuntimeError(f"the {world_size} rank processes did not start within {start_limit:g} s: "
                                + _missing(answers, pending)
                                + "".join(f"; rank {r} failed: {a['failed']}" for r, a in sorted(answers.items())
                                          if isinstance(a, dict) and "failed" in a))
@@ -220,7 +220,7 @@ def run(rank_main, job: dict) -> dict:
         if len(failed) >= START_ATTEMPTS:
             raise RuntimeError(f"not started: the last {len(failed)} starts of this group failed; the last: {failed[-1]}")
         try:
-            group = _GROUPS[key] = RankGroup(rank_main, key[1])
+            group = _GROUPS[key] = RankGroup(rank_main, key[1], job["distributed"].get("start_limit"))
         except RuntimeError as e:
             _GROUPS.pop(key, None)
             _FAILED_STARTS[key] = failed + [str(e)]

@@ -52,6 +52,9 @@ class Kind(ABC):
     #: variant knobs this kind applies itself before it calls the oracle function (beyond that
     #: function's own parameters; the registry accepts them in a difference's ``variant``)
     knobs: tuple = ()
+    #: seconds a cell of this kind may spend, beyond the runner's timeout, starting what it runs
+    #: on inside the worker (a distributed cell's rank group, whose start limit its job carries)
+    start_time: float = 0.0
 
     def target_args(self, registry, mapping, args: dict, case) -> dict:
         """The source call's arguments in the target API's terms (default: the mapping's

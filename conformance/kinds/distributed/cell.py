@@ -30,6 +30,10 @@ class Distributed(Kind):
     #: knobs this kind applies itself: ``grad_divisor`` (the ranks' gradients before the call:
     #: ``oracle.averaged``), ``shard_norms: summed`` (``oracle.clip_by_summed_shard_norms``)
     knobs = ("grad_divisor", "shard_norms")
+    #: seconds a rank group has to start (each rank imports its framework and joins): measured
+    #: 2-11 s on a quiet two-core machine; MindSpore's ranks took over 120 s beside a `make report`
+    #: at load average 17. Paid once per group; the job carries it to conformance/frameworks/ranks.py
+    start_time = 300.0
 
     def facts(self, cell) -> dict:
         """The clipping kind's facts of the whole gradients, and ``distributed.strategy``,
@@ -81,7 +85,7 @@ class Distributed(Kind):
         job = {"kind": self.name, "api": cell.api, "args": cell.call_args, "dtype": cell.dtype,
                "device": cell.device, "mode": cell.mode, **inputs.job,
                "distributed": {"world_size": d.world_size, "strategy": d.strategy,
-                               "split": dims, "no_grad_on": missing}}
+                               "split": dims, "no_grad_on": missing, "start_limit": self.start_time}}
         hooks = Hooks(oracle=want_under,
                       compare=lambda result, got: self._compare(runner, cell, inputs, result, got),
                       expect=lambda got, raised: compare.check_expect(
