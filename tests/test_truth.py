@@ -491,3 +491,46 @@ def test_numerics_explain_a_return_where_the_source_raises():
     rec = judge([skip])
     assert (rec["status"], rec["difference"]) == ("known", "skips-nan-tensors")
     assert rec["message"].startswith("returned where the source raises RuntimeError")
+
+
+# --------------------------------------------------------------------------- a network's factor
+
+MODEL_CASE = """\
+id: net
+title: net
+dtypes: [float32]
+devices: [cpu]
+model:
+  layers:
+    - {type: linear, in: 3, out: 2, weight: {random: normal, shape: [2, 3], seed: 7, std: 0.5}}
+  loss: {type: mse}
+  inputs: {random: normal, shape: [4, 3], seed: 8}
+  targets: {random: normal, shape: [4, 2], seed: 9}
+clip: {api: torch.f, args: {max_norm: 0.05}}
+"""
+
+
+def test_a_networks_factor_is_judged_on_the_frameworks_own_gradients():
+    """A per-tensor clip of the framework's own gradients, whose one bias norm is 2e-6 off the
+    oracle's (over rtol 1.3e-6, as MindSpore's was), is the declared per-tensor difference; the
+    same clip with a factor 1e-5 off (an epsilon), whose elements still agree within atol, is not."""
+    from conformance.kinds.clipping.cell import build_inputs
+    from conformance.kinds.clipping.oracle import clip_grad_norm
+
+    per_tensor = Difference(id="per-tensor", text="clips each gradient by its own norm",
+                            variant={"scope": "per_tensor", "eps": 0.0})
+    reg = _registry([per_tensor])
+    (cell,) = plan(parse_text(MODEL_CASE, "net.yaml").cases, reg).cells
+    inputs = build_inputs(cell.case, "float32")
+    own = dict(inputs.grads)
+    own["0.bias"] = own["0.bias"] * (1 + 2e-6)  # rounding of the framework's own backward
+    assert compare.compare_outputs(own, inputs.grads, 1.3e-6, 1e-5).ok
+
+    def got(eps):
+        out = clip_grad_norm([own[n] for n in inputs.names], 0.05, scope="per_tensor", eps=eps)
+        return {"grads": dict(zip(inputs.names, out.grads)), "raw_grads": own, "returned": None}
+
+    assert _judge(reg, got(0.0), MODEL_CASE)["status"] == "known"
+    bias_norm = float(np.linalg.norm(own["0.bias"]))
+    rec = _judge(reg, got(1e-5 * bias_norm), MODEL_CASE)
+    assert rec["status"] == "mismatch" and "0.bias: clipping factor" in rec["message"]
