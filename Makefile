@@ -20,9 +20,11 @@ report: $(TOX)
 ## check that each backend environment finds its framework), so an install failure stops the run
 ## at once with pip's message instead of surfacing later as a failed test.
 ## test: the suite's unit tests, every bundled case on every backend, then the HTML report of
-## those backends in headless Chromium (what CI runs; the browser env needs the backend envs)
+## those runs in headless Chromium (what CI runs; the browser env reads the runs the backend
+## envs wrote into .tox/results/)
 test: $(TOX)
 	tools/build-envs $(TOX) unit $(BACKEND_ENVS) browser
+	rm -rf .tox/results  # the framework envs write their runs here for the browser env: this run's only
 	$(TOX) run -e unit,$(subst $() $(),$(comma),$(BACKEND_ENVS)),browser
 
 clean:

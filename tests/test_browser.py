@@ -1,9 +1,11 @@
 """The HTML report in a real headless browser (Chromium from the distribution, driven by
 Playwright's Python package; never a downloaded browser build).
 
-The report is that of a real run of the bundled cases with torch, MindSpore and Paddle (each
-worker under the interpreter `conformance.frameworks.default_python` finds: $CONFORMANCE_<NAME>_PYTHON
-or .tox/<name>/bin/python), or, to iterate quickly, of an existing results file named by
+The report is that of a real run of the bundled cases with torch, MindSpore and Paddle: in tox,
+the runs the framework envs made in the same tox run (.tox/results/<name>.json, named by
+$CONFORMANCE_BROWSER_RUNS), else a fresh one (each worker under the interpreter
+`conformance.frameworks.default_python` finds: $CONFORMANCE_<NAME>_PYTHON or
+.tox/<name>/bin/python), or, to iterate quickly, an existing results file named by
 $CONFORMANCE_BROWSER_RESULTS. Screenshots go to $CONFORMANCE_SCREENSHOTS (default
 reports/screenshots/); the path is printed.
 
@@ -72,12 +74,36 @@ def shots():
     return out
 
 
+def _framework_runs() -> dict | None:
+    """The results the framework tox envs wrote in this tox run (``.tox/results/<name>.json``,
+    named by $CONFORMANCE_BROWSER_RUNS), merged, when each of FRAMEWORKS wrote a whole run; else
+    None. ``make test`` deletes them before tox runs, so they are never an older run's."""
+    where = os.environ.get("CONFORMANCE_BROWSER_RUNS")
+    if not where:
+        return None
+    paths = [Path(where) / f"{name}.json" for name in FRAMEWORKS]
+    if not all(p.exists() for p in paths):
+        print(f"\n[browser] {where} lacks {', '.join(p.name for p in paths if not p.exists())}: a fresh run")
+        return None
+    docs = [results.load(p) for p in paths]
+    gaps = [f"{p.name}: {results.incomplete(d)}" for p, d in zip(paths, docs) if results.incomplete(d)]
+    if gaps:
+        print(f"\n[browser] not whole runs ({'; '.join(gaps)}): a fresh run")
+        return None
+    print(f"\n[browser] the report of {', '.join(map(str, paths))}")
+    return results.merge(docs)
+
+
 @pytest.fixture(scope="module")
 def real_results(tmp_path_factory) -> dict:
-    """The results document of the bundled cases on torch, MindSpore and Paddle (cpu)."""
+    """The results document of the bundled cases on torch, MindSpore and Paddle (cpu): the
+    framework envs' own runs (``_framework_runs``), else a fresh ``conformance run``."""
     given = os.environ.get("CONFORMANCE_BROWSER_RESULTS")
     if given:
         return results.load(given)
+    ran = _framework_runs()
+    if ran is not None:
+        return ran
     pythons = {name: frameworks.default_python(name) for name in FRAMEWORKS}
     absent = [name for name, python in pythons.items() if not python]
     if absent:

@@ -3,7 +3,9 @@ stands, so it cannot discover them itself): one environment per framework, its d
 and variables from its ``FRAMEWORK``; the ``browser`` environment, which runs the report of every
 framework's real run. There is no environment with every framework in one interpreter: their
 pins conflict (MindSpore needs numpy<2, jax numpy>=2), and the suite never needs one, since each
-framework runs in its own worker process under its own environment's interpreter. ``python -m
+framework runs in its own worker process under its own environment's interpreter. Each
+framework env writes its bundled cells' results to ``.tox/results/<name>.json``, and ``browser``
+tests the report of those (``make test`` clears them first). ``python -m
 conformance.frameworks tox-ini`` rewrites them; a unit test checks that tox.ini is current.
 Standard library only (``make`` runs it with the machine's python3, before any environment)."""
 
@@ -27,7 +29,10 @@ def framework_env(fw) -> str:
              *( [f"extras = {', '.join(fw.tox_extras)}"] if fw.tox_extras else []),
              *_lines("deps", ["{[testenv]deps}", *fw.tox_deps] if fw.tox_deps else []),
              *_lines("setenv", setenv),
-             *_lines("commands", [f"pytest tests cases --backend {fw.name} -n auto {{posargs}}",
+             # its cells' results go to .tox/results/, where the browser env finds them (a
+             # second run of every bundled case just for the report took 10 minutes of CI)
+             *_lines("commands", [f"pytest tests cases --backend {fw.name} -n auto "
+                                  f"--conformance-results {{toxworkdir}}{{/}}results{{/}}{fw.name}.json {{posargs}}",
                                   # the compiled half: CI's selection (conformance/selection.py)
                                   *([f"pytest cases --backend {fw.name} --conformance-mode compiled "
                                      "--conformance-select ci -n auto"] if fw.compiled else [])])]
@@ -39,11 +44,13 @@ def browser_env(found: dict) -> str:
     return "\n".join([
         "[testenv:browser]",
         "description = the HTML report in headless Chromium (the distribution's /usr/bin/chromium, driven by",
-        "    Playwright; never a downloaded browser) on a real run of the bundled cases on every framework,",
-        "    each under its own tox environment's interpreter (build those first)",
+        "    Playwright; never a downloaded browser) on the results of the bundled cases that the framework",
+        "    envs wrote into .tox/results/ in this tox run, else on a fresh run under each framework env's",
+        "    interpreter (build those first)",
         "extras = report",
         *_lines("deps", ["{[testenv]deps}", "playwright>=1.40"]),
         *_lines("setenv", ["{[testenv]setenv}", "CONFORMANCE_BROWSER_REQUIRED = 1", *pythons,
+                           "CONFORMANCE_BROWSER_RUNS = {toxworkdir}{/}results",
                            "CONFORMANCE_SCREENSHOTS = {toxinidir}{/}reports{/}screenshots"]),
         "# CONFORMANCE_BROWSER_RESULTS=results.json: test the report of that file instead of a fresh run",
         "pass_env = CONFORMANCE_BROWSER_RESULTS",
