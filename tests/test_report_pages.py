@@ -441,3 +441,36 @@ def test_pytest_report_writes_every_page_from_a_real_torch_run(tmp_path):
         {"0.weight": [2, 3], "0.bias": [2]}
     for page in ("index.html", "matrix.html", "mapping.html", f"cases/{case}.html"):
         assert (html / page).is_file(), page
+
+
+# --------------------------------------------------------------------------- snippets written once
+
+
+def test_a_worked_example_links_its_apis_snippet_and_a_failure_keeps_its_own():
+    """A known cell whose reproduction is the API's snippet but for the first comment links that
+    snippet instead of repeating it; a mismatch keeps its reproduction inline."""
+    doc = doc_v2()
+    code = "import paddle\nclip(x)  # the-shared-code\n"
+    doc["cases"]["case-a"]["snippets"]["paddle.nn.ClipGradByNorm"]["text"] = "# case-a[written for]\n" + code
+    doc["results"][1]["reproduce"] = "# %s\n# case file: x.yaml:1\n" % doc["results"][1]["id"] + code
+    page = render_pages(doc)["cases/case-a.html"]
+    assert page.count("the-shared-code") == 1
+    assert 'href="#s-paddle.nn.ClipGradByNorm"' in page and 'id="s-paddle.nn.ClipGradByNorm"' in page
+    doc["results"][1]["status"] = "mismatch"
+    page = render_pages(doc)["cases/case-a.html"]
+    assert page.count("the-shared-code") == 2  # a failure's own reproduction stays on the page
+    doc["results"][1].update(status="known", reproduce=doc["results"][1]["reproduce"] + "other()\n")
+    assert render_pages(doc)["cases/case-a.html"].count("the-shared-code") == 2  # different code: its own
+
+
+def test_a_split_case_shows_its_snippets_once(monkeypatch):
+    """A split case's backend pages link their snippets on the case page, not repeat them."""
+    from conformance.report import cases as case_pages
+
+    monkeypatch.setattr(case_pages, "CASE_SPLIT", 1)
+    pages = render_pages(doc_v2())
+    main = pages["cases/case-a.html"]
+    assert "# snippet-paddle" in main and "# snippet-torch" in main
+    part = next(v for k, v in pages.items() if k.startswith("cases/case-a/") and "paddle" in k)
+    assert "# snippet-paddle" not in part and "# snippet-torch" not in part
+    assert 'href="../case-a.html#s-paddle.nn.ClipGradByNorm"' in part

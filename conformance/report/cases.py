@@ -103,6 +103,20 @@ def split_pages(cells: list, slug: str) -> Dict[str, str]:
     return {c["backend"]: "%s/%s" % (slug, backend_page(c["backend"])) for c in cells}
 
 
+def snippet_anchor(api: str) -> str:
+    """The anchor of an API's reproduction snippet on its case page."""
+    return "s-" + re.sub(r"[^A-Za-z0-9._-]", "_", api)
+
+
+def _code(snippet: str) -> str:
+    """A snippet without its leading comment lines (the cell id it was written for, the case
+    file): what two snippets must share to reproduce the same thing."""
+    lines = snippet.splitlines()
+    while lines and lines[0].startswith("#"):
+        lines.pop(0)
+    return "\n".join(lines)
+
+
 def _spill(text: str, name: str, files: Dict[str, str], folder: str, here: str = "") -> Dict[str, str]:
     """``{"text": ..., "file": ...}``: ``text`` itself, or its head and the file it went to
     (``files``: path under ``cases/`` -> text; ``file``: its link from a page in ``here``, a
@@ -129,22 +143,27 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
     files = {} if files is None else files
     info = as_mapping(info)
     here = slug if part else ""
-    snippets = []
+    home = "../%s.html" % slug if part else ""  # the page that shows the case's snippets
+    recorded = []
     for api, snip in as_mapping(info.get("snippets")).items():
         snip = as_mapping(snip)
-        if part and as_text(snip.get("backend")) != part:
-            continue
-        snippets.append({"api": as_text(api), "backend": as_text(snip.get("backend")), "cell": as_text(snip.get("cell")),
-                         "text": as_text(snip.get("text"))})
+        recorded.append({"api": as_text(api), "backend": as_text(snip.get("backend")), "cell": as_text(snip.get("cell")),
+                         "text": as_text(snip.get("text")), "anchor": snippet_anchor(as_text(api))})
+    by_api = {s["api"]: s for s in recorded}
+    # A split case's snippets are on its case page only; each backend's page links its own there
+    # (showing them on both made them twice the bytes).
+    elsewhere = [dict(s, href=home + "#" + s["anchor"]) for s in recorded if part and s["backend"] == part]
+    snippets = [] if part and recorded else recorded
     # Without case-level snippets (a runner that hands over none, as the derivation and training
     # runners did), each target API's first cell that carries its own reproduction stands in.
-    from_cells = not snippets
+    from_cells = not recorded
     if from_cells:
         seen = set()
         for c in group["cells"]:
             if c["reproduce"] and c["api"] not in seen:
                 seen.add(c["api"])
-                snippets.append({"api": c["api"], "backend": c["backend"], "cell": c["id"], "text": c["reproduce"]})
+                snippets.append({"api": c["api"], "backend": c["backend"], "cell": c["id"], "text": c["reproduce"],
+                                 "anchor": snippet_anchor(c["api"])})
     snippets.sort(key=lambda x: (x["backend"], x["api"]))
     for snip in snippets:
         snip.update(_spill(snip["text"], snip["api"], files, slug or "snippets", here))
@@ -158,7 +177,15 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
         c["worsts"] = any(p.get("share") for p in c["after"])
         tol = as_mapping(as_mapping(c.get("raw")).get("tolerance"))
         c["tolerance_short"] = "%s / %s" % (fmt_num(tol.get("rtol")), fmt_num(tol.get("atol"))) if tol else ""
-        c["repro"] = _spill(c["reproduce"], "cell-" + c["anchor"], files, slug or "snippets", here) if c["reproduce"] else None
+        same = by_api.get(c["api"])
+        if c["reproduce"] and c["status"] == "known" and same and _code(same["text"]) == _code(c["reproduce"]):
+            # a worked example whose reproduction is the API's snippet but for its first comment:
+            # a link, not the same code twice (failures keep theirs inline)
+            c["repro_same"] = {"href": home + "#" + same["anchor"], "api": same["api"], "cell": same["cell"]}
+            c["repro"] = None
+        else:
+            c["repro_same"] = None
+            c["repro"] = _spill(c["reproduce"], "cell-" + c["anchor"], files, slug or "snippets", here) if c["reproduce"] else None
         cells.append(_obj(c))
     layout = _layout(cells)
     path = as_text(info.get("path")) or next((as_text(c["raw"].get("path")) for c in group["cells"]
@@ -169,7 +196,8 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
             "kind": as_text(info.get("kind")), "source_api": group["source_api"],
             "outputs_heading": _OUTPUTS_HEADING.get(source_kind, "After clipping"),
             "has_info": bool(info), "snippets_from_cells": from_cells and bool(snippets),
-            "inputs": _inputs_view(info.get("inputs")), "snippets": snippets, "cells": cells,
+            "inputs": _inputs_view(info.get("inputs")), "snippets": snippets, "snippets_elsewhere": elsewhere,
+            "cells": cells,
             "counts": Counter(c.status for c in cells) if not parts else
             sum((p["counts"] for p in parts), Counter()),
             "part": part, "part_of": slug, "parts": list(parts), **layout}
