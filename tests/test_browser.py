@@ -2,8 +2,9 @@
 Playwright's Python package; never a downloaded browser build).
 
 The report is that of a real run of the bundled cases with torch, MindSpore and Paddle: in tox,
-the runs the framework envs made in the same tox run (.tox/results/<name>.json, named by
-$CONFORMANCE_BROWSER_RUNS), else a fresh one (each worker under the interpreter
+the runs the framework envs last wrote (.tox/results/<name>.json, named by
+$CONFORMANCE_BROWSER_RUNS; `make test` clears them first, so there they are this run's), else a
+fresh one (each worker under the interpreter
 `conformance.frameworks.default_python` finds: $CONFORMANCE_<NAME>_PYTHON or
 .tox/<name>/bin/python), or, to iterate quickly, an existing results file named by
 $CONFORMANCE_BROWSER_RESULTS. Screenshots go to $CONFORMANCE_SCREENSHOTS (default
@@ -75,9 +76,10 @@ def shots():
 
 
 def _framework_runs() -> dict | None:
-    """The results the framework tox envs wrote in this tox run (``.tox/results/<name>.json``,
-    named by $CONFORMANCE_BROWSER_RUNS), merged, when each of FRAMEWORKS wrote a whole run; else
-    None. ``make test`` deletes them before tox runs, so they are never an older run's."""
+    """The results the framework tox envs last wrote (``.tox/results/<name>.json``, named by
+    $CONFORMANCE_BROWSER_RUNS), merged, when each of FRAMEWORKS wrote one; else None. ``make
+    test`` deletes them before tox runs, so there they are that run's; ``tox -e browser`` alone
+    reads whatever an earlier tox run left (the paths are printed)."""
     where = os.environ.get("CONFORMANCE_BROWSER_RUNS")
     if not where:
         return None

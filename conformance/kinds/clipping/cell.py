@@ -120,8 +120,9 @@ def _scaled_l2(a: np.ndarray) -> float:
     return m * float(np.sqrt(np.sum((a / m) ** 2))) if m else 0.0
 
 
-def _factor_sides(runner, cell, inputs: Inputs, want, got: dict) -> tuple:
-    """(gradients before clipping, the oracle's gradients after) for judging each clipping factor.
+def _factor_sides(runner, cell, inputs: Inputs, want, want_grads: dict, got: dict) -> tuple:
+    """(gradients before clipping, the oracle's gradients after) for judging each clipping factor
+    (``want_grads``: the oracle's on the oracle's own gradients, name -> array).
 
     Injected gradients: both sides clipped the same numbers. A network: the framework clipped its
     own gradients, which differ from the oracle's by rounding (compared element-wise on their own);
@@ -131,15 +132,15 @@ def _factor_sides(runner, cell, inputs: Inputs, want, got: dict) -> tuple:
     scope still shows, the gradients' rounding does not."""
     own = got.get("raw_grads")
     if own is None or want.grads is None:
-        return inputs.grads, dict(zip(inputs.names, want.grads)) if want.grads is not None else dict(inputs.grads)
-    source = runner.registry.apis[cell.source_api]
+        return inputs.grads, want_grads
     names = inputs.names
     before = {n: own.get(n) for n in names}
     if any(before[n] is None and inputs.grads[n] is not None for n in names):
-        return inputs.grads, dict(zip(names, want.grads))  # no own gradient to re-clip: judge as given
+        return inputs.grads, want_grads  # no own gradient to re-clip: judge as given
+    source = runner.registry.apis[cell.source_api]
     again = oracle_call(source, cell.args, [before[n] for n in names], cell.dtype, want.variant)
     if again.raises or again.grads is None:
-        return inputs.grads, dict(zip(names, want.grads))
+        return inputs.grads, want_grads
     return before, dict(zip(names, again.grads))
 
 
@@ -200,7 +201,7 @@ class Clipping(Kind):
         c = compare.compare_outputs(got_grads, want_grads, rtol, atol,
                                     got.get("returned") if norms else None,
                                     want.total_norm if norms else None, norm_dtype=cell.dtype)
-        before, clipped = _factor_sides(runner, cell, inputs, want, got)
+        before, clipped = _factor_sides(runner, cell, inputs, want, want_grads, got)
         c.problems += compare.compare_factors(before, got_grads, clipped,
                                               {n: dtypes.get(n, cell.dtype) for n in inputs.names}, rtol)
         if inputs.raw is not None and got.get("raw_grads") is not None:
