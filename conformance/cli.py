@@ -215,10 +215,7 @@ def _execute(cells, runner, add, pool) -> bool:
                         TimeElapsedColumn(), console=console, disable=not show)
 
     def work(key, group, task):
-        for cell in group:
-            if stop.is_set():
-                return
-            rec = runner.run(cell)
+        for rec in runner.stream(group, stop):  # the worker runs one cell while this classifies the last
             if stop.is_set():
                 return  # the worker was killed under this cell: not a result
             with lock:

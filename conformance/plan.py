@@ -64,7 +64,13 @@ class Cell:
 
     def facts(self) -> dict:
         """What ``when:``/``unless:`` conditions of the registry may test: these, plus what the
-        cell's kind adds (``Kind.facts``)."""
+        cell's kind adds (``Kind.facts``). Worked out once per cell (a copy each call)."""
+        known = self.__dict__.get("_facts")
+        if known is None:
+            known = self.__dict__["_facts"] = self._facts()
+        return dict(known)
+
+    def _facts(self) -> dict:
         f = {"dtype": self.dtype, "device": self.device, "mode": self.mode, "backend": self.framework,
              "grads": "model" if self.case.model is not None else "injected", "form": self.form}
         # a tensor argument is its number here, and `args.NAME.dtype` its tensor's dtype

@@ -7,8 +7,12 @@ inputs, the oracle's answers) is cached, bounded, through ``Runner.cached``.
 
 from __future__ import annotations
 
+import collections
+import queue
+import threading
 import time
-from typing import Optional
+from dataclasses import dataclass
+from typing import Any, Optional
 
 from .classify import classify
 from .plan import Cell, cell_key
@@ -17,8 +21,26 @@ from .repeat import digest
 from .statuses import REPRODUCED
 from .worker import BackendError, WorkerError, WorkerPool
 
+#: calls ``Runner.stream`` queues behind the one the worker is running: the next job is on its
+#: way the moment the worker answers, while this process classifies the answer
+AHEAD = 1
+
 #: entries ``Runner.cached`` keeps before it starts again (a case's targets run one after another)
 CACHE_LIMIT = 256
+
+
+class _Stopped(Exception):
+    """The stream's calls ended (its ``stop`` was set) with cells still waiting."""
+
+
+@dataclass
+class _Begun:
+    """A prepared cell waiting for (or back from) its worker call."""
+
+    cell: Cell
+    rec: dict
+    prepared: Any
+    seconds: float  # the cell's own time so far (preparing, calling)
 
 
 class Runner:
@@ -76,6 +98,79 @@ class Runner:
     def run(self, cell: Cell) -> dict:
         """The steps every kind of cell shares: skip an unavailable device, prepare (the cell's
         kind), call the worker, classify, attach a reproduction snippet."""
+        begun = self._begin(cell)
+        if isinstance(begun, dict):
+            return begun
+        return self._finish(begun, self._call(begun))
+
+    def stream(self, cells, stop: Optional[threading.Event] = None):
+        """``run`` of each cell in turn, yielding its record, with the worker kept busy: while
+        it runs one cell, this thread classifies the one before and prepares the one after
+        (the oracle, the comparison and the record are numpy and Python in this process; the
+        worker's call is another process, so the two overlap on two cores). The calls go
+        through one helper thread, in order, one at a time, so the worker sees exactly the
+        jobs ``run`` would send, in the same order; a cell whose worker crashed or timed out is
+        an ``error`` as in ``run``, and the next call starts a fresh worker. ``stop`` set: the
+        stream ends after the record in hand (the caller kills the workers)."""
+        jobs: queue.Queue = queue.Queue()
+        done: queue.Queue = queue.Queue()
+
+        def caller() -> None:
+            while True:
+                begun = jobs.get()
+                if begun is None:
+                    return
+                if stop is not None and stop.is_set():
+                    return  # no new call (and no fresh worker) once the run is stopped
+                try:
+                    done.put(self._call(begun))
+                except BaseException as e:  # noqa: BLE001 - handed to the stream's thread, raised there
+                    done.put(e)
+
+        thread = threading.Thread(target=caller, name="conformance-calls", daemon=True)
+        thread.start()
+        pending: collections.deque = collections.deque()  # begun cells (or finished records), in order
+        in_flight = 0
+        try:
+            for cell in cells:
+                begun = self._begin(cell)
+                pending.append(begun)
+                if not isinstance(begun, dict):
+                    jobs.put(begun)
+                    in_flight += 1
+                # keep AHEAD calls queued behind the running one; yield what is finished
+                while pending and (isinstance(pending[0], dict) or in_flight > AHEAD):
+                    in_flight -= not isinstance(pending[0], dict)
+                    yield self._next(pending, done, thread)
+                    if stop is not None and stop.is_set():
+                        return
+            while pending:
+                yield self._next(pending, done, thread)
+                if stop is not None and stop.is_set():
+                    return
+        except _Stopped:
+            return
+        finally:
+            jobs.put(None)
+
+    def _next(self, pending: collections.deque, done: queue.Queue, caller: threading.Thread) -> dict:
+        begun = pending.popleft()
+        if isinstance(begun, dict):
+            return begun
+        while True:
+            try:
+                outcome = done.get(timeout=1.0)
+                break
+            except queue.Empty:
+                if not caller.is_alive() and done.empty():  # stopped: no answer is coming
+                    raise _Stopped() from None
+        if isinstance(outcome, BaseException) and not isinstance(outcome, (WorkerError, BackendError)):
+            raise outcome
+        return self._finish(begun, outcome)
+
+    def _begin(self, cell: Cell):
+        """Everything before the worker's call: the finished record of a cell that runs nothing
+        (skipped, or its preparation failed), else the ``_Begun`` the call and ``_finish`` take."""
         start = time.perf_counter()
         rec = self._record(cell)
         reason = self.device_reason(cell.backend, cell.device)
@@ -91,12 +186,28 @@ class Runner:
             rec.update(status="error", message=f"preparing inputs/oracle failed: {type(e).__name__}: {e}")
             return self._done(rec, start)
         self._case_info(cell, rec, prepared)
+        return _Begun(cell, rec, prepared, time.perf_counter() - start)
+
+    def _call(self, begun: "_Begun"):
+        """The worker's answer for the cell: its result, or the WorkerError/BackendError it raised."""
+        cell = begun.cell
+        start = time.perf_counter()
         try:
             lane = "" if cell.mode == "eager" else cell.mode  # (eager cells: the worker hello() starts)
             timeout = None if self.timeout is None else self.timeout + cell.kind.start_time
-            got = self.pool.get(cell.backend, cell.device, lane).call(prepared.job, timeout=timeout, label=cell.id)
+            return self.pool.get(cell.backend, cell.device, lane).call(begun.prepared.job, timeout=timeout,
+                                                                         label=cell.id)
         except (WorkerError, BackendError) as e:
-            rec.update(status="error", message=f"{type(e).__name__}: {e}")
+            return e
+        finally:
+            begun.seconds += time.perf_counter() - start
+
+    def _finish(self, begun: "_Begun", got) -> dict:
+        """Classify the worker's answer by the one rule and attach a reproduction snippet."""
+        cell, rec, prepared = begun.cell, begun.rec, begun.prepared
+        start = time.perf_counter() - begun.seconds  # the cell's own time: prepare, call, classify
+        if isinstance(got, (WorkerError, BackendError)):
+            rec.update(status="error", message=f"{type(got).__name__}: {got}")
             rec["reproduce"] = prepared.snippet()
             return self._done(rec, start)
         classify(cell, prepared.want, got, rec, prepared.hooks)

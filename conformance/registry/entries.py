@@ -147,14 +147,24 @@ class Condition(_Strict):
     fields: dict[str, Allowed]
 
     def holds(self, facts: dict) -> bool:
-        def one(k, vs) -> bool:
-            if isinstance(vs, Range):
-                return vs.contains(facts.get(k))
-            if isinstance(vs, Relation):
-                return vs.contains(facts.get(k), facts)
-            return any(_same(facts.get(k), v) for v in vs)
+        return holds(self.fields, facts)
 
-        return all(one(k, vs) for k, vs in self.fields.items())
+
+def holds(fields: dict, facts: dict) -> bool:
+    """Whether every named field of ``facts`` is in its list (or range, or relation): the test of
+    a ``when:``/``unless:`` mapping already validated as a ``Condition``'s fields."""
+    for k, vs in fields.items():
+        if isinstance(vs, Range):
+            if not vs.contains(facts.get(k)):
+                return False
+        elif isinstance(vs, Relation):
+            if not vs.contains(facts.get(k), facts):
+                return False
+        else:
+            got = facts.get(k)
+            if not any(_same(got, v) for v in vs):
+                return False
+    return True
 
 
 def _same(a, b) -> bool:
@@ -202,9 +212,11 @@ class Unsupported(_Strict):
 
 
 def applies(when: dict, unless: dict, facts: dict) -> bool:
-    if when and not Condition(fields=when).holds(facts):
+    """``when`` holds and ``unless`` does not (both validated on load: checked per cell, so no
+    model is built here)."""
+    if when and not holds(when, facts):
         return False
-    if unless and Condition(fields=unless).holds(facts):
+    if unless and holds(unless, facts):
         return False
     return True
 

@@ -1,0 +1,122 @@
+"""``Runner.stream``: the worker's next call overlaps this process's classification of the last
+one, and nothing else changes: the same calls in the same order, the same records in the same
+order, a failed call an ``error`` record for its cell only, a stop that ends the stream. No
+framework: a stub pool stands in for the workers, and the kind's steps are the stub's."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from conformance.runner import Runner, _Begun
+from conformance.worker import WorkerError
+
+
+class _Worker:
+    def __init__(self, log: list, fail: set, delay: float):
+        self.log, self.fail, self.delay = log, fail, delay
+
+    def call(self, job, timeout=None, label=""):
+        self.log.append(("call", job["n"], time.perf_counter()))
+        time.sleep(self.delay)
+        if job["n"] in self.fail:
+            raise WorkerError("crash", f"died on {job['n']}", label=label)
+        return {"n": job["n"], "twice": 2 * job["n"]}
+
+
+class _Pool:
+    def __init__(self, fail=(), delay=0.0):
+        self.log: list = []
+        self.worker = _Worker(self.log, set(fail), delay)
+
+    def get(self, backend, device, lane=""):
+        return self.worker
+
+
+class _Prepared:
+    def __init__(self, n):
+        self.job = {"n": n}
+
+    def snippet(self):
+        return f"repro {self.job['n']}"
+
+
+class _Cell:
+    def __init__(self, n, skip=False):
+        self.n, self.skip, self.id, self.mode = n, skip, f"cell-{n}", "eager"
+        self.backend, self.device = "stub", "cpu"
+
+    class kind:  # noqa: N801 - what Runner._call reads of a cell's kind
+        start_time = 0.0
+
+
+class _Runner(Runner):
+    """Runner with the kind's steps replaced: preparing gives the job ``{"n": n}``, finishing
+    records what came back (slowly, ``classify_s``, as the oracle and comparison take time)."""
+
+    def __init__(self, pool, classify_s=0.0):
+        super().__init__(registry=None, pool=pool, unavailable={})
+        self.classify_s = classify_s
+
+    def _begin(self, cell):
+        rec = {"id": cell.id, "status": None}
+        if cell.skip:
+            rec.update(status="skipped", message="not here")
+            return rec
+        return _Begun(cell, rec, _Prepared(cell.n), 0.0)
+
+    def _finish(self, begun, got):
+        self.pool.log.append(("finish start", begun.cell.n, time.perf_counter()))
+        time.sleep(self.classify_s)
+        rec = begun.rec
+        if isinstance(got, WorkerError):
+            rec.update(status="error", message=str(got), reproduce=begun.prepared.snippet())
+        else:
+            rec.update(status="match", got=got["twice"])
+        self.pool.log.append(("finish end", begun.cell.n, time.perf_counter()))
+        return rec
+
+
+def _cells():
+    return [_Cell(0), _Cell(1), _Cell(2, skip=True), _Cell(3), _Cell(4), _Cell(5)]
+
+
+def test_the_stream_gives_what_run_gives_in_the_same_order():
+    one = _Runner(_Pool(fail={3}))
+    by_run = [one.run(c) for c in _cells()]
+    two = _Runner(_Pool(fail={3}))
+    by_stream = list(two.stream(_cells()))
+    assert by_stream == by_run
+    assert [r["status"] for r in by_stream] == ["match", "match", "skipped", "error", "match", "match"]
+    assert "died on 3" in by_stream[3]["message"] and by_stream[3]["reproduce"] == "repro 3"
+    # the worker got the same calls in the same order, one at a time
+    assert [n for what, n, _ in two.pool.log if what == "call"] == [0, 1, 3, 4, 5]
+
+
+def test_the_next_call_runs_while_the_last_result_is_classified():
+    pool = _Pool(delay=0.05)
+    runner = _Runner(pool, classify_s=0.05)
+    start = time.perf_counter()
+    recs = list(runner.stream([_Cell(n) for n in range(8)]))
+    took = time.perf_counter() - start
+    assert [r["got"] for r in recs] == [2 * n for n in range(8)]
+    at = {(what, n): t for what, n, t in pool.log}
+    for n in range(7):  # call n+1 began before the classification of n ended
+        assert at[("call", n + 1)] < at[("finish end", n)]
+    # serial would be 8 x (0.05 + 0.05) = 0.8 s; overlapped about 9 x 0.05
+    assert took < 0.7, took
+
+
+def test_a_stop_ends_the_stream_and_no_call_starts_after_it():
+    pool = _Pool(delay=0.02)
+    runner = _Runner(pool)
+    stop = threading.Event()
+    got = []
+    for rec in runner.stream([_Cell(n) for n in range(50)], stop):
+        got.append(rec)
+        if len(got) == 3:
+            stop.set()
+    assert len(got) == 3
+    time.sleep(0.1)
+    calls = [n for what, n, _ in pool.log if what == "call"]
+    assert len(calls) <= 5  # the three recorded, at most the one running and the one queued
