@@ -153,7 +153,7 @@ def _run_locked(a, out: Path, limits, pythons: dict, unavailable: dict, selected
             if a.repeat > 1:
                 interrupted = _repeat(cells, runner, writer, pool, a.repeat)
             else:
-                interrupted = _execute(cells, runner, writer.add, pool)
+                interrupted = _execute(cells, runner, writer.add, pool, a.workers)
         finally:
             writer.set_backends(runner.backend_summary())
             doc = writer.close()
@@ -198,24 +198,67 @@ def _repeat(cells, runner, writer, pool, times: int) -> bool:
     return False
 
 
-def _execute(cells, runner, add, pool) -> bool:
+#: a (backend, device, mode) group gets a second worker, where the cores allow, when the estimated
+#: work (``shard.cost_of``) of its dear cells (compiled; a kind that states its cost: distributed)
+#: passes this many milliseconds. Cheap cells are not split: their cost is this process's oracle
+#: and comparison (about 1 ms a cell, one interpreter for all workers), and a second framework
+#: start only adds to it (measured: 8,000 benchmark cells, torch 10.4 s on one worker, 12.1 s on
+#: two; Paddle's bundled cells 191 s on one, 140 s on two, the same verdicts)
+SPLIT_MS = 60_000.0
+
+
+def _dear_ms(group: list) -> float:
+    return sum(shard.cost_of(c) for c in group if c.mode != "eager" or getattr(c.kind, "cell_ms", None))
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _lanes(groups: dict, workers=None) -> list:
+    """``[(group key, lane, cells)]``: each (backend, device, mode) group on ``workers`` workers
+    (lanes "", "2", ...), its whole cases balanced by ``shard.select``. By default 2 where the
+    cores outnumber the groups and the group's dear cells pass ``SPLIT_MS`` (Paddle's bundled
+    cells alone: its distributed cases are most of its time), else 1: one framework worker per
+    group."""
+    spare = _cores() // max(1, len(groups))
+    out = []
+    for key, group in groups.items():
+        n = workers or (2 if spare >= 2 and _dear_ms(group) > SPLIT_MS else 1)
+        n = min(n, len({(str(c.source.path), c.case.id) for c in group}))
+        if n <= 1:
+            out.append((key, "", group))
+            continue
+        for k in range(1, n + 1):
+            part = shard.select(group, k, n)
+            if part:
+                out.append((key, "" if k == 1 else str(k), part))
+    return out
+
+
+def _execute(cells, runner, add, pool, workers=None) -> bool:
     """One thread per (backend, device, mode) so frameworks and their modes run side by side;
     each drives its own worker, so a slow or hanging framework never holds up the others, and a
-    framework's compiled cells (the slowest: a compile per new call) do not wait for its eager ones. Ctrl-C (or SIGTERM) stops
+    framework's compiled cells (the slowest: a compile per new call) do not wait for its eager ones.
+    A group may get two threads and workers where the cores allow (``_lanes``). Ctrl-C (or SIGTERM) stops
     the run within about a second: the workers are killed, the cells they were on are dropped
     (not recorded as errors), everything finished is already in the journal. Returns whether
     the run was interrupted."""
     groups = defaultdict(list)
     for c in cells:
         groups[(c.backend, c.device, c.mode)].append(c)
+    lanes = _lanes(groups, workers)
     lock = threading.Lock()
     stop = threading.Event()
     show = console.is_terminal
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console, disable=not show)
 
-    def work(key, group, task):
-        for rec in runner.stream(group, stop):  # the worker runs one cell while this classifies the last
+    def work(key, lane, group, task):
+        for rec in runner.stream(group, stop, lane):  # the worker runs one cell while this classifies the last
             if stop.is_set():
                 return  # the worker was killed under this cell: not a result
             with lock:
@@ -225,12 +268,12 @@ def _execute(cells, runner, add, pool) -> bool:
                     console.print(f"{rec['status'].upper()} {rec['id']}: {rec['message'][:300]}", markup=False)
 
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if threading.current_thread() is threading.main_thread() else None
-    ex = ThreadPoolExecutor(max_workers=max(1, len(groups)))
+    ex = ThreadPoolExecutor(max_workers=max(1, len(lanes)))
     try:
         with progress:
             tasks = {k: progress.add_task("/".join(k if k[2] != "eager" else k[:2]), total=len(g))
                      for k, g in groups.items()}
-            futures = [ex.submit(work, k, g, tasks[k]) for k, g in groups.items()]
+            futures = [ex.submit(work, k, lane, g, tasks[k]) for k, lane, g in lanes]
             for f in futures:
                 f.result()
         return False
@@ -476,6 +519,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--shard", type=_shard, metavar="K/N",
                    help="run only shard K of N (whole cases, balanced by measured cell cost): one "
                         "machine's share; `conformance report` of the N results is the whole run's")
+    r.add_argument("--workers", type=_count, default=None, metavar="N",
+                   help="workers per backend, device and mode (each takes whole cases, balanced by "
+                        "measured cell cost); default: 2 where the cores outnumber those groups and a "
+                        f"group's compiled or distributed cells' estimated work passes {SPLIT_MS / 1000:g} s, else 1")
     r.add_argument("--repeat", type=_count, default=1, metavar="N",
                    help="run every cell N times (fresh workers, a new order each time); a cell whose "
                         "numbers change is `unstable`")

@@ -103,7 +103,7 @@ class Runner:
             return begun
         return self._finish(begun, self._call(begun))
 
-    def stream(self, cells, stop: Optional[threading.Event] = None):
+    def stream(self, cells, stop: Optional[threading.Event] = None, lane: str = ""):
         """``run`` of each cell in turn, yielding its record, with the worker kept busy: while
         it runs one cell, this thread classifies the one before and prepares the one after
         (the oracle, the comparison and the record are numpy and Python in this process; the
@@ -111,7 +111,9 @@ class Runner:
         through one helper thread, in order, one at a time, so the worker sees exactly the
         jobs ``run`` would send, in the same order; a cell whose worker crashed or timed out is
         an ``error`` as in ``run``, and the next call starts a fresh worker. ``stop`` set: the
-        stream ends after the record in hand (the caller kills the workers)."""
+        stream ends after the record in hand (the caller kills the workers). ``lane``: a name
+        for a worker of its own (two streams of one backend, device and mode run side by side
+        on two workers: ``conformance run`` splits a backend's cells where cores are free)."""
         jobs: queue.Queue = queue.Queue()
         done: queue.Queue = queue.Queue()
 
@@ -123,7 +125,7 @@ class Runner:
                 if stop is not None and stop.is_set():
                     return  # no new call (and no fresh worker) once the run is stopped
                 try:
-                    done.put(self._call(begun))
+                    done.put(self._call(begun, lane))
                 except BaseException as e:  # noqa: BLE001 - handed to the stream's thread, raised there
                     done.put(e)
 
@@ -188,12 +190,13 @@ class Runner:
         self._case_info(cell, rec, prepared)
         return _Begun(cell, rec, prepared, time.perf_counter() - start)
 
-    def _call(self, begun: "_Begun"):
+    def _call(self, begun: "_Begun", lane: str = ""):
         """The worker's answer for the cell: its result, or the WorkerError/BackendError it raised."""
         cell = begun.cell
         start = time.perf_counter()
         try:
-            lane = "" if cell.mode == "eager" else cell.mode  # (eager cells: the worker hello() starts)
+            # each mode its own worker (eager cells: the one hello() starts); `lane` another one
+            lane = ("" if cell.mode == "eager" else cell.mode) + (f"#{lane}" if lane else "")
             timeout = None if self.timeout is None else self.timeout + cell.kind.start_time
             return self.pool.get(cell.backend, cell.device, lane).call(begun.prepared.job, timeout=timeout,
                                                                          label=cell.id)

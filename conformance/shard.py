@@ -4,8 +4,9 @@ Cells go to shards a whole case at a time (the targets of one case share its inp
 answers, cached per runner), each case to the shard with the least estimated work so far, the
 dearest cases first (greedy longest-processing-time; deterministic: ties go by case and shard
 order, never by chance). A case's estimated work is the sum of its cells' costs: the measured
-milliseconds per cell of its framework in its mode (``Framework.cell_ms``), so a shard holding
-compiled torch cells (hundreds of ms each) gets fewer of them than of eager ones (a few ms).
+milliseconds per cell of its framework in its mode (``Framework.cell_ms``), or of its kind where
+the kind states one (``Kind.cell_ms``: distributed cells), so a shard holding compiled torch cells
+(hundreds of ms each) gets fewer of them than of eager ones (a few ms).
 Every cell lands in exactly one shard, so the shards' results merged (``conformance report
 a.json b.json``) are the whole run's. Standard library only.
 """
@@ -33,6 +34,13 @@ def cell_cost(framework: str, mode: str) -> float:
     return float((fw.cell_ms if fw is not None else {}).get(mode, DEFAULT_MS))
 
 
+def cost_of(cell) -> float:
+    """A cell's estimated milliseconds: its kind's where the kind states one (a distributed cell
+    runs on a rank group: hundreds of ms whatever the framework), else its framework's in its mode."""
+    kind_ms = getattr(cell.kind, "cell_ms", None)
+    return float(kind_ms) if kind_ms is not None else cell_cost(cell.framework, cell.mode)
+
+
 def assign(groups: dict, n: int) -> dict:
     """``{group: cost}`` -> ``{group: shard index 0..n-1}``, the dearest groups first, each to
     the least loaded shard."""
@@ -46,7 +54,7 @@ def assign(groups: dict, n: int) -> dict:
 
 
 def select(cells: list, k: int, n: int, key=lambda c: (str(c.source.path), c.case.id),
-           cost=lambda c: cell_cost(c.framework, c.mode)) -> list:
+           cost=cost_of) -> list:
     """The cells of shard ``k`` of ``n`` (1-based), in their planned order."""
     groups: dict = {}
     for c in cells:

@@ -629,7 +629,8 @@ class WorkerPool:
         """The worker for ``backend`` on ``device`` (created, not started, on first use).
         ``lane``: a separate worker of that backend and device (the runner gives each execution
         mode its own: the compiled cells of a framework run beside its eager ones, on another
-        core, and neither mode's state reaches the other's cells)."""
+        core, and neither mode's state reaches the other's cells; ``MODE#N``: one more worker of
+        that mode, for a backend's cells split across two)."""
         key = (backend, device, lane)
         with self._lock:
             worker = self._workers.get(key)
@@ -640,7 +641,7 @@ class WorkerPool:
                 worker = Worker(backend, self.modules[backend], device,
                                 python=self.pythons.get(backend) or sys.executable,
                                 startup_timeout=self.startup_timeout, env=self.env, paths=self.paths,
-                                recycle_after=self.recycle.get((backend, lane or "eager")))
+                                recycle_after=self.recycle.get((backend, lane.split("#")[0] or "eager")))
                 self._workers[key] = worker
                 if not self._atexit:
                     atexit.register(self.close)

@@ -27,10 +27,12 @@ pytestmark = pytest.mark.skipif(not frameworks.installed_here("torch"), reason="
 
 def test_every_bundled_torch_cell_matches_the_oracle(pool):
     reg = registry.load()
-    cells = torch_cells([CASES], reg)
+    # the distributed cases have their own test of every cell (tests/test_distributed.py), which
+    # pins their statuses one by one: not run a second time here
+    cells = [c for c in torch_cells([CASES], reg) if c.kind.name != "distributed"]
     assert len(cells) >= 100
     runner = Runner(reg, pool)
-    recs = [runner.run(c) for c in cells]
+    recs = list(runner.stream(cells))  # as `conformance run` runs them
     # torch-sourced cells must match, or be `known` by one of the differences declared on torch's
     # identity mappings (its own deviations from the documented formula: overflow in the input
     # dtype, half-precision coefficients, summation order; shown by cases/matrix and cases/sizes); a MindSpore/Paddle source

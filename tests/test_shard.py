@@ -44,11 +44,11 @@ def test_every_cell_in_exactly_one_shard_whole_cases_balanced(bundled_cells, n):
     for k, s in enumerate(shards):
         for c in s:
             assert owner.setdefault((str(c.source.path), c.case.id), k) == k  # whole cases
-    cost = lambda cells: sum(shard.cell_cost(c.framework, c.mode) for c in cells)  # noqa: E731
+    cost = lambda cells: sum(shard.cost_of(c) for c in cells)  # noqa: E731
     per_case: dict = {}
     for c in bundled_cells:
         key = (str(c.source.path), c.case.id)
-        per_case[key] = per_case.get(key, 0.0) + shard.cell_cost(c.framework, c.mode)
+        per_case[key] = per_case.get(key, 0.0) + shard.cost_of(c)
     biggest_case = max(per_case.values())
     loads = [cost(s) for s in shards]
     assert max(loads) - min(loads) <= biggest_case  # greedy LPT's bound
@@ -117,3 +117,33 @@ def test_the_plugin_deselects_the_other_shards(tmp_path):
     whole = collected()
     parts = [collected("--conformance-shard", f"{k}/2") for k in (1, 2)]
     assert len(whole) == 12 and parts[0] | parts[1] == whole and not parts[0] & parts[1] and all(parts)
+
+
+def test_a_backend_alone_on_two_cores_runs_on_two_workers_each_with_whole_cases(bundled_cells, monkeypatch):
+    from collections import defaultdict
+
+    from conformance import cli
+
+    groups = defaultdict(list)
+    for c in bundled_cells:
+        if c.device == "cpu" and c.mode == "eager":
+            groups[(c.backend, c.device, c.mode)].append(c)
+    paddle = {("paddle", "cpu", "eager"): groups[("paddle", "cpu", "eager")]}
+    monkeypatch.setattr(cli, "_cores", lambda: 2)
+    lanes = cli._lanes(paddle)
+    assert [lane for _, lane, _ in lanes] == ["", "2"]  # its distributed and sized cases: minutes of work
+    parts = [cells for _, _, cells in lanes]
+    assert sorted(c.id for p in parts for c in p) == sorted(c.id for c in paddle[("paddle", "cpu", "eager")])
+    cases = [{c.case.id for c in p} for p in parts]
+    assert not cases[0] & cases[1]  # whole cases: a case's inputs and oracle answers stay in one worker
+    costs = [sum(map(shard.cost_of, p)) for p in parts]
+    assert abs(costs[0] - costs[1]) < 0.2 * sum(costs)
+    # three backends on two cores: one worker each, as before; --workers says otherwise
+    assert [lane for _, lane, _ in cli._lanes(groups)] == ["", "", ""]
+    assert len(cli._lanes(groups, workers=2)) == 6
+    assert [lane for _, lane, _ in cli._lanes(paddle, workers=1)] == [""]
+    # thirteen thousand cheap cells stay on one worker: this process's share of a cell is most of it
+    cheap = {k: [c for c in g if c.kind.name != "distributed"] for k, g in paddle.items()}
+    assert [lane for _, lane, _ in cli._lanes(cheap)] == [""]
+    monkeypatch.setattr(cli, "_cores", lambda: 1)
+    assert len(cli._lanes(paddle)) == 1

@@ -55,6 +55,9 @@ class Kind(ABC):
     #: seconds a cell of this kind may spend, beyond the runner's timeout, starting what it runs
     #: on inside the worker (a distributed cell's rank group, whose start limit its job carries)
     start_time: float = 0.0
+    #: measured milliseconds per cell where this kind's cost dwarfs its framework's
+    #: (``Framework.cell_ms``); what ``--shard`` and a backend split across workers balance
+    cell_ms: Optional[float] = None
 
     def target_args(self, registry, mapping, args: dict, case) -> dict:
         """The source call's arguments in the target API's terms (default: the mapping's

@@ -34,6 +34,9 @@ class Distributed(Kind):
     #: 2-11 s on a quiet two-core machine; MindSpore's ranks took over 120 s beside a `make report`
     #: at load average 17. Paid once per group; the job carries it to conformance/frameworks/ranks.py
     start_time = 300.0
+    #: the mean of the bundled distributed cells on two cores (2026-12-04): torch 444 ms (sharded)
+    #: and 152 ms (models), Paddle 837 and 909 ms; a cell whose rank raises costs a new group
+    cell_ms = 500.0
 
     def facts(self, cell) -> dict:
         """The clipping kind's facts of the whole gradients, and ``distributed.strategy``,
