@@ -4,6 +4,7 @@ schema 2 (case-level facts, registry snapshot, clipping factors) and merging sev
 from __future__ import annotations
 
 import copy
+import html
 import json
 import re
 import subprocess
@@ -474,3 +475,29 @@ def test_a_split_case_shows_its_snippets_once(monkeypatch):
     part = next(v for k, v in pages.items() if k.startswith("cases/case-a/") and "paddle" in k)
     assert "# snippet-paddle" not in part and "# snippet-torch" not in part
     assert 'href="../case-a.html#s-paddle.nn.ClipGradByNorm"' in part
+
+
+def test_a_backends_snippets_show_their_shared_setup_once():
+    """Two paddle snippets that share their first lines: the case page shows those lines once, as
+    the paddle setup, and each snippet as a link to it and its own lines; a known cell whose
+    reproduction starts with them links it too; together they are the snippets' code again."""
+    doc = doc_v2()
+    setup = "import numpy as np\nimport paddle\n" + "".join(
+        f"g{i} = paddle.to_tensor(np.arange({i}, {i + 8}, dtype=np.float32))  # setup-line\n" for i in range(6))
+    doc["results"].append(_cell("case-a", "paddle.nn.ClipGradByGlobalNorm", "paddle", "match"))
+    snippets = doc["cases"]["case-a"]["snippets"]
+    snippets["paddle.nn.ClipGradByNorm"]["text"] = "# for one cell\n" + setup + "\nout = per_tensor(g0)  # own-a\n"
+    snippets["paddle.nn.ClipGradByGlobalNorm"] = {"backend": "paddle", "cell": doc["results"][-1]["id"],
+                                                  "text": "# for another\n" + setup + "\nout = global_(g0)  # own-b\n"}
+    doc["results"][1]["reproduce"] = "# the known cell\n" + setup + "\nout = per_tensor(g0, 2.0)  # own-c\n"
+    page = render_pages(doc)["cases/case-a.html"]
+    assert page.count("# setup-line") == 6  # once, not three times
+    assert 'id="setup-paddle"' in page and page.count('href="#setup-paddle"') == 3
+    for own in ("own-a", "own-b", "own-c"):
+        assert page.count(own) == 1
+    shown = re.findall(r'<pre class="reproduce">(.*?)</pre>', page, re.S)
+    setup_shown = html.unescape(next(t for t in shown if "setup-line" in t))
+    assert setup_shown == setup
+    rest = html.unescape(next(t for t in shown if "own-a" in t))
+    assert [line for line in (setup_shown + rest).splitlines() if line.strip() and not line.startswith("#")] == \
+        [line for line in snippets["paddle.nn.ClipGradByNorm"]["text"].splitlines() if line.strip() and not line.startswith("#")]

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any, Dict, Iterable, Mapping
 
 from .fmt import fmt_kv, as_list, as_mapping, as_text, fmt_int, fmt_num
+from .setups import between, shared_ending, shared_setup
 
 
 _SLUG_BAD = re.compile(r"[^a-z0-9._-]")
@@ -108,6 +109,35 @@ def snippet_anchor(api: str) -> str:
     return "s-" + re.sub(r"[^A-Za-z0-9._-]", "_", api)
 
 
+def _shared(snippets: list, home: str) -> Dict[str, Dict[str, Any]]:
+    """backend -> the ``setup`` and ``ending`` its snippets share (``setups``; None where they
+    share none): each ``lines``, ``text``, ``anchor`` and ``href`` (on the case page, from a
+    backend page in ``home``'s folder); ``n``: how many snippets."""
+    by_backend: Dict[str, list] = {}
+    for snip in snippets:
+        by_backend.setdefault(snip["backend"], []).append(snip["text"])
+    out = {}
+    for backend, texts in by_backend.items():
+        parts = {}
+        for part, lines in (("setup", shared_setup(texts)), ("ending", shared_ending(texts))):
+            anchor = "%s-%s" % (part, _SLUG_BAD.sub("_", backend.lower()))
+            parts[part] = {"lines": lines, "text": "\n".join(lines) + "\n", "anchor": anchor,
+                           "href": home + "#" + anchor} if lines else None
+        if parts["setup"] or parts["ending"]:
+            out[backend] = dict(parts, n=len(texts))
+    return out
+
+
+def _between(item: Dict[str, Any], text: str, shared) -> str:
+    """``text`` without the setup and ending of its backend it has (``setups.between``); sets
+    ``item["setup"]`` and ``item["ending"]`` to those it had (else None)."""
+    got = between(text, shared["setup"]["lines"] if shared and shared["setup"] else (),
+                  shared["ending"]["lines"] if shared and shared["ending"] else ()) if shared else None
+    item["setup"] = shared["setup"] if got and got[1] else None
+    item["ending"] = shared["ending"] if got and got[2] else None
+    return got[0] if got else text
+
+
 def _code(snippet: str) -> str:
     """A snippet without its leading comment lines (the cell id it was written for, the case
     file): what two snippets must share to reproduce the same thing."""
@@ -149,7 +179,7 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
         snip = as_mapping(snip)
         recorded.append({"api": as_text(api), "backend": as_text(snip.get("backend")), "cell": as_text(snip.get("cell")),
                          "text": as_text(snip.get("text")), "anchor": snippet_anchor(as_text(api))})
-    by_api = {s["api"]: s for s in recorded}
+    by_api = {s["api"]: dict(s) for s in recorded}  # as recorded (the page shows them after their setup)
     # A split case's snippets are on its case page only; each backend's page links its own there
     # (showing them on both made them twice the bytes).
     elsewhere = [dict(s, href=home + "#" + s["anchor"]) for s in recorded if part and s["backend"] == part]
@@ -165,8 +195,16 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
                 snippets.append({"api": c["api"], "backend": c["backend"], "cell": c["id"], "text": c["reproduce"],
                                  "anchor": snippet_anchor(c["api"])})
     snippets.sort(key=lambda x: (x["backend"], x["api"]))
+    # each backend's setup once (the case page shows it; a backend page links it there)
+    shared = _shared(recorded or snippets, home)
+    groups = []
     for snip in snippets:
-        snip.update(_spill(snip["text"], snip["api"], files, slug or "snippets", here))
+        text = _between(snip, snip["text"], shared.get(snip["backend"]))
+        snip.update(_spill(text, snip["api"], files, slug or "snippets", here))
+        if not groups or groups[-1]["backend"] != snip["backend"]:
+            groups.append(dict(shared.get(snip["backend"]) or {"setup": None, "ending": None, "n": 0},
+                               backend=snip["backend"], snippets=[]))
+        groups[-1]["snippets"].append(snip)
     cells = []
     for c in group["cells"]:
         c = dict(c)
@@ -182,10 +220,13 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
             # a worked example whose reproduction is the API's snippet but for its first comment:
             # a link, not the same code twice (failures keep theirs inline)
             c["repro_same"] = {"href": home + "#" + same["anchor"], "api": same["api"], "cell": same["cell"]}
+            c["setup"] = c["ending"] = None
             c["repro"] = None
         else:
             c["repro_same"] = None
-            c["repro"] = _spill(c["reproduce"], "cell-" + c["anchor"], files, slug or "snippets", here) if c["reproduce"] else None
+            c["setup"] = c["ending"] = None
+            text = _between(c, c["reproduce"], shared.get(c["backend"])) if c["reproduce"] else ""
+            c["repro"] = _spill(text, "cell-" + c["anchor"], files, slug or "snippets", here) if text else None
         cells.append(_obj(c))
     layout = _layout(cells)
     path = as_text(info.get("path")) or next((as_text(c["raw"].get("path")) for c in group["cells"]
@@ -196,7 +237,8 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
             "kind": as_text(info.get("kind")), "source_api": group["source_api"],
             "outputs_heading": _OUTPUTS_HEADING.get(source_kind, "After clipping"),
             "has_info": bool(info), "snippets_from_cells": from_cells and bool(snippets),
-            "inputs": _inputs_view(info.get("inputs")), "snippets": snippets, "snippets_elsewhere": elsewhere,
+            "inputs": _inputs_view(info.get("inputs")), "snippets": snippets, "snippet_groups": groups,
+            "snippets_elsewhere": elsewhere,
             "cells": cells,
             "counts": Counter(c.status for c in cells) if not parts else
             sum((p["counts"] for p in parts), Counter()),

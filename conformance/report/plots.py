@@ -53,7 +53,20 @@ def _svg(fig) -> str:
     # nor namespace declarations (the HTML parser puts <svg> in the SVG namespace and knows
     # xlink:href): without them the page holds no URL at all
     text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)  # RDF boilerplate
-    return re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", text)
+    text = re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", text)
+    # geometry to a hundredth of a point (matplotlib writes six decimals: a third of a pair page's
+    # bytes), and no indentation between elements
+    text = _GEOMETRY.sub(lambda m: m.group(1) + _NUMBER.sub(_short, " ".join(m.group(2).split())) + '"', text)
+    return re.sub(r">\s+<", "><", text)
+
+
+_GEOMETRY = re.compile(r'(\s(?:d|x|y|x1|x2|y1|y2|width|height|viewBox|transform|points)=")([^"]*)"')
+_NUMBER = re.compile(r"-?\d+\.\d+")
+
+
+def _short(m) -> str:
+    text = ("%.2f" % float(m.group(0))).rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
 
 
 def _number(value: Any) -> Optional[float]:
@@ -214,9 +227,12 @@ def pair_error_plot(rows: List[tuple]) -> Dict[str, str]:
                     bins[(math.floor(2 * math.log10(max(c["ratio"], REL_FLOOR))), c["status"])] += 1
             for status, colour in STATUS_COLOURS.items():
                 pts = [(10 ** ((b + 0.5) / 2), n) for (b, st), n in bins.items() if st == status]
-                if pts:
-                    ax.scatter([x for x, _ in pts], [y] * len(pts), s=[6 + 10 * math.sqrt(n) for _, n in pts],
-                               color=colour, alpha=0.5, linewidths=0)
+                # a dot's area grows with its count, in steps (1, 2-4, 5-16, ... cells): one size
+                # per scatter call, which the SVG writes as one marker used many times, where a
+                # size per dot wrote every dot's own path
+                for step in sorted({_size_step(n) for _, n in pts}):
+                    xs = [x for x, n in pts if _size_step(n) == step]
+                    ax.scatter(xs, [y] * len(xs), s=6 + 10 * 2 ** step, color=colour, alpha=0.5, linewidths=0)
                 mine = [c for c in singles if c["status"] == status]
                 if mine:
                     urls = ["%s#%d" % (c["href"], len(titles) + i) for i, c in enumerate(mine)]
@@ -241,6 +257,12 @@ def pair_error_plot(rows: List[tuple]) -> Dict[str, str]:
     left = sum(len(cells) for _, cells in rows) - sum(len(cells) for _, cells in drawn)
     note = "%d cells with no finite error (raised, unsupported or non-finite) are not drawn." % left if left else ""
     return {"svg": svg, "note": note}
+
+
+def _size_step(n: int) -> int:
+    """0 for one cell, 1 for 2-4, 2 for 5-16, ...: a dot of ``n`` cells is drawn as one of ``4**step``
+    (its area grows with the square root of the count, as before the steps)."""
+    return max(0, math.ceil(math.log(n, 4) - 1e-9)) if n > 1 else 0
 
 
 def _linked(svg: str, titles: Dict[str, str]) -> str:

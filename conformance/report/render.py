@@ -249,6 +249,9 @@ def build_context(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAU
     raw_results = doc.get("results")
     results: Iterable[Any] = raw_results if isinstance(raw_results, (list, tuple)) else []
     cells = [_cell_view(raw, i) for i, raw in enumerate(results)]
+    if len({c["host"] for c in cells}) <= 1:  # one machine (merged files of one host too): no "on HOST" per cell
+        for c in cells:
+            c["host"] = ""
     cells.sort(
         key=lambda c: (
             c["case"],
