@@ -501,3 +501,7 @@ def test_a_backends_snippets_show_their_shared_setup_once():
     rest = html.unescape(next(t for t in shown if "own-a" in t))
     assert [line for line in (setup_shown + rest).splitlines() if line.strip() and not line.startswith("#")] == \
         [line for line in snippets["paddle.nn.ClipGradByNorm"]["text"].splitlines() if line.strip() and not line.startswith("#")]
+    # a failure's reproduction stays whole: the cell a reader came for, pasted as it is
+    doc["results"][1]["status"] = "mismatch"
+    page = render_pages(doc)["cases/case-a.html"]
+    assert page.count("# setup-line") == 12 and page.count('href="#setup-paddle"') == 2

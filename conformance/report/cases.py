@@ -225,7 +225,10 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
         else:
             c["repro_same"] = None
             c["setup"] = c["ending"] = None
-            text = _between(c, c["reproduce"], shared.get(c["backend"])) if c["reproduce"] else ""
+            # a worked example's reproduction goes between its backend's setup and ending; a
+            # failure's stays whole, to paste as it is (the cell a reader is here for)
+            whole = c["status"] in _FULL or c["status"] not in ("match", "known")
+            text = (c["reproduce"] if whole else _between(c, c["reproduce"], shared.get(c["backend"]))) if c["reproduce"] else ""
             c["repro"] = _spill(text, "cell-" + c["anchor"], files, slug or "snippets", here) if text else None
         cells.append(_obj(c))
     layout = _layout(cells)
