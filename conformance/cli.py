@@ -208,7 +208,7 @@ SPLIT_MS = 60_000.0
 
 
 def _dear_ms(group: list) -> float:
-    return sum(shard.cost_of(c) for c in group if c.mode != "eager" or getattr(c.kind, "cell_ms", None))
+    return sum(shard.cost_of(c) for c in group if c.mode != "eager" or c.kind.cell_ms is not None)
 
 
 def _cores() -> int:

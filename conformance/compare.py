@@ -79,28 +79,20 @@ def compare_arrays(got, want, rtol: float, atol: float) -> Metrics:
         return m
     if w.size == 0:
         return m
-    if np.isfinite(g).all() and np.isfinite(w).all():  # the common case, in fewer passes
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            diff = np.abs(g - w)
-            aw = np.abs(w)
-            bad = diff > atol + rtol * aw
-            m.mismatched = int(np.count_nonzero(bad))
-            m.max_abs_err = float(diff.max())
-            rel = np.divide(diff, aw, out=np.zeros_like(diff), where=diff != 0)  # x/0 is inf
-            m.max_rel_err = float(rel.max())
-        if m.mismatched:
-            m.worst = _worst(g, w, bad, diff, rtol)
-        return m
-    both_nan = np.isnan(g) & np.isnan(w)
-    same_inf = np.isinf(g) & np.isinf(w) & (np.sign(g) == np.sign(w))
+    finite = bool(np.isfinite(g).all() and np.isfinite(w).all())  # the common case: no masks needed
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         diff = np.abs(g - w)
-        diff = np.where(both_nan | same_inf, 0.0, diff)
-        diff = np.where(np.isnan(diff), np.inf, diff)  # NaN on one side only
-        rel = np.where(diff == 0, 0.0, diff / np.abs(w))
-        rel = np.where(np.isnan(rel), np.inf, rel)
-        bad = diff > atol + rtol * np.where(np.isfinite(w), np.abs(w), 0.0)
-    m.mismatched = int(bad.sum())
+        aw = np.abs(w)
+        if not finite:
+            both_nan = np.isnan(g) & np.isnan(w)
+            same_inf = np.isinf(g) & np.isinf(w) & (np.sign(g) == np.sign(w))
+            diff = np.where(both_nan | same_inf, 0.0, diff)
+            diff = np.where(np.isnan(diff), np.inf, diff)  # NaN on one side only
+        rel = np.divide(diff, aw, out=np.zeros_like(diff), where=diff != 0)  # x/0 is inf
+        if not finite:
+            rel = np.where(np.isnan(rel), np.inf, rel)  # inf/inf
+        bad = diff > atol + rtol * (aw if finite else np.where(np.isfinite(w), aw, 0.0))
+    m.mismatched = int(np.count_nonzero(bad))
     m.max_abs_err = float(diff.max())
     m.max_rel_err = float(rel.max())
     if m.mismatched:

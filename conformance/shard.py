@@ -37,7 +37,7 @@ def cell_cost(framework: str, mode: str) -> float:
 def cost_of(cell) -> float:
     """A cell's estimated milliseconds: its kind's where the kind states one (a distributed cell
     runs on a rank group: hundreds of ms whatever the framework), else its framework's in its mode."""
-    kind_ms = getattr(cell.kind, "cell_ms", None)
+    kind_ms = cell.kind.cell_ms
     return float(kind_ms) if kind_ms is not None else cell_cost(cell.framework, cell.mode)
 
 

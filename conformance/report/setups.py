@@ -42,6 +42,16 @@ def _boundaries(lines: Sequence[str]) -> List[bool]:
     return out
 
 
+def _alike(codes: Sequence[Sequence[str]], line) -> int:
+    """How many lines ``line(code, i)`` (i = 0, 1, ...: from the start, or from the end) all
+    ``codes`` have alike, leaving each at least one line of its own."""
+    n = min(len(c) for c in codes) - 1
+    k = 0
+    while k < n and all(line(c, k) == line(codes[0], k) for c in codes[1:]):
+        k += 1
+    return k
+
+
 def _big(lines: Sequence[str]) -> bool:
     return len("\n".join(lines)) >= MIN_SHARED_BYTES
 
@@ -52,10 +62,7 @@ def shared_setup(texts: Sequence[str]) -> List[str]:
     codes = [split_header(t)[1] for t in texts]
     if len(codes) < 2:
         return []
-    n = min(len(c) for c in codes) - 1
-    k = 0
-    while k < n and all(c[k] == codes[0][k] for c in codes[1:]):
-        k += 1
+    k = _alike(codes, lambda c, i: c[i])
     ends = _boundaries(codes[0])
     k = max(j for j in range(k + 1) if ends[j])
     setup = codes[0][:k]
@@ -70,10 +77,7 @@ def shared_ending(texts: Sequence[str]) -> List[str]:
     codes = [split_header(t)[1] for t in texts]
     if len(codes) < 2:
         return []
-    n = min(len(c) for c in codes) - 1
-    k = 0
-    while k < n and all(c[-1 - k] == codes[0][-1 - k] for c in codes[1:]):
-        k += 1
+    k = _alike(codes, lambda c, i: c[-1 - i])
     code = codes[0]
     starts = _boundaries(code)
     j = min(i for i in range(len(code) - k, len(code) + 1) if starts[i])
