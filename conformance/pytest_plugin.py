@@ -162,6 +162,8 @@ class _State:
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "conformance: a case file's cell or error, collected by the conformance "
+                                       "plugin (`-m conformance` selects the cases alone)")
     config._conformance = _State(config)
     spec = config.getoption("conformance_shard")
     if spec:
@@ -243,6 +245,7 @@ class CaseErrorItem(pytest.Item):
 
     def __init__(self, *, error, **kw):
         super().__init__(**kw)
+        self.add_marker("conformance")
         self.error = error
 
     def runtest(self):
@@ -270,6 +273,7 @@ class CellFailure(Exception):
 class CellItem(pytest.Item):
     def __init__(self, *, cell, **kw):
         super().__init__(**kw)
+        self.add_marker("conformance")
         self.cell = cell
         self.extra_keyword_matches.update(cell.case.tags)  # `pytest -k seed` selects by tag
 

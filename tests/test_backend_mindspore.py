@@ -32,7 +32,7 @@ def _mindspore_python():
 
 
 PYTHON = _mindspore_python()
-pytestmark = pytest.mark.skipif(PYTHON is None, reason="no interpreter with mindspore (set CONFORMANCE_MINDSPORE_PYTHON)")
+pytestmark = [pytest.mark.framework, pytest.mark.skipif(PYTHON is None, reason="no interpreter with mindspore (set CONFORMANCE_MINDSPORE_PYTHON)")]
 
 
 @pytest.fixture(scope="module")

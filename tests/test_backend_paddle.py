@@ -38,7 +38,7 @@ def _paddle_python():
 
 
 PYTHON = _paddle_python()
-pytestmark = pytest.mark.skipif(PYTHON is None, reason="no interpreter with paddle (set CONFORMANCE_PADDLE_PYTHON)")
+pytestmark = [pytest.mark.framework, pytest.mark.skipif(PYTHON is None, reason="no interpreter with paddle (set CONFORMANCE_PADDLE_PYTHON)")]
 
 # seed 000: Linear(3,2) zero init, cross-entropy on [0.2, 0.5, 0.2] -> class 0
 W = np.array([[-0.1, -0.25, -0.1], [0.1, 0.25, 0.1]])

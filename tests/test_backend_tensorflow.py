@@ -19,8 +19,8 @@ from conformance.oracle import network
 from conformance.worker import Worker
 
 PYTHON = default_python("tensorflow")
-pytestmark = pytest.mark.skipif(PYTHON is None,
-                                reason="no interpreter with tensorflow (set CONFORMANCE_TENSORFLOW_PYTHON)")
+pytestmark = [pytest.mark.framework, pytest.mark.skipif(
+    PYTHON is None, reason="no interpreter with tensorflow (set CONFORMANCE_TENSORFLOW_PYTHON)")]
 
 # seed 000: Linear(3,2) zero init, cross-entropy on [0.2, 0.5, 0.2] -> class 0
 W = np.array([[-0.1, -0.25, -0.1], [0.1, 0.25, 0.1]])

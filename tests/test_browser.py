@@ -34,6 +34,7 @@ CHROMIUM = os.environ.get("CONFORMANCE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 FRAMEWORKS = ("torch", "mindspore", "paddle")
+pytestmark = pytest.mark.browser  # the browser env runs it (tests/framework_mark.py)
 HOSTILE_TITLE = "<script>alert(1)</script>"
 HOSTILE_ATTR = '"><img src=x onerror="window.__pwned=1">'
 

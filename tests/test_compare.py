@@ -33,6 +33,7 @@ def test_default_tolerances_are_assert_close_documented_values():
     }
 
 
+@pytest.mark.framework
 def test_default_tolerances_agree_with_torch_itself():
     torch = pytest.importorskip("torch")
     from torch.testing._comparison import default_tolerances

@@ -178,6 +178,7 @@ def _close_rank_groups():
     ranks.close_all()
 
 
+@pytest.mark.framework
 def test_the_bundled_distributed_cases_on_torch(pool):
     _torch_distributed()
     reg = registry.load()
@@ -214,6 +215,7 @@ def _job(case: str, *parts: str) -> dict:
     return _prepared(case, *parts)[1].job
 
 
+@pytest.mark.framework
 def test_a_rank_that_raises_ends_the_cell_in_seconds_and_the_group_is_replaced():
     distributed = _torch_distributed()
     job = _job("dist-empty-shard", "norm_type=inf")
@@ -230,6 +232,7 @@ def test_a_rank_that_raises_ends_the_cell_in_seconds_and_the_group_is_replaced()
     assert ok["ranks"][1]["grads"]["b"].shape == (0, 3) and ok["ranks"][1]["offsets"]["b"] == 1
 
 
+@pytest.mark.framework
 def test_a_killed_rank_is_a_runner_error_and_the_next_cell_runs():
     distributed = _torch_distributed()
     job = _job("dist-sharded-norm-types", "float32", "norm_type=2.0")
@@ -246,6 +249,7 @@ def test_a_killed_rank_is_a_runner_error_and_the_next_cell_runs():
     assert distributed.run(job)["raised"] is None  # a fresh group
 
 
+@pytest.mark.framework
 def test_a_hung_rank_is_a_runner_error_after_the_cell_limit(monkeypatch):
     distributed = _torch_distributed()
     job = _job("dist-sharded-norm-types", "float32", "norm_type=2.0")
@@ -264,6 +268,7 @@ def test_a_hung_rank_is_a_runner_error_after_the_cell_limit(monkeypatch):
     assert distributed.run(job)["raised"] is None
 
 
+@pytest.mark.framework
 def test_the_snippet_runs_as_a_script_and_prints_every_rank(tmp_path):
     _torch_distributed()
     run_rank_snippet(_prepared("dist-sharded-split-dim-1", "norm_type=inf")[1], tmp_path)

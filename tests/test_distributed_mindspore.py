@@ -17,6 +17,8 @@ import pytest
 from conformance.frameworks import ranks
 from conftest import distributed_cell
 
+pytestmark = pytest.mark.framework  # runs in the framework envs (tests/conftest.py)
+
 pytest.importorskip("mindspore")
 from conformance.frameworks.mindspore import distributed  # noqa: E402  (after the skip: imports mindspore)
 

@@ -5,13 +5,12 @@ result as a worker would return it), so no framework is involved."""
 
 from __future__ import annotations
 
-import math
 import textwrap
 
 import numpy as np
 import pytest
 
-from conformance import plan, registry
+from conformance import plan
 from conformance.classify import classify
 from conformance.registry import Api, Difference, Mapping, OracleSpec, Param, Registry, Unsupported
 from conformance.runner import Runner

@@ -38,6 +38,7 @@ def test_snippet_writers_cover_exactly_the_registry_targets(name):
     assert set(snippets) <= set(kinds.names())
 
 
+@pytest.mark.framework
 @pytest.mark.parametrize("name", NAMES)
 def test_the_worker_implements_exactly_the_registry_targets(name):
     python = frameworks.default_python(name)

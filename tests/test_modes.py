@@ -98,6 +98,7 @@ def _clip(worker, args, grads, mode="compiled", api="torch.nn.utils.clip_grad_no
                         "mode": mode, "params": params}, timeout=300)
 
 
+@pytest.mark.framework
 def test_torch_compiled_clip_grad_norm_gives_the_oracle_numbers(torch_worker):
     grads = {"w": [[3.0, 4.0]], "b": [12.0]}
     got = _clip(torch_worker, {"max_norm": 1.0, "norm_type": 2.0, "error_if_nonfinite": False,
@@ -113,12 +114,14 @@ def test_torch_compiled_clip_grad_norm_gives_the_oracle_numbers(torch_worker):
     np.testing.assert_allclose(again["returned"], 1.3, rtol=1e-6)
 
 
+@pytest.mark.framework
 def test_torch_compiled_graph_break_raises_torchs_own_error(torch_worker):
     got = _clip(torch_worker, {"max_norm": 1.0, "norm_type": 2.0, "error_if_nonfinite": True, "foreach": None},
                 {"w": [[3.0, 4.0]]})
     assert got["raised"]["type"] == "Unsupported" and "Data-dependent branching" in got["raised"]["message"]
 
 
+@pytest.mark.framework
 def test_torch_compiled_calls_stay_compiled_past_dynamos_recompile_limit(torch_worker):
     """Twelve distinct shapes: past dynamo's limit of 8 it would fall back to eager (or raise);
     the worker resets it first, so every call compiles and agrees with the oracle."""

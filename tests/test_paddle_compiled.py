@@ -22,12 +22,11 @@ import numpy as np
 import pytest
 
 from conformance import frameworks, registry
-from conformance.frameworks import workers
 from conformance.kinds.clipping import oracle
 from conformance.plan import plan
 from conformance.runner import Runner
 from conformance.spec.load import load_paths
-from conformance.worker import Worker, WorkerPool
+from conformance.worker import WorkerPool
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +41,7 @@ def _load(name: str):
 _backend = _load("test_backend_paddle")  # its interpreter lookup
 _repro = _load("test_repro_snippets")  # its snippet runner and checks
 PYTHON = _backend.PYTHON
-pytestmark = pytest.mark.skipif(PYTHON is None, reason="no interpreter with paddle (set CONFORMANCE_PADDLE_PYTHON)")
+pytestmark = [pytest.mark.framework, pytest.mark.skipif(PYTHON is None, reason="no interpreter with paddle (set CONFORMANCE_PADDLE_PYTHON)")]
 
 W, B = _backend.W, _backend.B  # seed 000's gradients
 worker = _backend.worker  # the same module-scoped Paddle worker fixture

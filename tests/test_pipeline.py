@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "cases"
 REGISTRY = ROOT / "conformance" / "frameworks" / "torch" / "registry"
 
-pytestmark = pytest.mark.skipif(not frameworks.installed_here("torch"), reason="torch is not installed here")
+pytestmark = [pytest.mark.framework, pytest.mark.skipif(not frameworks.installed_here("torch"), reason="torch is not installed here")]
 
 
 def test_every_bundled_torch_cell_matches_the_oracle(pool):

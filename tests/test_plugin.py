@@ -96,6 +96,7 @@ def test_required_backends_fail_the_session_when_missing(tmp_path):
     assert r.returncode == 4 and "required backend toy is not available" in r.stderr, r.stdout + r.stderr
 
 
+@pytest.mark.framework
 @pytest.mark.skipif(not frameworks.installed_here("torch"), reason="torch is not installed here")
 def test_strict_fails_a_known_cell_with_its_declared_difference(tmp_path):
     """Paddle's ClipGradByGlobalNorm has no epsilon; torch's clip_grad_norm_ adds 1e-6: with a

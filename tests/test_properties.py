@@ -220,6 +220,7 @@ def _pairs():
     return out
 
 
+@pytest.mark.framework
 @pytest.mark.parametrize("backend, api", _pairs())
 def test_generated_cases(backend, api, property_backends, conformance_runner, save_found_dir):
     reason = property_backends.get(backend, f"{backend} not selected for property tests: pass --backend {backend}")

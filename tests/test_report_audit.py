@@ -581,6 +581,7 @@ def test_case_page_without_case_info_falls_back_to_its_cells(tmp_path):
     assert "No reproduction snippet in these results" not in snippets
 
 
+@pytest.mark.framework
 @pytest.mark.skipif(not __import__("conformance.frameworks", fromlist=["x"]).installed_here("torch"),
                     reason="torch is not installed here")
 def test_derivation_and_training_cells_hand_over_case_info(pool):

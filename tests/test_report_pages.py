@@ -17,7 +17,8 @@ import pytest
 from conformance import frameworks, registry, results
 from conformance.report import render
 from conformance.report import plots as plot_mod
-from conformance.report.render import case_slugs, render_pages, script_json
+from conformance.report.grid import script_json
+from conformance.report.render import case_slugs, render_pages
 from conformance.kinds.clipping.cell import Inputs
 from conformance.summaries import clip_factors, summarize_inputs
 
@@ -414,6 +415,7 @@ def test_writer_moves_case_info_into_cases_and_journal_keeps_it(tmp_path):
 # --------------------------------------------------------------------------- pytest --report
 
 
+@pytest.mark.framework
 def test_pytest_report_writes_every_page_from_a_real_torch_run(tmp_path):
     from conformance import frameworks
 

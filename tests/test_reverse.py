@@ -15,7 +15,7 @@ from conftest import torch_cells
 ROOT = Path(__file__).resolve().parents[1]
 REVERSE = ROOT / "cases" / "reverse"
 
-pytestmark = pytest.mark.skipif(not frameworks.installed_here("torch"), reason="torch is not installed here")
+pytestmark = [pytest.mark.framework, pytest.mark.skipif(not frameworks.installed_here("torch"), reason="torch is not installed here")]
 
 
 def _run(pool, path: Path, keyword=None) -> dict:

@@ -68,6 +68,7 @@ def test_unsupported_match_restricts_to_the_declared_error():
     assert not u.applies({"dtype": "float64"}, "ZeroDivisionError: float division by zero")
 
 
+@pytest.mark.framework
 @pytest.mark.skipif(not frameworks.installed_here("torch"), reason="torch is not installed here")
 def test_pytest_reports_a_case_id_used_in_two_files(tmp_path):
     d = tmp_path / "cases"

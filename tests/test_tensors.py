@@ -80,6 +80,7 @@ def _many_magnitudes(n: int, seed: int) -> np.ndarray:
     return sign * np.ldexp(mant, exp)
 
 
+@pytest.mark.framework
 def test_bfloat16_matches_torch_on_random_values():
     torch = pytest.importorskip("torch")
     x = _many_magnitudes(10_000, seed=1234)
@@ -97,6 +98,7 @@ def test_bfloat16_matches_torch_on_random_values():
     assert torch.equal(carrier[finite].to(torch.bfloat16).to(torch.float32), carrier[finite])
 
 
+@pytest.mark.framework
 def test_float16_matches_torch_on_random_values():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(99)

@@ -476,6 +476,7 @@ def test_pool_reuses_and_closes():
     assert not pool.workers
 
 
+@pytest.mark.framework
 @pytest.mark.skipif(not os.path.exists(os.environ.get("CONFORMANCE_TEST_PYTHON", "")),
                     reason="set CONFORMANCE_TEST_PYTHON to another interpreter with numpy "
                            "(tox's mindspore env points it at the torch env: numpy 1 <-> 2)")

@@ -41,7 +41,6 @@ from . import plots as plot_mod
 from .cases import case_page_context, case_slugs, cell_anchor, differences_index, split_pages
 from .fmt import MISSING, fmt_kv, as_list, as_mapping, as_text, fmt_int, fmt_num
 from . import grid as grid_mod
-from .grid import script_json  # noqa: F401  (re-exported: the escaping the pages use)
 from .. import results as results_doc
 from ..statuses import PROBLEMS as PROBLEM_STATUSES
 from ..statuses import STATUSES
