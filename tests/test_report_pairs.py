@@ -4,6 +4,8 @@ pair page with its fix."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from conformance.report import pairs
@@ -183,3 +185,16 @@ def test_the_pair_plot_draws_error_over_tolerance_and_links_each_differing_cell(
     assert 'target="_blank"' not in svg and "float16" not in svg  # a row with nothing to draw is left out
     assert out["note"] == "1 cells with no finite error (raised, unsupported or non-finite) are not drawn."
     assert plots.pair_error_plot(rows) == out  # deterministic
+
+
+def test_a_group_of_dots_of_one_colour_carries_its_style_once():
+    pytest.importorskip("matplotlib")
+    from conformance.report import plots
+
+    rows = [("common configuration", [{"ratio": r, "status": "match", "id": "a[%d]" % i, "href": "../cases/a.html#c%d" % i}
+                                      for i, r in enumerate((0.1, 0.2, 0.3, 0.5, 0.7))])]
+    svg = plots.pair_error_plot(rows)["svg"]
+    groups = re.findall(r'<g clip-path="[^"]*"( style="[^"]*")?>((?:(?!<g[ >]|</g>).)*)</g>', svg, re.S)
+    dots = [(style, body) for style, body in groups if "<use " in body]
+    assert dots and all(style and "fill:" in style for style, _ in dots)
+    assert not any(re.search(r"<use [^>]*style=", body) for _, body in dots)  # each dot inherits its group's fill

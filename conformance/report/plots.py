@@ -57,7 +57,21 @@ def _svg(fig) -> str:
     # geometry to a hundredth of a point (matplotlib writes six decimals: a third of a pair page's
     # bytes), and no indentation between elements
     text = _GEOMETRY.sub(lambda m: m.group(1) + _NUMBER.sub(_short, " ".join(m.group(2).split())) + '"', text)
-    return re.sub(r">\s+<", "><", text)
+    return _DOTS.sub(_lift_style, re.sub(r">\s+<", "><", text))
+
+
+#: a group of markers (no group inside): matplotlib writes each marker's fill on the marker
+_DOTS = re.compile(r'<g clip-path="([^"]*)">((?:(?!<g[ >]|</g>).)*)</g>', re.S)
+_USE_STYLE = re.compile(r'(<use [^>]*?) style="([^"]*)"')
+
+
+def _lift_style(m: "re.Match") -> str:
+    """The group with its markers' one style on it instead of on each (fill and fill-opacity
+    inherit; about 40 bytes a dot, a tenth of a pair page); a group whose markers differ stays."""
+    styles = {style for _, style in _USE_STYLE.findall(m.group(2))}
+    if len(styles) != 1 or m.group(2).count("<use ") != len(_USE_STYLE.findall(m.group(2))):
+        return m.group(0)
+    return '<g clip-path="%s" style="%s">%s</g>' % (m.group(1), styles.pop(), _USE_STYLE.sub(r"\1", m.group(2)))
 
 
 _GEOMETRY = re.compile(r'(\s(?:d|x|y|x1|x2|y1|y2|width|height|viewBox|transform|points)=")([^"]*)"')
