@@ -91,6 +91,8 @@ def compare_arrays(got, want, rtol: float, atol: float) -> Metrics:
         rel = np.divide(diff, aw, out=np.zeros_like(diff), where=diff != 0)  # x/0 is inf
         if not finite:
             rel = np.where(np.isnan(rel), np.inf, rel)  # inf/inf
+        # an infinite expected value gives no relative slack (rtol * inf would pass anything);
+        # unchanged rule, the finite case only skips the mask
         bad = diff > atol + rtol * (aw if finite else np.where(np.isfinite(w), aw, 0.0))
     m.mismatched = int(np.count_nonzero(bad))
     m.max_abs_err = float(diff.max())

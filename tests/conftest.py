@@ -138,7 +138,6 @@ def run_rank_snippet(prepared, tmp_path) -> None:
         assert math.isclose(float(line.split()[-1]), prepared.want.total_norm, rel_tol=1.3e-6)
 
 
-
 # ---- the `framework` mark: kept complete (tests/framework_mark.py) ------------------------------
 
 import framework_mark  # noqa: E402

@@ -17,7 +17,7 @@ import pytest
 from conformance.frameworks import ranks
 from conftest import distributed_cell
 
-pytestmark = pytest.mark.framework  # runs in the framework envs (tests/conftest.py)
+pytestmark = pytest.mark.framework  # runs in the framework envs (tests/framework_mark.py)
 
 pytest.importorskip("mindspore")
 from conformance.frameworks.mindspore import distributed  # noqa: E402  (after the skip: imports mindspore)
@@ -40,16 +40,17 @@ def _my_schedulers() -> set:
     command line): another run on the machine (a `make report` beside CI) has its own, which
     failed this test when every scheduler counted."""
     out = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
-    procs = [line.split(None, 2) + [""] for line in out.splitlines() if line.strip()]
+    procs = [(int(f[0]), int(f[1]), f[2] if len(f) > 2 else "")
+             for f in (line.split(None, 2) for line in out.splitlines() if line.strip())]
     children: dict = {}
-    for pid, ppid, args, *_ in procs:
-        children.setdefault(int(ppid), []).append(int(pid))
+    for pid, ppid, _ in procs:
+        children.setdefault(ppid, []).append(pid)
     mine, todo = set(), [os.getpid()]
     while todo:
         for child in children.get(todo.pop(), ()):
             mine.add(child)
             todo.append(child)
-    return {int(pid) for pid, _, args, *_ in procs if int(pid) in mine and distributed.SCHEDULER[:40] in args}
+    return {pid for pid, _, args in procs if pid in mine and distributed.SCHEDULER[:40] in args}
 
 
 def _alive(pid: int) -> bool:

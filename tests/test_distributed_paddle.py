@@ -15,7 +15,7 @@ import pytest
 from conformance.frameworks import ranks
 from conftest import distributed_cell, run_rank_snippet
 
-pytestmark = pytest.mark.framework  # runs in the framework envs (tests/conftest.py)
+pytestmark = pytest.mark.framework  # runs in the framework envs (tests/framework_mark.py)
 
 pytest.importorskip("paddle")
 from conformance.frameworks.paddle import distributed  # noqa: E402  (after the skip: imports paddle)

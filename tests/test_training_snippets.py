@@ -16,7 +16,7 @@ from conformance.plan import plan
 from conformance.runner import Runner
 from conformance.spec.load import load_paths
 
-pytestmark = pytest.mark.framework  # runs in the framework envs (tests/conftest.py)
+pytestmark = pytest.mark.framework  # runs in the framework envs (tests/framework_mark.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "cases" / "training"

@@ -32,7 +32,7 @@ def framework_env(fw) -> str:
              # its cells' results go to .tox/results/, where the browser env finds them (a
              # second run of every bundled case just for the report took 10 minutes of CI)
              # -m: the case cells and the tests that need a framework; the rest of tests/ runs
-             # once, in the unit env (tests/conftest.py keeps the `framework` mark complete)
+             # once, in the unit env (tests/framework_mark.py keeps the `framework` mark complete)
              *_lines("commands", [f"pytest tests cases --backend {fw.name} -m \"framework or conformance\" -n auto "
                                   f"--conformance-results {{toxworkdir}}{{/}}results{{/}}{fw.name}.json {{posargs}}",
                                   # the compiled half: CI's selection (conformance/selection.py)

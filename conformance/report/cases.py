@@ -227,7 +227,7 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
             c["setup"] = c["ending"] = None
             # a worked example's reproduction goes between its backend's setup and ending; a
             # failure's stays whole, to paste as it is (the cell a reader is here for)
-            whole = c["status"] in _FULL or c["status"] not in ("match", "known")
+            whole = c["status"] not in _AGREED
             text = (c["reproduce"] if whole else _between(c, c["reproduce"], shared.get(c["backend"]))) if c["reproduce"] else ""
             c["repro"] = _spill(text, "cell-" + c["anchor"], files, slug or "snippets", here) if text else None
         cells.append(_obj(c))
@@ -248,8 +248,9 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
             "part": part, "part_of": slug, "parts": list(parts), **layout}
 
 
-#: statuses whose cells are shown in full (every field, per-parameter tables, the reproduction)
-_FULL = ("mismatch", "error", "unstable")
+#: statuses whose cells are rows (but the first ``known`` cell of each difference); a compared
+#: cell of any other status (mismatch, error, unstable) is shown in full, with its reproduction whole
+_AGREED = ("match", "known")
 #: statuses folded into one entry per reason (the message): nothing was compared
 FOLDED = ("unsupported", "skipped")
 
@@ -314,7 +315,7 @@ def _layout(cells: list) -> Dict[str, Any]:
             continue
         if c.difference and c.difference not in differences:
             differences[c.difference] = c.diff
-        if c.status in _FULL or c.status not in ("match", "known"):
+        if c.status not in _AGREED:
             full.append(c)
         elif c.status == "known" and c.difference not in example:
             example.add(c.difference)

@@ -68,8 +68,9 @@ _USE_STYLE = re.compile(r'(<use [^>]*?) style="([^"]*)"')
 def _lift_style(m: "re.Match") -> str:
     """The group with its markers' one style on it instead of on each (fill and fill-opacity
     inherit; about 40 bytes a dot, a tenth of a pair page); a group whose markers differ stays."""
-    styles = {style for _, style in _USE_STYLE.findall(m.group(2))}
-    if len(styles) != 1 or m.group(2).count("<use ") != len(_USE_STYLE.findall(m.group(2))):
+    found = _USE_STYLE.findall(m.group(2))
+    styles = {style for _, style in found}
+    if len(styles) != 1 or m.group(2).count("<use ") != len(found):
         return m.group(0)
     return '<g clip-path="%s" style="%s">%s</g>' % (m.group(1), styles.pop(), _USE_STYLE.sub(r"\1", m.group(2)))
 
