@@ -28,6 +28,13 @@ Schema 4 (schemas 1 to 3 still load) writes each record without the case fields
 (``CASE_FIELDS``: title, tags, path, source API) its case's ``cases`` entry holds; :func:`load`
 fills them back in, so readers see whole records.
 
+Schema 5 (schemas 1 to 4 still load) writes each text that records repeat once: a ``message``
+that two or more records carry (a reason shared by thousands of unsupported or skipped cells)
+is ``{"$str": i}``, an index into the document's ``strings`` list; a ``reproduce`` that is its
+case's snippet of the same API but for its leading comment lines (the cell it names) is
+``{"$snippet": api, "head": those lines}``. :func:`load` puts both back (``_expand``), so
+readers see whole records; the journal keeps whole records.
+
 Files are strict JSON: a non-finite number (a NaN norm, an infinite relative error) is written
 as ``{"$float": "nan"}`` (``"inf"``, ``"-inf"``), which :func:`load` reads back as the float;
 files written before that (with bare ``NaN`` tokens) still load.
@@ -47,7 +54,7 @@ from typing import Iterable, Optional
 
 from . import __version__
 
-SCHEMA = 4
+SCHEMA = 5
 
 
 #: a cell record's fields that are its case's (``cases[case]`` holds them once): written only
@@ -61,8 +68,77 @@ def _lean(record: dict, cases: dict) -> dict:
     return {k: v for k, v in record.items() if not (k in CASE_FIELDS and k in info and info[k] == v)}
 
 
+#: a message shorter than this is written as it is (a reference would not be shorter)
+_INTERN_MIN = 16
+STR_KEY, SNIPPET_KEY = "$str", "$snippet"
+
+
+def _code_start(text: str) -> int:
+    """Where ``text`` starts after its leading comment lines (a snippet's first lines name the
+    cell it was written for; the code after them is what two snippets share)."""
+    at = 0
+    while text.startswith("#", at):
+        nl = text.find("\n", at)
+        if nl < 0:
+            return len(text)
+        at = nl + 1
+    return at
+
+
+def _strings(records: list) -> list:
+    """The messages that two or more records carry, in first-seen order (the ``strings`` table)."""
+    seen = {}
+    for r in records:
+        m = r.get("message")
+        if isinstance(m, str) and len(m) >= _INTERN_MIN:
+            seen[m] = seen.get(m, 0) + 1
+    return [m for m, n in seen.items() if n > 1]
+
+
+def _packed(record: dict, index: dict, cases: dict) -> dict:
+    """``record`` with its repeated message and its case snippet's code written as references
+    (the schema-5 forms ``_expand`` reads); each kept whole where the reference would not give it
+    back exactly."""
+    out = record
+    m = record.get("message")
+    if isinstance(m, str) and m in index:
+        out = dict(out, message={STR_KEY: index[m]})
+    text, api = record.get("reproduce"), record.get("api")
+    snip = ((cases.get(record.get("case")) or {}).get("snippets") or {}).get(api) if isinstance(api, str) else None
+    snip = snip.get("text") if isinstance(snip, dict) else None
+    if isinstance(text, str) and isinstance(snip, str) and text:
+        at = _code_start(text)
+        if at < len(text) and text[at:] == snip[_code_start(snip):]:
+            out = dict(out, reproduce={SNIPPET_KEY: api, "head": text[:at]})
+    return out
+
+
+def _expand(doc: dict) -> None:
+    """Put back what ``_packed`` wrote as references (schema 5). A reference that does not
+    resolve (a hand-edited file) reads as a text that says so, never as a crash."""
+    strings = doc.pop("strings", None) or []
+    cases = doc.get("cases") or {}
+    for r in doc.get("results") or []:
+        if not isinstance(r, dict):
+            continue
+        m = r.get("message")
+        if isinstance(m, dict) and STR_KEY in m:
+            i = m[STR_KEY]
+            ok = isinstance(i, int) and 0 <= i < len(strings) and isinstance(strings[i], str)
+            r["message"] = strings[i] if ok else "(results file: no string %r in its strings table)" % (i,)
+        rep = r.get("reproduce")
+        if isinstance(rep, dict) and SNIPPET_KEY in rep:
+            snip = ((cases.get(r.get("case")) or {}).get("snippets") or {}).get(rep[SNIPPET_KEY])
+            snip = snip.get("text") if isinstance(snip, dict) else None
+            head = rep.get("head") if isinstance(rep.get("head"), str) else ""
+            r["reproduce"] = (head + snip[_code_start(snip):] if isinstance(snip, str) else
+                              "# (results file: no snippet of %s in its case's entry)\n" % (rep[SNIPPET_KEY],))
+
+
 def _hydrate(doc: dict) -> dict:
-    """Fill each record's case fields back in from ``doc["cases"]`` (what :func:`_lean` left out)."""
+    """Fill each record's case fields back in from ``doc["cases"]`` (what :func:`_lean` left out)
+    and its references (``_expand``)."""
+    _expand(doc)
     cases = doc.get("cases") or {}
     for r in doc.get("results") or []:
         info = cases.get(r.get("case"))
@@ -281,13 +357,22 @@ def loads(text: str):
 
 def write_json(path, doc: dict) -> None:
     """Compact JSON, one cell record per line (greppable, diffable; a third smaller than an
-    indented document), each without the case fields its case's entry holds (``_lean``)."""
+    indented document), each without the case fields its case's entry holds (``_lean``) and
+    with its repeated texts as references (``_packed``, schema 5)."""
     tmp = Path(str(path) + ".tmp")
     compact = dict(separators=(",", ":"))
-    head = dumps({k: v for k, v in doc.items() if k != "results"}, **compact)
+    cases = doc.get("cases") or {}
+    strings = _strings(doc.get("results") or [])
+    index = {m: i for i, m in enumerate(strings)}
+    packed = [_packed(_lean(r, cases), index, cases) for r in doc.get("results") or []]
+    top = {k: v for k, v in doc.items() if k not in ("results", "strings")}
+    if strings or any(isinstance(r.get("reproduce"), dict) for r in packed):
+        top["schema"] = max(SCHEMA, int(top.get("schema") or 1))  # references: a schema-5 file
+        if strings:
+            top["strings"] = strings
+    head = dumps(top, **compact)
     if "results" in doc:
-        cases = doc.get("cases") or {}
-        records = ",\n".join(dumps(_lean(r, cases), **compact) for r in doc["results"])
+        records = ",\n".join(dumps(r, **compact) for r in packed)
         head = head[:-1] + ("," if len(head) > 2 else "") + '"results":[\n' + records + "\n]}"
     tmp.write_text(head + "\n", encoding="utf-8")
     os.replace(tmp, path)

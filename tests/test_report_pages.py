@@ -407,7 +407,7 @@ def test_writer_moves_case_info_into_cases_and_journal_keeps_it(tmp_path):
     journal = results.load(tmp_path / "results.jsonl")
     doc = w.close()
     for d in (doc, journal, results.load(tmp_path / "results.json")):
-        assert d["schema"] == 4 and d["registry"] == {"apis": {}, "mappings": []}
+        assert d["schema"] == results.SCHEMA == 5 and d["registry"] == {"apis": {}, "mappings": []}
         assert d["cases"] == {"c1": {"title": "T", "snippets": {"a": {"text": "x"}, "b": {"text": "y"}}}}
         assert all("case_info" not in r for r in d["results"]) and len(d["results"]) == 2
 
@@ -428,7 +428,7 @@ def test_pytest_report_writes_every_page_from_a_real_torch_run(tmp_path):
                         "--report", str(html)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     doc = results.load(html / "results.json")
-    assert doc["schema"] == 4 and doc["registry"]["mappings"]
+    assert doc["schema"] == results.SCHEMA and doc["registry"]["mappings"]
     case = "seed-000-linear-clip-grad-norm"
     info = doc["cases"][case]
     assert info["path"].endswith("seed-000-clip-grad-norm.yaml:2")

@@ -30,7 +30,7 @@ def test_journal_is_flushed_after_every_add(tmp_path):
         assert w.journal == journal
         head = results.load(journal)
         assert head["results"] == []
-        assert head["schema"] == results.SCHEMA == 4
+        assert head["schema"] == results.SCHEMA == 5
         assert head["suite_version"] == __version__
         assert head["machine"]["host"] == socket.gethostname()
         assert head["machine"]["python"] == platform.python_version()
@@ -125,6 +125,57 @@ def test_load_reads_results_json(tmp_path):
     doc = {"schema": 1, "results": [rec("a[x]")]}
     (tmp_path / "r.json").write_text(json.dumps(doc))
     assert results.load(tmp_path / "r.json") == doc
+
+
+# --------------------------------------------------------------------------- schema 5: repeated texts once
+
+
+_REASON = "paddle.nn.ClipGradByNorm does not support bfloat16 on this device (kernel not registered)"
+_SNIP = "# case a, cell a[torch.nn.utils.clip_grad_norm_-float32-cpu]\nimport torch\nprint(torch.ones(2))\n"
+
+
+def _doc_with_repeats():
+    doc = results.header()
+    doc["cases"] = {"a": {"snippets": {"torch.nn.utils.clip_grad_norm_": {"backend": "torch", "text": _SNIP}}}}
+    doc["results"] = [rec("a[%d]" % i, "unsupported", message=_REASON) for i in range(3)] + [
+        rec("a[x]", "known", message="short"),
+        rec("a[y]", "known", reproduce="# cell a[y]\n# second comment\nimport torch\nprint(torch.ones(2))\n"),
+        rec("a[z]", "known", reproduce="# cell a[z]\nimport torch\nprint(torch.zeros(2))\n"),  # other code: whole
+        rec("a[w]", "known", message=_REASON + " (once)")]
+    return doc
+
+
+def test_repeated_messages_and_snippet_reproductions_are_written_once_and_read_back_whole(tmp_path):
+    doc = _doc_with_repeats()
+    out = tmp_path / "results.json"
+    results.write_json(out, doc)
+    text = out.read_text()
+    raw = json.loads(text)
+    assert raw["schema"] == 5
+    assert raw["strings"] == [_REASON]  # the message three records carry; not the one-off, not the short one
+    assert text.count(_REASON) == 2  # the table, and the one-off message that extends it
+    assert [r["message"] for r in raw["results"][:3]] == [{"$str": 0}] * 3
+    assert raw["results"][4]["reproduce"] == {"$snippet": "torch.nn.utils.clip_grad_norm_",
+                                              "head": "# cell a[y]\n# second comment\n"}
+    assert isinstance(raw["results"][5]["reproduce"], str)
+    back = results.load(out)
+    assert back["results"] == doc["results"] and "strings" not in back
+    # a resumed or merged document rewritten keeps reading back whole
+    results.write_json(tmp_path / "again.json", back)
+    assert results.load(tmp_path / "again.json")["results"] == doc["results"]
+
+
+def test_a_reference_that_does_not_resolve_reads_as_a_text_that_says_so(tmp_path):
+    doc = {"schema": 5, "strings": ["x" * 20], "cases": {},
+           "results": [rec("a[1]", message={"$str": 7}), rec("a[2]", message={"$str": "0"}),
+                       rec("a[3]", reproduce={"$snippet": "nope", "head": "# a[3]\n"}),
+                       rec("a[4]", message={"$str": 0})]}
+    (tmp_path / "r.json").write_text(json.dumps(doc))
+    got = results.load(tmp_path / "r.json")["results"]
+    assert got[0]["message"] == "(results file: no string 7 in its strings table)"
+    assert got[1]["message"] == "(results file: no string '0' in its strings table)"
+    assert got[2]["reproduce"] == "# (results file: no snippet of nope in its case's entry)\n"
+    assert got[3]["message"] == "x" * 20
 
 
 # --------------------------------------------------------------------------- merge
