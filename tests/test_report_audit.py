@@ -96,7 +96,7 @@ def _fold(r: dict, entries: list, counted: dict, placed: dict) -> list:
         line = e["lines"].get((r["backend"], r["api"]))
         # the reason in full: the entry's <pre> when the message is long, else its summary
         if e["status"] == r["status"] and line and e["message"] in (message, message.strip() or "(no message)"):
-            if r["dtype"] not in line["dtypes"]:
+            if line["dtypes"] is not None and r["dtype"] not in line["dtypes"]:
                 return [f"{r['id']}: dtype {r['dtype']} not among {line['dtypes']}"]
             counted[id(line)] = counted.get(id(line), 0) + 1
             placed[r["id"]] = {"file": e["file"], "anchor": e["anchor"]}
@@ -111,7 +111,8 @@ def audit(doc: dict, out: Path) -> list:
     res = doc["results"]
     pages = {}
     for f in ([out / "index.html", out / "matrix.html", out / "mapping.html"] + sorted((out / "mapping").glob("*.html"))
-              + sorted((out / "matrix").glob("*.html")) + sorted((out / "cases").rglob("*.html"))):
+              + sorted((out / "matrix").glob("*.html")) + sorted((out / "cases").rglob("*.html"))
+              + sorted((out / "reasons").glob("*.html"))):
         text = f.read_text(encoding="utf-8")
         parsed = _Page()
         parsed.feed(text)
@@ -155,23 +156,31 @@ def audit(doc: dict, out: Path) -> list:
             for api, part in re.findall(r'<tr class="api"><th[^>]*><code>(.*?)</code>.*?</th></tr>(.*?)(?=<tr class="api"|$)',
                                         body, re.S):
                 api = _plain(api)
-                for anchor, tr in re.findall(r'<tr id="([^"]+)">(.*?)</tr>', part, re.S):
-                    tds = [_plain(td) for td in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
+                # a row without its end tags: a <td> ends at the next <td> or the row's end
+                for anchor, tr in re.findall(r'<tr id="([^"]+)">(.*?)(?=<tr[ >]|$)', part, re.S):
+                    tds = [_plain(td) for td in re.findall(r"<td[^>]*>(.*?)(?=<td[ >]|</td>|$)", tr.strip(), re.S)]
                     label = tds[0].split(" on ")[0]
                     full = (label if label.startswith(case) else case + label if label.startswith("[")
                             else "%s[%s-%s]" % (case, api, label))
                     rows[full] = dict(status=status, difference=_plain(diff), tds=tds, file=f.relative_to(out / "cases").as_posix(), anchor=anchor)
         entries = folded.setdefault(case, [])
-        for anchor, status, summary, body in re.findall(
-                r'<details class="folded" id="([^"]+)" data-status="([^"]*)"[^>]*><summary>(.*?)</summary>(.*?)</details>', html, re.S):
+        # one line per (status, reason): "<badge> N cells: <reason> [whole text] — backend: <api> n
+        # (dtypes; devices), ...; backend: ..." (the whole text of a long reason on a reasons page)
+        for anchor, status, line_ in re.findall(r'<div class="folded" id="([^"]+)" data-status="([^"]*)">(.*?)</div>', html, re.S):
+            reason = _plain(re.search(r'<span class="reason">(.*?)</span>', line_, re.S).group(1))
+            link = re.search(r'<span class="reason">.*?</span> <a href="([^"]+)">whole text</a>', line_, re.S)
+            pre = re.search(r"<pre>(.*?)</pre>", line_, re.S)
+            if link:
+                path, _, frag = htmlmod.unescape(link.group(1)).partition("#")
+                target = (f.parent / path).read_text(encoding="utf-8")
+                pre = re.search(r'<section class="reason" id="%s">.*?<pre>(.*?)</pre>' % re.escape(frag), target, re.S)
             lines = {}
-            for tr in re.findall(r"<tr><td>(.*?)</tr>", body, re.S):
-                tds = [_plain(td) for td in re.findall(r"<td[^>]*>(.*?)</td>", "<td>" + tr, re.S)]
-                lines[(tds[0], tds[1])] = {"n": int(tds[2]), "dtypes": tds[3].split(", ")}
-            pre = re.search(r"<pre>(.*?)</pre>", body, re.S)
-            badge_end = summary.index("</span>") + len("</span>")  # "<badge> N cells: <reason>"
-            reason = _plain(summary[badge_end:]).split(": ", 1)[1]
-            entries.append(dict(status=status, summary=_plain(summary), body=body, file=f.relative_to(out / "cases").as_posix(), anchor=anchor,
+            for chunk in line_.split('<span class="fb">')[1:]:
+                backend = _plain(chunk.split(":</span>", 1)[0])
+                for api, n, detail in re.findall(r"<code>(.*?)</code> (\d+)(?: \(([^)]*)\))?", chunk, re.S):
+                    dtypes = _plain(detail).split("; ")[0].split(", ") if detail else None
+                    lines[(backend, _plain(api))] = {"n": int(n), "dtypes": dtypes}
+            entries.append(dict(status=status, body=line_, file=f.relative_to(out / "cases").as_posix(), anchor=anchor,
                                 lines=lines, message=htmlmod.unescape(pre.group(1)) if pre else reason))
         for anchor, body in re.findall(r'<article class="cell[^"]*" id="([^"]+)">(.*?)</article>', html, re.S):
             dts = {_plain(a): _plain(b) for a, b in re.findall(r"<dt>(.*?)</dt><dd[^>]*>(.*?)</dd>", body, re.S)}
@@ -528,8 +537,8 @@ def test_sweep_points_that_differ_are_shown_apart(tmp_path):
     # matched cells are rows under their API, labelled by the rest of their ids, which spell
     # the sweep point exactly
     assert "<code>%s</code>" % GLOBAL in case
-    assert "<td>float32-cpu-total_norm=1.0000001</td>" in case
-    assert "<td>float32-cpu-total_norm=1.0</td>" in case
+    assert "<td>float32-cpu-total_norm=1.0000001<td>" in case
+    assert "<td>float32-cpu-total_norm=1.0<td>" in case
     assert audit(doc, tmp_path) == []
 
 

@@ -198,3 +198,22 @@ def test_a_group_of_dots_of_one_colour_carries_its_style_once():
     dots = [(style, body) for style, body in groups if "<use " in body]
     assert dots and all(style and "fill:" in style for style, _ in dots)
     assert not any(re.search(r"<use [^>]*style=", body) for _, body in dots)  # each dot inherits its group's fill
+
+
+def test_linked_dots_on_one_spot_are_one_dot_and_the_svg_carries_no_dead_weight():
+    """Cells of one status at one error (to a hundredth of a decade) are one linked dot whose
+    title counts the others; the linked dots of one colour share one group; no font fallback
+    list per text, no rotate(-0), no id that nothing refers to."""
+    pytest.importorskip("matplotlib")
+    from conformance.report import plots
+
+    same = [{"ratio": 40.0, "status": "known", "id": "a[%d]" % i, "href": "../cases/a.html#c%d" % i} for i in range(3)]
+    apart = [{"ratio": 400.0, "status": "known", "id": "a[far]", "href": "../cases/a.html#c9"}]
+    svg = plots.pair_error_plot([("float16", same + apart)])["svg"]
+    titles = re.findall(r"<title>(.*?)</title>", svg)
+    assert titles == ["a[0] and 2 more cells on this spot", "a[far]"]
+    assert re.search(r'<g clip-path="[^"]*" style="fill: #0a58ca; fill-opacity: 0.9">(<a xlink:href="[^"]*"><title>[^<]*</title><use [^>]*/></a>){2}</g>', svg)
+    assert "font-family" not in svg.replace('<svg style="font-family: sans-serif"', "", 1)
+    assert "rotate(-0 " not in svg
+    ids = re.findall(r' id="([^"]*)"', svg)
+    assert ids and all(("#" + i) in svg for i in ids)

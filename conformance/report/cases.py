@@ -8,7 +8,7 @@ import hashlib
 import re
 from collections import Counter
 from types import SimpleNamespace
-from typing import Any, Dict, Iterable, Mapping
+from typing import Any, Callable, Dict, Iterable, Mapping
 
 from .fmt import fmt_kv, as_list, as_mapping, as_text, fmt_int, fmt_num
 from .setups import between, shared_ending, shared_setup
@@ -162,14 +162,18 @@ def _spill(text: str, name: str, files: Dict[str, str], folder: str, here: str =
 
 def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, Dict[str, str]],
                       source_kind: str = "", files: Dict[str, str] = None, slug: str = "",
-                      part: str = "", parts: list = ()) -> Dict[str, Any]:
+                      part: str = "", parts: list = (), reasons: Mapping[str, str] = None,
+                      root: str = "") -> Dict[str, Any]:
     """``source_kind``: the kind of the case's source API in the registry snapshot
     (``clipping``, ``derivation``, ``training``; '' when unknown). ``files``: where snippets too
     long for the page go (path under ``cases/`` -> text), in the folder ``slug``.
 
     A split case (``split_pages``) has a page that shows no cells but ``parts`` (one row per
     backend: counts and link) and one page per backend (``part``: its name; ``group`` holds only
-    that backend's cells), which lives in the folder ``slug``."""
+    that backend's cells), which lives in the folder ``slug``.
+
+    ``reasons``: a long message -> its place on a reasons page (from the report's root, which
+    is ``root`` from this page); a folded entry of such a message links it there."""
     files = {} if files is None else files
     info = as_mapping(info)
     here = slug if part else ""
@@ -209,6 +213,11 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
     for c in group["cells"]:
         c = dict(c)
         c["diff"] = diffs.get(c["difference"]) if c["difference"] else None
+        text, dtext = c["message"]["text"], (c["diff"] or {}).get("text") or ""
+        # a message that is some words, then the declared difference's sentence (shown above
+        # the cells): those words only
+        c["message_head"] = (text[:-len(dtext)].rstrip().rstrip(":") if dtext and len(text) > len(dtext)
+                             and text.endswith(dtext) else "")
         c["after"] = [p for p in c["params"] if not p["raw"]]
         c["before"] = [p for p in c["params"] if p["raw"]]
         c["factors"] = any(p["factor"] for p in c["after"])
@@ -231,7 +240,8 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
             text = (c["reproduce"] if whole else _between(c, c["reproduce"], shared.get(c["backend"]))) if c["reproduce"] else ""
             c["repro"] = _spill(text, "cell-" + c["anchor"], files, slug or "snippets", here) if text else None
         cells.append(_obj(c))
-    layout = _layout(cells)
+    reasons = reasons or {}
+    layout = _layout(cells, lambda text: root + reasons[text] if text in reasons else "")
     path = as_text(info.get("path")) or next((as_text(c["raw"].get("path")) for c in group["cells"]
                                             if c.get("raw") and c["raw"].get("path")), "")
     return {"case": group["case"], "title": group["title"] or as_text(info.get("title")),
@@ -272,9 +282,11 @@ def _row_label(c) -> str:
     return c.id[len(c.case):] if c.id.startswith(c.case + "[") else c.id
 
 
-def _folded_entry(status: str, cls: str, message, cells: list) -> Dict[str, Any]:
-    """One (status, reason) entry: per (backend, API), the number of cells and the dtypes,
-    devices and parameter sets they span."""
+def _folded_entry(status: str, cls: str, message, cells: list, reason: str = "") -> Dict[str, Any]:
+    """One (status, reason) entry, one line: per backend, its APIs with their number of cells
+    and, for ``unsupported``, the dtypes, devices and parameter sets they span (a ``skipped``
+    reason is the device's absence: every dtype of the API, on that device). ``reason``: the
+    link to the message in full on a reasons page ('' for a message the line holds whole)."""
     per: Dict[tuple, Dict[str, Any]] = {}
     for c in cells:
         e = per.setdefault((c.backend, c.api), {"backend": c.backend, "api": c.api, "n": 0,
@@ -284,26 +296,28 @@ def _folded_entry(status: str, cls: str, message, cells: list) -> Dict[str, Any]
         e["devices"].add(c.device)
         if c.sweep:
             e["sweeps"].add(c.sweep)
-    apis = []
-    for e in per.values():
-        apis.append({"backend": e["backend"], "api": e["api"], "n": e["n"],
-                     "dtypes": ", ".join(sorted(d for d in e["dtypes"] if d)),
-                     "devices": ", ".join(sorted(d for d in e["devices"] if d)),
-                     "sweeps": len(e["sweeps"])})
-    apis.sort(key=lambda e: (e["backend"], e["api"]))
-    return {"status": status, "cls": cls, "message": message, "anchor": cells[0].anchor,
-            "n": len(cells), "apis": apis}
+    backends: Dict[str, list] = {}
+    for (backend, api), e in sorted(per.items()):
+        detail = ""
+        if status != "skipped":
+            detail = "; ".join(x for x in (", ".join(sorted(d for d in e["dtypes"] if d)),
+                                           ", ".join(sorted(d for d in e["devices"] if d)),
+                                           "%d parameter sets" % len(e["sweeps"]) if len(e["sweeps"]) > 1 else "") if x)
+        backends.setdefault(backend, []).append({"api": api, "n": e["n"], "detail": detail})
+    return {"status": status, "cls": cls, "message": message, "anchor": cells[0].anchor, "reason": reason,
+            "n": len(cells), "backends": [{"backend": b, "apis": a} for b, a in backends.items()]}
 
 
-def _layout(cells: list) -> Dict[str, Any]:
+def _layout(cells: list, reason_href: Callable[[str], str] = lambda text: "") -> Dict[str, Any]:
     """How a case page shows its cells, problems first and light (docs/report.md, "Case pages"):
     - ``full``: every mismatch, error or unstable cell, then the first ``known`` cell of each
       declared difference (its worked example), with every field;
     - ``rows``: every other compared cell (the rest of ``known``, then ``match``) as one table row
       (errors, tolerance, returned norm, clipping factor) under the heading of its status and
       difference (``row_groups``);
-    - ``folded``: ``unsupported`` and ``skipped`` cells, one entry per (status, reason), with
-      a line per (backend, API): how many cells, which dtypes and devices;
+    - ``folded``: ``unsupported`` and ``skipped`` cells, one line per (status, reason): per
+      backend and API, how many cells (and which dtypes and devices); a long reason's whole
+      text is on a reasons page (``reason_href``), the line keeps its first line;
     - ``differences``: each declared difference shown once, with its sentence.
     Every compared cell keeps its anchor (``c<i>``) wherever it is shown; a folded cell's anchor
     is its entry's (``cell_anchor``)."""
@@ -332,7 +346,8 @@ def _layout(cells: list) -> Dict[str, Any]:
         g["n"] += 1
         g["apis"].setdefault(c.api, []).append(SimpleNamespace(cell=c, label=_row_label(c)))
     row_groups = [dict(g, apis=[{"api": api, "rows": r} for api, r in g["apis"].items()]) for g in groups.values()]
-    entries = [_folded_entry(st, cs[0].cls, cs[0].message, cs) for (st, _), cs in folded.items()]
+    entries = [_folded_entry(st, cs[0].cls, cs[0].message, cs, reason_href(text) if cs[0].message.long else "")
+               for (st, text), cs in folded.items()]
     return {"full": full, "rows": rows, "row_groups": row_groups,
             "rows_have_norms": any(c.total_norm or c.factor for c in rows),
             "folded": sorted(entries, key=lambda f: (f["status"], -f["n"])),

@@ -57,7 +57,23 @@ def _svg(fig) -> str:
     # geometry to a hundredth of a point (matplotlib writes six decimals: a third of a pair page's
     # bytes), and no indentation between elements
     text = _GEOMETRY.sub(lambda m: m.group(1) + _NUMBER.sub(_short, " ".join(m.group(2).split())) + '"', text)
-    return _DOTS.sub(_lift_style, re.sub(r">\s+<", "><", text))
+    return _lean(_DOTS.sub(_lift_style, re.sub(r">\s+<", "><", text)))
+
+
+_FONT = re.compile(r"font-family: [^;\"]*(?:; |;)?")
+_NO_ROTATION = re.compile(r' transform="rotate\(-?0 [^"]*\)"')
+_ID = re.compile(r' id="([^"]*)"')
+
+
+def _lean(svg: str) -> str:
+    """What matplotlib writes that draws nothing here, left out (pair pages are mostly their
+    plot): the font fallback list on every text (said once, on the <svg>), the no-op
+    ``rotate(-0 ...)`` of every tick label, and the ids nothing refers to (``figure_1``,
+    ``patch_1``, ``text_12``...): about a tenth of a plot's bytes."""
+    svg = _NO_ROTATION.sub("", _FONT.sub("", svg)).replace(' style=""', "")
+    used = set(re.findall(r"#([^\")\s]+)", svg))
+    svg = _ID.sub(lambda m: m.group(0) if m.group(1) in used else "", svg)
+    return svg.replace("<svg ", '<svg style="font-family: sans-serif" ', 1)
 
 
 #: a group of markers (no group inside): matplotlib writes each marker's fill on the marker
@@ -217,7 +233,8 @@ def pair_error_plot(rows: List[tuple]) -> Dict[str, str]:
     conditions (``rows``: ``[(label, [cell, ...]), ...]``, a cell being ``{"ratio", "status",
     "id", "href"}``). Matching cells are counted in half-decade bins (dot area ~ count); each
     other cell is a dot of its own that names the cell (an SVG ``<title>``: the tooltip) and
-    links to it on its case page, up to ``MAX_LINKED``. Cells with no error to show (raised,
+    links to it on its case page, up to ``MAX_LINKED`` (cells of one status on one spot, to a
+    hundredth of a decade, are one dot: its title counts the others, which it hides anyway). Cells with no error to show (raised,
     unsupported) are counted in the note."""
     drawn = [(label, [c for c in cells if c["ratio"] is not None and math.isfinite(c["ratio"])])
              for label, cells in rows]
@@ -234,8 +251,13 @@ def pair_error_plot(rows: List[tuple]) -> Dict[str, str]:
         for y, (label, cells) in enumerate(drawn):
             bins: Dict[tuple, int] = defaultdict(int)
             singles = []
+            at: Dict[tuple, Dict[str, Any]] = {}  # cells drawn on one spot: one dot, one title
             for c in cells:
-                if c["status"] != "match" and c["status"] in STATUS_COLOURS and linked < MAX_LINKED and c["href"]:
+                spot = (c["status"], round(math.log10(max(c["ratio"], REL_FLOOR)), 2))
+                if spot in at:
+                    at[spot]["more"] += 1
+                elif c["status"] != "match" and c["status"] in STATUS_COLOURS and linked < MAX_LINKED and c["href"]:
+                    at[spot] = c = dict(c, more=0)
                     singles.append(c)
                     linked += 1
                 elif c["status"] in STATUS_COLOURS:
@@ -252,7 +274,8 @@ def pair_error_plot(rows: List[tuple]) -> Dict[str, str]:
                 if mine:
                     urls = ["%s#%d" % (c["href"], len(titles) + i) for i, c in enumerate(mine)]
                     for url, c in zip(urls, mine):
-                        titles[url] = c["id"]
+                        titles[url] = c["id"] + (" and %d more cell%s on this spot" % (c["more"], "s" if c["more"] > 1 else "")
+                                                 if c["more"] else "")
                     ax.scatter([max(c["ratio"], REL_FLOOR) for c in mine], [y + 0.15] * len(mine), s=16,
                                color=colour, alpha=0.9, linewidths=0, urls=urls)
         for status, colour in STATUS_COLOURS.items():
@@ -291,4 +314,19 @@ def _linked(svg: str, titles: Dict[str, str]) -> str:
         title = titles.get(url)
         href = url.rsplit("#", 1)[0] if title is not None else url
         return '<a xlink:href="%s">%s' % (escape(href), "<title>%s</title>" % escape(title) if title else "")
-    return re.sub(r'<a xlink:href="([^"]*)"(?: target="_blank")?>', one, svg)
+    return _LINKED_RUN.sub(_one_group, re.sub(r'<a xlink:href="([^"]*)"(?: target="_blank")?>', one, svg))
+
+
+#: a run of linked dots, each ``<a ..><title>..</title><g clip-path=C style=S><use ../></g></a>``
+_LINKED_DOT = r'<a xlink:href="[^"]*">(?:<title>[^<]*</title>)?<g clip-path="[^"]*" style="[^"]*"><use [^>]*/></g></a>'
+_LINKED_RUN = re.compile("(?:%s)+" % _LINKED_DOT)
+_LINKED_PARTS = re.compile(r'(<a xlink:href="[^"]*">(?:<title>[^<]*</title>)?)<g clip-path="([^"]*)" style="([^"]*)">(<use [^>]*/>)</g></a>')
+
+
+def _one_group(m: "re.Match") -> str:
+    """A run of linked dots of one clip and style as one group that carries them (each dot's
+    own group was about 80 bytes); a run whose dots differ stays as it is."""
+    dots = _LINKED_PARTS.findall(m.group(0))
+    if len({(clip, style) for _, clip, style, _ in dots}) != 1:
+        return m.group(0)
+    return '<g clip-path="%s" style="%s">%s</g>' % (dots[0][1], dots[0][2], "".join(a + use + "</a>" for a, _, _, use in dots))

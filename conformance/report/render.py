@@ -38,6 +38,7 @@ from . import mapping as mapping_page
 from . import modes as modes_mod
 from . import pairs as pairs_mod
 from . import plots as plot_mod
+from . import reasons as reasons_mod
 from .cases import case_page_context, case_slugs, cell_anchor, differences_index, split_pages
 from .fmt import MISSING, fmt_kv, as_list, as_mapping, as_text, fmt_int, fmt_num
 from . import grid as grid_mod
@@ -416,6 +417,16 @@ def render_pages(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAUL
         for c in g["cells"]:
             c["href"] = "cases/" + g["split"][c["backend"]] if g["split"] else g["href"]
 
+    # each long reason that cells ran nothing for, once for the whole report
+    reasons = reasons_mod.build(context["cells"], case_href)
+    _, hashes = _page_scripts()
+    template = env.get_template("reasons.html")
+    numbered = [(path, i + 1) for i, path in enumerate(reasons["pages"])]
+    for path, n in numbered:
+        others = [{"n": m, "href": "%d.html" % m, "here": m == n} for _, m in numbered]
+        pages[path] = template.render(**_common(context, "../", "reasons"), script_hashes=hashes,
+                                      reasons=reasons["pages"][path], n=n, total=len(numbered), others=others)
+
     # the API pairs: the index's front table and one page each
     diffs = differences_index(doc)
     registry = as_mapping(doc.get("registry"))
@@ -494,10 +505,12 @@ def render_pages(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAUL
                           "problems": sum(1 for c in cells if c["status"] in PROBLEM_STATUSES)})
             pages["cases/" + page] = template.render(
                 **_common(context, "../../", "case"), script_hashes=hashes,
-                c=case_page_context(dict(g, cells=cells), info, diffs, kind, files, slug, part=backend))
+                c=case_page_context(dict(g, cells=cells), info, diffs, kind, files, slug, part=backend,
+                                    reasons=reasons["href"], root="../../"))
         pages["cases/%s.html" % slug] = template.render(
             **_common(context, "../", "case"), script_hashes=hashes,
-            c=case_page_context(dict(g, cells=[]) if parts else g, info, diffs, kind, files, slug, parts=parts))
+            c=case_page_context(dict(g, cells=[]) if parts else g, info, diffs, kind, files, slug, parts=parts,
+                                reasons=reasons["href"], root="../"))
     pages.update(("cases/" + path, text) for path, text in files.items())
     return pages
 
@@ -533,7 +546,7 @@ def render(
     out = Path(out_dir)
     (out / "cases").mkdir(parents=True, exist_ok=True)
     pages = render_pages(doc, max_problems=max_problems, plots=plots)
-    for folder in ("cases", "pairs"):
+    for folder in ("cases", "pairs", "reasons"):
         for old in (out / folder).glob("*.html"):
             if "%s/%s" % (folder, old.name) not in pages and _written_by_a_report(old):
                 old.unlink()
