@@ -32,7 +32,9 @@ Schema 5 (schemas 1 to 4 still load) writes each text that records repeat once: 
 that two or more records carry (a reason shared by thousands of unsupported or skipped cells)
 is ``{"$str": i}``, an index into the document's ``strings`` list; a ``reproduce`` that is its
 case's snippet of the same API but for its leading comment lines (the cell it names) is
-``{"$snippet": api, "head": those lines}``. :func:`load` puts both back (``_expand``), so
+``{"$snippet": api, "head": those lines}``; a record whose ``id`` and ``key`` are what its
+fields spell (``plan.cell_id``, ``plan.cell_key``) has ``"$point": label`` (its sweep point's
+label) instead of the two. :func:`load` puts all of them back (``_expand``, ``_points``), so
 readers see whole records; the journal keeps whole records.
 
 Files are strict JSON: a non-finite number (a NaN norm, an infinite relative error) is written
@@ -70,7 +72,30 @@ def _lean(record: dict, cases: dict) -> dict:
 
 #: a message shorter than this is written as it is (a reference would not be shorter)
 _INTERN_MIN = 16
-STR_KEY, SNIPPET_KEY = "$str", "$snippet"
+STR_KEY, SNIPPET_KEY, POINT_KEY = "$str", "$snippet", "$point"
+
+
+def _spelled(r: dict, label: str) -> tuple:
+    """The ``id`` and ``key`` that ``plan.cell_id`` and ``plan.cell_key`` give a record of these
+    fields and sweep-point ``label`` (a labelled backend, ``paddle@3.0``, shows its label after
+    the API in the id and not in the key)."""
+    backend = str(r.get("backend") or "")
+    framework, _, version = backend.partition("@")
+    mode = r.get("mode") or "eager"
+    api, dtype, device = (str(r.get(k) or "") for k in ("api", "dtype", "device"))
+    cid = "%s[%s%s-%s-%s%s%s]" % (r.get("case"), api, "@" + version if version else "", dtype, device,
+                                  "" if mode == "eager" else "-" + mode, "-" + label if label else "")
+    key = "|".join([framework, str(r.get("case")), str(r.get("source_api")), api, device, mode, dtype, label])
+    return cid, key
+
+
+def _point(record: dict) -> Optional[str]:
+    """The label that gives back ``record``'s id and key exactly (``_spelled``), or None."""
+    key = record.get("key")
+    if not isinstance(key, str) or not isinstance(record.get("id"), str) or key.count("|") < 7:
+        return None
+    label = key.split("|", 7)[7]
+    return label if _spelled(record, label) == (record["id"], key) else None
 
 
 def _code_start(text: str) -> int:
@@ -95,11 +120,16 @@ def _strings(records: list) -> list:
     return [m for m, n in seen.items() if n > 1]
 
 
-def _packed(record: dict, index: dict, cases: dict) -> dict:
-    """``record`` with its repeated message and its case snippet's code written as references
-    (the schema-5 forms ``_expand`` reads); each kept whole where the reference would not give it
+def _packed(record: dict, index: dict, cases: dict, whole: dict) -> dict:
+    """``record`` (lean: ``_lean``; ``whole``: the record as it is) with its repeated message,
+    its case snippet's code and its id and key written as references (the schema-5 forms
+    ``_expand`` and ``_points`` read); each kept whole where the reference would not give it
     back exactly."""
     out = record
+    label = _point(whole)
+    if label is not None:
+        out = {k: v for k, v in out.items() if k not in ("id", "key")}
+        out[POINT_KEY] = label
     m = record.get("message")
     if isinstance(m, str) and m in index:
         out = dict(out, message={STR_KEY: index[m]})
@@ -137,7 +167,7 @@ def _expand(doc: dict) -> None:
 
 def _hydrate(doc: dict) -> dict:
     """Fill each record's case fields back in from ``doc["cases"]`` (what :func:`_lean` left out)
-    and its references (``_expand``)."""
+    and its references (``_expand``; then its id and key, which need the case fields)."""
     _expand(doc)
     cases = doc.get("cases") or {}
     for r in doc.get("results") or []:
@@ -146,6 +176,11 @@ def _hydrate(doc: dict) -> dict:
             for k in CASE_FIELDS:
                 if k not in r and k in info:
                     r[k] = list(info[k]) if isinstance(info[k], list) else info[k]
+        if isinstance(r, dict) and POINT_KEY in r:
+            label = r.pop(POINT_KEY)
+            cid, key = _spelled(r, label if isinstance(label, str) else str(label))
+            r.setdefault("id", cid)
+            r.setdefault("key", key)
     return doc
 
 
@@ -364,9 +399,9 @@ def write_json(path, doc: dict) -> None:
     cases = doc.get("cases") or {}
     strings = _strings(doc.get("results") or [])
     index = {m: i for i, m in enumerate(strings)}
-    packed = [_packed(_lean(r, cases), index, cases) for r in doc.get("results") or []]
+    packed = [_packed(_lean(r, cases), index, cases, r) for r in doc.get("results") or []]
     top = {k: v for k, v in doc.items() if k not in ("results", "strings")}
-    if strings or any(isinstance(r.get("reproduce"), dict) for r in packed):
+    if strings or any(isinstance(r.get("reproduce"), dict) or POINT_KEY in r for r in packed):
         top["schema"] = max(SCHEMA, int(top.get("schema") or 1))  # references: a schema-5 file
         if strings:
             top["strings"] = strings

@@ -165,6 +165,32 @@ def test_repeated_messages_and_snippet_reproductions_are_written_once_and_read_b
     assert results.load(tmp_path / "again.json")["results"] == doc["results"]
 
 
+def test_ids_and_keys_that_the_fields_spell_are_written_as_their_sweep_label(tmp_path):
+    """plan.cell_id and plan.cell_key spell a cell's id and key from its fields: a record whose
+    two are those is written with its sweep point's label only (a third of a results file was the
+    two); one that differs (a hand-made id) keeps both."""
+    from conformance.plan import cell_id
+
+    src = "torch.nn.utils.clip_grad_norm_"
+    api = "paddle.nn.ClipGradByNorm"
+    cells = [
+        dict(rec(cell_id("a", api, "float16", "cpu", "norm_type=inf", "compiled")), api=api, backend="paddle", dtype="float16",
+             mode="compiled", source_api=src, key="|".join(["paddle", "a", src, api, "cpu", "compiled", "float16", "norm_type=inf"])),
+        dict(rec(cell_id("a", api + "@3.0", "float32", "cpu")), api=api, backend="paddle@3.0", mode="eager", source_api=src,
+             key="|".join(["paddle", "a", src, api, "cpu", "eager", "float32", ""])),
+        dict(rec("a[hand-made]"), source_api=src, mode="eager", key="torch|a|x|y|cpu|eager|float32|"),
+    ]
+    assert cells[0]["id"] == "a[paddle.nn.ClipGradByNorm-float16-cpu-compiled-norm_type=inf]"
+    assert cells[1]["id"] == "a[paddle.nn.ClipGradByNorm@3.0-float32-cpu]"
+    doc = dict(results.header(), cases={}, results=cells)
+    out = tmp_path / "results.json"
+    results.write_json(out, doc)
+    raw = json.loads(out.read_text())["results"]
+    assert [r.get("$point") for r in raw] == ["norm_type=inf", "", None]
+    assert "id" not in raw[0] and "key" not in raw[0] and raw[2]["id"] == "a[hand-made]"
+    assert results.load(out)["results"] == cells
+
+
 def test_a_reference_that_does_not_resolve_reads_as_a_text_that_says_so(tmp_path):
     doc = {"schema": 5, "strings": ["x" * 20], "cases": {},
            "results": [rec("a[1]", message={"$str": 7}), rec("a[2]", message={"$str": "0"}),
