@@ -73,7 +73,8 @@ def _audit_row(r: dict, row: dict) -> list:
     for key in ("total_norm", "factor"):
         v = r.get(key)
         shown = isinstance(v, dict) and (key == "factor" or v.get("got") is not None or v.get("want") is not None)
-        want += [fmt_num(v.get("got"), 8), fmt_num(v.get("want"), 8)] if shown else ["", ""]
+        got_, want_ = (fmt_num(v.get("got"), 8), fmt_num(v.get("want"), 8)) if shown else ("", "")
+        want += [got_, "=" if shown and want_ == got_ else want_]  # "=": the oracle's reads the same
     if len(row["tds"]) == 5:  # a table of rows none of which has a norm or a factor
         want = want[:4] if want[4:] == ["", "", "", ""] else want
     if row["tds"][1:] != want:

@@ -509,3 +509,14 @@ def test_a_backends_snippets_show_their_shared_setup_once():
     doc["results"][1]["status"] = "mismatch"
     page = render_pages(doc)["cases/case-a.html"]
     assert page.count("# setup-line") == 12 and page.count('href="#setup-paddle"') == 0
+
+
+def test_a_rows_oracle_value_reads_equals_where_it_is_the_cells_own():
+    doc = doc_v2()
+    doc["results"].append(_cell("case-a", "paddle.nn.ClipGradByNorm", "paddle", "known", difference="paddle-clipgradbynorm-per-tensor",
+                                rel=0.5, factor={"got": 0.61, "want": 0.25}, total_norm={"got": 4.0, "want": 4.0}, sweep={"n": 2},
+                                id="case-a[paddle.nn.ClipGradByNorm-float32-cpu-n=2]"))
+    page = render_pages(doc)["cases/case-a.html"]
+    rows = dict(re.findall(r'<tr id="(c\d+)"><td>([^<]*(?:<td>[^<]*)*)', page))
+    assert rows["c2"] == "float32-cpu<td>1e-09<td>1e-08<td>0<td><td><td><td>0.25<td>="  # torch: no norm; the oracle's factor
+    assert rows["c1"] == "float32-cpu-n=2<td>0.05<td>0.5<td>3<td><td>4<td>=<td>0.61<td>0.25"  # the same norm, another factor
