@@ -463,7 +463,11 @@ def test_a_worked_example_links_its_apis_snippet_and_a_failure_keeps_its_own():
     page = render_pages(doc)["cases/case-a.html"]
     assert page.count("the-shared-code") == 2  # a failure's own reproduction stays on the page
     doc["results"][1].update(status="known", reproduce=doc["results"][1]["reproduce"] + "other()\n")
-    assert render_pages(doc)["cases/case-a.html"].count("the-shared-code") == 2  # different code: its own
+    page = render_pages(doc)["cases/case-a.html"]  # a line more: the snippet, and the line to add after its last
+    assert page.count("the-shared-code") == 2 and "  clip(x)  # the-shared-code\n+ other()\n</pre>" in page
+    doc["results"][1].update(reproduce=doc["results"][1]["reproduce"] + "".join("more(%d)\n" % i for i in range(6)))
+    page = render_pages(doc)["cases/case-a.html"]  # seven lines more: its own, whole
+    assert page.count("the-shared-code") == 2 and "edits" not in page and "more(5)" in page
 
 
 def test_a_split_case_shows_its_snippets_once(monkeypatch):
@@ -494,10 +498,12 @@ def test_a_backends_snippets_show_their_shared_setup_once():
     doc["results"][1]["reproduce"] = "# the known cell\n" + setup + "\nout = per_tensor(g0, 2.0)  # own-c\n"
     page = render_pages(doc)["cases/case-a.html"]
     assert page.count("# setup-line") == 6  # once, not three times
-    # the setup says once that each API's lines below follow it; the worked example links it
-    assert 'id="setup-paddle"' in page and page.count('href="#setup-paddle"') == 1
+    # the setup says once that each API's lines below follow it; the worked example, one line
+    # from own-a's snippet, links that snippet and shows the line
+    assert 'id="setup-paddle"' in page and 'href="#setup-paddle"' not in page
     assert "Paste it first, then the lines of one API below" in page
-    for own in ("own-a", "own-b", "own-c"):
+    assert "- out = per_tensor(g0)  # own-a\n+ out = per_tensor(g0, 2.0)  # own-c\n" in page
+    for own in ("own-b", "own-c"):
         assert page.count(own) == 1
     shown = re.findall(r'<pre class="reproduce">(.*?)</pre>', page, re.S)
     setup_shown = html.unescape(next(t for t in shown if "setup-line" in t))
@@ -509,6 +515,10 @@ def test_a_backends_snippets_show_their_shared_setup_once():
     doc["results"][1]["status"] = "mismatch"
     page = render_pages(doc)["cases/case-a.html"]
     assert page.count("# setup-line") == 12 and page.count('href="#setup-paddle"') == 0
+    # a worked example of many lines of its own: those lines, after a link to the setup
+    doc["results"][1].update(status="known", reproduce="# the known cell\n" + setup + "".join("own_%d()\n" % i for i in range(8)))
+    page = render_pages(doc)["cases/case-a.html"]
+    assert page.count("# setup-line") == 6 and page.count('href="#setup-paddle"') == 1 and "own_7()" in page
 
 
 def test_a_rows_oracle_value_reads_equals_where_it_is_the_cells_own():
@@ -520,3 +530,25 @@ def test_a_rows_oracle_value_reads_equals_where_it_is_the_cells_own():
     rows = dict(re.findall(r'<tr id="(c\d+)"><td>([^<]*(?:<td>[^<]*)*)', page))
     assert rows["c2"] == "float32-cpu<td>1e-09<td>1e-08<td>0<td><td><td><td>0.25<td>="  # torch: no norm; the oracle's factor
     assert rows["c1"] == "float32-cpu-n=2<td>0.05<td>0.5<td>3<td><td>4<td>=<td>0.61<td>0.25"  # the same norm, another factor
+
+
+def test_a_worked_example_a_few_lines_from_its_apis_snippet_shows_those_lines():
+    """A known cell in full whose reproduction is its API's snippet with a line or two changed
+    (another dtype) links the snippet and shows the lines to replace; applying them to the
+    snippet gives the reproduction's code again. More than a few changed lines: shown whole."""
+    doc = doc_v2()
+    body = "".join("line %d\n" % i for i in range(12))
+    snippet = "# cell of the snippet\nimport paddle\n" + body + "g = paddle.to_tensor(x, dtype='float32')\nprint(g)\n"
+    doc["cases"]["case-a"]["snippets"]["paddle.nn.ClipGradByNorm"]["text"] = snippet
+    repro = snippet.replace("# cell of the snippet", "# the known cell").replace("'float32'", "'bfloat16'")
+    doc["results"][1]["reproduce"] = repro
+    page = render_pages(doc)["cases/case-a.html"]
+    edits = html.unescape(re.search(r'<pre class="reproduce edits">(.*?)</pre>', page, re.S).group(1))
+    assert edits == "- g = paddle.to_tensor(x, dtype='float32')\n+ g = paddle.to_tensor(x, dtype='bfloat16')\n"
+    assert 'href="#s-paddle.nn.ClipGradByNorm">the snippet of' in page and "line 11" not in page.split("Reproduce it")[1].split("</pre>")[0]
+    old, new = [line[2:] for line in edits.splitlines()]
+    assert snippet.replace(old, new).split("\n", 1)[1] == repro.split("\n", 1)[1]
+    # seven changed lines: the reproduction whole
+    doc["results"][1]["reproduce"] = snippet.replace("line ", "LINE ")
+    page = render_pages(doc)["cases/case-a.html"]
+    assert 'class="reproduce edits"' not in page and "LINE 11" in page

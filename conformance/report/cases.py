@@ -4,6 +4,7 @@ gradients), the declared difference behind each ``known`` cell, and the reproduc
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 from collections import Counter
@@ -147,6 +148,23 @@ def _code(snippet: str) -> str:
     return "\n".join(lines)
 
 
+#: a worked example's reproduction is shown as its API's snippet with other lines when at most
+#: this many lines differ
+MAX_EDITED_LINES = 6
+
+
+def _edits(snippet: str, reproduce: str) -> list:
+    """The lines that turn ``snippet`` into ``reproduce`` (leading comment lines aside), as
+    ``[{"old": lines, "new": lines}, ...]`` in order; [] when they are the same or when more than
+    ``MAX_EDITED_LINES`` lines differ (the reproduction is then shown whole)."""
+    a, b = _code(snippet).splitlines(), _code(reproduce).splitlines()
+    ops = [op for op in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes() if op[0] != "equal"]
+    if not ops or sum(max(i2 - i1, j2 - j1) for _, i1, i2, j1, j2 in ops) > MAX_EDITED_LINES:
+        return []
+    return [{"old": a[i1:i2], "new": b[j1:j2], "after": a[i1 - 1] if i1 and not a[i1:i2] else ""}
+            for _, i1, i2, j1, j2 in ops]
+
+
 def _spill(text: str, name: str, files: Dict[str, str], folder: str, here: str = "") -> Dict[str, str]:
     """``{"text": ..., "file": ...}``: ``text`` itself, or its head and the file it went to
     (``files``: path under ``cases/`` -> text; ``file``: its link from a page in ``here``, a
@@ -228,7 +246,15 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
         if c["reproduce"] and c["status"] == "known" and same and _code(same["text"]) == _code(c["reproduce"]):
             # a worked example whose reproduction is the API's snippet but for its first comment:
             # a link, not the same code twice (failures keep theirs inline)
-            c["repro_same"] = {"href": home + "#" + same["anchor"], "api": same["api"], "cell": same["cell"]}
+            c["repro_same"] = {"href": home + "#" + same["anchor"], "api": same["api"], "cell": same["cell"], "edits": []}
+            c["setup"] = c["ending"] = None
+            c["repro"] = None
+        elif c["reproduce"] and c["status"] == "known" and same and _edits(same["text"], c["reproduce"]):
+            # a worked example whose reproduction is the API's snippet but for a few lines (another
+            # dtype, another argument): the link and those lines (its reproduction whole was 1.9 MB
+            # of a make report's case pages)
+            c["repro_same"] = {"href": home + "#" + same["anchor"], "api": same["api"], "cell": same["cell"],
+                               "edits": _edits(same["text"], c["reproduce"])}
             c["setup"] = c["ending"] = None
             c["repro"] = None
         else:
