@@ -157,9 +157,19 @@ def audit(doc: dict, out: Path) -> list:
             for api, part in re.findall(r'<tr class="api"><th[^>]*><code>(.*?)</code>.*?</th></tr>(.*?)(?=<tr class="api"|$)',
                                         body, re.S):
                 api = _plain(api)
-                # a row without its end tags: a <td> ends at the next <td> or the row's end
-                for anchor, tr in re.findall(r'<tr id="([^"]+)">(.*?)(?=<tr[ >]|$)', part, re.S):
+                # a row without its end tags: a <td> ends at the next <td> or the row's end; a
+                # run of rows under a heading of their dtype-device and tolerance names its point only
+                point, tol, left = None, None, 0  # the heading over the next ``left`` rows
+                for kind, attr, tr in re.findall(r'<tr (id|class)="([^"]+)">(.*?)(?=<tr[ >]|$)', part, re.S):
+                    if kind == "class":  # class="pt": "<th>float32-cpu <span>(tolerance T; n)</span></th>"
+                        point, tol, left = re.match(r"<th[^>]*>(.*?) <span class=\"muted\">\(tolerance (.*?); (\d+)\)</span></th></tr>",
+                                                    tr.strip(), re.S).groups()
+                        point, tol, left = _plain(point), _plain(tol), int(left)
+                        continue
+                    anchor = attr
                     tds = [_plain(td) for td in re.findall(r"<td[^>]*>(.*?)(?=<td[ >]|</td>|$)", tr.strip(), re.S)]
+                    if left:  # under its heading: the row's own tolerance cell is empty
+                        tds[0], tds[4], left = point + "-" + tds[0], tol if tds[4] == "" else "(in the row too)", left - 1
                     label = tds[0].split(" on ")[0]
                     full = (label if label.startswith(case) else case + label if label.startswith("[")
                             else "%s[%s-%s]" % (case, api, label))
@@ -190,8 +200,9 @@ def audit(doc: dict, out: Path) -> list:
                 rows_ = [[_plain(td) for td in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
                          for tr in re.findall(r"<tr>(.*?)</tr>", tb, re.S)]
                 tables["before" if "raw" in cls.split() else "after"] = [r for r in rows_ if r]
-            status = _plain(re.search(r"<h3>(.*?)</h3>", body, re.S).group(1)).split(" ")[0]
-            shown[dts.get("Cell")] = dict(dts=dts, tables=tables, status=status, file=f.relative_to(out / "cases").as_posix(), anchor=anchor)
+            h3 = re.search(r"<h3>(.*?)</h3>", body, re.S).group(1)  # "<badge> <code>cell id</code>"
+            status = _plain(h3).split(" ")[0]
+            shown[htmlmod.unescape(re.search(r"<code>(.*?)</code>", h3, re.S).group(1))] = dict(dts=dts, tables=tables, status=status, file=f.relative_to(out / "cases").as_posix(), anchor=anchor)
     counted: dict = {}
     placed: dict = {}  # a folded cell -> its entry (file, anchor)
     for r in res:

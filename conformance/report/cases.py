@@ -61,7 +61,8 @@ def differences_index(doc: Mapping) -> Dict[str, Dict[str, str]]:
             if d.get("id"):
                 out.setdefault(as_text(d.get("id")), {
                     "text": as_text(d.get("text")), "docs_contradict": as_text(d.get("docs_contradict")),
-                    "variant": fmt_kv(d.get("variant")), "mapping": "%s \u2192 %s" % (as_text(m.get("source")), as_text(m.get("target")))})
+                    "variant": fmt_kv(d.get("variant")), "target": as_text(m.get("target")),
+                    "mapping": "%s \u2192 %s" % (as_text(m.get("source")), as_text(m.get("target")))})
     return out
 
 
@@ -308,6 +309,33 @@ def _row_label(c) -> str:
     return c.id[len(c.case):] if c.id.startswith(c.case + "[") else c.id
 
 
+#: an API's rows of one dtype, device and tolerance get a heading that says those once when
+#: there are at least this many (a sweep's points; each row then names its point only)
+POINT_ROWS = 3
+
+
+def _points(rows: list) -> list:
+    """An API's rows in runs: ``{"head": "float32-cpu-compiled", "tolerance": ..., "rows": [...]}``
+    for the rows of one dtype, device (and mode) and tolerance when they are ``POINT_ROWS`` or more
+    (each row's ``label`` then its sweep point only, ``rest``), else ``{"head": "", "rows": [one
+    row]}``, in the order the rows came. Saves a row its dtype-device prefix and tolerance cell,
+    about 40 of its ~160 bytes."""
+    runs: Dict[tuple, list] = {}
+    for r in rows:
+        c = r.cell
+        head = "%s-%s" % (c.dtype, c.device.replace(" ", "-"))
+        rest = r.label[len(head) + 1:] if r.label.startswith(head + "-") else None
+        key = (head, c.tolerance_short) if rest else (None, id(r))
+        runs.setdefault(key, []).append(SimpleNamespace(cell=c, label=r.label, rest=rest))
+    out = []
+    for (head, tol), rs in runs.items():
+        if head is not None and len(rs) >= POINT_ROWS:
+            out.append({"head": head, "tolerance": tol, "rows": rs})
+        else:
+            out.extend({"head": "", "tolerance": "", "rows": [r]} for r in rs)
+    return out
+
+
 def _folded_entry(status: str, cls: str, message, cells: list, reason: str = "") -> Dict[str, Any]:
     """One (status, reason) entry, one line: per backend, its APIs with their number of cells
     and, for ``unsupported``, the dtypes, devices and parameter sets they span (a ``skipped``
@@ -371,7 +399,8 @@ def _layout(cells: list, reason_href: Callable[[str], str] = lambda text: "") ->
                                                          "n": 0, "apis": {}})
         g["n"] += 1
         g["apis"].setdefault(c.api, []).append(SimpleNamespace(cell=c, label=_row_label(c)))
-    row_groups = [dict(g, apis=[{"api": api, "rows": r} for api, r in g["apis"].items()]) for g in groups.values()]
+    row_groups = [dict(g, apis=[{"api": api, "rows": r, "points": _points(r)} for api, r in g["apis"].items()])
+                  for g in groups.values()]
     entries = [_folded_entry(st, cs[0].cls, cs[0].message, cs, reason_href(text) if cs[0].message.long else "")
                for (st, text), cs in folded.items()]
     return {"full": full, "rows": rows, "row_groups": row_groups,
