@@ -187,17 +187,17 @@ def test_the_pair_plot_draws_error_over_tolerance_and_links_each_differing_cell(
     assert plots.pair_error_plot(rows) == out  # deterministic
 
 
-def test_a_group_of_dots_of_one_colour_carries_its_style_once():
+def test_dots_of_one_colour_are_one_path_that_carries_its_style_once():
     pytest.importorskip("matplotlib")
     from conformance.report import plots
 
     rows = [("common configuration", [{"ratio": r, "status": "match", "id": "a[%d]" % i, "href": "../cases/a.html#c%d" % i}
                                       for i, r in enumerate((0.1, 0.2, 0.3, 0.5, 0.7))])]
     svg = plots.pair_error_plot(rows)["svg"]
-    groups = re.findall(r'<g clip-path="[^"]*"( style="[^"]*")?>((?:(?!<g[ >]|</g>).)*)</g>', svg, re.S)
-    dots = [(style, body) for style, body in groups if "<use " in body]
-    assert dots and all(style and "fill:" in style for style, _ in dots)
-    assert not any(re.search(r"<use [^>]*style=", body) for _, body in dots)  # each dot inherits its group's fill
+    # the five matching cells, counted in two half-decade bins: one path of two round dots, its colour said once
+    dots = re.findall(r'<path clip-path="[^"]*" d="((?:M[-\d.]+ [-\d.]+h0)+)" style="([^"]*)"/>', svg)
+    assert len(dots) == 1 and dots[0][0].count("h0") == 2 and "stroke: #1a7f37" in dots[0][1]
+    assert "<!--" not in svg and "<g/>" not in svg
 
 
 def test_linked_dots_on_one_spot_are_one_dot_and_the_svg_carries_no_dead_weight():
