@@ -62,6 +62,12 @@ def _max(values, finite_only=False):
     return max(keep) if keep else None
 
 
+def _where(r: dict) -> str:
+    """A cell's device as the report's columns and cards read it: a compiled cell's is
+    "cpu compiled" (render.where)."""
+    return r["device"] + (" " + r["mode"] if r.get("mode") not in (None, "", "eager") else "")
+
+
 def _audit_row(r: dict, row: dict) -> list:
     """A cell shown as a row: its group's status and difference, its numbers."""
     bad = []
@@ -142,6 +148,7 @@ def audit(doc: dict, out: Path) -> list:
     # full (an article: status, errors, returned norm, factor, difference, params), as a row under
     # its status and difference, or folded under its status and reason (nothing was compared)
     shown, rows, folded = {}, {}, {}
+    by_id = {r["id"]: r for r in res}
     for f in (out / "cases").rglob("*.html"):
         html = f.read_text(encoding="utf-8")
         case = htmlmod.unescape(re.search(r"<dt>Case id</dt><dd><code>(.*?)</code>", html, re.S).group(1))
@@ -167,6 +174,9 @@ def audit(doc: dict, out: Path) -> list:
                         point, tol, left = _plain(point), _plain(tol).replace("none", ""), int(left)
                         continue
                     anchor = attr
+                    # "= compiled": the compiled twin of this (eager) row, every number the same
+                    twins = re.findall(r' <span class="also" id="([^"]+)">= compiled</span>', tr)
+                    tr = re.sub(r' <span class="also" id="[^"]+">= compiled</span>', "", tr)
                     tds = [_plain(td) for td in re.findall(r"<td[^>]*>(.*?)(?=<td[ >]|</td>|$)", tr.strip(), re.S)]
                     if left:  # under its heading: the row's own tolerance cell is empty
                         tds[0], tds[4], left = point + "-" + tds[0], tol if tds[4] == "" else "(in the row too)", left - 1
@@ -174,6 +184,13 @@ def audit(doc: dict, out: Path) -> list:
                     full = (label if label.startswith(case) else case + label if label.startswith("[")
                             else "%s[%s-%s]" % (case, api, label))
                     rows[full] = dict(status=status, difference=_plain(diff), tds=tds, file=f.relative_to(out / "cases").as_posix(), anchor=anchor)
+                    for twin in twins:  # the compiled cell's id: "-compiled" after the eager one's device
+                        e = by_id.get(full)
+                        if e is None:
+                            bad.append(f"{full}: a compiled twin {twin} on a row of no cell")
+                            continue
+                        head_ = "%s[%s-%s-%s" % (case, e["api"], e["dtype"], e["device"])
+                        rows[head_ + "-compiled" + full[len(head_):]] = dict(rows[full], anchor=twin)
         entries = folded.setdefault(case, [])
         # one line per (status, reason): "<badge> N cells: <reason> [whole text] — backend: <api> n
         # (dtypes; devices), ...; backend: ..." (the whole text of a long reason on a reasons page)
@@ -263,7 +280,7 @@ def audit(doc: dict, out: Path) -> list:
     # 2b. the matrix's grids: per backend, the cells of each (case, API, dtype, device) counted by
     # status exactly as the document has them, and each grid cell's link lands where its case
     # page shows a cell of that case and API, the worst of them
-    want_counts = Counter((r["backend"], r["case"], r["api"], r["dtype"], r["device"], r["status"]) for r in res)
+    want_counts = Counter((r["backend"], r["case"], r["api"], r["dtype"], _where(r), r["status"]) for r in res)
     got_counts: Counter = Counter()
     severity = ("error", "mismatch", "unstable", "known", "match", "unsupported", "skipped")
     for grid in sorted((out / "matrix").glob("*.html")):
@@ -291,10 +308,10 @@ def audit(doc: dict, out: Path) -> list:
     # 3. overview cards: counts per status and the shares
     index = (out / "index.html").read_text(encoding="utf-8")
     cards = re.findall(r'<div class="card" data-backend="([^"]+)" data-device="([^"]*)">(.*?)</div>\s*</td>', index, re.S)
-    if len(cards) != len({(r["backend"], r["device"]) for r in res}):
-        bad.append(f"{len(cards)} cards for {len({(r['backend'], r['device']) for r in res})} backend/device pairs")
+    if len(cards) != len({(r["backend"], _where(r)) for r in res}):
+        bad.append(f"{len(cards)} cards for {len({(r['backend'], _where(r)) for r in res})} backend/device pairs")
     for backend, device, body in cards:
-        counts = Counter(r["status"] for r in res if r["backend"] == htmlmod.unescape(backend) and r["device"] == device)
+        counts = Counter(r["status"] for r in res if r["backend"] == htmlmod.unescape(backend) and _where(r) == device)
         got = {s: int(n) for s, n in re.findall(r'<span class="b s-\w+">(\w+) (\d+)</span>', body)}
         if got != dict(counts):
             bad.append(f"card {backend}/{device}: {got}, want {dict(counts)}")
@@ -428,6 +445,33 @@ def test_split_case_pages_agree_with_the_document(tmp_path, monkeypatch):
     want = Counter(r["backend"] for r in doc["results"] if r["case"] == case)
     assert {b: int(n) for _, b, n in counts} == dict(want)
     assert all(href.startswith(case + "/") for href, _, _ in counts)
+
+
+def test_compiled_cells_that_read_as_their_eager_twins_share_its_row(tmp_path):
+    """A compiled cell whose every number shown is its eager twin's is an anchor on the twin's
+    row ("= compiled"); one that differs is a row of its own. The audit checks both against the
+    document, and catches a twin whose numbers differ."""
+    doc = audit_doc()
+    twins = []
+    for i, r in enumerate([r for r in doc["results"] if r["status"] in ("match", "known")]):
+        head = "%s[%s-%s-%s" % (r["case"], r["api"], r["dtype"], r["device"])
+        t = dict(r, id=head + "-compiled" + r["id"][len(head):], mode="compiled")
+        if i % 2:
+            t["max_rel_err"] = (r.get("max_rel_err") or 0.0) * 2 + 1e-3
+        twins.append(t)
+    doc["results"] += twins
+    doc = _roundtrip(doc, tmp_path)
+    render(doc, tmp_path / "out")
+    pages = "".join(f.read_text(encoding="utf-8") for f in (tmp_path / "out" / "cases").rglob("*.html"))
+    shared = pages.count("= compiled</span>")
+    assert shared and len(re.findall(r'<tr id="c\d+"><td>[^<]*compiled', pages)) >= 1
+    assert audit(doc, tmp_path / "out") == []
+    # a twin's numbers changed after the fact: its row (the eager one's) no longer shows them
+    eager = {r["id"]: r for r in doc["results"] if r.get("mode") != "compiled"}
+    e = next(t for t in doc["results"] if t.get("mode") == "compiled" and t["status"] in ("match", "known")
+             and eager[t["id"].replace("-compiled", "", 1)].get("max_rel_err") == t.get("max_rel_err"))
+    e["max_rel_err"] = 0.123
+    assert any("compiled" in b and "row" in b for b in audit(doc, tmp_path / "out"))
 
 
 def test_evidence_links_a_few_cases_and_counts_the_rest(tmp_path, monkeypatch):
