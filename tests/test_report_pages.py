@@ -552,3 +552,12 @@ def test_a_worked_example_a_few_lines_from_its_apis_snippet_shows_those_lines():
     doc["results"][1]["reproduce"] = snippet.replace("line ", "LINE ")
     page = render_pages(doc)["cases/case-a.html"]
     assert 'class="reproduce edits"' not in page and "LINE 11" in page
+
+
+def test_a_snippet_leaves_its_case_file_line_to_the_page():
+    doc = doc_v2()
+    snippets = doc["cases"]["case-a"]["snippets"]
+    snippets[GLOBAL]["text"] = "# case-a[x]\n# case file: cases/x/case-a.yaml:1\nimport torch\n# snippet-torch\n"
+    page = render_pages(doc)["cases/case-a.html"]
+    assert "<dt>Case file</dt><dd><code>cases/x/case-a.yaml:1</code></dd>" in page
+    assert "# case file:" not in page and "# case-a[x]\nimport torch\n# snippet-torch" in page

@@ -222,11 +222,15 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
                 snippets.append({"api": c["api"], "backend": c["backend"], "cell": c["id"], "text": c["reproduce"],
                                  "anchor": snippet_anchor(c["api"])})
     snippets.sort(key=lambda x: (x["backend"], x["api"]))
+    path = as_text(info.get("path")) or next((as_text(c["raw"].get("path")) for c in group["cells"]
+                                            if c.get("raw") and c["raw"].get("path")), "")
     # each backend's setup once (the case page shows it; a backend page links it there)
     shared = _shared(recorded or snippets, home)
     groups = []
     for snip in snippets:
         text = _between(snip, snip["text"], shared.get(snip["backend"]))
+        if path:  # the page says the case file once, above (a comment line of every snippet: 0.3 MB)
+            text = text.replace("# case file: %s\n" % path, "", 1)
         snip.update(_spill(text, snip["api"], files, slug or "snippets", here))
         if not groups or groups[-1]["backend"] != snip["backend"]:
             groups.append(dict(shared.get(snip["backend"]) or {"setup": None, "ending": None, "n": 0},
@@ -273,8 +277,6 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
         cells.append(_obj(c))
     reasons = reasons or {}
     layout = _layout(cells, lambda text: root + reasons[text] if text in reasons else "")
-    path = as_text(info.get("path")) or next((as_text(c["raw"].get("path")) for c in group["cells"]
-                                            if c.get("raw") and c["raw"].get("path")), "")
     return {"case": group["case"], "title": group["title"] or as_text(info.get("title")),
             "path": path, "source": as_text(info.get("source")),
             "tags": group["tags"] or [as_text(t) for t in as_list(info.get("tags"))],
