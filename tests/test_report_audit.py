@@ -543,7 +543,7 @@ def test_snapshot_keeps_infinite_condition_values():
 
 
 def test_mapping_page_spells_infinite_values(mapping_html):
-    row = _plain(_body(mapping_html, GLOBAL, "mindspore.ops.clip_by_norm").split("ms-clip-by-norm-inf-norm-ignores-nan", 1)[1])
+    row = _plain(_body(mapping_html, GLOBAL, "mindspore.ops.clip_by_norm").split("<code>ms-clip-by-norm-inf-norm-ignores-nan</code>", 1)[1])
     assert row.startswith("when args.norm_type in inf ")
     assert "args.norm_type in None" not in _plain(mapping_html)
     # a fixed argument reads as the value (not str.capitalize()'s "Fixed to none")

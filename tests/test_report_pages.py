@@ -561,3 +561,12 @@ def test_a_snippet_leaves_its_case_file_line_to_the_page():
     page = render_pages(doc)["cases/case-a.html"]
     assert "<dt>Case file</dt><dd><code>cases/x/case-a.yaml:1</code></dd>" in page
     assert "# case file:" not in page and "# case-a[x]\nimport torch\n# snippet-torch" in page
+
+
+def test_a_case_page_gives_a_differences_first_words_and_links_its_whole_declaration():
+    pages = render_pages(doc_v2())
+    page = pages["cases/case-a.html"]
+    dd = re.search(r'<dt id="d-paddle-clipgradbynorm-per-tensor">.*?<dd>(.*?)</dd>', page, re.S).group(1)
+    link = re.search(r'<a href="\.\./(mapping/[^"#]+)#(d-paddle-clipgradbynorm-per-tensor)">the declaration</a>', dd)
+    assert link and dd.endswith("\u2026 " + link.group(0)) and len(html.unescape(dd.split(" <a ")[0])) <= 122
+    assert 'id="%s"' % link.group(2) in pages[link.group(1)]  # the mapping page's row of that difference

@@ -52,6 +52,18 @@ def _inputs_view(raw: Any) -> Dict[str, Any]:
     return {"dtype": as_text(info.get("dtype")), "tensors": out}
 
 
+#: a declared difference's sentence on a case page: its first words, up to this many characters
+#: (each sentence in full on every case page it explains was 1.6 MB of a make report; the
+#: mapping page holds it whole, once)
+DIFF_HEAD = 120
+
+
+def _head(text: str) -> str:
+    if len(text) <= DIFF_HEAD + 20:
+        return text
+    return text[:DIFF_HEAD].rsplit(" ", 1)[0] + " \u2026"
+
+
 def differences_index(doc: Mapping) -> Dict[str, Dict[str, str]]:
     out: Dict[str, Dict[str, str]] = {}
     for m in as_list(as_mapping(doc.get("registry")).get("mappings")):
@@ -59,8 +71,10 @@ def differences_index(doc: Mapping) -> Dict[str, Dict[str, str]]:
         for d in as_list(m.get("differences")) + as_list(m.get("numerics")):
             d = as_mapping(d)
             if d.get("id"):
+                text = as_text(d.get("text"))
                 out.setdefault(as_text(d.get("id")), {
-                    "text": as_text(d.get("text")), "docs_contradict": as_text(d.get("docs_contradict")),
+                    "text": text, "head": _head(text), "source": as_text(m.get("source")), "href": "",
+                    "docs_contradict": as_text(d.get("docs_contradict")),
                     "variant": fmt_kv(d.get("variant")), "target": as_text(m.get("target")),
                     "mapping": "%s \u2192 %s" % (as_text(m.get("source")), as_text(m.get("target")))})
     return out
@@ -288,7 +302,7 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
             "cells": cells,
             "counts": Counter(c.status for c in cells) if not parts else
             sum((p["counts"] for p in parts), Counter()),
-            "part": part, "part_of": slug, "parts": list(parts), **layout}
+            "part": part, "part_of": slug, "parts": list(parts), "root": root, **layout}
 
 
 #: statuses whose cells are rows (but the first ``known`` cell of each difference); a compared

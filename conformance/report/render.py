@@ -489,6 +489,10 @@ def render_pages(doc: Mapping[str, Any], *, max_problems: Optional[int] = DEFAUL
     pages["mapping.html"] = template.render(**_common(context, "", "mapping"), script_hashes=hashes, m=mctx, one=None)
     for s in mctx["sources"]:  # one page per source API: clip_grad_norm_'s tables alone were 404 KB
         pages[s["page"]] = template.render(**_common(context, "../", "mapping"), script_hashes=hashes, m=mctx, one=s)
+    shown = {d["id"] for s in mctx["sources"] for mp in s["mappings"] for d in mp.get("differences", [])}
+    for did, d in diffs.items():  # where a case page's difference links its whole declaration
+        if did in shown and d["source"] in api_slugs:
+            d["href"] = "mapping/%s.html#d-%s" % (api_slugs[d["source"]], did)
 
     # one page per case
     apis = as_mapping(as_mapping(doc.get("registry")).get("apis"))
