@@ -384,6 +384,10 @@ def _points(rows: list) -> list:
     return out
 
 
+#: a folded line's reason, when its whole text is on a reasons page: its first this many characters
+FOLDED_HEAD = 80
+
+
 def _folded_entry(status: str, cls: str, message, cells: list, reason: str = "") -> Dict[str, Any]:
     """One (status, reason) entry, one line: per backend, its APIs with their number of cells
     and, for ``unsupported``, the dtypes, devices and parameter sets they span (a ``skipped``
@@ -406,7 +410,10 @@ def _folded_entry(status: str, cls: str, message, cells: list, reason: str = "")
                                            ", ".join(sorted(d for d in e["devices"] if d)),
                                            "%d parameter sets" % len(e["sweeps"]) if len(e["sweeps"]) > 1 else "") if x)
         backends.setdefault(backend, []).append({"api": api, "n": e["n"], "detail": detail})
-    return {"status": status, "cls": cls, "message": message, "anchor": cells[0].anchor, "reason": reason,
+    summary = message.summary or "(no message)"
+    if reason and len(summary) > FOLDED_HEAD:  # the whole text is a click away
+        summary = summary[:FOLDED_HEAD].rsplit(" ", 1)[0] + " \u2026"
+    return {"status": status, "cls": cls, "message": message, "summary": summary, "anchor": cells[0].anchor, "reason": reason,
             "n": len(cells), "backends": [{"backend": b, "apis": a} for b, a in backends.items()]}
 
 

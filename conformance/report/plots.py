@@ -91,6 +91,19 @@ def _short_text(value: float) -> str:
     return ("%.2f" % value).rstrip("0").rstrip(".")
 
 
+#: the styles matplotlib repeats on every grid line, tick, spine and tick label, as classes of
+#: style.css (about 0.45 MB of a make report's plots)
+STYLE_CLASSES = {
+    "fill: none; stroke: #b0b0b0; stroke-opacity: 0.3; stroke-width: 0.8; stroke-linecap: square": "pg",
+    "stroke: #000000; stroke-width: 0.8": "pk",
+    "fill: none; stroke: #000000; stroke-width: 0.8; stroke-linejoin: miter; stroke-linecap: square": "pa",
+    "font-size: 10px; text-anchor: middle": "p10m",
+    "font-size: 7px; text-anchor: start": "p7s",
+    "font-size: 7px; text-anchor: end": "p7e",
+}
+_STYLE_ATTR = re.compile(r' style="([^"]*)"')
+
+
 def _lean(svg: str) -> str:
     """What matplotlib writes that draws nothing here, left out (pair pages are mostly their
     plot): the font fallback list on every text (said once, on the <svg>), the no-op
@@ -104,6 +117,7 @@ def _lean(svg: str) -> str:
     svg = _ID.sub(lambda m: m.group(0) if m.group(1) in used else "", svg)
     svg = re.sub(r'<defs><circle r="[\d.]+"/></defs>', "", svg)  # a marker no dot uses any more
     svg = re.sub(r"<!--.*?-->", "", svg, flags=re.S)  # matplotlib's TeX source of each tick label
+    svg = _STYLE_ATTR.sub(lambda m: ' class="%s"' % STYLE_CLASSES[m.group(1)] if m.group(1) in STYLE_CLASSES else m.group(0), svg)
     while "<g/>" in svg or "<g></g>" in svg:  # groups left empty
         svg = svg.replace("<g/>", "").replace("<g></g>", "")
     return svg.replace("<svg ", '<svg style="font-family: sans-serif" ', 1)

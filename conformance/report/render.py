@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections import Counter, defaultdict
 from functools import lru_cache
 from pathlib import Path
@@ -64,6 +65,11 @@ SHORT_MESSAGE = 120
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
+
+
+#: a number of more than 8 significant digits in a worst-element text (numpy's repr of a float64:
+#: ``got 0.34383249282836914``): shown to 8, as every other got/oracle number of the report
+_WIDE_NUMBER = re.compile(r"(?<![\w.])-?\d+\.\d{9,}(?:e[-+]?\d+)?(?![\w.])")
 
 
 def _status_class(status: str) -> str:
@@ -114,7 +120,7 @@ def _cell_view(raw: Any, index: int) -> Dict[str, Any]:
                 "share": ("%.3g%%" % (100.0 * metrics["mismatched"] / metrics["size"])
                           if isinstance(metrics.get("mismatched"), int) and isinstance(metrics.get("size"), int)
                           and metrics["size"] > 0 and metrics["mismatched"] else ""),
-                "worst": as_text(metrics.get("worst")),
+                "worst": _WIDE_NUMBER.sub(lambda m: fmt_num(float(m.group(0)), 8), as_text(metrics.get("worst"))),
                 "shape": "\u00d7".join(fmt_int(n) for n in as_list(metrics.get("shape"))) or (
                     "scalar" if isinstance(metrics.get("shape"), list) else ""),
                 "factor": _factor_view(metrics.get("factor")),
