@@ -501,7 +501,7 @@ def test_a_backends_snippets_show_their_shared_setup_once():
     # the setup says once that each API's lines below follow it; the worked example, one line
     # from own-a's snippet, links that snippet and shows the line
     assert 'id="setup-paddle"' in page and 'href="#setup-paddle"' not in page
-    assert "Paste it first, then the lines of one API below" in page
+    assert "Paste it, then one API's lines below" in page
     assert "- out = per_tensor(g0)  # own-a\n+ out = per_tensor(g0, 2.0)  # own-c\n" in page
     for own in ("own-b", "own-c"):
         assert page.count(own) == 1

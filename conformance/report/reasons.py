@@ -18,7 +18,7 @@ from .cases import FOLDED
 #: under the report's 300 KB a page)
 PAGE_BYTES = 120_000
 #: cases linked from a reason; the rest are counted
-MAX_CASES = 8
+MAX_CASES = 3
 
 
 def anchor(text: str) -> str:
