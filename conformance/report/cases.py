@@ -366,8 +366,8 @@ def _points(rows: list) -> list:
     """An API's rows in runs: ``{"head": "float32-cpu-compiled", "tolerance": ..., "rows": [...]}``
     for the rows of one dtype, device (and mode) and tolerance when they are ``POINT_ROWS`` or more
     (each row's ``label`` then its sweep point only, ``rest``), else ``{"head": "", "rows": [one
-    row]}``, in the order the rows came. Saves a row its dtype-device prefix and tolerance cell,
-    about 40 of its ~160 bytes."""
+    row]}``: the single rows first, then the runs, each in the order its rows came. Saves a row
+    its dtype-device prefix and tolerance cell, about 40 of its ~160 bytes."""
     runs: Dict[tuple, list] = {}
     for r in rows:
         c = r.cell
@@ -375,13 +375,13 @@ def _points(rows: list) -> list:
         rest = r.label[len(head) + 1:] if r.label.startswith(head + "-") else None
         key = (head, c.tolerance_short) if rest else (None, id(r))
         runs.setdefault(key, []).append(SimpleNamespace(cell=c, label=r.label, rest=rest, also=r.also))
-    out = []
+    out, single = [], []
     for (head, tol), rs in runs.items():
         if head is not None and len(rs) >= POINT_ROWS:
             out.append({"head": head, "tolerance": tol, "rows": rs})
         else:
-            out.extend({"head": "", "tolerance": "", "rows": [r]} for r in rs)
-    return out
+            single.extend({"head": "", "tolerance": "", "rows": [r]} for r in rs)
+    return single + out  # a row of its own after a run would read as one of it
 
 
 #: a folded line's reason, when its whole text is on a reasons page: its first this many characters
