@@ -78,7 +78,8 @@
     var frag = document.createDocumentFragment();
     rows.forEach(function (ci) {
       var c = D.cases[ci], row = document.createElement("tr"), td = document.createElement("td"), a = document.createElement("a");
-      a.href = c[2]; a.textContent = c[0]; a.title = c[1]; td.appendChild(a); row.appendChild(td);
+      var page = "../cases/" + c[2] + ".html";  // (grid.py's _stem)
+      a.href = page; a.textContent = c[0]; a.title = c[1]; td.appendChild(a); row.appendChild(td);
       apis.forEach(function (ai) {
         var cell = document.createElement("td"), g = cellsOf[ci + "," + ai];
         if (g) {
@@ -86,7 +87,7 @@
           var worst = D.statuses[statuses[0]];
           cell.className = "g c-" + (KNOWN.indexOf(worst) >= 0 ? worst : "other");
           var link = document.createElement("a");
-          link.href = c[2] + "#" + (links[ci + "," + ai] || "");
+          link.href = page + "#" + (links[ci + "," + ai] || "");
           link.textContent = String(g.n);
           link.title = D.apis[ai] + ": " + statuses.map(function (s) { return D.statuses[s] + " " + g.by[s]; }).join(", ");
           cell.setAttribute("data-status", worst);
