@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from . import frameworks, kinds, tensors
+from . import cellids, frameworks, kinds, tensors
+from .cellids import cell_id
 from .kinds.interface import Kind
 from .registry import Mapping, Registry
 from .spec.case import Variant
@@ -87,18 +88,11 @@ class Cell:
         return f
 
 
-def cell_id(case_id: str, api: str, dtype: str, device: str, label: str = "", mode: str = "eager") -> str:
-    """``case[api-dtype-device-mode-sweep]``; an eager cell's id has no mode (the ids before modes)."""
-    return f"{case_id}[{api}-{dtype}-{device}{'' if mode == 'eager' else '-' + mode}{'-' + label if label else ''}]"
-
-
 def cell_key(cell) -> str:
-    """A cell's stable key across runs, suite releases and framework versions (what ``conformance
-    diff`` matches on): backend, case, source API, target API, device, mode, dtype, sweep point.
-    The versions (and a backend's version label) are left out on purpose: they are what an
-    upgrade changes."""
-    return "|".join([cell.framework, cell.case.id, cell.source_api, cell.api, cell.device, cell.mode, cell.dtype,
-                     cell.variant.label()])
+    """A cell's stable key (``cellids.cell_key``): backend, case, source API, target API, device,
+    mode, dtype, sweep point."""
+    return cellids.cell_key(cell.framework, cell.case.id, cell.source_api, cell.api, cell.device, cell.mode,
+                            cell.dtype, cell.variant.label())
 
 
 @dataclass

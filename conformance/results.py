@@ -33,7 +33,7 @@ that two or more records carry (a reason shared by thousands of unsupported or s
 is ``{"$str": i}``, an index into the document's ``strings`` list; a ``reproduce`` that is its
 case's snippet of the same API but for its leading comment lines (the cell it names) is
 ``{"$snippet": api, "head": those lines}``; a record whose ``id`` and ``key`` are what its
-fields spell (``plan.cell_id``, ``plan.cell_key``) has ``"$point": label`` (its sweep point's
+fields spell (``cellids.cell_id``, ``cellids.cell_key``) has ``"$point": label`` (its sweep point's
 label) instead of the two. :func:`load` puts all of them back (``_expand``, ``_points``), so
 readers see whole records; the journal keeps whole records.
 
@@ -54,7 +54,7 @@ import threading
 from pathlib import Path
 from typing import Iterable, Optional
 
-from . import __version__
+from . import __version__, cellids
 
 SCHEMA = 5
 
@@ -76,17 +76,15 @@ STR_KEY, SNIPPET_KEY, POINT_KEY = "$str", "$snippet", "$point"
 
 
 def _spelled(r: dict, label: str) -> tuple:
-    """The ``id`` and ``key`` that ``plan.cell_id`` and ``plan.cell_key`` give a record of these
-    fields and sweep-point ``label`` (a labelled backend, ``paddle@3.0``, shows its label after
-    the API in the id and not in the key)."""
-    backend = str(r.get("backend") or "")
-    framework, _, version = backend.partition("@")
+    """The ``id`` and ``key`` that the plan gives a record of these fields and sweep-point
+    ``label`` (``cellids``; a labelled backend, ``paddle@3.0``, shows its label after the API in
+    the id and not in the key)."""
+    framework, _, version = str(r.get("backend") or "").partition("@")
     mode = r.get("mode") or "eager"
     api, dtype, device = (str(r.get(k) or "") for k in ("api", "dtype", "device"))
-    cid = "%s[%s%s-%s-%s%s%s]" % (r.get("case"), api, "@" + version if version else "", dtype, device,
-                                  "" if mode == "eager" else "-" + mode, "-" + label if label else "")
-    key = "|".join([framework, str(r.get("case")), str(r.get("source_api")), api, device, mode, dtype, label])
-    return cid, key
+    case = str(r.get("case"))
+    return (cellids.cell_id(case, api + ("@" + version if version else ""), dtype, device, label, mode),
+            cellids.cell_key(framework, case, str(r.get("source_api")), api, device, mode, dtype, label))
 
 
 def _point(record: dict) -> Optional[str]:

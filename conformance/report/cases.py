@@ -58,10 +58,12 @@ def _inputs_view(raw: Any) -> Dict[str, Any]:
 DIFF_HEAD = 120
 
 
-def _head(text: str) -> str:
-    if len(text) <= DIFF_HEAD + 20:
+def _cut(text: str, size: int, slack: int = 0) -> str:
+    """``text``, or its first words up to ``size`` characters and an ellipsis when it is longer
+    than ``size + slack``."""
+    if len(text) <= size + slack:
         return text
-    return text[:DIFF_HEAD].rsplit(" ", 1)[0] + " \u2026"
+    return text[:size].rsplit(" ", 1)[0] + " \u2026"
 
 
 def differences_index(doc: Mapping) -> Dict[str, Dict[str, str]]:
@@ -73,10 +75,8 @@ def differences_index(doc: Mapping) -> Dict[str, Dict[str, str]]:
             if d.get("id"):
                 text = as_text(d.get("text"))
                 out.setdefault(as_text(d.get("id")), {
-                    "text": text, "head": _head(text), "source": as_text(m.get("source")), "href": "",
-                    "docs_contradict": as_text(d.get("docs_contradict")),
-                    "variant": fmt_kv(d.get("variant")), "target": as_text(m.get("target")),
-                    "mapping": "%s \u2192 %s" % (as_text(m.get("source")), as_text(m.get("target")))})
+                    "text": text, "head": _cut(text, DIFF_HEAD, 20), "source": as_text(m.get("source")), "href": "",
+                    "docs_contradict": as_text(d.get("docs_contradict")), "variant": fmt_kv(d.get("variant"))})
     return out
 
 
@@ -266,18 +266,15 @@ def case_page_context(group: Dict[str, Any], info: Mapping, diffs: Mapping[str, 
         tol = as_mapping(as_mapping(c.get("raw")).get("tolerance"))
         c["tolerance_short"] = "%s / %s" % (fmt_num(tol.get("rtol")), fmt_num(tol.get("atol"))) if tol else ""
         same = by_api.get(c["api"])
-        if c["reproduce"] and c["status"] == "known" and same and _code(same["text"]) == _code(c["reproduce"]):
-            # a worked example whose reproduction is the API's snippet but for its first comment:
-            # a link, not the same code twice (failures keep theirs inline)
-            c["repro_same"] = {"href": home + "#" + same["anchor"], "api": same["api"], "cell": same["cell"], "edits": []}
-            c["setup"] = c["ending"] = None
-            c["repro"] = None
-        elif c["reproduce"] and c["status"] == "known" and same and _edits(same["text"], c["reproduce"]):
-            # a worked example whose reproduction is the API's snippet but for a few lines (another
-            # dtype, another argument): the link and those lines (its reproduction whole was 1.9 MB
-            # of a make report's case pages)
-            c["repro_same"] = {"href": home + "#" + same["anchor"], "api": same["api"], "cell": same["cell"],
-                               "edits": _edits(same["text"], c["reproduce"])}
+        worked = c["reproduce"] and c["status"] == "known" and same
+        identical = worked and _code(same["text"]) == _code(c["reproduce"])
+        edits = _edits(same["text"], c["reproduce"]) if worked and not identical else []
+        if identical or edits:
+            # a worked example whose reproduction is the API's snippet but for its first comment
+            # (a link, not the same code twice) or but for a few lines, another dtype or argument
+            # (the link and those lines: its reproduction whole was 1.9 MB of a make report's case
+            # pages); failures keep theirs inline
+            c["repro_same"] = {"href": home + "#" + same["anchor"], "api": same["api"], "cell": same["cell"], "edits": edits}
             c["setup"] = c["ending"] = None
             c["repro"] = None
         else:
@@ -411,8 +408,8 @@ def _folded_entry(status: str, cls: str, message, cells: list, reason: str = "")
                                            "%d parameter sets" % len(e["sweeps"]) if len(e["sweeps"]) > 1 else "") if x)
         backends.setdefault(backend, []).append({"api": api, "n": e["n"], "detail": detail})
     summary = message.summary or "(no message)"
-    if reason and len(summary) > FOLDED_HEAD:  # the whole text is a click away
-        summary = summary[:FOLDED_HEAD].rsplit(" ", 1)[0] + " \u2026"
+    if reason:  # the whole text is a click away
+        summary = _cut(summary, FOLDED_HEAD)
     return {"status": status, "cls": cls, "message": message, "summary": summary, "anchor": cells[0].anchor, "reason": reason,
             "n": len(cells), "backends": [{"backend": b, "apis": a} for b, a in backends.items()]}
 
