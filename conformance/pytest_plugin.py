@@ -336,12 +336,22 @@ def pytest_runtest_logreport(report):
             writer = _writer
             if writer is not None:
                 writer.add(rec)
+                _seen_backend(rec)
             if rec["status"] == "known":
                 _known[rec["difference"]].append(rec["id"])
 
 
 _writer = None
 _known: dict = defaultdict(list)  # difference id -> known cell ids (the terminal summary)
+_versions: dict = {}  # backend -> {"version", "devices"}: the results file's ``backends``
+
+
+def _seen_backend(rec: dict) -> None:
+    """Note the backend version and device of a record that ran (the writer keeps no records)."""
+    if rec.get("backend_version"):
+        b = _versions.setdefault(rec["backend"], {"version": rec["backend_version"], "devices": []})
+        if rec["status"] not in ("skipped",) and rec["device"] not in b["devices"]:
+            b["devices"].append(rec["device"])
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -364,6 +374,7 @@ def pytest_sessionstart(session):
     global _writer
     _writer = getattr(session.config, "_conformance_writer", None)
     _known.clear()
+    _versions.clear()
 
 
 def pytest_sessionfinish(session):
@@ -371,13 +382,7 @@ def pytest_sessionfinish(session):
     writer, _writer = _writer, None
     if writer is None:
         return
-    versions = {}
-    for r in writer.doc["results"]:
-        if r.get("backend_version"):
-            b = versions.setdefault(r["backend"], {"version": r["backend_version"], "devices": []})
-            if r["status"] not in ("skipped",) and r["device"] not in b["devices"]:
-                b["devices"].append(r["device"])
-    writer.set_backends(versions)
+    writer.set_backends(dict(_versions))
     doc = writer.close()
     report_dir = session.config.getoption("conformance_report")
     if report_dir:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -25,8 +26,34 @@ from .worker import BackendError, WorkerError, WorkerPool
 #: way the moment the worker answers, while this process classifies the answer
 AHEAD = 1
 
-#: entries ``Runner.cached`` keeps before it starts again (a case's targets run one after another)
+#: what ``Runner.cached`` keeps: at most this many entries and this many bytes of arrays, the
+#: least recently used dropped first (a case's targets and sweep points run one after another, so
+#: a thread's next cells hit its last entries). The bytes bound matters: the model-sized cases'
+#: inputs and each oracle answer hold 8.7 MB of float64 apiece, and 256 of them were GBs
 CACHE_LIMIT = 256
+CACHE_BYTES = 512 * 2**20
+
+
+def _array_bytes(value, seen=None, depth: int = 0) -> int:
+    """The bytes of the arrays (anything with an integer ``nbytes``) in ``value``, looked for in
+    its dicts, lists, tuples and object attributes four levels down, each array once: what an
+    input or oracle entry holds. Other objects count as their ``sys.getsizeof``."""
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return 0
+    seen.add(id(value))
+    nbytes = getattr(value, "nbytes", None)
+    if isinstance(nbytes, int):
+        return nbytes
+    if depth > 4:
+        return 0
+    if isinstance(value, dict):
+        return sum(_array_bytes(v, seen, depth + 1) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_array_bytes(v, seen, depth + 1) for v in value)
+    if hasattr(value, "__dict__") and not isinstance(value, type):
+        return sum(_array_bytes(v, seen, depth + 1) for v in vars(value).values())
+    return sys.getsizeof(value)
 
 
 class _Stopped(Exception):
@@ -52,7 +79,9 @@ class Runner:
         self.pool = pool
         self.unavailable = dict(unavailable or {})
         self.timeout = timeout
-        self._cache: dict = {}
+        self._cache: collections.OrderedDict = collections.OrderedDict()  # key -> (value, bytes)
+        self._cache_bytes = 0
+        self._cache_lock = threading.Lock()  # the run's threads (one per backend) share it
         self.backends: dict = {}  # backend -> {"version", "devices", "python", ...} for results
         self.digests = False  # record a digest of each worker result (``run --repeat`` compares them)
         self._emitted: set = set()  # case-level facts already attached to a record (see _case_info)
@@ -88,12 +117,24 @@ class Runner:
 
     # -- one cell -------------------------------------------------------------------------------
     def cached(self, key: tuple, make):
-        """``make()``, computed once per ``key`` while it stays in the bounded cache."""
-        if key not in self._cache:
-            if len(self._cache) >= CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[key] = make()
-        return self._cache[key]
+        """``make()``, computed once per ``key`` while it stays in the bounded cache (``CACHE_LIMIT``
+        entries, ``CACHE_BYTES`` of arrays, least recently used first out). Two threads asking
+        for one missing key may both compute it: the values are pure functions of the key."""
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit[0]
+        value = make()
+        size = _array_bytes(value)
+        with self._cache_lock:
+            if key not in self._cache:
+                self._cache[key] = (value, size)
+                self._cache_bytes += size
+            while self._cache and (len(self._cache) > CACHE_LIMIT or self._cache_bytes > CACHE_BYTES):
+                _, (_, dropped) = self._cache.popitem(last=False)
+                self._cache_bytes -= dropped
+        return value
 
     def run(self, cell: Cell) -> dict:
         """The steps every kind of cell shares: skip an unavailable device, prepare (the cell's

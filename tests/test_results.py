@@ -87,6 +87,30 @@ def test_unfinished_run_keeps_its_journal_and_resume_of_a_finished_run_reads_res
     assert results.load(out)["results"] == doc["results"] and not out.with_suffix(".jsonl").exists()
 
 
+def test_results_json_is_the_journal_s_document_and_a_resume_takes_the_new_registry(tmp_path):
+    """``close`` derives results.json from the journal (the writer keeps no records): what a
+    record carried, its case's snippets, a later backends line and a resumed run's registry and
+    backends are all in the document."""
+    out = tmp_path / "results.json"
+    w = results.Writer(out, registry={"apis": {"a": 1}}, planned=3)
+    w.add(dict(rec("a[x]", message="m" * 40), case_info={"title": "A", "snippets": {"torch.x": {"text": "t"}}}))
+    w.add(rec("a[y]", "known", "d1", message="m" * 40))
+    w.set_backends({"torch": {"version": "2.13.0", "devices": ["cpu"]}})
+    assert w.added == 2 and not hasattr(w, "doc")
+    doc = w.close()
+    assert [r["id"] for r in doc["results"]] == ["a[x]", "a[y]"] and doc["done"] == 2 and doc["planned"] == 3
+    assert doc["cases"]["a"]["snippets"]["torch.x"]["text"] == "t" and doc["cases"]["a"]["title"] == "A"
+    assert all(r["message"] == "m" * 40 for r in doc["results"])
+    w = results.Writer(out, registry={"apis": {"b": 2}}, planned=1, resume=True,
+                       backends={"paddle": {"version": "3.3.1", "devices": ["cpu"]}})
+    assert w.earlier == 2
+    w.add(rec("a[z]"))
+    doc = w.close()
+    assert doc["registry"] == {"apis": {"b": 2}} and doc["planned"] == doc["done"] == 3
+    assert sorted(doc["backends"]) == ["paddle", "torch"]
+    assert results.load(out) == doc and not out.with_suffix(".jsonl").exists()
+
+
 def test_nonfinite_metrics_survive_the_round_trip(tmp_path):
     w = results.Writer(tmp_path / "results.json")
     w.add(rec("a[x]", "mismatch", max_abs_err=float("inf"), max_rel_err=float("nan")))

@@ -120,3 +120,38 @@ def test_a_stop_ends_the_stream_and_no_call_starts_after_it():
     time.sleep(0.1)
     calls = [n for what, n, _ in pool.log if what == "call"]
     assert len(calls) <= 5  # the three recorded, at most the one running and the one queued
+
+
+def test_the_cache_is_bounded_by_bytes_and_drops_the_least_recently_used(monkeypatch):
+    """``Runner.cached``: a value is computed once while it stays; past ``CACHE_BYTES`` of arrays
+    the least recently used entries go (the model-sized cases' inputs are 8.7 MB apiece), and
+    the value asked for is returned even when it alone passes the bound."""
+    import numpy as np
+
+    from conformance import runner as runner_module
+
+    monkeypatch.setattr(runner_module, "CACHE_BYTES", 3 * 8000 + 500)  # three entries
+    r = Runner(registry=None, pool=None)
+    made = []
+
+    def make(n):
+        made.append(n)
+        return {"grads": [np.zeros(1000)], "again": None}  # 8,000 bytes
+
+    for n in (1, 2, 3):
+        r.cached(("k", n), lambda n=n: make(n))
+    r.cached(("k", 1), lambda: make(1))  # a hit: 1 is now the most recently used
+    r.cached(("k", 4), lambda: make(4))  # 24,000 + 8,000 bytes: 2 goes, not 1
+    assert made == [1, 2, 3, 4]
+    r.cached(("k", 1), lambda: make(1))
+    r.cached(("k", 2), lambda: make(2))
+    assert made == [1, 2, 3, 4, 2]  # 2 came back and pushed 3 out
+    r.cached(("k", 3), lambda: make(3))
+    assert made == [1, 2, 3, 4, 2, 3]
+    big = r.cached(("big",), lambda: {"a": np.zeros(10_000)})  # alone past the bound: not kept
+    assert big["a"].size == 10_000
+    assert r.cached(("big",), lambda: {"a": np.ones(3)})["a"].size == 3
+    r.cached(("k", 2), lambda: make(2))  # it pushed every other entry out on its way
+    assert made[-1] == 2
+    shared = np.zeros(1000)
+    assert runner_module._array_bytes({"grads": {"w": shared}, "values": {"w": shared}}) == 8000
