@@ -71,23 +71,27 @@ def compare_arrays(got, want, rtol: float, atol: float) -> Metrics:
     """Element-wise closeness with NaN == NaN; returns metrics (mismatched == 0 means close)."""
     g = np.asarray(got, dtype=np.float64)
     w = np.asarray(want, dtype=np.float64)
-    m = Metrics(size=int(w.size), shape=tuple(int(n) for n in w.shape))
+    m = Metrics(size=w.size, shape=w.shape)
     if g.shape != w.shape:
-        m.mismatched = max(int(w.size), int(g.size), 1)
+        m.mismatched = max(w.size, g.size, 1)
         m.max_abs_err = m.max_rel_err = math.inf
         m.worst = f"shape {list(g.shape)} != expected {list(w.shape)}"
         return m
     if w.size == 0:
         return m
-    finite = bool(np.isfinite(g).all() and np.isfinite(w).all())  # the common case: no masks needed
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+    with np.errstate(all="ignore"):
         diff = np.abs(g - w)
         aw = np.abs(w)
+        # a finite difference means both sides are finite: the common case, no masks needed
+        finite = bool(np.isfinite(diff).all())
         if not finite:
             both_nan = np.isnan(g) & np.isnan(w)
             same_inf = np.isinf(g) & np.isinf(w) & (np.sign(g) == np.sign(w))
             diff = np.where(both_nan | same_inf, 0.0, diff)
             diff = np.where(np.isnan(diff), np.inf, diff)  # NaN on one side only
+        m.max_abs_err = float(diff.max())
+        if m.max_abs_err == 0.0:  # equal everywhere: nothing is off, nothing relative to divide
+            return m
         rel = np.divide(diff, aw, out=np.zeros_like(diff), where=diff != 0)  # x/0 is inf
         if not finite:
             rel = np.where(np.isnan(rel), np.inf, rel)  # inf/inf
@@ -95,7 +99,6 @@ def compare_arrays(got, want, rtol: float, atol: float) -> Metrics:
         # unchanged rule, the finite case only skips the mask
         bad = diff > atol + rtol * (aw if finite else np.where(np.isfinite(w), aw, 0.0))
     m.mismatched = int(np.count_nonzero(bad))
-    m.max_abs_err = float(diff.max())
     m.max_rel_err = float(rel.max())
     if m.mismatched:
         m.worst = _worst(g, w, bad, diff, rtol)
