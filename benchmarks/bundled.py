@@ -9,7 +9,10 @@ them. A backend's cells run on one worker (two where ``conformance run`` splits 
 outnumber the backends, ``--workers``), all backends side by side, so the run's wall time is about
 its slowest backend's: the critical path. A cell's time (``elapsed_ms`` in the results) is its own:
 preparing it, the worker's call and classifying the answer; summed per backend it is that
-backend's work, which its workers share.
+backend's work, which its workers share. A cell's ``worker_ms`` is the worker's own time inside
+the call (its tensors built from numpy, the framework's call, the results read back: what a bare
+script of that cell does); summed per backend it is that backend's framework work ("work s"), and
+the last line, ``bundled ratio``, is the wall time over the largest of them (the goal: 1.3).
 """
 
 from __future__ import annotations
@@ -56,20 +59,25 @@ def main(argv=None) -> int:
     if proc.returncode not in (0, 1):
         sys.exit(f"conformance run exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     doc = results.load(out / "results.json")
-    cells, ms, statuses = Counter(), defaultdict(float), defaultdict(Counter)
+    cells, ms, work, statuses = Counter(), defaultdict(float), defaultdict(float), defaultdict(Counter)
     for r in doc["results"]:
         cells[r["backend"]] += 1
         ms[r["backend"]] += r.get("elapsed_ms") or 0.0
+        work[r["backend"]] += r.get("worker_ms") or 0.0
         statuses[r["backend"]][r["status"]] += 1
-    print(f"{'backend':<11} {'cells':>7} {'cell s':>8} {'cells/s':>8}  statuses")
+    print(f"{'backend':<11} {'cells':>7} {'cell s':>8} {'work s':>8} {'cells/s':>8}  statuses")
     for b in backends:
         s = ms[b] / 1000
-        print(f"{b:<11} {cells[b]:>7} {s:>8.1f} {cells[b] / s if s else 0:>8.1f}  "
+        print(f"{b:<11} {cells[b]:>7} {s:>8.1f} {work[b] / 1000:>8.1f} {cells[b] / s if s else 0:>8.1f}  "
               + ", ".join(f"{k} {v}" for k, v in sorted(statuses[b].items())))
     slowest = max(backends, key=lambda b: ms[b])
     print(f"wall: {wall:.1f} s for {sum(cells.values())} cells ({sum(cells.values()) / wall:.1f} cells/s)")
     print(f"critical path: {slowest} ({ms[slowest] / 1000:.1f} s of cell time; the wall is "
           f"{wall / (ms[slowest] / 1000):.2f}x that)")
+    dearest = max(backends, key=lambda b: work[b])
+    if work[dearest]:
+        print(f"bundled ratio: {wall / (work[dearest] / 1000):.2f}   (the wall over the slowest backend's "
+              f"framework work: {dearest}, {work[dearest] / 1000:.1f} s in its workers' calls)")
     if a.keep:
         print(f"kept: {out}")
     else:

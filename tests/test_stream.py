@@ -15,6 +15,7 @@ from conformance.worker import WorkerError
 class _Worker:
     def __init__(self, log: list, fail: set, delay: float):
         self.log, self.fail, self.delay = log, fail, delay
+        self.last_elapsed = None
 
     def call(self, job, timeout=None, label=""):
         self.log.append(("call", job["n"], time.perf_counter()))
