@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import queue
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -35,26 +34,23 @@ CACHE_LIMIT = 256
 CACHE_BYTES = 512 * 2**20
 
 
-def _array_bytes(value, seen=None, depth: int = 0) -> int:
+def _array_bytes(value, depth: int = 0) -> int:
     """The bytes of the arrays (anything with an integer ``nbytes``) in ``value``, looked for in
-    its dicts, lists, tuples and object attributes four levels down, each array once: what an
-    input or oracle entry holds. Other objects count as their ``sys.getsizeof``."""
-    seen = set() if seen is None else seen
-    if id(value) in seen:
-        return 0
-    seen.add(id(value))
+    its dicts, lists, tuples and object attributes four levels down: what an input or oracle
+    entry holds (an array reached twice counts twice; the rest of an entry is small)."""
     nbytes = getattr(value, "nbytes", None)
-    if isinstance(nbytes, int):
-        return nbytes
-    if depth > 4:
+    if nbytes is not None:
+        return nbytes if isinstance(nbytes, int) else 0
+    if isinstance(value, (bytes, bytearray)):
+        return len(value)
+    if depth > 4 or isinstance(value, (str, int, float, type(None))):
         return 0
     if isinstance(value, dict):
-        return sum(_array_bytes(v, seen, depth + 1) for v in value.values())
+        return sum(_array_bytes(v, depth + 1) for v in value.values())
     if isinstance(value, (list, tuple)):
-        return sum(_array_bytes(v, seen, depth + 1) for v in value)
-    if hasattr(value, "__dict__") and not isinstance(value, type):
-        return sum(_array_bytes(v, seen, depth + 1) for v in vars(value).values())
-    return sys.getsizeof(value)
+        return sum(_array_bytes(v, depth + 1) for v in value)
+    attrs = getattr(value, "__dict__", None)
+    return 0 if attrs is None or isinstance(value, type) else sum(_array_bytes(v, depth + 1) for v in attrs.values())
 
 
 class _Stopped(Exception):
