@@ -178,18 +178,26 @@ def compare_outputs(got_grads: dict, want_grads: dict, rtol: float, atol: float,
 
 def ulp(a, dtype: str) -> np.ndarray:
     """The spacing of ``dtype``'s numbers at each element of ``a`` (float64 values)."""
+    with np.errstate(over="ignore"):
+        return _ulp(a, dtype)
+
+
+def _ulp(a, dtype: str) -> np.ndarray:  # ``ulp``; the caller holds np.errstate(over="ignore")
     a = np.abs(np.asarray(a, dtype=np.float64))
     if dtype == "bfloat16":  # float32's exponent range, 16 fewer significand bits
         return np.spacing(a.astype(np.float32)).astype(np.float64) * 65536.0
-    with np.errstate(over="ignore"):
-        return np.spacing(a.astype(CARRIER[dtype])).astype(np.float64)
+    return np.spacing(a.astype(CARRIER[dtype])).astype(np.float64)
 
 
 def l2(a) -> float:
     """The L2 norm of ``a`` in float64 (an overflow is inf)."""
-    a = np.asarray(a, dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
-        return float(np.sqrt(np.dot(a.ravel(), a.ravel())))
+        return _l2(a)
+
+
+def _l2(a) -> float:  # ``l2``; the caller holds np.errstate(over="ignore", invalid="ignore")
+    a = np.asarray(a, dtype=np.float64).ravel()
+    return math.sqrt(float(np.dot(a, a)))
 
 
 def compare_factors(before: dict, got: dict, want: dict, dtypes: dict, rtol: float,
@@ -201,24 +209,25 @@ def compare_factors(before: dict, got: dict, want: dict, dtypes: dict, rtol: flo
     or not finite has no factor to judge (its elements are compared anyway)."""
     out = []
     got_before = before if got_before is None else got_before
-    for name, b in before.items():
-        g, w, gb = got.get(name), want.get(name), got_before.get(name)
-        if b is None or gb is None or g is None or w is None or np.shape(g) != np.shape(w):
-            continue
-        nb = l2(b)
-        ngb = nb if gb is b else l2(gb)
-        if not (nb and ngb and math.isfinite(nb) and math.isfinite(ngb)):
-            continue
-        rw = round_to(w, dtypes[name])
-        fg, fw = l2(g) / ngb, l2(rw) / nb
-        if not (math.isfinite(fg) and math.isfinite(fw)):
-            continue
-        # one unit in the last place of each output element is rounding, not a different factor
-        # (outputs in a dtype's subnormal range have few significant bits)
-        slack = l2(ulp(rw, dtypes[name])) / nb
-        if abs(fg - fw) > rtol * abs(fw) + slack:
-            out.append(f"{name}: clipping factor {fg:.7g}, oracle {fw:.7g} (rtol {rtol:g}; the elements agree "
-                       f"within atol only)")
+    with np.errstate(over="ignore", invalid="ignore"):  # once for every norm below (an overflow is inf)
+        for name, b in before.items():
+            g, w, gb = got.get(name), want.get(name), got_before.get(name)
+            if b is None or gb is None or g is None or w is None or np.shape(g) != np.shape(w):
+                continue
+            nb = _l2(b)
+            ngb = nb if gb is b else _l2(gb)
+            if not (nb and ngb and math.isfinite(nb) and math.isfinite(ngb)):
+                continue
+            rw = round_to(w, dtypes[name])
+            fg, fw = _l2(g) / ngb, _l2(rw) / nb
+            if not (math.isfinite(fg) and math.isfinite(fw)):
+                continue
+            # one unit in the last place of each output element is rounding, not a different factor
+            # (outputs in a dtype's subnormal range have few significant bits)
+            slack = _l2(_ulp(rw, dtypes[name])) / nb
+            if abs(fg - fw) > rtol * abs(fw) + slack:
+                out.append(f"{name}: clipping factor {fg:.7g}, oracle {fw:.7g} (rtol {rtol:g}; the elements agree "
+                           f"within atol only)")
     return out
 
 
