@@ -161,23 +161,6 @@ class _State:
             self._runner.pool.close()
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_cmdline_main(config):
-    """Note whether ``--dist`` was given, before xdist makes ``-n N`` alone mean ``--dist load``."""
-    config._conformance_dist_given = getattr(config.option, "dist", "no") != "no"
-    return (yield)
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config, log):
-    """``-n N`` without ``--dist``: a case's cells as one work unit (``xdist_scheduling``)."""
-    if getattr(config, "_conformance_dist_given", True) or config.getoption("dist") != "load":
-        return None
-    from .xdist_scheduling import CaseScheduling
-
-    return CaseScheduling(config, log)
-
-
 def pytest_configure(config):
     config.addinivalue_line("markers", "conformance: a case file's cell or error, collected by the conformance "
                                        "plugin (`-m conformance` selects the cases alone)")

