@@ -123,16 +123,16 @@ def _run_locked(a, out: Path, limits, pythons: dict, unavailable: dict, selected
     pool = WorkerPool(frameworks.workers(pythons), pythons, recycle=frameworks.recycling(pythons))
     pool.prestart(pythons)  # frameworks import while the registry and the cases load
     try:
-        for name in sorted(frameworks.requested(a.backend) & set(pythons)):
-            try:
-                pool.hello(name, "cpu")  # asked for by name: it must start
-            except WorkerError as e:
-                return _usage(f"backend {name} ({pythons[name]}) cannot start: {e}")
         runner = Runner(registry.load(), pool, unavailable, timeout=a.timeout)
         try:
             loaded, p, errors = _load(case_paths(a), selected, a.device, a.k, limits, a.mode)
         except ValueError as e:  # a bad -k expression
             return _usage(str(e))
+        for name in sorted(frameworks.requested(a.backend) & set(pythons)):
+            try:
+                pool.hello(name, "cpu")  # asked for by name: it must start (waited for only now)
+            except WorkerError as e:
+                return _usage(f"backend {name} ({pythons[name]}) cannot start: {e}")
         _print_errors(errors)
         done = results.done_ids(out / "results.json") if a.resume else set()
         planned = selection.select(p.cells, runner.registry, a.select) if a.select else p.cells
