@@ -22,8 +22,9 @@ from .statuses import REPRODUCED
 from .worker import BackendError, WorkerError, WorkerPool
 
 #: calls ``Runner.stream`` queues behind the one the worker is running: the next job is on its
-#: way the moment the worker answers, while this process classifies the answer
-AHEAD = 1
+#: way the moment the worker answers (``Worker.call``'s ``ahead``: it is already in the worker's
+#: pipe), while this process classifies the answer and prepares the one after
+AHEAD = 2
 
 #: what ``Runner.cached`` keeps: at most this many entries and this many bytes of arrays, the
 #: least recently used dropped first (a case's targets and sweep points run one after another, so
@@ -156,14 +157,23 @@ class Runner:
         done: queue.Queue = queue.Queue()
 
         def caller() -> None:
+            held, last = None, False  # the next call's cell, taken early; the end seen
             while True:
-                begun = jobs.get()
-                if begun is None:
+                if held is not None:
+                    begun, held = held, None
+                elif last:
                     return
-                if stop is not None and stop.is_set():
+                else:
+                    begun = jobs.get()
+                if begun is None or (stop is not None and stop.is_set()):
                     return  # no new call (and no fresh worker) once the run is stopped
                 try:
-                    done.put(self._call(begun, lane))
+                    held = jobs.get_nowait()  # its job goes to the worker behind this one
+                    last = held is None  # (None: the stream's end)
+                except queue.Empty:
+                    pass
+                try:
+                    done.put(self._call(begun, lane, held))
                 except BaseException as e:  # noqa: BLE001 - handed to the stream's thread, raised there
                     done.put(e)
 
@@ -228,16 +238,23 @@ class Runner:
         self._case_info(cell, rec, prepared)
         return _Begun(cell, rec, prepared, time.perf_counter() - start)
 
-    def _call(self, begun: "_Begun", lane: str = ""):
-        """The worker's answer for the cell: its result, or the WorkerError/BackendError it raised."""
+    def _worker(self, cell: Cell, lane: str = ""):
+        # each mode its own worker (eager cells: the one hello() starts); `lane` another one
+        return self.pool.get(cell.backend, cell.device,
+                             ("" if cell.mode == "eager" else cell.mode) + (f"#{lane}" if lane else ""))
+
+    def _call(self, begun: "_Begun", lane: str = "", after: Optional["_Begun"] = None):
+        """The worker's answer for the cell: its result, or the WorkerError/BackendError it raised.
+        ``after``: the cell the next call is for (its job is sent behind this one: ``stream``)."""
         cell = begun.cell
         start = time.perf_counter()
         try:
-            # each mode its own worker (eager cells: the one hello() starts); `lane` another one
-            lane = ("" if cell.mode == "eager" else cell.mode) + (f"#{lane}" if lane else "")
             timeout = None if self.timeout is None else self.timeout + cell.kind.start_time
-            worker = self.pool.get(cell.backend, cell.device, lane)
-            got = worker.call(begun.prepared.job, timeout=timeout, label=cell.id)
+            worker = self._worker(cell, lane)
+            if after is not None and self._worker(after.cell, lane) is worker:
+                got = worker.call(begun.prepared.job, timeout=timeout, label=cell.id, ahead=after.prepared.job)
+            else:
+                got = worker.call(begun.prepared.job, timeout=timeout, label=cell.id)
             begun.worker_s = getattr(worker, "last_elapsed", None)  # (a test's stand-in may have none)
             return got
         except (WorkerError, BackendError) as e:

@@ -47,6 +47,10 @@ _SUITE_PATH: list = []
 
 _READ_CHUNK = 1 << 20
 _PIPE_SIZE = 1 << 20
+#: the largest frame ``call`` sends ahead (and the largest job it sends ahead behind): two such
+#: frames fit in any pipe (Linux's default is 64 KiB), so sending ahead never waits on a child
+#: that is busy writing its answer
+AHEAD_BYTES = 16 << 10
 _F_SETPIPE_SZ = 1031  # Linux fcntl
 _CLOSE_GRACE = 5.0  # seconds a child gets to exit after shutdown / EOF
 _DUMP_GRACE = 0.2  # seconds a timed-out child gets to dump its stacks (faulthandler, SIGUSR1)
@@ -188,6 +192,7 @@ class Worker:
         self.starts = 0
         self.pid: int | None = None
         self.last_elapsed: float | None = None
+        self._ahead: tuple | None = None  # (message id, job) sent behind the running one
         self.startup_error: WorkerError | None = None
         self._lock = threading.RLock()
         self._proc: subprocess.Popen | None = None
@@ -298,7 +303,7 @@ class Worker:
 
     # ---- calls ------------------------------------------------------------------------------
 
-    def call(self, job: dict, timeout: float | None, label: str = "") -> dict:
+    def call(self, job: dict, timeout: float | None, label: str = "", ahead: dict | None = None) -> dict:
         """Run ``job`` in the child and return its result dict.
 
         ``timeout`` (seconds, None for none) bounds sending, running and receiving; ``label``
@@ -307,20 +312,39 @@ class Worker:
         WorkerError if the worker could not start, died, timed out or broke the protocol
         (the worker is gone; the next call starts a fresh one), TypeError/ValueError if ``job``
         is not wire-encodable (nothing sent).
+
+        ``ahead``: the job the next call will be for. Where both frames are small
+        (``AHEAD_BYTES``) it is sent now, behind ``job``, so the child starts it the moment it
+        has answered instead of waiting for this process to read the answer and send it; the
+        next ``call`` with that same object only reads its answer. A child that dies, times out
+        or is closed takes a job sent ahead with it: its call then sends it to a fresh child
+        (it is not an error). A call for another job first ends the child (its pending answer
+        would come first).
         """
         with self._lock:
-            if self._proc is not None and self.recycle_after and self._calls >= self.recycle_after:
+            sent = self._ahead is not None and self._ahead[1] is job
+            if self._ahead is not None and not sent:
+                self._kill()  # a job sent ahead was not asked for: its answer is in the way
+            if (not sent and self._proc is not None and self.recycle_after
+                    and self._calls >= self.recycle_after):
                 self.close()
                 self.recycles += 1
             if self._proc is None:
                 self.start()
-            self._calls += 1
-            self._next_id += 1
-            msg_id = self._next_id
-            data = wire.frame({"type": "run", "id": msg_id, "job": job})
+            if sent:
+                msg_id, data = self._ahead[0], None
+                self._ahead = None
+            else:
+                self._calls += 1
+                self._next_id += 1
+                msg_id = self._next_id
+                data = wire.frame({"type": "run", "id": msg_id, "job": job})
             deadline = None if timeout is None else time.monotonic() + timeout
             try:
-                self._send(data, deadline)
+                if data is not None:
+                    self._send(data, deadline)
+                if ahead is not None and (data is None or len(data) <= AHEAD_BYTES):
+                    self._send_ahead(ahead, deadline)
                 reply = self._recv(deadline)
             except _Timeout:
                 raise self._fail("timeout", f"timed out after {timeout:g} s", label,
@@ -344,6 +368,19 @@ class Worker:
                                    str(error.get("traceback", "")),
                                    backend=self.backend, device=self.device, label=label)
             return reply.get("result")
+
+    def _send_ahead(self, job: dict, deadline: float | None) -> None:
+        """Send ``job`` as the next message if its frame is at most ``AHEAD_BYTES``."""
+        try:
+            data = wire.frame({"type": "run", "id": self._next_id + 1, "job": job})
+        except (TypeError, ValueError):
+            return  # its own call reports that, for its own cell
+        if len(data) > AHEAD_BYTES:
+            return
+        self._next_id += 1
+        self._calls += 1
+        self._send(data, deadline)
+        self._ahead = (self._next_id, job)
 
     def stderr_tail(self, n: int = STDERR_TAIL) -> str:
         """The last ``n`` characters the current child wrote to stderr (or stdout)."""
@@ -567,6 +604,7 @@ class Worker:
             self._pidfd = None
         self._proc = None
         self._hello = None
+        self._ahead = None  # a job sent ahead went with the child
         self._rpoll = self._wpoll = None
         self._buf = bytearray()
         if not keep_log and self._log is not None:

@@ -190,7 +190,7 @@ class _Recorder:
         worker, got = self.pool.get(backend, device, lane), self.got
 
         class Call:
-            def call(self, job, timeout, label=""):
+            def call(self, job, timeout, label="", ahead=None):
                 got[label] = worker.call(job, timeout=timeout, label=label)
                 return got[label]
         return Call()

@@ -17,7 +17,7 @@ class _Worker:
         self.log, self.fail, self.delay = log, fail, delay
         self.last_elapsed = None
 
-    def call(self, job, timeout=None, label=""):
+    def call(self, job, timeout=None, label="", ahead=None):
         self.log.append(("call", job["n"], time.perf_counter()))
         time.sleep(self.delay)
         if job["n"] in self.fail:

@@ -520,3 +520,37 @@ def test_errors_pickle():
     b = pickle.loads(pickle.dumps(BackendError("ValueError", "boom", "tb", label="c")))
     assert (b.type, b.message, b.traceback, b.label, str(b)) == \
         ("ValueError", "boom", "tb", "c", "ValueError: boom")
+
+
+def test_a_job_sent_ahead_runs_behind_the_call_and_goes_with_a_dead_child(worker):
+    """``call(job, ahead=next)``: ``next`` is in the child's pipe before this call's answer is
+    read, and the next call for that same job only reads its answer. A child that dies takes the
+    job sent ahead with it: that job's own call sends it to a fresh child. A call for another job
+    ends the child first; a frame over ``AHEAD_BYTES`` is not sent ahead."""
+    from conformance.worker import AHEAD_BYTES
+
+    jobs = [echo_job([], returned=k) for k in range(6)]
+    assert worker.call(jobs[0], timeout=10, ahead=jobs[1])["returned"] == 0
+    assert worker.call(jobs[1], timeout=10, ahead=jobs[2])["returned"] == 1
+    assert worker.call(jobs[2], timeout=10)["returned"] == 2 and worker.starts == 1
+    # sent ahead for real: the child runs the crash job on its own, right after answering
+    crash = {"api": "fake.crash"}
+    assert worker.call(jobs[3], timeout=10, ahead=crash)["returned"] == 3
+    pid = worker.pid
+    deadline = time.monotonic() + 10
+    while not gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gone(pid)
+    with pytest.raises(WorkerError) as e:  # its own call reads what became of it
+        worker.call(crash, timeout=10, label="the crash")
+    assert e.value.kind == "crash" and "the crash" in str(e.value) and worker.starts == 1
+    # the crash took jobs[5] with it: its own call sends it again, to a fresh child
+    with pytest.raises(WorkerError):
+        worker.call(crash, timeout=10, ahead=jobs[5])
+    assert worker.call(jobs[5], timeout=10)["returned"] == 5 and worker.starts == 3
+    # sent ahead and not asked for: the child goes, the job asked for gets its own answer
+    assert worker.call(jobs[0], timeout=10, ahead=jobs[1])["returned"] == 0
+    assert worker.call(jobs[4], timeout=10)["returned"] == 4 and worker.starts == 4
+    big = echo_job([{"name": "w", "shape": [AHEAD_BYTES], "grad": np.ones(AHEAD_BYTES)}], returned=9)
+    assert worker.call(jobs[2], timeout=10, ahead=big)["returned"] == 2
+    assert worker.call(big, timeout=10)["returned"] == 9 and worker.starts == 4
