@@ -29,7 +29,8 @@ AHEAD = 2
 #: what ``Runner.cached`` keeps: at most this many entries and this many bytes of arrays, the
 #: least recently used dropped first (a case's targets and sweep points run one after another, so
 #: a thread's next cells hit its last entries). The bytes bound matters: the model-sized cases'
-#: inputs and each oracle answer hold 8.7 MB of float64 apiece, and 256 of them were GBs
+#: inputs and each oracle answer hold 8.7 MB of float64 apiece (256 entries held 1.07 GB at one
+#: point of preparing the bundled eager CPU cells)
 CACHE_LIMIT = 256
 CACHE_BYTES = 512 * 2**20
 
