@@ -21,11 +21,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__, bundled, frameworks, registry, repeat, results, selection, shard
-from .spec import load, schema
+from . import __version__, bundled, frameworks, repeat, results, selection, shard
 from .statuses import PROBLEMS, STATUSES
-from .plan import call_problems, plan
 from .spec.limits import DEFAULT as DEFAULT_LIMITS
+
+# The registry, the case loader and the planner (pydantic models: 0.3 s of this module's 0.45 s
+# import) are imported where a command needs them, so that `run` starts its framework workers
+# first and their imports overlap these (``_run_locked``).
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -57,6 +59,10 @@ def case_paths(a) -> list[str]:
 
 
 def _load(paths, backends_filter=None, device="all", keyword=None, limits=DEFAULT_LIMITS, mode="eager"):
+    from . import registry
+    from .plan import call_problems, plan
+    from .spec import load
+
     loaded = load.load_paths(paths, limits)
     reg = registry.load()
     p = plan(loaded.cases, reg, backends=backends_filter, device=device, keyword=keyword, limits=limits, mode=mode)
@@ -111,7 +117,6 @@ def _output_problem(out: Path):
 
 
 def _run_locked(a, out: Path, limits, pythons: dict, unavailable: dict, selected: set) -> int:
-    from .runner import Runner
     from .worker import WorkerError, WorkerPool
 
     journal = out / "results.jsonl"
@@ -122,6 +127,9 @@ def _run_locked(a, out: Path, limits, pythons: dict, unavailable: dict, selected
                           "--fresh starts over")
     pool = WorkerPool(frameworks.workers(pythons), pythons, recycle=frameworks.recycling(pythons))
     pool.prestart(pythons)  # frameworks import while the registry and the cases load
+    from . import registry
+    from .runner import Runner
+
     try:
         runner = Runner(registry.load(), pool, unavailable, timeout=a.timeout)
         try:
@@ -322,6 +330,8 @@ def cmd_validate(a) -> int:
     paths = case_paths(a)
     loaded, p, errors = _load(paths, limits=limits)
     _print_errors(errors)
+    from .spec import load
+
     files = len(load.case_files(paths))
     ready = len({id(c.source) for c in p.cells})  # cases that plan into at least one cell
 
@@ -370,6 +380,8 @@ def cmd_list(a) -> int:
             t.add_row(sc.case.id, str(per_case[sc.case.id]), sc.case.title, f"{sc.path}:{sc.line}")
         t.print()
     elif a.what == "apis":
+        from . import registry
+
         reg = registry.load()
         t = _Rows("source API", "target API", "category")
         for m in reg.mappings:
@@ -400,6 +412,8 @@ def cmd_list(a) -> int:
 
 
 def cmd_schema(a) -> int:
+    from .spec import schema
+
     text = json.dumps(schema.json_schema(), indent=2)
     if a.out:
         Path(a.out).write_text(text + "\n", encoding="utf-8")

@@ -389,8 +389,14 @@ def _floats(obj: dict):
 
 
 def dumps(obj, **kwargs) -> str:
-    """Strict JSON of a results document or record (non-finite floats spelled out)."""
-    return json.dumps(_strict(obj), allow_nan=False, **kwargs)
+    """Strict JSON of a results document or record (non-finite floats spelled out). Most
+    records hold no non-finite float: they are encoded as they are, and only one that the
+    encoder refuses is rewritten first (``_strict`` walked every value of every record: 0.05
+    ms of a torch cell's 0.47 ms in this process)."""
+    try:
+        return json.dumps(obj, allow_nan=False, **kwargs)
+    except ValueError:  # "Out of range float values are not JSON compliant"
+        return json.dumps(_strict(obj), allow_nan=False, **kwargs)
 
 
 def loads(text: str):

@@ -1,5 +1,5 @@
-"""``Runner.stream``: the worker's next call overlaps this process's classification of the last
-one, and nothing else changes: the same calls in the same order, the same records in the same
+"""``Runner.stream``: the worker's next call (its job sent ahead) overlaps this process's
+classification of the last one, and nothing else changes: the same calls in the same order, the same records in the same
 order, a failed call an ``error`` record for its cell only, a stop that ends the stream. No
 framework: a stub pool stands in for the workers, and the kind's steps are the stub's."""
 
@@ -13,14 +13,34 @@ from conformance.worker import WorkerError
 
 
 class _Worker:
+    """As ``Worker``: a job sent ``ahead`` starts at once in the "child" (a thread here), and
+    the call for that same job only collects its answer."""
+
     def __init__(self, log: list, fail: set, delay: float):
         self.log, self.fail, self.delay = log, fail, delay
         self.last_elapsed = None
+        self._ahead = None  # (job, thread, answer box)
 
-    def call(self, job, timeout=None, label="", ahead=None):
+    def _run(self, job, box: list) -> None:
         self.log.append(("call", job["n"], time.perf_counter()))
         time.sleep(self.delay)
-        if job["n"] in self.fail:
+        box.append(job["n"] not in self.fail)
+
+    def call(self, job, timeout=None, label="", ahead=None):
+        if self._ahead is not None and self._ahead[0] is job:
+            _, thread, box = self._ahead
+            thread.join()
+        else:
+            assert self._ahead is None, "a job sent ahead was not asked for"
+            box = []
+            self._run(job, box)
+        self._ahead = None
+        if ahead is not None:
+            answer: list = []
+            thread = threading.Thread(target=self._run, args=(ahead, answer))
+            self._ahead = (ahead, thread, answer)
+            thread.start()
+        if not box[0]:
             raise WorkerError("crash", f"died on {job['n']}", label=label)
         return {"n": job["n"], "twice": 2 * job["n"]}
 
