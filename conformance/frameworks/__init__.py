@@ -70,6 +70,7 @@ def package(name: str) -> str:
     return fw.package if fw else name
 
 
+@lru_cache(maxsize=4096)  # asked for every cell's mapping, several times a cell
 def api_framework(api: str) -> str:
     """The framework an API name belongs to: its first component, or the framework that claims
     that component among its ``prefixes`` (``optax.clip`` is jax's)."""

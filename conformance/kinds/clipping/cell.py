@@ -83,6 +83,18 @@ def oracle_call(api, args: dict, grads: list, dtype: str, variant: Optional[dict
 _FLUSHABLE = {"float32": tensors.finfo("float32")["tiny"] ** 0.5, "bfloat16": tensors.finfo("float32")["tiny"] ** 0.5,
               "float64": tensors.finfo("float64")["tiny"] ** 0.5}
 _TINY: dict = {}
+_FACTS: dict = {}  # (id(case), dtype) -> (case, Clipping.facts)
+
+
+def _grads_facts(case, dtype: str) -> dict:
+    grads = case.grads
+    if grads is None:
+        return {"mixed_dtypes": False}
+    present = [v for v in grads.values() if v is not None]
+    return {"mixed_dtypes": any(getattr(v, "dtype", None) not in (None, dtype) for v in present),
+            "grads.count": len(present),
+            "grads.empty": any(0 in tensors.shape_of(tensor_data(v)) for v in present),
+            "grads.tiny": _tiny(case, dtype)}
 
 
 def _tiny(case, dtype: str) -> bool:
@@ -152,14 +164,13 @@ class Clipping(Kind):
         """Injected gradients: ``mixed_dtypes`` (a generator's ``dtype:`` other than the cell's),
         ``grads.count`` (parameters that have a gradient), ``grads.empty`` (one has no elements),
         ``grads.tiny`` (see ``tiny``)."""
-        grads = cell.case.grads
-        if grads is None:
-            return {"mixed_dtypes": False}
-        present = [v for v in grads.values() if v is not None]
-        return {"mixed_dtypes": any(getattr(v, "dtype", None) not in (None, cell.dtype) for v in present),
-                "grads.count": len(present),
-                "grads.empty": any(0 in tensors.shape_of(tensor_data(v)) for v in present),
-                "grads.tiny": _tiny(cell.case, cell.dtype)}
+        key = (id(cell.case), cell.dtype)  # the same for every cell of a case and dtype: worked out once
+        known = _FACTS.get(key)
+        if known is None or known[0] is not cell.case:  # the case is kept: its id is not reused
+            if len(_FACTS) > 4096:
+                _FACTS.clear()
+            known = _FACTS[key] = (cell.case, _grads_facts(cell.case, cell.dtype))
+        return dict(known[1])
 
     def prepare(self, runner, cell) -> Prepared:
         case = cell.case
