@@ -50,11 +50,11 @@ START_ATTEMPTS = 2
 class RankGroup:
     """``world_size`` processes running ``rank_main`` (see the module doc)."""
 
-    def __init__(self, rank_main, world_size: int, start_limit: Optional[float] = None):
+    def __init__(self, rank_main, world_size: int, start_limit: Optional[float] = None, preload: tuple = ()):
         self.world_size = world_size
         start_limit = START_LIMIT if start_limit is None else start_limit
         self._dir = tempfile.mkdtemp(prefix="ranks-")
-        ctx = multiprocessing.get_context("spawn")
+        ctx = _context(preload)
         self.conns, self.procs = [], []
         for rank in range(world_size):
             parent, child = ctx.Pipe()
@@ -134,6 +134,18 @@ class RankGroup:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
+def _context(preload: tuple):
+    """How rank processes start: ``spawn`` (a fresh interpreter that imports the framework, 1 to 2
+    s a rank), or, where the framework names modules to ``preload``, a ``forkserver`` that imports
+    them once for the worker's life and forks every rank from that state (the framework must be
+    safe to fork after its import: the server runs nothing else)."""
+    if not preload:
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(list(preload))  # read when the server starts: the first group's start
+    return ctx
+
+
 def _missing(answers: dict, pending: set) -> str:
     return ", ".join([f"rank {r} (no answer)" for r in sorted(pending)]
                      + [f"rank {r} (pipe closed)" for r, a in sorted(answers.items()) if isinstance(a, Died)])
@@ -207,10 +219,11 @@ def close_all() -> None:
         _GROUPS.popitem()[1].close()
 
 
-def run(rank_main, job: dict) -> dict:
+def run(rank_main, job: dict, preload: tuple = ()) -> dict:
     """``job`` on the ``job["distributed"]["world_size"]`` ranks running ``rank_main`` (a group
     started at the first such job, replaced after a failure): ``{"ranks": [each rank's answer],
-    "raised": the lowest raising rank's exception, its message prefixed "rank N: ", or None}``."""
+    "raised": the lowest raising rank's exception, its message prefixed "rank N: ", or None}``.
+    ``preload``: modules a forkserver imports once for the ranks (``_context``)."""
     key = (rank_main, job["distributed"]["world_size"])
     group = _GROUPS.get(key)
     if group is None or not group.alive():
@@ -220,7 +233,7 @@ def run(rank_main, job: dict) -> dict:
         if len(failed) >= START_ATTEMPTS:
             raise RuntimeError(f"not started: the last {len(failed)} starts of this group failed; the last: {failed[-1]}")
         try:
-            group = _GROUPS[key] = RankGroup(rank_main, key[1], job["distributed"].get("start_limit"))
+            group = _GROUPS[key] = RankGroup(rank_main, key[1], job["distributed"].get("start_limit"), preload)
         except RuntimeError as e:
             _GROUPS.pop(key, None)
             _FAILED_STARTS[key] = failed + [str(e)]

@@ -35,6 +35,11 @@ from .tensors import numpy, parameter, tensor, torch_layout
 COLLECTIVE_TIMEOUT_MS = 120_000
 
 
+#: what the ranks' forkserver imports once (``ranks._context``): a group then starts in a fork
+#: instead of an interpreter that imports Paddle per rank
+PRELOAD = ("paddle", "paddle.distributed", __name__)
+
+
 def _clip_grad_norm(params: list, args: dict):
     return paddle.nn.utils.clip_grad_norm_(params, **args)
 
@@ -53,7 +58,7 @@ APIS = {"paddle.nn.utils.clip_grad_norm_.distributed": _clip_grad_norm,
 def run(job: dict) -> dict:
     if job["device"] != "cpu":
         raise NotImplementedError("distributed cells run on CPU (gloo) only")
-    return ranks.run(rank_main, job)
+    return ranks.run(rank_main, job, preload=PRELOAD)
 
 
 # --- in the rank processes ----------------------------------------------------------------------

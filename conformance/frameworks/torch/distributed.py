@@ -27,6 +27,11 @@ from .tensors import DTYPES, numpy, tensor, tensor_args
 #: exception that would read as the API raising; it only bounds ranks orphaned by a killed worker
 COLLECTIVE_TIMEOUT = 120
 
+#: what the ranks' forkserver imports once (``ranks._context``): a group then starts in a fork
+#: instead of an interpreter that imports torch per rank
+PRELOAD = ("torch", "torch.distributed", "torch.distributed.device_mesh", "torch.distributed.tensor",
+           "torch.distributed.fsdp", "torch.nn.parallel", __name__)
+
 #: the distributed API -> the clipping call every rank makes
 APIS = {"torch.nn.utils.clip_grad_norm_.distributed": clipping.APIS["torch.nn.utils.clip_grad_norm_"]}
 
@@ -34,7 +39,7 @@ APIS = {"torch.nn.utils.clip_grad_norm_.distributed": clipping.APIS["torch.nn.ut
 def run(job: dict) -> dict:
     if job["device"] != "cpu":
         raise NotImplementedError("distributed cells run on CPU (gloo) only")
-    return ranks.run(rank_main, job)
+    return ranks.run(rank_main, job, preload=PRELOAD)
 
 
 # --- in the rank processes ----------------------------------------------------------------------
