@@ -34,7 +34,7 @@ from conformance import wire
 
 __all__ = ["WorkerError", "BackendError", "Worker", "WorkerPool", "PROTOCOL", "STDERR_TAIL"]
 
-PROTOCOL = 1
+PROTOCOL = 2  # 2: arrays as raw bytes after the JSON (wire)
 #: characters of the child's stderr kept in error messages
 STDERR_TAIL = 3000
 #: this ``conformance`` package's directory

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import sys
 
-PROTOCOL = 1
+PROTOCOL = 2  # 2: arrays as raw bytes after the JSON (wire)
 
 
 def _protect_stdio():

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from conformance import wire
-from conformance.worker import BackendError, Worker, WorkerError, WorkerPool
+from conformance.worker import PROTOCOL, BackendError, Worker, WorkerError, WorkerPool
 
 ROOT = Path(__file__).resolve().parents[1]  # tests.fake_backend lives in the repository
 FAKE = "tests.fake_backend"
@@ -101,6 +101,34 @@ def test_wire_nested_and_scalars():
     assert got["text"] == obj["text"]
 
 
+def test_wire_arrays_travel_as_their_own_bytes_aligned():
+    """Protocol 2: an array's bytes follow the JSON as they are (no base64), each at a multiple
+    of ``ALIGN`` from the payload's start, and decode as views of the payload."""
+    big = np.arange(250_000, dtype=np.float32)
+    small = np.array([1.5, -2.0])
+    payload = wire.encode({"g": big, "s": small, "n": np.float64(0.5)})
+    assert big.nbytes + small.nbytes <= len(payload) < big.nbytes + small.nbytes + 3 * wire.ALIGN + 200
+    got = wire.decode(payload)
+    assert_same_array(got["g"], big)
+    assert_same_array(got["s"], small)
+    assert got["n"] == 0.5
+    for a in (got["g"], got["s"]):
+        assert a.ctypes.data % 16 == 0  # aligned for any dtype's loads (the bytearray is 16-aligned)
+
+
+def test_wire_refuses_a_payload_whose_arrays_do_not_fit():
+    good = wire.encode({"a": np.arange(4.0)})
+    with pytest.raises(ValueError, match="do not fit"):
+        wire.decode(good[:-8])  # the array's last element cut off
+    (n,) = wire.HEADER.unpack_from(good)
+    bad = good[:4] + good[4:4 + n].replace(b"32]", b"64]") + good[4 + n:]  # nbytes 32 -> 64
+    with pytest.raises(ValueError, match="do not fit"):
+        wire.decode(bad)
+    for junk in (b"", b"\x00\x00", b"\x00\x00\x00\x09{}"):
+        with pytest.raises(ValueError):
+            wire.decode(junk)
+
+
 def test_wire_refuses_what_it_cannot_carry():
     for bad in [np.array(["a"]), np.array([object()]), object(), {1, 2}]:
         with pytest.raises(TypeError):
@@ -177,7 +205,7 @@ def worker():
 
 def test_hello(worker):
     hello = worker.hello
-    assert hello["type"] == "hello" and hello["protocol"] == 1
+    assert hello["type"] == "hello" and hello["protocol"] == PROTOCOL == 2
     assert hello["backend"] == "fake"
     assert hello["pid"] == worker.pid
     assert hello["python"].count(".") == 2
