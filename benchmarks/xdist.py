@@ -1,7 +1,7 @@
 """pytest-xdist, timed: ``pytest CASES --backend B -n N`` for each N (default 0 and 2) in the
-backend's tox interpreter, its wall time, the CPU time of it and everything it waited for (the
-xdist workers, the framework workers, the distributed cases' rank processes), and the speed-up
-of each N over the first.
+backend's tox interpreter, its wall time, the machine's busy CPU time meanwhile (the xdist
+workers, the framework workers, the distributed cases' rank processes: run it on a quiet
+machine), and the speed-up of each N over the first.
 
     .tox/unit/bin/python benchmarks/xdist.py [--backend torch] [-n 0,2] [--cases cases] [--repeat K]
 
@@ -27,9 +27,19 @@ TOX = ROOT / ".tox"
 
 
 def _cpu() -> float:
-    """User and system seconds of this process's waited-for descendants."""
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+    """Busy CPU seconds of the whole machine so far (``/proc/stat``: every state but idle and
+    iowait), so that every process of a run counts, those it does not wait for included (the
+    distributed cases' ranks are children of a forkserver that outlives the run's own
+    processes); on a quiet machine that is the run's CPU time. Elsewhere: this process's
+    waited-for descendants."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
 
 
 def _cores() -> int:
