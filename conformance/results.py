@@ -391,7 +391,7 @@ def _floats(obj: dict):
 def dumps(obj, **kwargs) -> str:
     """Strict JSON of a results document or record (non-finite floats spelled out). Most
     records hold no non-finite float: they are encoded as they are, and only one that the
-    encoder refuses is rewritten first (``_strict`` walked every value of every record: 0.05
+    encoder refuses is rewritten first (``_strict`` walked every value of every record: 0.03
     ms of a torch cell's 0.47 ms in this process)."""
     try:
         return json.dumps(obj, allow_nan=False, **kwargs)
