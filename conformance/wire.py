@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import struct
 import sys
 
@@ -96,9 +97,7 @@ def _decode_array(payload, base: int, spec) -> np.ndarray:
     if dtype.kind not in _KINDS:
         raise ValueError(f"wire refuses arrays of dtype {name!r}")
     shape = tuple(int(s) for s in shape)
-    count = 1
-    for s in shape:
-        count *= s
+    count = math.prod(shape)
     offset, nbytes = base + int(offset), int(nbytes)
     if count * dtype.itemsize != nbytes or offset < 0 or offset + nbytes > len(payload):
         raise ValueError(f"wire: array bytes [{offset}, {offset + nbytes}) do not fit shape {list(shape)} "

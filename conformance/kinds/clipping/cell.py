@@ -82,7 +82,6 @@ def oracle_call(api, args: dict, grads: list, dtype: str, variant: Optional[dict
 #: gradients) or float64, where MindSpore's CPU kernels flush on some threads and not others
 _FLUSHABLE = {"float32": tensors.finfo("float32")["tiny"] ** 0.5, "bfloat16": tensors.finfo("float32")["tiny"] ** 0.5,
               "float64": tensors.finfo("float64")["tiny"] ** 0.5}
-_TINY: dict = {}
 _FACTS: dict = {}  # (id(case), dtype) -> (case, Clipping.facts)
 
 
@@ -102,28 +101,21 @@ def _tiny(case, dtype: str) -> bool:
     1.1e-19; float64: below 1.5e-154) changes some injected gradient's L2 norm by more than the
     dtype's rtol: where a framework's flush-to-zero mode decides the numbers. Never for float16
     (measured deterministic there; MindSpore's float16 flush is the knob ``flush``).
-    Computed once per (case, dtype)."""
-    key = (id(case), dtype)
-    if key not in _TINY or _TINY[key][0] is not case:  # the case is kept: its id is not reused
-        if len(_TINY) > 4096:
-            _TINY.clear()
-        found = False
-        for value in case.grads.values():
-            if value is None:
-                continue
-            data = tensor_data(value)
-            pdtype = tensors.param_dtype(data, dtype)
-            if pdtype not in _FLUSHABLE:
-                continue
-            a = np.abs(tensors.round_to(tensors.materialize(data), pdtype))
-            a = a[np.isfinite(a)]
-            whole = _scaled_l2(a)
-            kept = _scaled_l2(np.where(a < _FLUSHABLE[pdtype], 0.0, a))
-            if whole and abs(whole - kept) > compare.tolerance(pdtype)[0] * whole:
-                found = True
-                break
-        _TINY[key] = (case, found)
-    return _TINY[key][1]
+    Asked once per (case, dtype): ``Clipping.facts`` keeps what ``_grads_facts`` found."""
+    for value in case.grads.values():
+        if value is None:
+            continue
+        data = tensor_data(value)
+        pdtype = tensors.param_dtype(data, dtype)
+        if pdtype not in _FLUSHABLE:
+            continue
+        a = np.abs(tensors.round_to(tensors.materialize(data), pdtype))
+        a = a[np.isfinite(a)]
+        whole = _scaled_l2(a)
+        kept = _scaled_l2(np.where(a < _FLUSHABLE[pdtype], 0.0, a))
+        if whole and abs(whole - kept) > compare.tolerance(pdtype)[0] * whole:
+            return True
+    return False
 
 
 def _scaled_l2(a: np.ndarray) -> float:
