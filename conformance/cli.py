@@ -164,14 +164,14 @@ def _run_locked(a, out: Path, limits, pythons: dict, unavailable: dict, selected
                 interrupted = _execute(cells, runner, writer.add, pool, a.workers)
         finally:
             writer.set_backends(runner.backend_summary())
-            doc = writer.close()
+            doc = writer.close(records=not a.no_report)  # the records are read back for the report only
     finally:
         pool.close()
     if interrupted:
-        err_console.print(f"interrupted: {len(doc['results'])} of {doc.get('planned')} cells are in {writer.journal}; "
+        err_console.print(f"interrupted: {writer.done} of {doc.get('planned')} cells are in {writer.journal}; "
                           "`conformance run --resume` with the same arguments continues", markup=False)
         return 130
-    _summary(doc, runner.unavailable)
+    _summary(writer.tally, writer.problems, runner.unavailable)
     if a.no_report:
         console.print(f"results: {out / 'results.json'}   (no report: conformance report {out / 'results.json'})",
                       markup=False)
@@ -182,7 +182,7 @@ def _run_locked(a, out: Path, limits, pythons: dict, unavailable: dict, selected
         console.print(f"results: {out / 'results.json'}   report: {index}", markup=False)
     if errors:
         return 2
-    return 1 if any(r["status"] in PROBLEMS for r in doc["results"]) else 0
+    return 1 if any(status in PROBLEMS for (_, _, status) in writer.tally) else 0
 
 
 def _repeat(cells, runner, writer, pool, times: int) -> bool:
@@ -299,23 +299,25 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _summary(doc: dict, unavailable: dict = None) -> None:
+def _summary(tally: Counter, problems: list, unavailable: dict = None) -> None:
+    """The cells per backend/device and status (``Writer.tally``), and the first problem cells
+    (``Writer.problems``: status, id, message)."""
     table = Table(title="conformance summary")
     table.add_column("backend/device")
     for s in STATUSES:
         table.add_column(s, justify="right", style=STATUS_STYLE[s])
     rows = defaultdict(Counter)
-    for r in doc["results"]:
-        rows[f"{r['backend']}/{r['device']}"][r["status"]] += 1
+    for (backend, device, status), n in tally.items():
+        rows[f"{backend}/{device}"][status] += n
     for key in sorted(rows):
         table.add_row(key, *(str(rows[key][s]) for s in STATUSES))
     console.print(table)
-    bad = [r for r in doc["results"] if r["status"] in PROBLEMS]
-    for r in bad[:20]:
-        console.print(f"[{STATUS_STYLE[r['status']]}]{r['status']}[/] ", end="")
-        console.print(f"{r['id']}: {r['message'][:500]}", markup=False)
-    if len(bad) > 20:
-        console.print(f"... and {len(bad) - 20} more in the report")
+    for status, cid, message in problems[:20]:
+        console.print(f"[{STATUS_STYLE[status]}]{status}[/] ", end="")
+        console.print(f"{cid}: {message[:500]}", markup=False)
+    bad = sum(n for (_, _, status), n in tally.items() if status in PROBLEMS)
+    if bad > 20:
+        console.print(f"... and {bad - 20} more in the report")
     for name, reason in sorted((unavailable or {}).items()):
         console.print(f"skipped backend {name}: {reason}", markup=False)
 

@@ -228,6 +228,101 @@ def test_a_reference_that_does_not_resolve_reads_as_a_text_that_says_so(tmp_path
     assert got[3]["message"] == "x" * 20
 
 
+def _writer_records():
+    """Records a run writes: a case's facts on its first record, a message repeated by three
+    records and one carried once, a reproduction that is its case's snippet, a non-finite metric,
+    and ids and keys that their fields spell (written as their sweep label)."""
+    from conformance.plan import cell_id
+
+    src = api = "torch.nn.utils.clip_grad_norm_"
+    info = {"title": "A", "path": "cases/a.yaml", "tags": ["t"], "source_api": src,
+            "snippets": {api: {"backend": "torch", "text": _SNIP}}}
+    out = []
+    for i, (status, extra) in enumerate([
+            ("unsupported", {"message": _REASON}), ("unsupported", {"message": _REASON}),
+            ("known", {"reproduce": "# cell a[2]\nimport torch\nprint(torch.ones(2))\n"}),
+            ("mismatch", {"message": "x" * 30, "max_abs_err": float("inf"), "max_rel_err": float("nan")}),
+            ("unsupported", {"message": _REASON}), ("match", {})]):
+        label = f"max_norm={i}"
+        r = dict(rec(cell_id("a", api, "float32", "cpu", label), status, **extra), source_api=src, mode="eager",
+                 title="A", path="cases/a.yaml", tags=["t"],
+                 key="|".join(["torch", "a", src, api, "cpu", "eager", "float32", label]))
+        out.append(dict(r, case_info=info) if i == 0 else r)
+    return out
+
+
+def _same(a: dict, b: dict) -> bool:
+    """Equal, NaN equal to NaN (json's encoding of a record: floats spelled out)."""
+    return results.dumps(a, sort_keys=True) == results.dumps(b, sort_keys=True)
+
+
+def test_close_copies_the_journal_s_record_lines_into_results_json(tmp_path):
+    """The journal's lines are results.json's records as they are (interned messages, snippet
+    references, sweep labels): ``close`` copies them after the document's head, and results.json
+    reads back as the journal does, every record whole."""
+    import shutil
+
+    out = tmp_path / "results.json"
+    w = results.Writer(out, registry={"apis": {"a": 1}})
+    records = _writer_records()
+    for r in records:
+        w.add(r)
+    w.set_backends({"torch": {"version": "2.13.0", "devices": ["cpu"]}})
+    shutil.copy(w.journal, tmp_path / "journal.jsonl")
+    doc = w.close()
+    raw = json.loads(out.read_text())
+    assert raw["strings"] == [_REASON]  # interned at its second record; the once-only message is not
+    assert [r.get("message") for r in raw["results"]] == [_REASON, {"$str": 0}, "", "x" * 30, {"$str": 0}, ""]
+    assert raw["results"][2]["reproduce"] == {"$snippet": "torch.nn.utils.clip_grad_norm_", "head": "# cell a[2]\n"}
+    assert all("$point" in r and "id" not in r and "title" not in r for r in raw["results"])
+    assert raw["done"] == 6 and raw["cases"]["a"]["title"] == "A" and "case_info" not in out.read_text()
+    from_journal = dict(results.load(tmp_path / "journal.jsonl"), done=6)  # (close adds ``done``)
+    assert _same(doc, results.load(out)) and _same(doc, from_journal)
+    whole = [{k: v for k, v in r.items() if k != "case_info"} for r in records]
+    assert _same(doc["results"], whole)
+    assert _same(results.load(tmp_path / "journal.jsonl")["results"], whole)
+    # what the old derivation (every record read back and encoded again) writes reads the same
+    results.write_json(tmp_path / "again.json", from_journal)
+    assert _same(results.load(tmp_path / "again.json"), doc)
+
+
+def test_close_without_records_reads_nothing_back_and_the_tally_counts_every_cell(tmp_path):
+    out = tmp_path / "results.json"
+    w = results.Writer(out)
+    for r in _writer_records():
+        w.add(r)
+    doc = w.close(records=False)
+    assert "results" not in doc and doc["done"] == 6 and w.done == 6
+    assert w.tally == {("torch", "cpu", "unsupported"): 3, ("torch", "cpu", "known"): 1,
+                       ("torch", "cpu", "mismatch"): 1, ("torch", "cpu", "match"): 1}
+    assert w.problems == [("mismatch", "a[torch.nn.utils.clip_grad_norm_-float32-cpu-max_norm=3]", "x" * 30)]
+    assert len(results.load(out)["results"]) == 6
+
+
+def test_a_resumed_journal_goes_on_numbering_its_strings_and_a_resumed_finished_run_keeps_case_fields(tmp_path):
+    out = tmp_path / "results.json"
+    records = _writer_records()
+    w = results.Writer(out, planned=10)
+    for r in records[:2]:  # the second interns _REASON as string 0
+        w.add(r)
+    w.close()  # unfinished: the journal stays
+    w = results.Writer(out, planned=4, resume=True)
+    assert w.earlier == 2 and w.done == 2
+    w.add(dict(records[2], message="y" * 20))
+    w.add(dict(records[3], message="y" * 20))  # string 1
+    w.add(records[4])  # string 0 again
+    w.add(records[5])
+    assert '{"$str":1}' in w.journal.read_text() and w.journal.read_text().count(_REASON) == 2
+    doc = w.close()
+    assert [r["message"] for r in doc["results"]] == [_REASON, _REASON, "y" * 20, "y" * 20, _REASON, ""]
+    assert all(r["title"] == "A" and r["path"] == "cases/a.yaml" for r in doc["results"])
+    # resuming the finished folder: the journal starts from results.json, case facts included
+    w = results.Writer(out, planned=0, resume=True)
+    assert all(r["title"] == "A" for r in results.load(w.journal)["results"])
+    doc = w.close()
+    assert len(doc["results"]) == 6 and all(r["title"] == "A" for r in doc["results"])
+
+
 # --------------------------------------------------------------------------- merge
 
 
