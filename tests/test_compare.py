@@ -12,6 +12,7 @@ from conformance.compare import (
     Metrics,
     check_expect,
     compare_arrays,
+    compare_many,
     compare_outputs,
     tolerance,
 )
@@ -139,6 +140,50 @@ def test_tolerance_boundary_is_inclusive():
 def test_zero_tolerance_is_exact():
     assert compare_arrays([0.1 + 0.2], [0.3], 0.0, 0.0).mismatched == 1
     assert compare_arrays([0.5], [0.5], 0.0, 0.0).mismatched == 0
+
+
+_VALUES = [0.0, -0.0, 1.0, -1.0, 4.0, 5.5, -2.5, float(np.nextafter(5.5, INF)), 1e-300, 5e-324, 1e308, -1e308,
+           0.1 + 0.2, 0.3, NAN, INF, -INF]
+
+
+@pytest.mark.parametrize("rtol,atol", [(0.0, 0.0), (0.25, 0.5), (1.3e-6, 1e-5), (1.0, 0.0)])
+def test_zero_dimensional_values_follow_the_rule_of_arrays(rtol, atol):
+    """Two 0-d values (a returned norm) are compared in Python floats: the metrics of the same
+    two values as one-element arrays, for every pair of ordinary and non-finite values."""
+    for g in _VALUES:
+        for w in _VALUES:
+            scalar = compare_arrays(np.float64(g), np.float64(w), rtol, atol)
+            array = compare_arrays(np.array([g]), np.array([w]), rtol, atol)
+            assert (scalar.size, scalar.shape) == (1, ())
+            assert (scalar.mismatched, scalar.max_abs_err, scalar.max_rel_err) == \
+                (array.mismatched, array.max_abs_err, array.max_rel_err), (g, w)
+            assert scalar.worst == array.worst.replace("[0]", "[]", 1), (g, w)
+
+
+def test_compare_many_gives_each_pair_s_own_metrics():
+    """One pass over a cell's gradients gives the metrics that each pair alone gives: agreeing,
+    off by a little, mismatched (with the worst element), and any pair list the one pass does not
+    take (a non-finite difference, an empty or 0-d gradient, a shape that differs)."""
+    rng = np.random.default_rng(7)
+    shapes = [(8, 8), (8,), (3, 16), (1,)]
+    for trial in range(40):
+        want = [rng.normal(size=s) for s in shapes]
+        got = [w.copy() for w in want]
+        for g in got[: trial % 5]:
+            g += rng.normal(scale=10.0 ** -rng.integers(4, 9), size=g.shape)
+        if trial % 7 == 3:
+            got[1][2] = NAN
+        if trial % 11 == 5:
+            got[2] = got[2][:1]
+        if trial % 13 == 6:
+            want[3] = np.float64(2.0)
+            got[3] = np.float64(2.5)
+        pairs = list(zip(got, want))
+        for rtol, atol in [(1e-7, 1e-7), (1.3e-6, 1e-5), (0.0, 0.0)]:
+            assert compare_many(pairs, rtol, atol) == [compare_arrays(g, w, rtol, atol) for g, w in pairs]
+    assert compare_many([(np.zeros(0), np.zeros(0)), (np.ones(2), np.ones(2))], 0.0, 0.0) == \
+        [Metrics(size=0, shape=(0,)), Metrics(size=2, shape=(2,))]
+    assert compare_many([], 0.0, 0.0) == []
 
 
 # --------------------------------------------------------------------------- compare_outputs
