@@ -14,6 +14,7 @@ unit in the last place of each element allowed: that much is rounding, not a fac
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Optional
@@ -141,7 +142,7 @@ def compare_many(pairs: list, rtol: float, atol: float) -> list:
         diff = np.abs(g - w)
         if not np.isfinite(diff).all():
             return [compare_arrays(g, w, rtol, atol) for g, w in zip(gs, ws)]
-        starts = np.cumsum([0] + [a.size for a in ws[:-1]])
+        starts = list(itertools.accumulate([a.size for a in ws[:-1]], initial=0))
         max_abs = np.maximum.reduceat(diff, starts)
         out = [Metrics(size=a.size, shape=a.shape) for a in ws]
         if not max_abs.any():  # every element agrees
@@ -158,7 +159,7 @@ def compare_many(pairs: list, rtol: float, atol: float) -> list:
         m.max_rel_err = float(max_rel[i])
         m.mismatched = int(counts[i])
         if m.mismatched:
-            lo = int(starts[i])
+            lo = starts[i]
             part = slice(lo, lo + ws[i].size)
             m.worst = _worst(gs[i], ws[i], bad[part].reshape(ws[i].shape), diff[part].reshape(ws[i].shape), rtol)
     return out
