@@ -567,3 +567,30 @@ def test_clip_grads_with_norm_nonfinite_nan_reproduces_tensorflow_use_norm():
     assert np.isnan(r.grads[0]).all()
     r = clip_grads_with_norm(g, 10.0, 1e5, eps=0.0, threshold="min_reciprocal", nonfinite="nan")
     np.testing.assert_allclose(r.grads[0], [3e-4, -4e-4])
+
+
+def test_total_norm_remembers_answers_by_value_not_by_object():
+    """A sweep asks for the same gradients' norm once per threshold: small gradients' norms are
+    remembered by their bytes, so the answer is the computed one, and gradients changed in place
+    (the same objects, other values) get their own."""
+    from conformance.kinds.clipping import oracle as o
+
+    rng = np.random.default_rng(3)
+    grads = [rng.normal(size=(8, 8)), None, rng.normal(size=8)]
+    gs = [g for g in grads if g is not None]
+    for p in (2.0, 1.0, 3, math.inf, 0.0):
+        for knobs in ({}, {"nesting": "flat"}, {"accumulate": "float32"}, {"sum_dtype": "float32"}):
+            want = o._total_norm(gs, p, **{**dict(nesting="nested", accumulate="float64", power_sum="abs",
+                                                  root="exact", sum_dtype=None, max_nan="propagate",
+                                                  exponent="exact", summation="exact"), **knobs})
+            assert o.total_norm(grads, p, **knobs) == want
+            assert o.total_norm(grads, p, **knobs) == want  # remembered
+    before = o.total_norm(grads)
+    grads[0][0, 0] += 100.0
+    assert o.total_norm(grads) != before
+    assert o.total_norm(grads) == o._total_norm(gs, 2.0, nesting="nested", accumulate="float64", power_sum="abs",
+                                                root="exact", sum_dtype=None, max_nan="propagate",
+                                                exponent="exact", summation="exact")
+    big = [np.ones(o.MEMO_BYTES // 8 + 1)]  # past the memo: computed each time
+    assert o.total_norm(big) == math.sqrt(big[0].size)
+    assert math.isnan(o.total_norm([np.array([1.0, math.nan])]))

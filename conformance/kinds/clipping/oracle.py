@@ -67,6 +67,7 @@ Python exceptions). numpy and the standard library only.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Optional
@@ -321,12 +322,37 @@ def total_norm(grads: list, norm_type: float = 2.0, *, nesting: str = "nested", 
     (NaN only when every one is): MindSpore's ``ops.clip_by_norm`` in graph mode
     (mindspore.jit), measured: [2, nan, -3] and [1, 0.5] have total inf-norm 1.0, [nan, 2]
     alone NaN.
+    Answers for small gradients (``MEMO_BYTES`` in all) are remembered by value (the bytes,
+    dtypes and shapes, and the knobs), not by object: a sweep asks for the same gradients' norm
+    once per threshold.
     """
+    gs = _present(grads)
+    kw = (("nesting", nesting), ("accumulate", accumulate), ("power_sum", power_sum), ("root", root),
+          ("sum_dtype", sum_dtype), ("max_nan", max_nan), ("exponent", exponent), ("summation", summation))
+    if sum(g.nbytes for g in gs) > MEMO_BYTES:
+        return _total_norm(gs, norm_type, **dict(kw))
+    return _remembered_norm(tuple((g.dtype.str, g.shape, g.tobytes()) for g in gs), float(norm_type), kw)
+
+
+#: ``total_norm`` remembers the answers for gradients of at most this many bytes in all (the
+#: last ``MEMO_ENTRIES`` of them: at most 4 MB)
+MEMO_BYTES = 1 << 16
+MEMO_ENTRIES = 64
+
+
+@functools.lru_cache(maxsize=MEMO_ENTRIES)
+def _remembered_norm(frozen: tuple, norm_type: float, kw: tuple) -> float:
+    """``_total_norm`` of the gradients ``frozen`` holds ((dtype, shape, bytes) each)."""
+    return _total_norm([np.frombuffer(b, dtype=dt).reshape(shape) for dt, shape, b in frozen], norm_type, **dict(kw))
+
+
+def _total_norm(gs: list, norm_type: float, *, nesting: str, accumulate: str, power_sum: str, root: str,
+                sum_dtype: Optional[str], max_nan: str, exponent: str, summation: str) -> float:
+    """``total_norm`` of the present gradients ``gs`` (float64 arrays)."""
     outer_ignore = max_nan == "outer_ignore"
     kw = dict(accumulate=accumulate, power_sum=power_sum, root=root, sum_dtype=sum_dtype,
               max_nan="propagate" if outer_ignore else max_nan, exponent=exponent, summation=summation)
     _check("nesting", nesting, ("nested", "flat"))
-    gs = _present(grads)
     if not gs:
         return 0.0
     if nesting == "flat":
