@@ -17,20 +17,37 @@ from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
-from . import __version__, bundled, frameworks, repeat, results, selection, shard
+from . import __version__, bundled, frameworks, results, selection, shard
 from .statuses import PROBLEMS, STATUSES
 from .spec.limits import DEFAULT as DEFAULT_LIMITS
 
 # The registry, the case loader and the planner (pydantic models: 0.3 s of this module's 0.45 s
-# import) are imported where a command needs them, so that `run` starts its framework workers
-# first and their imports overlap these (``_run_locked``).
+# import), rich (45 ms) and numpy (50 ms: ``wire``, ``repeat``) are imported where a command
+# needs them, so that `run` starts its framework workers first (0.17 s after the interpreter
+# started with rich and numpy imported here, 0.07 s without) and their imports overlap these
+# (``_run_locked``).
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class _Console:
+    """A rich ``Console``, made (and rich imported) on first use."""
+
+    def __init__(self, **options):
+        self._options, self._console = options, None
+
+    def get(self):
+        """The rich ``Console`` itself."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name):
+        return getattr(self.get(), name)
+
+
+console = _Console(highlight=False, soft_wrap=True)
+err_console = _Console(stderr=True, highlight=False, soft_wrap=True)
 STATUS_STYLE = {"match": "green", "known": "blue", "mismatch": "bold red", "error": "red", "unstable": "magenta",
                 "unsupported": "dim", "skipped": "dim"}
 
@@ -136,6 +153,7 @@ def _run_locked(a, out: Path, limits, pythons: dict, unavailable: dict, selected
             loaded, p, errors = _load(case_paths(a), selected, a.device, a.k, limits, a.mode)
         except ValueError as e:  # a bad -k expression
             return _usage(str(e))
+        snapshot = runner.registry.snapshot()  # (9 ms: while the workers import)
         for name in sorted(frameworks.requested(a.backend) & set(pythons)):
             try:
                 pool.hello(name, "cpu")  # asked for by name: it must start (waited for only now)
@@ -153,7 +171,7 @@ def _run_locked(a, out: Path, limits, pythons: dict, unavailable: dict, selected
         if not p.cells:
             return _usage("no cells to run" + (" (see the errors above)" if errors else
                                                f" (-k {a.k!r} matches none)" if a.k else ""))
-        writer = results.Writer(out / "results.json", registry=runner.registry.snapshot(),
+        writer = results.Writer(out / "results.json", registry=snapshot,
                                 planned=len(cells), resume=a.resume)
         if a.resume:
             console.print(f"resuming {journal}: {writer.earlier} cells done, {len(cells)} to run", markup=False)
@@ -190,6 +208,8 @@ def _repeat(cells, runner, writer, pool, times: int) -> bool:
     record per cell, ``unstable`` where the runs disagree. Returns whether it was interrupted
     (then the finished cells of the first run are written)."""
     runner.digests = True
+    from . import repeat
+
     runs = []
     for k, order in enumerate(repeat.orders(cells, times)):
         if k:
@@ -261,9 +281,11 @@ def _execute(cells, runner, add, pool, workers=None) -> bool:
     lanes = _lanes(groups, workers)
     lock = threading.Lock()
     stop = threading.Event()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     show = console.is_terminal
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=console, disable=not show)
+                        TimeElapsedColumn(), console=console.get(), disable=not show)
 
     def work(key, lane, group, task):
         for rec in runner.stream(group, stop, lane):  # the worker runs one cell while this classifies the last
@@ -302,6 +324,8 @@ def _raise_interrupt(signum, frame):
 def _summary(tally: Counter, problems: list, unavailable: dict = None) -> None:
     """The cells per backend/device and status (``Writer.tally``), and the first problem cells
     (``Writer.problems``: status, id, message)."""
+    from rich.table import Table
+
     table = Table(title="conformance summary")
     table.add_column("backend/device")
     for s in STATUSES:
@@ -361,6 +385,8 @@ class _Rows:
 
     def print(self) -> None:
         if console.is_terminal:
+            from rich.table import Table
+
             t = Table(*self.headers)
             for c in t.columns:
                 c.overflow = "fold"

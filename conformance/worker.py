@@ -13,7 +13,7 @@ Threads: a :class:`Worker` is driven by one thread at a time (``call`` holds a l
 thread waits rather than corrupting the stream). Different workers, e.g. those of a pool, can be
 driven from different threads concurrently.
 
-POSIX only (process groups, ``poll``). Imports the standard library and ``wire`` (numpy).
+POSIX only (process groups, ``poll``). Imports the standard library and ``wire`` (numpy; at the first frame: ``_wire``).
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ import sys
 import tempfile
 import threading
 import time
-
-from conformance import wire
 
 __all__ = ["WorkerError", "BackendError", "Worker", "WorkerPool", "PROTOCOL", "STDERR_TAIL"]
 
@@ -54,6 +52,14 @@ AHEAD_BYTES = 16 << 10
 _F_SETPIPE_SZ = 1031  # Linux fcntl
 _CLOSE_GRACE = 5.0  # seconds a child gets to exit after shutdown / EOF
 _DUMP_GRACE = 0.2  # seconds a timed-out child gets to dump its stacks (faulthandler, SIGUSR1)
+
+
+def _wire():
+    """``conformance.wire``, imported (numpy with it: 50 ms) at the first frame rather than with
+    this module, so that ``conformance run`` has started its workers before."""
+    from conformance import wire
+
+    return wire
 
 
 def _signal_name(signum: int) -> str:
@@ -338,7 +344,7 @@ class Worker:
                 self._calls += 1
                 self._next_id += 1
                 msg_id = self._next_id
-                data = wire.frame({"type": "run", "id": msg_id, "job": job})
+                data = _wire().frame({"type": "run", "id": msg_id, "job": job})
             deadline = None if timeout is None else time.monotonic() + timeout
             try:
                 if data is not None:
@@ -372,7 +378,7 @@ class Worker:
     def _send_ahead(self, job: dict, deadline: float | None) -> None:
         """Send ``job`` as the next message if its frame is at most ``AHEAD_BYTES``."""
         try:
-            data = wire.frame({"type": "run", "id": self._next_id + 1, "job": job})
+            data = _wire().frame({"type": "run", "id": self._next_id + 1, "job": job})
         except (TypeError, ValueError):
             return  # its own call reports that, for its own cell
         if len(data) > AHEAD_BYTES:
@@ -482,6 +488,7 @@ class Worker:
     def _recv(self, deadline: float | None):
         buf = self._buf
         fd = self._proc.stdout.fileno()
+        wire = _wire()
         header = wire.HEADER
         while True:
             if len(buf) >= 4:
@@ -565,7 +572,7 @@ class Worker:
         if proc is None:
             return
         try:  # the pipe is non-blocking: a frame this small fits unless the child is stuck
-            proc.stdin.write(wire.frame({"type": "shutdown"}))
+            proc.stdin.write(_wire().frame({"type": "shutdown"}))
         except (OSError, ValueError):
             pass
         try:
