@@ -120,6 +120,15 @@ def cmd_run(a) -> int:
         return _run_locked(a, out, limits, pythons, unavailable, selected)
 
 
+def _warm_rich() -> None:
+    """rich's consoles made and its progress bar imported (a run does this while its workers
+    import: after them, it delayed the first cell by 20 to 40 ms)."""
+    import rich.progress  # noqa: F401
+
+    console.get()
+    err_console.get()
+
+
 def _output_problem(out: Path):
     """Why ``--out`` cannot take a run's files (it is a file, or cannot be written), or None."""
     if out.exists() and not out.is_dir():
@@ -153,7 +162,8 @@ def _run_locked(a, out: Path, limits, pythons: dict, unavailable: dict, selected
             loaded, p, errors = _load(case_paths(a), selected, a.device, a.k, limits, a.mode)
         except ValueError as e:  # a bad -k expression
             return _usage(str(e))
-        snapshot = runner.registry.snapshot()  # (9 ms: while the workers import)
+        snapshot = runner.registry.snapshot()  # (9 ms) and rich (45 ms): while the workers import
+        _warm_rich()
         for name in sorted(frameworks.requested(a.backend) & set(pythons)):
             try:
                 pool.hello(name, "cpu")  # asked for by name: it must start (waited for only now)
