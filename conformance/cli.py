@@ -7,6 +7,7 @@ Exit codes: 0 all cells pass (match/known/unsupported/skipped), 1 a cell is ``mi
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import os
@@ -123,8 +124,7 @@ def cmd_run(a) -> int:
 def _warm_rich() -> None:
     """rich's consoles made and its progress bar imported (a run does this while its workers
     import: after them, it delayed the first cell by 20 to 40 ms)."""
-    import rich.progress  # noqa: F401
-
+    importlib.import_module("rich.progress")
     console.get()
     err_console.get()
 
