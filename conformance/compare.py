@@ -182,6 +182,7 @@ class Comparison:
     norm_want: Optional[float] = None
     rtol: Optional[float] = None  # the tolerance the elements were judged by (shown on every cell)
     atol: Optional[float] = None
+    squares: Optional[dict] = None  # the framework's gradients' sums of squares, where a kind keeps them
 
     @property
     def ok(self) -> bool:
@@ -257,30 +258,46 @@ def l2(a) -> float:
 
 
 def _l2(a) -> float:  # ``l2``; the caller holds np.errstate(over="ignore", invalid="ignore")
+    return math.sqrt(_sq(a))
+
+
+def _sq(a) -> float:  # the caller holds np.errstate(over="ignore", invalid="ignore")
     a = np.asarray(a, dtype=np.float64).ravel()
-    return math.sqrt(float(np.dot(a, a)))
+    return float(np.dot(a, a))
+
+
+def squares(arrays: dict) -> dict:
+    """Name -> the sum of squares of each array, in float64 (None for a missing one; an overflow
+    is inf): the norms ``compare_factors`` and ``summaries.clip_factors`` both start from, worked
+    out once for the two."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return {n: None if a is None else _sq(a) for n, a in arrays.items()}
 
 
 def compare_factors(before: dict, got: dict, want: dict, dtypes: dict, rtol: float,
-                    got_before: Optional[dict] = None) -> list[str]:
+                    got_before: Optional[dict] = None, sq_before: Optional[dict] = None,
+                    sq_got: Optional[dict] = None) -> list[str]:
     """Problems with the clipping factor ``||after||_2 / ||before||_2`` of each gradient (name ->
     array): the framework's (against ``got_before``, what it clipped, where it differs from
     ``before``) against the oracle's, the oracle's gradients rounded to their dtype (``dtypes``:
     name -> dtype) first, judged by ``rtol`` alone. A gradient whose norm before or after is zero
-    or not finite has no factor to judge (its elements are compared anyway)."""
+    or not finite has no factor to judge (its elements are compared anyway). ``sq_before``,
+    ``sq_got``: ``squares`` of ``before`` and ``got``, where the caller has them."""
     out = []
+    sq_before, sq_got = sq_before or {}, sq_got or {}
     got_before = before if got_before is None else got_before
     with np.errstate(over="ignore", invalid="ignore"):  # once for every norm below (an overflow is inf)
         for name, b in before.items():
             g, w, gb = got.get(name), want.get(name), got_before.get(name)
             if b is None or gb is None or g is None or w is None or np.shape(g) != np.shape(w):
                 continue
-            nb = _l2(b)
+            nb = math.sqrt(sq_before[name]) if sq_before.get(name) is not None else _l2(b)
             ngb = nb if gb is b else _l2(gb)
             if not (nb and ngb and math.isfinite(nb) and math.isfinite(ngb)):
                 continue
             rw = round_to(w, dtypes[name])
-            fg, fw = _l2(g) / ngb, _l2(rw) / nb
+            fg = (math.sqrt(sq_got[name]) if sq_got.get(name) is not None else _l2(g)) / ngb
+            fw = _l2(rw) / nb
             if not (math.isfinite(fg) and math.isfinite(fw)):
                 continue
             # one unit in the last place of each output element is rounding, not a different factor

@@ -43,16 +43,20 @@ def _ratio(num: Optional[float], den: Optional[float]) -> Optional[float]:
     return _finite_or_none(num / den)
 
 
-def clip_factors(before: dict, got: dict, want: dict, params: dict) -> dict:
+def clip_factors(before: dict, got: dict, want: dict, params: dict, sq_before: Optional[dict] = None,
+                 sq_got: Optional[dict] = None) -> dict:
     """The clipping factor applied, as ``||after||_2 / ||before||_2``: over all gradients
     together (``{"got", "want"}``), and per parameter into ``params[name]["factor"]``.
 
     A global clip scales every tensor by one factor; a per-tensor clip gives each its own, which
     is how the report shows a per-tensor API standing in for a global one. None where the
-    input norm is 0 or a norm is not finite (nothing meaningful to divide)."""
+    input norm is 0 or a norm is not finite (nothing meaningful to divide). ``sq_before``,
+    ``sq_got``: the sums of squares of ``before`` and ``got`` (``compare.squares``), where the
+    caller has them."""
     names = [n for n, g in before.items() if g is not None]
+    given = {"before": sq_before or {}, "got": sq_got or {}, "want": {}}
     with np.errstate(over="ignore", invalid="ignore"):  # each array's squares summed once
-        sq = {side: {n: _sq(arrays.get(n)) for n in names}
+        sq = {side: {n: given[side][n] if given[side].get(n) is not None else _sq(arrays.get(n)) for n in names}
               for side, arrays in (("before", before), ("got", got), ("want", want))}
     for n in names:
         if n in params:

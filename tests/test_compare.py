@@ -13,7 +13,9 @@ from conformance.compare import (
     check_expect,
     compare_arrays,
     compare_many,
+    compare_factors,
     compare_outputs,
+    squares,
     tolerance,
 )
 from conformance.spec.case import Expect, Tolerance
@@ -296,3 +298,27 @@ def test_check_expect_entries_per_target_api():
     assert [e.holds_for("c.clip") for e in entries] == [False, True, True]
     fails = check_expect([entries[0], entries[2]], {}, 2.0, False)
     assert fails == ["expect[a.clip].total_norm: got 2.0, expected 1.0 (atol 1e-06)"]
+
+
+def test_factors_from_sums_of_squares_worked_out_once_are_the_same():
+    """``compare_factors`` and ``summaries.clip_factors`` take the gradients' sums of squares
+    from ``squares`` where the caller has them (a sweep's inputs: once per case): the same
+    problems and factors as working them out, and those numbers are what they use."""
+    from conformance.summaries import clip_factors
+
+    rng = np.random.default_rng(5)
+    before = {"w": rng.normal(size=(8, 8)), "b": rng.normal(size=8), "none": None}
+    want = {n: None if a is None else a * 0.25 for n, a in before.items()}
+    got = {"w": (want["w"] * (1 + 1e-5)).astype(np.float32), "b": want["b"].astype(np.float32), "none": None}
+    dtypes = dict.fromkeys(before, "float32")
+    sb, sg = squares(before), squares(got)
+    assert sb["none"] is None and sb["w"] == float(np.dot(before["w"].ravel(), before["w"].ravel()))
+    plain = compare_factors(before, got, want, dtypes, 1.3e-6)
+    assert plain and plain[0].startswith("w: clipping factor")  # 1e-5 off: a different factor
+    assert compare_factors(before, got, want, dtypes, 1.3e-6, sq_before=sb, sq_got=sg) == plain
+    assert compare_factors(before, got, want, dtypes, 1.3e-6, sq_got=dict(sg, w=sg["w"] / (1 + 1e-5) ** 2)) == []
+    p1, p2 = {"w": {}, "b": {}}, {"w": {}, "b": {}}
+    assert clip_factors(before, got, want, p1) == clip_factors(before, got, want, p2, sq_before=sb, sq_got=sg)
+    assert p1 == p2 and p1["b"]["factor"]["want"] == pytest.approx(0.25)
+    assert clip_factors(before, got, want, {}, sq_before=dict(sb, w=4 * sb["w"], b=4 * sb["b"]))["want"] == \
+        pytest.approx(0.125)

@@ -35,6 +35,11 @@ class Inputs:
     job: dict  # the "params" or "model" part of a worker job
     raw: Optional[dict] = None  # model cases: the oracle's gradients before clipping
     values: Optional[dict] = None  # for reproduction snippets: name -> float64 array
+    squares: Optional[dict] = None  # ``compare.squares(grads)``: what every sweep point's factors start from
+
+    def __post_init__(self):
+        if self.squares is None:
+            self.squares = compare.squares(self.grads)
 
 
 def build_inputs(case, dtype: str) -> Inputs:
@@ -186,7 +191,7 @@ class Clipping(Kind):
                           case.expectations(cell.api), got.get("grads") or {},
                           None if raised else got.get("returned"), raised,
                           before=got.get("raw_grads") or inputs.grads),
-                      detail=lambda c, got, rec: self._detail(inputs, want, got, rec))
+                      detail=lambda c, got, rec: self._detail(inputs, want, got, rec, c))
         return Prepared(job, want, hooks, lambda: snippets.snippet(cell, inputs),
                         inputs=lambda: summarize_inputs(inputs, cell.dtype))
 
@@ -205,8 +210,11 @@ class Clipping(Kind):
                                     got.get("returned") if norms else None,
                                     want.total_norm if norms else None, norm_dtype=cell.dtype)
         before, clipped = _factor_sides(runner, cell, inputs, want, want_grads, got)
+        c.squares = compare.squares(got_grads)  # (``_detail``'s factors start from them too)
         c.problems += compare.compare_factors(before, got_grads, clipped,
-                                              {n: dtypes.get(n, cell.dtype) for n in inputs.names}, rtol)
+                                              {n: dtypes.get(n, cell.dtype) for n in inputs.names}, rtol,
+                                              sq_before=inputs.squares if before is inputs.grads else None,
+                                              sq_got=c.squares)
         if inputs.raw is not None and got.get("raw_grads") is not None:
             raw_want = {n: inputs.grads[n] for n in inputs.names}
             r = compare.compare_outputs(got["raw_grads"], raw_want, rtol, atol, label="before clipping: ")
@@ -215,11 +223,12 @@ class Clipping(Kind):
         return c
 
     @staticmethod
-    def _detail(inputs: Inputs, want, got: dict, rec: dict) -> None:
+    def _detail(inputs: Inputs, want, got: dict, rec: dict, c: compare.Comparison) -> None:
         """The returned norm and the clipping factors, for the report."""
         rec["total_norm"] = {"got": got.get("returned"), "want": want.total_norm}
         want_grads = dict(zip(inputs.names, want.grads)) if want.grads is not None else {}
-        rec["factor"] = clip_factors(inputs.grads, got.get("grads") or {}, want_grads, rec["params"])
+        rec["factor"] = clip_factors(inputs.grads, got.get("grads") or {}, want_grads, rec["params"],
+                                     sq_before=inputs.squares, sq_got=c.squares)
 
 
 KIND = Clipping()
