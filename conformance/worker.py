@@ -349,7 +349,10 @@ class Worker:
             try:
                 if data is not None:
                     self._send(data, deadline)
-                if ahead is not None and (data is None or len(data) <= AHEAD_BYTES):
+                if (ahead is not None and (data is None or len(data) <= AHEAD_BYTES)
+                        and not (self.recycle_after and self._calls >= self.recycle_after)):
+                    # (a worker due for replacement gets no job ahead: the next call replaces
+                    # it first, which a job already in its pipe would prevent)
                     self._send_ahead(ahead, deadline)
                 reply = self._recv(deadline)
             except _Timeout:

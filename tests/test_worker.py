@@ -321,6 +321,15 @@ def test_recycled_worker_is_replaced_every_n_calls():
         pids = [w.call({"api": "fake.pid"}, timeout=10)["pid"] for _ in range(5)]
         assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
         assert w.starts == 3 and w.recycles == 2 and gone(pids[0]) and gone(pids[2])
+    # the same with every job sent ahead (as Runner.stream sends them): a worker due for
+    # replacement gets no job ahead, so that the call after it can replace it (sent ahead, the
+    # jobs kept one worker for every cell: MindSpore's compiled worker and JAX's were never
+    # replaced in a run)
+    jobs = [{"api": "fake.pid"} for _ in range(7)]
+    with Worker("fake", FAKE, "cpu", paths=[str(ROOT)], recycle_after=3) as w:
+        pids = [w.call(job, timeout=10, ahead=nxt)["pid"] for job, nxt in zip(jobs, jobs[1:] + [None])]
+        assert pids[0] == pids[1] == pids[2] != pids[3] == pids[4] == pids[5] != pids[6]
+        assert w.starts == 3 and w.recycles == 2
     pool = WorkerPool({"fake": FAKE}, paths=[str(ROOT)], recycle={("fake", "compiled"): 3})
     with pool:
         assert pool.get("fake", "cpu", "compiled").recycle_after == 3
