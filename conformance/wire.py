@@ -28,12 +28,14 @@ import sys
 
 import numpy as np
 
-__all__ = ["encode", "decode", "write_frame", "read_frame", "HEADER", "MAX_FRAME"]
+__all__ = ["encode", "decode", "write_frame", "read_frame", "array_bytes", "fresh", "SHARE", "HEADER", "MAX_FRAME"]
 
 #: the frame header: payload length, 4-byte big-endian unsigned (also the payload's JSON length)
 HEADER = struct.Struct(">I")
 #: the largest payload a frame can carry
 MAX_FRAME = 2**32 - 1
+#: a job's key naming its shared part (``worker_main``): ``{"key": KEY, "fields": [NAMES]}``
+SHARE = "$share"
 #: where each array's bytes start in a payload: a multiple of this (any dtype's alignment)
 ALIGN = 64
 
@@ -132,6 +134,29 @@ def decode(data) -> object:
     text = payload[HEADER.size:HEADER.size + n].decode("utf-8")
     base = HEADER.size + n + _pad(HEADER.size + n)  # where the arrays' part starts
     return json.JSONDecoder(object_hook=functools.partial(_object_hook, payload, base)).decode(text)
+
+
+def array_bytes(obj) -> int:
+    """The bytes of the numpy arrays in an encodable object (its dicts and lists walked)."""
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes
+    if isinstance(obj, dict):
+        return sum(array_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(array_bytes(v) for v in obj)
+    return 0
+
+
+def fresh(obj):
+    """A copy of a decoded object whose arrays are copies too: what a worker hands each job of a
+    part it keeps (a backend may change its input arrays in place: ``torch.from_numpy``)."""
+    if isinstance(obj, np.ndarray):
+        return obj.copy()
+    if isinstance(obj, dict):
+        return {k: fresh(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [fresh(v) for v in obj]
+    return obj
 
 
 def frame(obj) -> bytes:

@@ -32,7 +32,7 @@ import time
 
 __all__ = ["WorkerError", "BackendError", "Worker", "WorkerPool", "PROTOCOL", "STDERR_TAIL"]
 
-PROTOCOL = 2  # 2: arrays as raw bytes after the JSON (wire)
+PROTOCOL = 3  # 2: arrays as raw bytes after the JSON (wire); 3: shared parts kept by the child
 #: characters of the child's stderr kept in error messages
 STDERR_TAIL = 3000
 #: this ``conformance`` package's directory
@@ -49,6 +49,14 @@ _PIPE_SIZE = 1 << 20
 #: frames fit in any pipe (Linux's default is 64 KiB), so sending ahead never waits on a child
 #: that is busy writing its answer
 AHEAD_BYTES = 16 << 10
+#: a job's shared part (``job[wire.SHARE] = {"key": KEY, "fields": [NAMES]}``: those fields are
+#: the same in every job naming KEY, e.g. a case's gradients across its sweep points) is sent
+#: once and kept by the child, which hands every later job naming KEY a fresh copy; the parent
+#: keeps at most this many bytes of parts in a child (and this many parts), the least recently
+#: sent forgotten first, and sends a part over ``KEEP_PART_BYTES`` with each job instead
+KEEP_BYTES = 64 << 20
+KEEP_ENTRIES = 256
+KEEP_PART_BYTES = 8 << 20
 _F_SETPIPE_SZ = 1031  # Linux fcntl
 _CLOSE_GRACE = 5.0  # seconds a child gets to exit after shutdown / EOF
 _DUMP_GRACE = 0.2  # seconds a timed-out child gets to dump its stacks (faulthandler, SIGUSR1)
@@ -210,6 +218,9 @@ class Worker:
         self._pidfd: int | None = None
         self._scratch: str | None = None  # the child's TMPDIR, removed once it is reaped
         self._next_id = 0
+        # the shared parts the child holds (key -> bytes, least recently sent first): what this
+        # process sent it, less what it told it to forget
+        self._kept: dict = {}
 
     # ---- properties -------------------------------------------------------------------------
 
@@ -341,14 +352,15 @@ class Worker:
                 msg_id, data = self._ahead[0], None
                 self._ahead = None
             else:
+                data, kept = self._frame(self._next_id + 1, job)
                 self._calls += 1
                 self._next_id += 1
                 msg_id = self._next_id
-                data = _wire().frame({"type": "run", "id": msg_id, "job": job})
             deadline = None if timeout is None else time.monotonic() + timeout
             try:
                 if data is not None:
                     self._send(data, deadline)
+                    self._sent(kept)
                 if (ahead is not None and (data is None or len(data) <= AHEAD_BYTES)
                         and not (self.recycle_after and self._calls >= self.recycle_after)):
                     # (a worker due for replacement gets no job ahead: the next call replaces
@@ -381,7 +393,7 @@ class Worker:
     def _send_ahead(self, job: dict, deadline: float | None) -> None:
         """Send ``job`` as the next message if its frame is at most ``AHEAD_BYTES``."""
         try:
-            data = _wire().frame({"type": "run", "id": self._next_id + 1, "job": job})
+            data, kept = self._frame(self._next_id + 1, job)
         except (TypeError, ValueError):
             return  # its own call reports that, for its own cell
         if len(data) > AHEAD_BYTES:
@@ -389,7 +401,50 @@ class Worker:
         self._next_id += 1
         self._calls += 1
         self._send(data, deadline)
+        self._sent(kept)
         self._ahead = (self._next_id, job)
+
+    def _frame(self, msg_id: int, job: dict) -> tuple:
+        """(the frame of a run message for ``job``, what ``_sent`` records once it is sent).
+
+        A job with a shared part the child holds goes without its fields; one the child does
+        not hold goes whole and asks the child to keep them, and to forget (``forget``) the least
+        recently sent parts beyond ``KEEP_BYTES``/``KEEP_ENTRIES``.
+        Nothing here changes what the child holds until the frame is sent."""
+        wire = _wire()
+        share = job.get(wire.SHARE)
+        msg = {"type": "run", "id": msg_id, "job": job}
+        if share is None:
+            return wire.frame(msg), None
+        key, fields = share["key"], share["fields"]
+        if key in self._kept:
+            msg["job"] = {k: v for k, v in job.items() if k not in fields}
+            msg["job"][wire.SHARE] = {"key": key}
+            return wire.frame(msg), (key, None, ())
+        size = wire.array_bytes([job.get(f) for f in fields])
+        if size > KEEP_PART_BYTES:  # sent with every job, as if it had no shared part
+            msg["job"] = {k: v for k, v in job.items() if k != wire.SHARE}
+            return wire.frame(msg), None
+        total, gone = sum(self._kept.values()) + size, []
+        for old, nbytes in self._kept.items():  # oldest first
+            if total <= KEEP_BYTES and len(self._kept) - len(gone) < KEEP_ENTRIES:
+                break
+            gone.append(old)
+            total -= nbytes
+        msg["job"] = dict(job)
+        msg["job"][wire.SHARE] = {"key": key, "fields": list(fields)}
+        if gone:
+            msg["forget"] = gone
+        return wire.frame(msg), (key, size, gone)
+
+    def _sent(self, kept) -> None:
+        """Record what a sent frame (``_frame``'s second value) changed in the child."""
+        if kept is None:
+            return
+        key, size, gone = kept
+        for old in gone:
+            del self._kept[old]
+        self._kept[key] = self._kept.pop(key) if size is None else size  # the most recently sent last
 
     def stderr_tail(self, n: int = STDERR_TAIL) -> str:
         """The last ``n`` characters the current child wrote to stderr (or stdout)."""
@@ -430,6 +485,7 @@ class Worker:
         self.pid = proc.pid
         self.starts += 1
         self._calls = 0
+        self._kept = {}  # a new child holds nothing
         self._hello = None
         self._buf = bytearray()
         rfd, wfd = proc.stdout.fileno(), proc.stdin.fileno()

@@ -5,10 +5,15 @@ Speaks the worker protocol (version 1, see docs/ARCHITECTURE.md) on its original
     child  -> {"type": "hello", "protocol": 1, "backend": NAME, "pid": N, "python": "3.11.7",
                "executable": "...", "info": info(DEVICE)}
             | {"type": "hello", "protocol": 1, "error": {"type", "message", "traceback"}}  (exit 1)
-    parent -> {"type": "run", "id": 7, "job": JOB}
+    parent -> {"type": "run", "id": 7, "job": JOB, "forget": [KEY, ...]}
     child  -> {"type": "result", "id": 7, "result": run(JOB), "elapsed": seconds}
             | {"type": "result", "id": 7, "error": {"type", "message", "traceback"}, "elapsed": s}
     parent -> {"type": "shutdown"}                      (or end of stdin)          -> exit 0
+
+A job's shared part: ``JOB["$share"] = {"key": KEY, "fields": [NAMES]}`` asks the child to keep
+those fields of the job under KEY; ``{"key": KEY}`` alone means "those fields, as kept"; each
+job gets its own copy (``wire.fresh``) and ``$share`` is removed before ``run`` sees the job.
+``forget`` names kept parts to drop first (the parent decides what the child holds).
 
 Before anything else the protocol streams are moved to private descriptors: fd 1 is pointed at
 stderr (and ``sys.stdout`` at ``sys.stderr``) so that whatever a framework prints, from Python or
@@ -24,7 +29,7 @@ from __future__ import annotations
 import os
 import sys
 
-PROTOCOL = 2  # 2: arrays as raw bytes after the JSON (wire)
+PROTOCOL = 3  # 2: arrays as raw bytes after the JSON (wire); 3: shared parts kept (``$share``)
 
 
 def _protect_stdio():
@@ -106,6 +111,22 @@ def main(argv=None) -> int:
     del hello, hello_frame
 
     run = module.run
+    kept = {}  # key -> a job's shared fields (see "$share" above)
+
+    def job_of(msg) -> dict:
+        for key in msg.get("forget") or ():
+            kept.pop(key, None)
+        job = msg["job"]
+        share = job.pop(wire.SHARE, None)
+        if share is None:
+            return job
+        if "fields" in share:
+            kept[share["key"]] = {f: job[f] for f in share["fields"]}
+        elif share["key"] not in kept:
+            raise LookupError(f"the worker holds no shared part {share['key']!r} (it holds {len(kept)})")
+        job.update(wire.fresh(kept[share["key"]]))
+        return job
+
     while True:
         try:
             msg = wire.read_frame(reader)
@@ -124,7 +145,7 @@ def main(argv=None) -> int:
         msg_id = msg.get("id")
         t0 = time.perf_counter()
         try:
-            reply = {"type": "result", "id": msg_id, "result": run(msg["job"])}
+            reply = {"type": "result", "id": msg_id, "result": run(job_of(msg))}
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported to the parent
             reply = {"type": "result", "id": msg_id, "error": _error(exc)}
         reply["elapsed"] = time.perf_counter() - t0

@@ -15,6 +15,8 @@ on ``job["api"]``:
 - ``fake.stderr``: writes ``job["args"]["text"]`` to stderr, then returns {}
 - ``fake.unencodable``: returns an object the wire cannot carry
 - ``fake.pid``: returns {"pid": os.getpid()}
+- ``fake.double``: doubles each param's grad in place (as ``torch.from_numpy`` and an in-place
+  clip do), then echoes
 
 Environment: ``FAKE_BACKEND_IMPORT_ERROR=1`` makes the import fail with ImportError;
 ``FAKE_BACKEND_INFO_ERROR=1`` makes ``info()`` raise RuntimeError.
@@ -106,6 +108,10 @@ def run(job: dict) -> dict:
         return {"value": object()}
     if api == "fake.pid":
         return {"pid": os.getpid()}
+    if api == "fake.double":
+        for p in job.get("params", []):
+            p["grad"] *= 2
+        return _echo(job)
     if api == "fake.tempfile":  # leaves a file in the temporary directory, as frameworks do
         import tempfile
         fd, path = tempfile.mkstemp(prefix="fake-backend-")

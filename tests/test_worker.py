@@ -205,7 +205,7 @@ def worker():
 
 def test_hello(worker):
     hello = worker.hello
-    assert hello["type"] == "hello" and hello["protocol"] == PROTOCOL == 2
+    assert hello["type"] == "hello" and hello["protocol"] == PROTOCOL == 3
     assert hello["backend"] == "fake"
     assert hello["pid"] == worker.pid
     assert hello["python"].count(".") == 2
@@ -591,3 +591,61 @@ def test_a_job_sent_ahead_runs_behind_the_call_and_goes_with_a_dead_child(worker
     big = echo_job([{"name": "w", "shape": [AHEAD_BYTES], "grad": np.ones(AHEAD_BYTES)}], returned=9)
     assert worker.call(jobs[2], timeout=10, ahead=big)["returned"] == 2
     assert worker.call(big, timeout=10)["returned"] == 9 and worker.starts == 4
+
+
+# ---- shared parts (wire.SHARE): sent once, kept by the child --------------------------------
+
+
+def _shared_job(key: str, scale: float, api: str = "fake.echo", n: int = 4) -> dict:
+    return {"api": api, "args": {"returned": scale},
+            "params": [{"name": "w", "grad": np.arange(n, dtype=np.float32) + 1}],
+            wire.SHARE: {"key": key, "fields": ["params"]}}
+
+
+def _sizes(worker, monkeypatch) -> list:
+    sizes = []
+    send = worker._send
+    monkeypatch.setattr(worker, "_send", lambda data, deadline: (sizes.append(len(data)), send(data, deadline)))
+    return sizes
+
+
+def test_shared_part_is_sent_once_and_each_job_gets_a_fresh_copy(worker, monkeypatch):
+    sizes = _sizes(worker, monkeypatch)
+    want = np.arange(1000, dtype=np.float32) + 1
+    for i in range(3):  # fake.double doubles its grad in place: the kept part must not change
+        got = worker.call(_shared_job("a", i, "fake.double", 1000), timeout=10)
+        assert_same_array(got["grads"]["w"], want * 2)
+        assert got["returned"] == i and wire.SHARE not in got["echo"]
+    assert sizes[0] > 4000 > sizes[1] == sizes[2]  # the 4,000 bytes of the grad went once
+    assert list(worker._kept) == ["a"]
+    # sent ahead too (as Runner.stream sends): the job behind goes without the part
+    jobs = [_shared_job("a", 10 + i) for i in range(3)]
+    got = [worker.call(j, timeout=10, ahead=nxt) for j, nxt in zip(jobs, jobs[1:] + [None])]
+    assert [g["returned"] for g in got] == [10, 11, 12] and max(sizes[3:]) < 4000
+
+
+def test_shared_parts_are_forgotten_oldest_first(worker, monkeypatch):
+    import conformance.worker as worker_module
+    monkeypatch.setattr(worker_module, "KEEP_ENTRIES", 2)
+    sizes = _sizes(worker, monkeypatch)
+    for key in "abca":  # c makes the child forget a (the least recently sent): a goes again
+        got = worker.call(_shared_job(key, 0, n=1000), timeout=10)
+        assert_same_array(got["grads"]["w"], np.arange(1000, dtype=np.float32) + 1)
+    assert all(s > 4000 for s in sizes) and list(worker._kept) == ["c", "a"]
+    worker.call(_shared_job("c", 0, n=1000), timeout=10)  # still held
+    assert sizes[-1] < 4000 and list(worker._kept) == ["a", "c"]
+    monkeypatch.setattr(worker_module, "KEEP_PART_BYTES", 100)  # too large to keep: sent each time
+    for _ in range(2):
+        worker.call(_shared_job("big", 0, n=1000), timeout=10)
+        assert sizes[-1] > 4000 and "big" not in worker._kept
+
+
+def test_shared_parts_go_again_to_a_fresh_child_and_a_lost_one_is_an_error(worker):
+    worker.call(_shared_job("a", 0), timeout=10)
+    with pytest.raises(WorkerError):
+        worker.call({"api": "fake.crash"}, timeout=10)
+    got = worker.call(_shared_job("a", 1), timeout=10)  # the new child was sent the part again
+    assert_same_array(got["grads"]["w"], np.arange(4, dtype=np.float32) + 1) and worker.starts == 2
+    worker._kept["ghost"] = 16  # the parent's record and the child disagree: never a silent guess
+    with pytest.raises(BackendError, match="holds no shared part 'ghost'"):
+        worker.call(_shared_job("ghost", 0), timeout=10)

@@ -5,12 +5,13 @@ a network the gradients before clipping. Main process only: numpy, never a frame
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
-from ... import compare, snippets, tensors
+from ... import compare, snippets, tensors, wire
 from ...classify import Hooks
 from ...oracle import network
 from ...spec.models import model_arrays, model_job
@@ -40,6 +41,13 @@ class Inputs:
     def __post_init__(self):
         if self.squares is None:
             self.squares = compare.squares(self.grads)
+        # every job of these inputs (a sweep's points, the targets, the modes) names the same
+        # ``job`` part: the worker keeps it after the first (``wire.SHARE``); the key is new for
+        # each Inputs made, so a part rebuilt after the runner's cache dropped it is never mixed up
+        self.share = {"key": f"clipping-inputs-{next(_INPUTS)}", "fields": list(self.job)}
+
+
+_INPUTS = itertools.count(1)
 
 
 def build_inputs(case, dtype: str) -> Inputs:
@@ -184,7 +192,8 @@ class Clipping(Kind):
 
         want = want_under(None)
         job = {"kind": self.name, "api": cell.api, "args": cell.call_args, "dtype": cell.dtype,
-               "device": cell.device, "mode": cell.mode, "form": cell.form, **inputs.job}
+               "device": cell.device, "mode": cell.mode, "form": cell.form, **inputs.job,
+               wire.SHARE: inputs.share}
         hooks = Hooks(oracle=want_under,
                       compare=lambda result, got: self._compare(runner, cell, inputs, result, got),
                       expect=lambda got, raised: compare.check_expect(
