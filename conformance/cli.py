@@ -7,6 +7,7 @@ Exit codes: 0 all cells pass (match/known/unsupported/skipped), 1 a cell is ``mi
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import math
@@ -181,6 +182,11 @@ def _run_locked(a, out: Path, limits, pythons: dict, unavailable: dict, selected
         if not p.cells:
             return _usage("no cells to run" + (" (see the errors above)" if errors else
                                                f" (-k {a.k!r} matches none)" if a.k else ""))
+        # what lives as long as the run (the registry, the cases, every planned cell) moves out of
+        # the cyclic collector's reach: its full collections stop walking them, and the
+        # interpreter's exit stops collecting them (measured: the process ended 0.1 s after
+        # `run` returned, 0.015 s frozen; the registry alone: 0.06 s, 0.015 s)
+        gc.freeze()
         writer = results.Writer(out / "results.json", registry=snapshot,
                                 planned=len(cells), resume=a.resume)
         if a.resume:

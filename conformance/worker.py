@@ -729,6 +729,9 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._atexit = False
 
+    #: what ``get`` makes (a subclass of Worker: benchmarks/mainside.py records the answers)
+    worker_class = Worker
+
     def get(self, backend: str, device: str, lane: str = "") -> Worker:
         """The worker for ``backend`` on ``device`` (created, not started, on first use).
         ``lane``: a separate worker of that backend and device (the runner gives each execution
@@ -742,7 +745,7 @@ class WorkerPool:
                 if backend not in self.modules:
                     raise KeyError(f"no worker module for backend {backend!r} "
                                    f"(known: {', '.join(sorted(self.modules)) or 'none'})")
-                worker = Worker(backend, self.modules[backend], device,
+                worker = self.worker_class(backend, self.modules[backend], device,
                                 python=self.pythons.get(backend) or sys.executable,
                                 startup_timeout=self.startup_timeout, env=self.env, paths=self.paths,
                                 recycle_after=self.recycle.get((backend, lane.split("#")[0] or "eager")))

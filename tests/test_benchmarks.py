@@ -60,3 +60,29 @@ def test_bare_scripts_parse_and_use_no_suite_code():
         for which in ("norm", "value"):
             api = overhead.APIS[backend][which][0]
             assert api.rsplit(".", 1)[-1] in source, (backend, api)
+
+
+def test_replay_backend_answers_in_order_and_raises_recorded_errors(tmp_path):
+    """benchmarks/mainside.py's replayed worker: the n-th call gets the n-th recorded answer
+    through the real worker protocol (shared parts included), a recorded error is a BackendError."""
+    import numpy as np
+
+    from conformance import wire
+    from conformance.worker import BackendError, Worker
+
+    grad = np.arange(6, dtype=np.float32).reshape(2, 3)
+    answers = [{"result": {"grads": {"w": grad}, "returned": 1.5}}, {"error": ["ValueError", "boom"]},
+               {"result": {"grads": {"w": grad * 2}, "returned": None}}]
+    path = tmp_path / "torch.replay"
+    path.write_bytes(wire.encode({"backend": "torch", "info": {"version": "9", "devices": {"cpu": None}},
+                                  "answers": answers}))
+    job = {"kind": "clipping", "params": [{"name": "w", "grad": grad}],
+           wire.SHARE: {"key": "k", "fields": ["params"]}}
+    with Worker("torch", "replay_backend", "cpu", paths=[str(PATH.parent)], env={"REPLAY_FILE": str(path)}) as w:
+        assert w.hello["info"]["version"] == "9" and w.hello["backend"] == "torch"
+        first = w.call(job, timeout=10, ahead=job)
+        np.testing.assert_array_equal(first["grads"]["w"], grad)
+        assert first["returned"] == 1.5
+        with pytest.raises(BackendError, match="ValueError: boom"):
+            w.call(job, timeout=10)
+        np.testing.assert_array_equal(w.call(job, timeout=10)["grads"]["w"], grad * 2)

@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from ... import compare, snippets
+from ... import compare, snippets, wire
 from ...classify import Hooks
 from ...spec.values import tensor_data
 from ...summaries import clip_factors, summarize_inputs
@@ -86,7 +86,7 @@ class Distributed(Kind):
 
         want = want_under(None)
         job = {"kind": self.name, "api": cell.api, "args": cell.call_args, "dtype": cell.dtype,
-               "device": cell.device, "mode": cell.mode, **inputs.job,
+               "device": cell.device, "mode": cell.mode, **inputs.job, wire.SHARE: inputs.share,
                "distributed": {"world_size": d.world_size, "strategy": d.strategy,
                                "split": dims, "no_grad_on": missing, "start_limit": self.start_time}}
         hooks = Hooks(oracle=want_under,
