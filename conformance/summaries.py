@@ -32,6 +32,13 @@ def _root(squares) -> Optional[float]:
     return _finite_or_none(math.sqrt(total)) if total == total else None  # NaN stays None
 
 
+def _root1(square: Optional[float]) -> Optional[float]:
+    """``_root([square])``, without the list (three a parameter, a cell)."""
+    if square is None or square != square:
+        return None
+    return _finite_or_none(math.sqrt(square))
+
+
 def _l2(arrays) -> Optional[float]:
     with np.errstate(over="ignore", invalid="ignore"):
         return _root([_sq(a) for a in arrays])
@@ -60,9 +67,9 @@ def clip_factors(before: dict, got: dict, want: dict, params: dict, sq_before: O
               for side, arrays in (("before", before), ("got", got), ("want", want))}
     for n in names:
         if n in params:
-            b = _root([sq["before"][n]])
-            params[n]["factor"] = {"got": _ratio(_root([sq["got"][n]]), b),
-                                   "want": _ratio(_root([sq["want"][n]]), b)}
+            b = _root1(sq["before"][n])
+            params[n]["factor"] = {"got": _ratio(_root1(sq["got"][n]), b),
+                                   "want": _ratio(_root1(sq["want"][n]), b)}
     total = _root(sq["before"].values())
     return {"got": _ratio(_root(sq["got"].values()), total),
             "want": _ratio(_root(sq["want"].values()), total) if want else None}
