@@ -1,10 +1,10 @@
 """The worker child: ``python -m conformance.worker_main MODULE DEVICE``.
 
-Speaks the worker protocol (version 1, see docs/ARCHITECTURE.md) on its original stdin/stdout:
+Speaks the worker protocol (version 3, see docs/ARCHITECTURE.md) on its original stdin/stdout:
 
-    child  -> {"type": "hello", "protocol": 1, "backend": NAME, "pid": N, "python": "3.11.7",
+    child  -> {"type": "hello", "protocol": 3, "backend": NAME, "pid": N, "python": "3.11.7",
                "executable": "...", "info": info(DEVICE)}
-            | {"type": "hello", "protocol": 1, "error": {"type", "message", "traceback"}}  (exit 1)
+            | {"type": "hello", "protocol": 3, "error": {"type", "message", "traceback"}}  (exit 1)
     parent -> {"type": "run", "id": 7, "job": JOB, "forget": [KEY, ...]}
     child  -> {"type": "result", "id": 7, "result": run(JOB), "elapsed": seconds}
             | {"type": "result", "id": 7, "error": {"type", "message", "traceback"}, "elapsed": s}
