@@ -26,7 +26,9 @@ are imported once, so that neither side is timed reading files from a cold disk 
 
 Per backend it prints ``overhead ratio <backend>: X`` (suite s / bare s) and
 ``per-cell overhead <backend>: X ms`` ((suite s - bare s) / N * 1000); the last line is
-``overhead ratio: X``, the worst backend's. ``--cells 500,2000,8000`` runs every size and prints
+``overhead ratio: X``, the worst backend's. The table also gives each side's CPU time (the
+process and the processes it waited for: the suite's workers count) and their ratio, which moves
+less than wall time on a shared VM but is not the goal's measure. ``--cells 500,2000,8000`` runs every size and prints
 each size's row, the per-cell slopes fitted over the sizes (is the cost linear?), and the
 summary lines for the largest size. ``--repeat K`` alternates the two sides K times and keeps
 the fastest of each. ``--report`` also times ``conformance report`` of each backend's results
@@ -43,6 +45,7 @@ import os
 import shutil
 import subprocess
 import sys
+import resource
 import tempfile
 import time
 from collections import Counter
@@ -417,30 +420,37 @@ def python_of(backend: str) -> Path:
     return TOX / backend / "bin" / "python"
 
 
-def run_suite(backend: str, cases: Path, out: Path, profile: str | None) -> float:
+def timed(cmd: list, **kwargs) -> tuple:
+    """(the finished process, wall s, CPU s): the command run to its end; its CPU time is what
+    the process and every process it waited for used (``RUSAGE_CHILDREN``: the suite's workers
+    count, as they are its children), a figure that moves less than wall time on a shared VM."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return proc, wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def run_suite(backend: str, cases: Path, out: Path, profile: str | None) -> tuple:
     cmd = [str(SUITE_PYTHON)]
     if profile:
         cmd += ["-m", "cProfile", "-o", profile]
     cmd += ["-m", "conformance.cli", "run", str(cases), "--backend", f"{backend}={python_of(backend)}",
             "--device", "cpu", "--out", str(out), "--no-report"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=str(out.parent), capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - t0
+    proc, wall, cpu = timed(cmd, cwd=str(out.parent), env=env)
     if proc.returncode not in (0, 1):  # 1: some cell is mismatch/error; still counted below
         sys.exit(f"{backend}: suite exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return wall
+    return wall, cpu
 
 
-def run_bare(backend: str, script: Path, cells_file: Path, n: int) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run([str(python_of(backend)), str(script), str(cells_file)],
-                          cwd=str(script.parent), capture_output=True, text=True)
-    wall = time.perf_counter() - t0
+def run_bare(backend: str, script: Path, cells_file: Path, n: int) -> tuple:
+    proc, wall, cpu = timed([str(python_of(backend)), str(script), str(cells_file)], cwd=str(script.parent))
     if proc.returncode != 0 or proc.stdout.strip().splitlines()[-1:] != [str(n)]:
         sys.exit(f"{backend}: bare script failed ({proc.returncode}):\n"
                  f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-    return wall
+    return wall, cpu
 
 
 def run_report(out: Path) -> float:
@@ -478,18 +488,22 @@ def measure(backend: str, n: int, tmp: Path, a) -> dict:
     cells_file.write_text(json.dumps(cells), encoding="utf-8")
     script.write_text(BARE[backend], encoding="utf-8")
     profile = f"{Path(a.profile).resolve()}.{backend}.{n}" if a.profile else None
-    bares, suites = [], []
+    bares, suites, bare_cpus, suite_cpus = [], [], [], []
     for _ in range(a.repeat):
-        bares.append(run_bare(backend, script, cells_file, n))
+        wall, cpu = run_bare(backend, script, cells_file, n)
+        bares.append(wall)
+        bare_cpus.append(cpu)
         shutil.rmtree(out, ignore_errors=True)
-        suites.append(run_suite(backend, cases, out, profile))
+        wall, cpu = run_suite(backend, cases, out, profile)
+        suites.append(wall)
+        suite_cpus.append(cpu)
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))["results"]
     others = [r["id"] for r in results if r["backend"] != backend or r["device"] != "cpu" or r["api"] not in apis]
     if len(results) != n or others:
         sys.exit(f"{backend}: expected {n} {backend}/cpu cells, results.json has {len(results)}"
                  f" ({len(others)} of another backend/device/api, e.g. {others[:3]})")
     row = {"backend": backend, "cells": n, "suite": min(suites), "bare": min(bares),
-           "suites": suites, "bares": bares,
+           "suites": suites, "bares": bares, "suite_cpu": min(suite_cpus), "bare_cpu": min(bare_cpus),
            "statuses": Counter(r["status"] for r in results),
            "mix": Counter(("model" if c["model"] else "injected", c["which"]) for c in cells)}
     if a.report:
@@ -568,12 +582,14 @@ def main(argv=None) -> int:
     first = rows[backends[0]][-1]
     print("mix per size: " + ", ".join(f"{g} {w} {c}" for (g, w), c in sorted(first["mix"].items()))
           + f" (of {first['cells']}); dtypes {'/'.join(DTYPES)}")
-    print(f"{'backend':<11} {'cells':>6} {'suite s':>8} {'bare s':>8} {'ratio':>6} {'ms/cell':>8}  statuses")
+    print(f"{'backend':<11} {'cells':>6} {'suite s':>8} {'bare s':>8} {'ratio':>6} {'ms/cell':>8}"
+          f" {'CPU suite/bare s':>17} {'CPU ratio':>9}  statuses")
     for b in backends:
         for r in rows[b]:
             n = r["cells"]
             print(f"{b:<11} {n:>6} {r['suite']:>8.2f} {r['bare']:>8.2f} {r['suite'] / r['bare']:>6.2f}"
-                  f" {(r['suite'] - r['bare']) / n * 1000:>8.2f}  "
+                  f" {(r['suite'] - r['bare']) / n * 1000:>8.2f}"
+                  f" {r['suite_cpu']:>8.2f}/{r['bare_cpu']:<8.2f} {r['suite_cpu'] / r['bare_cpu']:>9.2f}  "
                   + ", ".join(f"{k} {v}" for k, v in sorted(r["statuses"].items())))
             if a.repeat > 1:
                 print(f"{'':<11} runs suite/bare s: "
