@@ -72,7 +72,7 @@ def _verdict(cell, want, got: dict, rec: dict, hooks: Hooks) -> None:
         diffs = _applying(mapping.differences, facts)
         # the same explanations as for numbers below: each difference, the target's numerics
         # alone, then each difference computed as each numerics
-        numerics = [n for n in mapping.numerics if n.applies(facts)]
+        numerics = _applying(mapping.numerics, facts)
         tries = [(d.id, d.text, d.variant) for d in diffs if "raises" not in d.variant]
         tries += [(n.id, n.text, n.variant) for n in numerics]
         tries += [(d.id, f"{d.text} (computed as {n.id}: {n.text})", {**d.variant, **n.variant})
@@ -106,7 +106,7 @@ def _verdict(cell, want, got: dict, rec: dict, hooks: Hooks) -> None:
             rec.update(status="known", difference=d.id, message=d.text)
             return
     # how the target computes (its summation order): alone, then under each difference
-    numerics = [n for n in mapping.numerics if n.applies(facts)]
+    numerics = _applying(mapping.numerics, facts)
     for n in numerics:
         alt = hooks.oracle(n.variant)
         if not alt.raises and hooks.compare(alt, got).ok:

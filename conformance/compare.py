@@ -303,7 +303,8 @@ def compare_factors(before: dict, got: dict, want: dict, dtypes: dict, rtol: flo
             # one unit in the last place of each output element is rounding, not a different factor
             # (outputs in a dtype's subnormal range have few significant bits); that slack is not
             # negative, so it is worked out only for factors apart by more than rtol
-            if abs(fg - fw) > rtol * abs(fw) and abs(fg - fw) > rtol * abs(fw) + _l2(_ulp(rw, dtypes[name])) / nb:
+            apart, allowed = abs(fg - fw), rtol * abs(fw)
+            if apart > allowed and apart > allowed + _l2(_ulp(rw, dtypes[name])) / nb:
                 out.append(f"{name}: clipping factor {fg:.7g}, oracle {fw:.7g} (rtol {rtol:g}; the elements agree "
                            f"within atol only)")
     return out

@@ -26,15 +26,13 @@ def _sq(a) -> Optional[float]:
 
 def _root(squares) -> Optional[float]:
     squares = [s for s in squares if s is not None]
-    if not squares:
-        return None
-    total = sum(squares)
-    return _finite_or_none(math.sqrt(total)) if total == total else None  # NaN stays None
+    return _root1(sum(squares)) if squares else None
 
 
 def _root1(square: Optional[float]) -> Optional[float]:
-    """``_root([square])``, without the list (three a parameter, a cell)."""
-    if square is None or square != square:
+    """The root of one sum of squares (None for a missing or NaN one): ``_root([square])``
+    without building the list, as a cell's per-parameter factors ask three times each."""
+    if square is None or square != square:  # NaN stays None
         return None
     return _finite_or_none(math.sqrt(square))
 

@@ -340,4 +340,3 @@ def test_clipping_factor_allows_one_ulp_of_each_output_and_no_more():
     assert compare_factors(before, two, want, {"g": "float16"}, 1e-3) == \
         ["g: clipping factor 0.5305148, oracle 0.5018839 (rtol 0.001; the elements agree within atol only)"]
     assert compare_factors(before, {"g": rw}, want, {"g": "float16"}, 1e-3) == []
-
