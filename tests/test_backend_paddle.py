@@ -175,3 +175,43 @@ def test_unsupported_cells_raise_with_paddles_own_error(worker):
     assert got["raised"]["type"] == "ValueError"
     got = run(worker, "paddle.nn.ClipGradByNorm", {"clip_norm": 0.5}, "float64", params=injected("float64"))
     assert got["raised"] and "float32" in got["raised"]["message"]  # CPU kernel: float32 only
+
+
+PARAMETER_CHECK = r"""
+import json
+import numpy as np
+import paddle
+from conformance.frameworks.paddle.tensors import parameter
+ATTRS = ("stop_gradient", "persistable", "trainable", "is_leaf", "need_clip", "optimize_attr",
+         "regularizer", "do_model_average", "is_distributed", "grad")
+def describe(p):
+    values = p.astype("float32").numpy() if p.dtype == paddle.bfloat16 else p.numpy()
+    return {"type": type(p).__qualname__, "shape": list(p.shape), "dtype": str(p.dtype),
+            "place": str(p.place), "values": np.asarray(values, dtype=np.float64).tolist(),
+            "attrs": {a: repr(getattr(p, a)) for a in ATTRS},
+            "dict": sorted(vars(p))}
+out = []
+zero = paddle.nn.initializer.Constant(0.0)
+for shape in ([], [0], [3], [2, 3]):
+    for dtype in ("float64", "float32", "float16", "bfloat16"):
+        want = paddle.create_parameter(shape=list(shape), dtype=dtype, default_initializer=zero)
+        out.append([shape, dtype, describe(parameter(shape, dtype)), describe(want)])
+print(json.dumps(out))
+"""
+
+
+def test_parameter_is_what_create_parameter_makes():
+    # the worker's cheap zero parameter (tensors.parameter) against paddle.create_parameter's:
+    # the same class, shape, dtype, place, zeros and every attribute the clip APIs and
+    # optimizers read (need_clip, trainable, optimize_attr, ...); only the generated name differs
+    import json
+    import os
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([PYTHON, "-c", PARAMETER_CHECK], capture_output=True, text=True, cwd=ROOT,
+                         env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(rows) == 16
+    for shape, dtype, got, want in rows:
+        assert got == want, (shape, dtype)
+        assert got["type"] == "EagerParamBase" and got["attrs"]["need_clip"] == "True"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import paddle
+from paddle.base.framework import EagerParamBase
 
 DTYPES = ("float64", "float32", "float16", "bfloat16")
 
@@ -57,5 +58,9 @@ def torch_layout(a, transpose: bool):
 
 
 def parameter(shape, dtype: str):
-    return paddle.create_parameter(shape=list(shape), dtype=dtype,
-                                   default_initializer=paddle.nn.initializer.Constant(0.0))
+    """A zero parameter: what ``paddle.create_parameter(shape, dtype,
+    default_initializer=Constant(0.0))`` returns (an ``EagerParamBase``, trainable, need_clip,
+    do_model_average; tests/test_backend_paddle.py compares every attribute but the generated
+    name), made from ``paddle.zeros`` without the LayerHelper and initializer machinery: 18 us
+    against 41 us, which was the largest part of the worker's time on injected-gradient cells."""
+    return EagerParamBase.from_tensor(paddle.zeros(list(shape), dtype=dtype), do_model_average=True)
