@@ -20,7 +20,7 @@ import jax
 import optax
 
 from . import nets
-from .tensors import DTYPES, array, device, numpy, tensor_args
+from .tensors import DTYPES, array, numpy, tensor_args
 
 
 def _transform(tx, tree):
@@ -49,10 +49,10 @@ APIS = {
 }
 
 
-def _model_grads(model: dict, dtype, dev):
-    params = nets.params(model, dtype, dev)
-    inputs = array(model["inputs"], dtype, dev)
-    targets = None if model.get("targets") is None else array(model["targets"], dtype, dev)
+def _model_grads(model: dict, dtype):
+    params = nets.params(model, dtype)
+    inputs = array(model["inputs"], dtype)
+    targets = None if model.get("targets") is None else array(model["targets"], dtype)
     grads = jax.grad(nets.loss_fn(model))(params, inputs, targets)
     return list(params), grads
 
@@ -79,23 +79,23 @@ def _jitted(call, given, args):
 
 def run(job: dict) -> dict:
     call = APIS[job["api"]]
-    dtype, dev = DTYPES[job["dtype"]], device(job["device"])
+    dtype = DTYPES[job["dtype"]]
     if "model" in job:
         try:
-            names, tree = _model_grads(job["model"], dtype, dev)
+            names, tree = _model_grads(job["model"], dtype)
         except Exception as e:  # no kernel for this dtype, say: reported for the registry to declare
             return {"grads": {}, "raw_grads": None, "returned": None,
                     "raised": {"type": type(e).__name__, "message": str(e)}}
         raw = {n: numpy(tree[n]) for n in names}
     else:
         names = [p["name"] for p in job["params"]]
-        tree = {p["name"]: array(p["grad"], DTYPES[p.get("dtype", job["dtype"])], dev)
+        tree = {p["name"]: array(p["grad"], DTYPES[p.get("dtype", job["dtype"])])
                 for p in job["params"] if p["grad"] is not None}
         raw = None
     single = job.get("form") == "tensor"  # the one gradient as a bare array (a one-leaf pytree)
     given = next(iter(tree.values())) if single else tree
     try:
-        args = tensor_args(job["args"], dev)
+        args = tensor_args(job["args"])
         if job.get("mode") == "compiled":  # docs/modes.md: the call inside jax.jit, as users run optax
             out, returned = _jitted(call, given, args)
         else:

@@ -11,14 +11,14 @@ import jax.numpy as jnp
 from .tensors import array
 
 
-def params(model: dict, dtype, dev) -> dict:
+def params(model: dict, dtype) -> dict:
     """``{name: array}`` of the network's parameters, in layer order, weight before bias."""
     out = {}
     for layer in model["layers"]:
         if layer["type"] in ("linear", "conv2d", "embedding"):
-            out[f"{layer['name']}.weight"] = array(layer["weight"], dtype, dev)
+            out[f"{layer['name']}.weight"] = array(layer["weight"], dtype)
             if layer["type"] != "embedding" and layer.get("bias") is not None:
-                out[f"{layer['name']}.bias"] = array(layer["bias"], dtype, dev)
+                out[f"{layer['name']}.bias"] = array(layer["bias"], dtype)
     return out
 
 

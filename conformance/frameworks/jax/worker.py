@@ -11,7 +11,7 @@ import optax
 
 from ..base import api_tables, dispatch
 from . import clipping, derivation
-from .tensors import gpu_reason
+from .tensors import gpu_reason, on_device
 
 NAME = "jax"
 #: kind -> the module that runs its jobs (its ``APIS``: API name -> function)
@@ -27,4 +27,5 @@ def info(device: str) -> dict:
 
 
 def run(job: dict) -> dict:
-    return dispatch(NAME, KINDS, job)
+    with on_device(job["device"]):  # the job's arrays and computations: tensors.on_device
+        return dispatch(NAME, KINDS, job)
