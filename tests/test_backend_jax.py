@@ -179,3 +179,59 @@ def test_compiled_mode_refuses_a_disabled_jit(monkeypatch):
         assert run(w, "optax.clip_by_global_norm", {"max_norm": 0.5}, "float64", params=params)["raised"] is None
     finally:
         w.close()
+
+
+CACHES_CHECK = r"""
+import json, os, sys, tempfile
+import numpy as np
+from conformance.frameworks.jax import caches, worker  # worker: x64, and its cache directory
+import jax
+out = {"dir": jax.config.jax_compilation_cache_dir}
+def job(n, api="optax.clip_by_global_norm", mode="eager"):
+    g = np.arange(1.0, n + 1.0)
+    return worker.run({"kind": "clipping", "api": api, "args": {"max_norm": 1.0}, "dtype": "float32",
+                       "device": "cpu", "mode": mode, "params": [{"name": "w", "shape": [n], "grad": g}]})
+def files():
+    return sum(len(f) for _, _, f in os.walk(out["dir"]))
+start = caches.resident()
+first = [job(n)["grads"]["w"].tolist() for n in range(3, 23)]
+out["grown"] = caches.resident() - start
+out["files"] = files()
+out["not_past"] = caches.bound(limit=1 << 50)
+high = caches.resident()
+out["dropped"] = caches.bound(limit=high - 1)
+out["freed"] = high - caches.resident()
+again = [job(n)["grads"]["w"].tolist() for n in range(3, 23)]
+out["same"] = again == first
+out["files_after"] = files()  # read back, not compiled again: no new entries
+jitted = [job(n, mode="compiled")["grads"]["w"].tolist() for n in (5, 6)]
+out["jit_files"] = files() - out["files_after"]
+# each compiled job is a new jax.jit function, which jax's memory caches never match: the
+# second time, the executable comes from the directory (the same numbers, no new entries)
+out["jit_same"] = [job(n, mode="compiled")["grads"]["w"].tolist() for n in (5, 6)] == jitted
+out["jit_files_again"] = files() - out["files_after"] - out["jit_files"]
+print(json.dumps(out))
+"""
+
+
+def test_the_workers_compilation_caches_are_bounded_and_kept_on_disk(tmp_path):
+    # jax/caches.py: past the limit the worker drops JAX's executables and hands the memory back;
+    # each executable is also in the worker's own persistent cache, so a dropped one is read
+    # back, not compiled again (the same numbers; no new cache entries)
+    import json
+    import os
+    import subprocess
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "TMPDIR": str(tmp_path)}  # as a Worker's own
+    out = subprocess.run([PYTHON, "-c", CACHES_CHECK], capture_output=True, text=True, cwd=root, env=env,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert Path(got["dir"]).parent == tmp_path and Path(got["dir"]).name.startswith("jax-compilation-cache-")
+    assert got["grown"] > 64 << 20, got  # 20 gradient shapes: measured ~13 MB each
+    assert got["files"] >= 20
+    assert got["not_past"] is False and got["dropped"] is True
+    assert got["freed"] > got["grown"] // 2, got
+    assert got["same"] and got["files_after"] == got["files"]
+    assert got["jit_files"] >= 2 and got["jit_same"] and got["jit_files_again"] == 0
