@@ -297,6 +297,19 @@ def test_the_snippet_runs_as_a_script_and_prints_every_rank(tmp_path):
     run_rank_snippet(_prepared("dist-sharded-split-dim-1", "norm_type=inf")[1], tmp_path)
 
 
+@pytest.mark.framework
+@pytest.mark.parametrize("case", ["dist-model-mlp-mean-ddp", "dist-model-mlp-mean-fsdp2"])
+def test_a_model_cases_snippet_runs_ddp_or_fully_shard_and_prints_every_rank(case, tmp_path):
+    # the network on every rank, wrapped in DistributedDataParallel or fully_shard, each rank's
+    # chunk of the batch: with a mean loss the averaged gradients are the whole batch's, so each
+    # rank returns the oracle's total norm (until 2026-12-06 these snippets failed to build)
+    _torch_distributed()
+    cell, prepared = _prepared(case, "norm_type=2.0")
+    text = prepared.snippet()
+    assert cell.case.model is not None and ("DistributedDataParallel" in text or "fully_shard" in text), text[:300]
+    run_rank_snippet(prepared, tmp_path)
+
+
 # ---- rank supervision without a framework (ranks.py) ----------------------------------------------
 
 def fake_rank_main(rank, world_size, scratch, conn):

@@ -51,6 +51,17 @@ def _clipping(call, cell, inputs) -> str:
 
 
 def _torch_model_lines(cell, inputs, dt, dev) -> list:
+    lines = _torch_net_lines(cell, dt, dev)
+    lines += data_and_loss_lines(
+        cell.case.model, inputs,
+        lambda lit, integer: f"torch.tensor({lit}, dtype={'torch.long' if integer else dt}, device={dev})",
+        "torch.nn.functional")
+    lines += ["loss.backward()", "names, params = zip(*net.named_parameters())"]
+    return lines
+
+
+def _torch_net_lines(cell, dt, dev) -> list:
+    """``net``: the case's network with the exact weights the cell used."""
     model = cell.case.model
     mods = []
     setup = []
@@ -75,11 +86,6 @@ def _torch_model_lines(cell, inputs, dt, dev) -> list:
             if layer.get(key) is not None:
                 setup.append(f"    net.get_submodule('{layer['name']}').{key}.copy_(torch.tensor({layer[key]}))")
     lines += setup or ["    pass"]
-    lines += data_and_loss_lines(
-        model, inputs,
-        lambda lit, integer: f"torch.tensor({lit}, dtype={'torch.long' if integer else dt}, device={dev})",
-        "torch.nn.functional")
-    lines += ["loss.backward()", "names, params = zip(*net.named_parameters())"]
     return lines
 
 
@@ -135,6 +141,22 @@ def _distributed(cell, inputs) -> str:
     the clipping call on its shard (``distributed.py`` in this folder), and print what each rank
     returned and holds afterwards (the suite compares each rank's shard with the oracle's slice)."""
     call = cell.api.removesuffix(".distributed")
+    if cell.case.model is not None:
+        constants, params = ["WORLD = " + str(cell.case.distributed.world_size)], _distributed_model(cell, inputs)
+    else:
+        constants = distributed_constants(cell, inputs, lambda name: f"torch.{name}")
+        params = [
+            "    params = []",
+            "    for name, g in GRADS.items():",
+            "        p = torch.zeros(g.shape if g is not None else (1,), dtype=DTYPES[name])",
+            "        grad = None if g is None else torch.tensor(g, dtype=DTYPES[name])",
+            "        if name in SPLIT:",
+            "            p = distribute_tensor(p, mesh, [Shard(SPLIT[name])])",
+            "            grad = None if grad is None else distribute_tensor(grad, mesh, [Shard(SPLIT[name])])",
+            "        p = torch.nn.Parameter(p)",
+            "        p.grad = grad",
+            "        params.append(p)",
+            "    names = list(GRADS)"]
     lines = [
         *header(cell),
         "import datetime, os, tempfile",
@@ -146,7 +168,7 @@ def _distributed(cell, inputs) -> str:
         "from torch.distributed.device_mesh import init_device_mesh",
         "from torch.distributed.tensor import DTensor, Shard, distribute_tensor",
         "",
-        *distributed_constants(cell, inputs, lambda name: f"torch.{name}"),
+        *constants,
         "",
         "",
         "def rank_main(rank, store):",
@@ -154,21 +176,12 @@ def _distributed(cell, inputs) -> str:
         "    dist.init_process_group('gloo', init_method=f'file://{store}', rank=rank, world_size=WORLD,",
         "                            timeout=datetime.timedelta(seconds=30))",
         "    mesh = init_device_mesh('cpu', (WORLD,))",
-        "    params = []",
-        "    for name, g in GRADS.items():",
-        "        p = torch.zeros(g.shape if g is not None else (1,), dtype=DTYPES[name])",
-        "        grad = None if g is None else torch.tensor(g, dtype=DTYPES[name])",
-        "        if name in SPLIT:",
-        "            p = distribute_tensor(p, mesh, [Shard(SPLIT[name])])",
-        "            grad = None if grad is None else distribute_tensor(grad, mesh, [Shard(SPLIT[name])])",
-        "        p = torch.nn.Parameter(p)",
-        "        p.grad = grad",
-        "        params.append(p)",
-        f"    out = {call}(params, {kwargs(cell.call_args)})",
+        *params,
+        f"    out = {call}(list(params), {kwargs(cell.call_args)})",
         "    if isinstance(out, DTensor):",
         "        out = out.full_tensor()",
         "    lines = [f'rank {rank}: returned {float(out)!r}']",
-        "    for name, p in zip(GRADS, params):",
+        "    for name, p in zip(names, params):",
         "        g = p.grad.to_local() if isinstance(p.grad, DTensor) else p.grad",
         "        lines.append(f'rank {rank}: {name} {None if g is None else g.double().numpy()}')",
         "    for r in range(WORLD):  # the ranks' printouts one after the other, not interleaved",
@@ -182,6 +195,31 @@ def _distributed(cell, inputs) -> str:
         "    mp.spawn(rank_main, args=(os.path.join(tempfile.mkdtemp(), 'store'),), nprocs=WORLD)",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _distributed_model(cell, inputs) -> list:
+    """A rank's lines for a model case (``distributed.py``): the whole network on every rank,
+    wrapped in DistributedDataParallel (replicated) or ``fully_shard`` on each weighted layer
+    and the network (sharded, FSDP2), forward and backward of the rank's contiguous chunk of
+    the batch; ``names`` and ``params`` are the network's, as the cell compared them."""
+    dt = f"torch.{cell.dtype}"
+    if cell.case.distributed.strategy == "sharded":
+        wrap = ["    from torch.distributed.fsdp import fully_shard",
+                "    for layer in net.children():",
+                "        if any(True for _ in layer.parameters()):",
+                "            fully_shard(layer, mesh=mesh)",
+                "    module = net = fully_shard(net, mesh=mesh)"]
+    else:
+        wrap = ["    module, net = net, torch.nn.parallel.DistributedDataParallel(net)"]
+    data = data_and_loss_lines(
+        cell.case.model, inputs,
+        lambda lit, integer: f"torch.tensor(np.array_split(np.asarray({lit}), WORLD)[rank], "
+                             f"dtype={'torch.long' if integer else dt})",
+        "torch.nn.functional")
+    return [*("    " + line for line in _torch_net_lines(cell, dt, "'cpu'")), *wrap,
+            *("    " + line for line in data),  # net(x): the wrapped network's forward
+            "    loss.backward()",
+            "    names, params = zip(*module.named_parameters())"]
 
 
 DISTRIBUTED = {"torch.nn.utils.clip_grad_norm_.distributed": _distributed}
