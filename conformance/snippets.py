@@ -34,6 +34,13 @@ def literal(a: np.ndarray) -> str:
     return f"np.array({body})"
 
 
+def tensor_value(value) -> str:
+    """Python source of a tensor argument's value (``{"tensor": v, ...}``): a number, or a numpy
+    array of a list's shape (``[1.0]``: a bound of shape [1])."""
+    a = np.asarray(value, dtype=np.float64)
+    return number(float(a)) if a.ndim == 0 else literal(a)
+
+
 def any_literal(a: np.ndarray) -> str:
     return repr(a.tolist()) if a.dtype.kind in "iu" else literal(a)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ...kinds.derivation.snippet import function_lines, ident, leaf_lines, names, parts
 from ...kinds.derivation.snippet import result_lines as derive_result_lines
-from ...snippets import array_expr, header, kwargs, layer_sources, model_data, result_lines
+from ...snippets import array_expr, header, kwargs, layer_sources, model_data, result_lines, tensor_value
 from ...spec.values import tensor_data
 from ...tensors import param_dtype
 
@@ -24,7 +24,7 @@ def _array(value: str, dtype: str) -> str:
 
 
 def _tensor_arg(value, dtype: str) -> str:
-    return _array(repr(float(value)), dtype)
+    return _array(tensor_value(value), dtype)
 
 
 def _model_lines(cell, inputs) -> tuple:

@@ -14,7 +14,8 @@ from __future__ import annotations
 from ...kinds.derivation.snippet import function_lines, ident, leaf_lines, names, parts
 from ...kinds.derivation.snippet import result_lines as derivation_result
 from ...kinds.training.snippet import ACTIVATIONS, groups, param_names, start
-from ...snippets import NoSnippet, array_expr, header, kwargs, layer_sources, literal, model_data, number, result_lines
+from ...snippets import (NoSnippet, array_expr, header, kwargs, layer_sources, literal, model_data, number,
+                         result_lines, tensor_value)
 from ...spec.models import layer_arrays
 from ...spec.values import tensor_data
 from ...tensors import is_tensor_arg, param_dtype
@@ -98,7 +99,7 @@ _clip_by_norm, _clip_by_global_norm, _clip_by_value = map(_on_form, ("clip_by_no
 
 def _tensor_arg(value, dtype: str) -> str:
     """A tensor argument (a bound or clip norm given as a Tensor of its own dtype)."""
-    return f"ms.Tensor(np.array({value!r}, np.float64), ms.float64).astype(ms.{dtype})"
+    return f"ms.Tensor(np.asarray({tensor_value(value)}, np.float64), ms.float64).astype(ms.{dtype})"
 
 
 def _clamp(args: dict, model: bool, single: bool) -> list:

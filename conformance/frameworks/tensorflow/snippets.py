@@ -13,7 +13,7 @@ from __future__ import annotations
 from ...kinds.derivation.ops import evaluate
 from ...kinds.derivation.snippet import Text, ident, leaf_lines, names, parts
 from ...kinds.derivation.snippet import result_lines as derive_result_lines
-from ...snippets import array_expr, header, kwargs, layer_sources, model_data, number, result_lines
+from ...snippets import array_expr, header, kwargs, layer_sources, model_data, number, result_lines, tensor_value
 from ...spec.values import tensor_data
 from ...tensors import param_dtype
 
@@ -23,7 +23,7 @@ def _tensor(value: str, dtype: str) -> str:
 
 
 def _tensor_arg(value, dtype: str) -> str:
-    return _tensor(repr(float(value)), dtype)
+    return _tensor(tensor_value(value), dtype)
 
 
 def _model_lines(cell, inputs) -> tuple:
