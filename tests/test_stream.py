@@ -175,3 +175,74 @@ def test_the_cache_is_bounded_by_bytes_and_drops_the_least_recently_used(monkeyp
     r.cached(("k", 2), lambda: make(2))  # it pushed every other entry out on its way
     assert made[-1] == 2
     assert runner_module._array_bytes({"grads": {"w": np.zeros(1000)}, "job": [b"xx", "s", 1.0, None]}) == 8002
+
+
+# --- Runner.run(cell, after=...): the pytest plugin's overlap (nextitem) -----------------------
+
+class _Tolerant(_Worker):
+    """As ``Worker`` when a call is for another job than the one sent ahead: that job is dropped
+    (the real worker is replaced), and the call runs its own."""
+
+    def call(self, job, timeout=None, label="", ahead=None):
+        if self._ahead is not None and self._ahead[0] is not job:
+            self._ahead[1].join()
+            self.log.append(("dropped", self._ahead[0]["n"], time.perf_counter()))
+            self._ahead = None
+        return super().call(job, timeout, label, ahead)
+
+
+class _Case:
+    def __init__(self, n):
+        self.id = f"case-{n}"
+
+
+class _FactsRunner(_Runner):
+    """``_begin`` attaches the case's facts the first time it sees the case, as Runner's does."""
+
+    def _begin(self, cell):
+        out = super()._begin(cell)
+        rec = out.rec if isinstance(out, _Begun) else out
+        if ("case", cell.case.id) not in self._emitted:
+            self._emitted.add(("case", cell.case.id))
+            rec["case_info"] = {"title": cell.case.id}
+        return out
+
+
+def _facts_cells():
+    cells = _cells()
+    for c in cells:
+        c.case, c.api = _Case(c.n), "stub.api"
+    return cells
+
+
+def test_run_with_the_next_cell_gives_what_run_gives_and_overlaps_the_next_call():
+    by_run = [_Runner(_Pool(fail={3})).run(c) for c in _cells()]
+    pool = _Pool(fail={3}, delay=0.03)
+    runner = _Runner(pool, classify_s=0.03)
+    cells = _cells()
+    by_next = [runner.run(c, after=cells[i + 1] if i + 1 < len(cells) else None) for i, c in enumerate(cells)]
+    assert by_next == by_run
+    assert [n for what, n, _ in pool.log if what == "call"] == [0, 1, 3, 4, 5]
+    at = {(what, n): t for what, n, t in pool.log}
+    for n, m in ((0, 1), (3, 4), (4, 5)):  # the next call began before this one's classification ended
+        assert at[("call", m)] < at[("finish end", n)]
+
+
+def test_run_of_another_cell_than_announced_forgets_the_prepared_one():
+    pool = _Pool()
+    pool.worker = _Tolerant(pool.log, set(), 0.0)
+    runner = _FactsRunner(pool)
+    cells = _facts_cells()
+    first = runner.run(cells[0], after=cells[1])
+    assert first["case_info"] == {"title": "case-0"} and first["got"] == 0
+    # the caller ran cells[3] instead of cells[1]: cells[1]'s job is dropped, not answered as cells[3]'s
+    third = runner.run(cells[3])
+    assert third["got"] == 6 and third["case_info"] == {"title": "case-3"}
+    assert [(what, n) for what, n, _ in pool.log if what in ("call", "dropped")] == [
+        ("call", 0), ("call", 1), ("dropped", 1), ("call", 3)]
+    # cells[1]'s case facts were attached to a record nobody kept: the cell's own run attaches them again
+    second = runner.run(cells[1])
+    assert second["got"] == 2 and second["case_info"] == {"title": "case-1"}
+    # a skipped cell announced as the next one comes back as prepared
+    runner.run(cells[4], after=cells[2])
+    assert runner.run(cells[2])["status"] == "skipped"
