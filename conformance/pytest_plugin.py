@@ -201,15 +201,6 @@ def pytest_collection_modifyitems(session, config, items):
         items[:] = [i for i in items if not (isinstance(i, CellItem) and id(i.cell) not in keep)]
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_protocol(item, nextitem):
-    """A cell learns which cell pytest runs after it (under xdist too: a worker runs an item once
-    the next is in its queue), so that its worker can start that one while this one is reported
-    (``Runner.run``'s ``after``). Returns None: pytest's own protocol runs the item."""
-    if isinstance(item, CellItem):
-        item.next_cell = nextitem.cell if isinstance(nextitem, CellItem) else None
-
-
 def pytest_unconfigure(config):
     state = getattr(config, "_conformance", None)
     if state is not None:
@@ -284,12 +275,11 @@ class CellItem(pytest.Item):
         super().__init__(**kw)
         self.add_marker("conformance")
         self.cell = cell
-        self.next_cell = None  # the cell pytest runs next (pytest_runtest_protocol)
         self.extra_keyword_matches.update(cell.case.tags)  # `pytest -k seed` selects by tag
 
     def runtest(self):
         state = self.config._conformance
-        rec = state.runner.run(self.cell, after=self.next_cell)
+        rec = state.runner.run(self.cell)
         self.user_properties.append(("conformance", rec))
         status = rec["status"]
         if status == "skipped" and rec["backend"] in state.required and rec["backend"] in state.runner.unavailable:

@@ -74,7 +74,6 @@ class Runner:
         self.backends: dict = {}  # backend -> {"version", "devices", "python", ...} for results
         self.digests = False  # record a digest of each worker result (``run --repeat`` compares them)
         self._emitted: set = set()  # case-level facts already attached to a record (see _case_info)
-        self._next = None  # (cell, its _Begun or record): prepared by ``run`` for the call after
 
     # -- backends -------------------------------------------------------------------------------
     def device_reason(self, backend: str, device: str) -> Optional[str]:
@@ -126,39 +125,13 @@ class Runner:
                 self._cache_bytes -= dropped
         return value
 
-    def run(self, cell: Cell, after: Optional[Cell] = None) -> dict:
+    def run(self, cell: Cell) -> dict:
         """The steps every kind of cell shares: skip an unavailable device, prepare (the cell's
-        kind), call the worker, classify, attach a reproduction snippet.
-
-        ``after``: the cell the caller will run next (pytest's ``nextitem``). It is prepared now
-        and its job sent behind this one's, as ``stream`` does, so the worker runs it while the
-        caller classifies and reports this one; the next ``run`` of that same cell finishes it.
-        A ``run`` of any other cell first forgets it (its case facts are attached again, to the
-        next record that needs them; a worker holding its job is replaced, ``Worker.call``)."""
-        begun = self._take_next(cell)
-        if begun is None:
-            begun = self._begin(cell)
-        following = None
-        if after is not None:
-            following = self._begin(after)
-            self._next = (after, following)
+        kind), call the worker, classify, attach a reproduction snippet."""
+        begun = self._begin(cell)
         if isinstance(begun, dict):
             return begun
-        return self._finish(begun, self._call(begun, after=following if isinstance(following, _Begun) else None))
-
-    def _take_next(self, cell: Cell):
-        """The _Begun (or finished record) the last ``run`` prepared, if it was for ``cell``."""
-        nxt, self._next = self._next, None
-        if nxt is None:
-            return None
-        if nxt[0] is cell:
-            return nxt[1]
-        rec = nxt[1].rec if isinstance(nxt[1], _Begun) else nxt[1]
-        case, api = nxt[0].case.id, nxt[0].api
-        info = rec.get("case_info") or {}
-        self._emitted -= {key for key, field in ((("case", case), "title"), (("inputs", case), "inputs"),
-                                                 (("snippet", case, api), "snippets")) if field in info}
-        return None
+        return self._finish(begun, self._call(begun))
 
     def stream(self, cells, stop: Optional[threading.Event] = None, lane: str = ""):
         """``run`` of each cell in turn, yielding its record, with the worker kept busy: each call
