@@ -32,7 +32,7 @@ import tempfile
 
 import mindspore as ms
 
-_SCRATCH = tempfile.mkdtemp(prefix="conformance-ms-graphs-")
+_SCRATCH: list = []  # the folder compiled calls run in, made by the first one (_scratch)
 
 #: how the clipping functions call a MindSpore op: ``eager`` or ``compiled`` (run() sets it per job)
 MODE = ["eager"]
@@ -67,6 +67,15 @@ def _compiled(key: tuple, fn, args: dict):
     return jitted
 
 
+def _scratch() -> str:
+    """The worker's folder for compiled calls, made at the first one: a process that imports this
+    module and compiles nothing (a distributed rank, an eager worker) leaves no folder behind
+    (the distributed tests' rank processes, outside a worker's own TMPDIR, left three in /tmp)."""
+    if not _SCRATCH:
+        _SCRATCH.append(tempfile.mkdtemp(prefix="conformance-ms-graphs-"))
+    return _SCRATCH[0]
+
+
 def invoke(fn, x, args: dict):
     """``fn(x, **args)``: directly in eager mode; in compiled mode inside ``ms.jit(fullgraph=True)``,
     a function of the gradients (a tuple or one Tensor) with the arguments as its constants."""
@@ -75,7 +84,7 @@ def invoke(fn, x, args: dict):
     if isinstance(x, (tuple, list)):
         x = ms.mutable(tuple(x))
     key = _key(fn, args)
-    with contextlib.chdir(_SCRATCH):
+    with contextlib.chdir(_scratch()):
         try:
             out = _compiled(key, fn, args)(x)
             # the graph runs asynchronously and its errors surface when a result is read: read
