@@ -7,7 +7,11 @@ values and the float64 oracle.
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -218,10 +222,6 @@ def test_the_workers_compilation_caches_are_bounded_and_kept_on_disk(tmp_path):
     # jax/caches.py: past the limit the worker drops JAX's executables and hands the memory back;
     # each executable is also in the worker's own persistent cache, so a dropped one is read
     # back, not compiled again (the same numbers; no new cache entries)
-    import json
-    import os
-    import subprocess
-    from pathlib import Path
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root), "TMPDIR": str(tmp_path)}  # as a Worker's own
     out = subprocess.run([PYTHON, "-c", CACHES_CHECK], capture_output=True, text=True, cwd=root, env=env,

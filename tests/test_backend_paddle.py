@@ -7,7 +7,9 @@ Skipped unless a Paddle interpreter is available: ``conformance.frameworks.defau
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import subprocess
 from pathlib import Path
 
@@ -204,8 +206,6 @@ def test_parameter_is_what_create_parameter_makes():
     # the worker's cheap zero parameter (tensors.parameter) against paddle.create_parameter's:
     # the same class, shape, dtype, place, zeros and every attribute the clip APIs and
     # optimizers read (need_clip, trainable, optimize_attr, ...); only the generated name differs
-    import json
-    import os
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([PYTHON, "-c", PARAMETER_CHECK], capture_output=True, text=True, cwd=ROOT,
                          env=env, timeout=300)

@@ -177,7 +177,7 @@ def _distributed(cell, inputs) -> str:
         "                            timeout=datetime.timedelta(seconds=30))",
         "    mesh = init_device_mesh('cpu', (WORLD,))",
         *params,
-        f"    out = {call}(list(params), {kwargs(cell.call_args)})",
+        f"    out = {call}(params, {kwargs(cell.call_args)})",
         "    if isinstance(out, DTensor):",
         "        out = out.full_tensor()",
         "    lines = [f'rank {rank}: returned {float(out)!r}']",
@@ -219,7 +219,7 @@ def _distributed_model(cell, inputs) -> list:
     return [*("    " + line for line in _torch_net_lines(cell, dt, "'cpu'")), *wrap,
             *("    " + line for line in data),  # net(x): the wrapped network's forward
             "    loss.backward()",
-            "    names, params = zip(*module.named_parameters())"]
+            "    names, params = map(list, zip(*module.named_parameters()))"]
 
 
 DISTRIBUTED = {"torch.nn.utils.clip_grad_norm_.distributed": _distributed}
