@@ -313,14 +313,27 @@ def test_a_model_cases_snippet_runs_ddp_or_fully_shard_and_prints_every_rank(cas
 # ---- rank supervision without a framework (ranks.py) ----------------------------------------------
 
 def fake_rank_main(rank, world_size, scratch, conn):
-    """A rank for the supervision tests: job ``{"raise": r, "exit": r, "after": s}``: rank ``r``
-    raises at once; rank ``exit`` leaves with code 3 after ``after`` seconds."""
+    """A rank for the supervision tests: job ``{"raise": r, "exit": r, "after": s, "block": r,
+    "work": r}``: rank ``raise`` raises at once; rank ``exit`` leaves with code 3 after ``after``
+    seconds of CPU time (computing: a rank asleep would be waiting for a peer, ``ranks.QUIET``);
+    rank ``block`` waits for a message no peer sends (as in a collective a peer never entered);
+    rank ``work`` computes for ``after`` seconds of CPU time, then raises "late"."""
+    def compute(seconds):
+        end = time.process_time() + seconds
+        while time.process_time() < end:
+            pass
+
     def answer(job):
         if rank == job.get("exit"):
-            time.sleep(job["after"])
+            compute(job["after"])
             os._exit(3)
         if rank == job.get("raise"):
             return {"raised": {"type": "RuntimeError", "message": "boom"}}
+        if rank == job.get("block"):
+            threading.Event().wait()
+        if rank == job.get("work"):
+            compute(job["after"])
+            return {"raised": {"type": "RuntimeError", "message": "late"}}
         return {"raised": None, "returned": float(rank)}
     ranks.serve(conn, answer)
 
@@ -335,6 +348,33 @@ def test_a_peer_that_exits_after_a_raise_is_its_consequence():
     assert out["ranks"][0] == {"pending": "exited (code 3) after a peer raised"}
     assert ranks.group(fake_rank_main, 2) is None  # replaced before the next cell
     assert ranks.run(fake_rank_main, _fake_job())["ranks"][1]["returned"] == 1.0
+
+
+def test_a_group_gone_quiet_after_a_raise_ends_before_the_grace(monkeypatch):
+    """Rank 0 waits for a message that rank 1, which raised, never sends: once every thread of
+    both is asleep with no CPU time spent for ``QUIET`` s, the cell ends, with the verdict the
+    whole grace gives (the grace itself where /proc cannot tell)."""
+    job = _fake_job(**{"raise": 1, "block": 0})
+    ranks.run(fake_rank_main, _fake_job())  # the group started (spawned ranks), not timed
+    start = time.monotonic()
+    out = ranks.run(fake_rank_main, job)
+    took = time.monotonic() - start
+    assert out["raised"] == {"type": "RuntimeError", "message": "rank 1: boom"}
+    assert out["ranks"][0] == {"pending": "still in a collective after a peer raised (killed)"}
+    assert ranks.QUIET <= took < ranks.RAISE_GRACE / 2, took
+    monkeypatch.setattr(ranks, "_asleep", lambda procs: None)  # not Linux: the whole grace
+    ranks.run(fake_rank_main, _fake_job())
+    start = time.monotonic()
+    assert ranks.run(fake_rank_main, job) == out
+    assert time.monotonic() - start >= ranks.RAISE_GRACE
+
+
+def test_a_rank_still_computing_after_a_peer_raised_is_waited_for():
+    """Rank 1 raises at once; rank 0 computes for 0.6 s of CPU time (never asleep) and raises too: the lowest
+    raising rank is the verdict, as with the whole grace."""
+    ranks.run(fake_rank_main, _fake_job())
+    out = ranks.run(fake_rank_main, _fake_job(**{"raise": 1, "work": 0, "after": 0.6}))
+    assert out["raised"] == {"type": "RuntimeError", "message": "rank 0: late"}
 
 
 def test_a_death_before_any_raise_is_a_runner_error():
