@@ -42,8 +42,11 @@ def main(argv=None) -> int:
     backends = a.backends or [b for b in ORDER if (TOX / b / "bin" / "python").exists()]
     if not backends or not SUITE_PYTHON.exists():
         ap.error("no backend interpreters under .tox (make report builds them)")
-    sys.path.insert(0, str(ROOT))
+    sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
     from conformance import results
+    from overhead import bench_env, compile_suite  # the timed process's environment
+
+    compile_suite()  # untimed
 
     out = Path(tempfile.mkdtemp(prefix="conformance-bundled-"))
     cmd = [str(SUITE_PYTHON), "-m", "conformance.cli", "run", str(ROOT / "cases"), "--device", "cpu",
@@ -54,7 +57,7 @@ def main(argv=None) -> int:
         cmd += ["--workers", str(a.workers)]
     print("run: " + " ".join(cmd[1:]), flush=True)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=str(ROOT), capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=str(ROOT), capture_output=True, text=True, env=bench_env())
     wall = time.perf_counter() - t0
     if proc.returncode not in (0, 1):
         sys.exit(f"conformance run exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")

@@ -22,7 +22,9 @@ TensorFlow, MindSpore's synchronous launches), so that the ratio measures the su
 setting. ``--print-bare BACKEND`` prints that script.
 
 Before timing a backend, its bare script runs once on no cells (untimed), and the suite's modules
-are imported once, so that neither side is timed reading files from a cold disk cache.
+are byte-compiled and imported once, so that neither side is timed reading files from a cold disk
+cache or compiling its modules (``bench_env``: the timed processes run without
+``PYTHONDONTWRITEBYTECODE``).
 
 Per backend it prints ``overhead ratio <backend>: X`` (suite s / bare s) and
 ``per-cell overhead <backend>: X ms`` ((suite s - bare s) / N * 1000); the last line is
@@ -420,6 +422,24 @@ def python_of(backend: str) -> Path:
     return TOX / backend / "bin" / "python"
 
 
+def bench_env(**extra) -> dict:
+    """The environment of every timed process: this one without ``PYTHONDONTWRITEBYTECODE``.
+    Some machines set it (this VM does); then every process of the suite compiled the suite's
+    modules again, and pytest rewrote their asserts again (0.5 s of CPU per pytest process
+    here), while the bare scripts read the frameworks' bytecode that pip wrote at install. A
+    user's Python writes the suite's once, and tox does not pass the variable on (CI writes
+    them once): that is the state measured."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(extra)
+    return env
+
+
+def compile_suite() -> None:
+    """Untimed: the suite's bytecode written, as a first run writes it (``bench_env``)."""
+    subprocess.run([str(SUITE_PYTHON), "-m", "compileall", "-q", str(REPO / "conformance")], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
 def timed(cmd: list, **kwargs) -> tuple:
     """(the finished process, wall s, CPU s): the command run to its end; its CPU time is what
     the process and every process it waited for used (``RUSAGE_CHILDREN``: the suite's workers
@@ -438,15 +458,15 @@ def run_suite(backend: str, cases: Path, out: Path, profile: str | None) -> tupl
         cmd += ["-m", "cProfile", "-o", profile]
     cmd += ["-m", "conformance.cli", "run", str(cases), "--backend", f"{backend}={python_of(backend)}",
             "--device", "cpu", "--out", str(out), "--no-report"]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc, wall, cpu = timed(cmd, cwd=str(out.parent), env=env)
+    proc, wall, cpu = timed(cmd, cwd=str(out.parent), env=bench_env(PYTHONUNBUFFERED="1"))
     if proc.returncode not in (0, 1):  # 1: some cell is mismatch/error; still counted below
         sys.exit(f"{backend}: suite exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return wall, cpu
 
 
 def run_bare(backend: str, script: Path, cells_file: Path, n: int) -> tuple:
-    proc, wall, cpu = timed([str(python_of(backend)), str(script), str(cells_file)], cwd=str(script.parent))
+    proc, wall, cpu = timed([str(python_of(backend)), str(script), str(cells_file)], cwd=str(script.parent),
+                            env=bench_env())
     if proc.returncode != 0 or proc.stdout.strip().splitlines()[-1:] != [str(n)]:
         sys.exit(f"{backend}: bare script failed ({proc.returncode}):\n"
                  f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
@@ -565,8 +585,9 @@ def main(argv=None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="conformance-overhead-"))
     rows = {b: [] for b in backends}
+    compile_suite()
     subprocess.run([str(SUITE_PYTHON), "-c", "import conformance.cli, conformance.runner, conformance.worker"],
-                   check=True)  # untimed, as warm_up
+                   check=True, env=bench_env())  # untimed, as warm_up
     for b in backends:
         warm_up(b, tmp)
         for n in sizes:

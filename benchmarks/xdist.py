@@ -24,6 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TOX = ROOT / ".tox"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from overhead import bench_env, compile_suite  # noqa: E402 - the timed processes' environment
 
 
 def _cpu() -> float:
@@ -53,7 +56,7 @@ def run_once(python: Path, cases: str, backend: str, n: int) -> dict:
     cmd = [str(python), "-m", "pytest", cases, "--backend", backend, "-n", str(n), "-q",
            "-p", "no:cacheprovider", "-o", "addopts="]
     cpu0, t0 = _cpu(), time.perf_counter()
-    proc = subprocess.run(cmd, cwd=str(ROOT), capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=str(ROOT), capture_output=True, text=True, env=bench_env())
     wall, cpu = time.perf_counter() - t0, _cpu() - cpu0
     tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     if proc.returncode not in (0, 1):
@@ -74,6 +77,7 @@ def main(argv=None) -> int:
     python = TOX / a.backend / "bin" / "python"
     if not python.exists():
         ap.error(f"no {python} (make report builds the tox environments)")
+    compile_suite()  # untimed; pytest's assert rewriting writes its own bytecode at the first run
     best: dict = {}
     for _ in range(a.repeat):
         for n in a.ns:
