@@ -112,8 +112,13 @@ def test_the_snippet_runs_under_msrun_and_prints_every_rank(tmp_path):
     script.write_text(replicated.snippet())
     bin_dir = os.path.dirname(sys.executable)
     env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
+    # a free scheduler port: msrun's default, 8118, is where MindSpore's ranks bind their own
+    # servers, so the suite's rank groups (kept for a worker's life: another xdist worker's, or
+    # a `make report` beside this run) held it, and msrun's scheduler then waited until the
+    # timeout (seen in a fresh-clone `.ci/run` beside a `make report`: 240 s, 3.5 s of CPU)
     out = subprocess.run([os.path.join(bin_dir, "msrun"), "--worker_num=2", "--local_worker_num=2", "--join=True",
-                          str(script)], capture_output=True, text=True, timeout=240, cwd=tmp_path, env=env)
+                          f"--master_port={ranks.free_port()}", str(script)],
+                         capture_output=True, text=True, timeout=240, cwd=tmp_path, env=env)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     want = replicated.hooks.oracle({"threshold": "max_div", "eps": 0.0, "nonfinite": "skip_nan"})
     for r in (0, 1):
