@@ -192,7 +192,8 @@ def _distributed(cell, inputs) -> str:
         "",
         "",
         "if __name__ == '__main__':",
-        "    mp.spawn(rank_main, args=(os.path.join(tempfile.mkdtemp(), 'store'),), nprocs=WORLD)",
+        "    with tempfile.TemporaryDirectory() as scratch:  # the ranks' file store, removed after",
+        "        mp.spawn(rank_main, args=(os.path.join(scratch, 'store'),), nprocs=WORLD)",
     ]
     return "\n".join(lines) + "\n"
 
